@@ -1,0 +1,24 @@
+//! modhost: loads signed modules through a stable ABI and connects them to
+//! users over websockets.
+//!
+//! # Layout
+//! - `config`: config.toml → validated `Config` (paths resolved, limits defaulted)
+//! - `signing`: `.sig` envelopes, verify keys, ed25519 signing and verification
+//! - `modules`: rollback guard, loader (verify → sealed copy → dlopen), actors, registry
+//! - `auth`: who a websocket client is (static tokens, bootstrap URL, JWT)
+//! - `protocol`: client frames in and out (serde, no I/O)
+//! - `rooms`: room objects, permission and match rules, the subscription index
+//! - `broker`: validates calls against manifests, routes them to module actors
+//! - `gateway`: the websocket endpoint and the per-connection session loop
+//! - `http`: health, trigger, admin API
+//! - `server`: builds the shared state and serves until shutdown
+
+pub mod config;
+pub mod signing;
+pub mod modules;
+pub mod auth;
+pub mod protocol;
+pub mod rooms;
+pub mod broker;
+pub mod gateway;
+pub mod http;

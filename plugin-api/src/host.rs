@@ -1,0 +1,227 @@
+//! The host side as a module sees it: the FFI-safe [`HostContext`] the host
+//! hands to `start`, and the [`Host`] handle authors use.
+
+use std::{
+    cell::{Cell, RefCell},
+    collections::VecDeque,
+    fmt::Display,
+    time::Duration,
+};
+
+use abi_stable::{
+    StableAbi,
+    external_types::crossbeam_channel::RReceiver,
+    std_types::{RArc, RResult, RString},
+};
+use serde_json::Value;
+
+use crate::{
+    message::{Failure, FromModule, ToModule},
+    module::Call,
+    types::{ErrorCode, LogLevel},
+};
+
+/// Receives everything a module sends to the host. Implemented by the host.
+#[abi_stable::sabi_trait]
+pub trait HostSink: Send + Sync {
+    /// Delivers `msg`. For `Publish` and `SendToUser` the `Ok` value is the
+    /// number of deliveries; an `Err` says why the host could not take it.
+    #[sabi(last_prefix_field)]
+    fn send(&self, msg: FromModule) -> RResult<u64, Failure>;
+}
+
+/// A shareable, FFI-safe [`HostSink`].
+pub type HostSinkBox = HostSink_TO<'static, RArc<()>>;
+
+/// Everything an instance gets from the host when it starts.
+#[repr(C)]
+#[derive(StableAbi)]
+pub struct HostContext {
+    /// The module's name.
+    pub module: RString,
+    /// Which build of the module this is (1 for the first load).
+    pub generation: u64,
+    /// The module's `[modules.<name>]` table as JSON text (`{}` if absent).
+    pub config: RString,
+    /// Lines above this level are dropped before they are formatted.
+    pub log_level: LogLevel,
+    /// Where the module's messages go.
+    pub sink: HostSinkBox,
+    /// Calls, events and shutdown arrive here.
+    pub inbox: RReceiver<ToModule>,
+}
+
+/// How long [`Host::call`] waits at most. The host answers a call that
+/// outlives its own timeout with `module-timeout` well before this.
+const CALL_WAIT_LIMIT: Duration = Duration::from_secs(120);
+
+/// A module's handle to the host: configuration, logging, publishing, calls
+/// to other modules, and stream items.
+pub struct Host {
+    ctx: HostContext,
+    config: Value,
+    deferred: RefCell<VecDeque<ToModule>>,
+    next_call_id: Cell<u64>,
+}
+
+impl Host {
+    pub(crate) fn new(ctx: HostContext) -> Self {
+        let config = serde_json::from_str(ctx.config.as_str()).unwrap_or(Value::Null);
+        Self {
+            ctx,
+            config,
+            deferred: RefCell::new(VecDeque::new()),
+            next_call_id: Cell::new(1),
+        }
+    }
+
+    /// The module's name.
+    pub fn module_name(&self) -> &str {
+        self.ctx.module.as_str()
+    }
+
+    /// Which build of this module is running (1, 2, … across hot reloads).
+    pub fn generation(&self) -> u64 {
+        self.ctx.generation
+    }
+
+    /// The module's `[modules.<name>]` table from config.toml.
+    pub fn config(&self) -> &Value {
+        &self.config
+    }
+
+    pub(crate) fn set_config(&mut self, text: &str) {
+        self.config = serde_json::from_str(text).unwrap_or(Value::Null);
+    }
+
+    /// Writes a line to the host's log, attributed to this module.
+    pub fn log(&self, level: LogLevel, message: impl Display) {
+        if level > self.ctx.log_level {
+            return;
+        }
+        let message = RString::from(message.to_string());
+        let _ = self.ctx.sink.send(FromModule::Log { level, message });
+    }
+
+    /// Logs at error level.
+    pub fn error(&self, message: impl Display) {
+        self.log(LogLevel::Error, message)
+    }
+
+    /// Logs at warn level.
+    pub fn warn(&self, message: impl Display) {
+        self.log(LogLevel::Warn, message)
+    }
+
+    /// Logs at info level.
+    pub fn info(&self, message: impl Display) {
+        self.log(LogLevel::Info, message)
+    }
+
+    /// Logs at debug level.
+    pub fn debug(&self, message: impl Display) {
+        self.log(LogLevel::Debug, message)
+    }
+
+    /// Publishes `data` to every subscriber of the matching `rooms` (a JSON
+    /// array of room objects). Returns how many subscriptions it reached.
+    pub fn publish(&self, rooms: &Value, data: &Value) -> Result<u64, Failure> {
+        self.ctx
+            .sink
+            .send(FromModule::Publish {
+                rooms: rooms.to_string().into(),
+                data: data.to_string().into(),
+            })
+            .into()
+    }
+
+    /// Pushes `data` to every open session of `user`. Returns how many
+    /// sessions it reached.
+    pub fn send_to_user(&self, user: &str, data: &Value) -> Result<u64, Failure> {
+        self.ctx
+            .sink
+            .send(FromModule::SendToUser {
+                user: user.into(),
+                data: data.to_string().into(),
+            })
+            .into()
+    }
+
+    /// Sends one item of a streaming reply to `call`'s caller. The value the
+    /// handler returns is the stream's last item.
+    pub fn emit(&self, call: &Call, item: &Value) -> Result<(), Failure> {
+        self.ctx
+            .sink
+            .send(FromModule::Reply {
+                id: call.id,
+                result: item.to_string().into(),
+                done: false,
+            })
+            .map(|_| ())
+            .into()
+    }
+
+    /// Calls `command` of `module` and waits for its result. The callee sees
+    /// this module as the caller. Calls that form a cycle (A calls B which
+    /// calls A) end in `module-timeout`: this module's thread is waiting.
+    pub fn call(&self, module: &str, command: &str, params: &Value) -> Result<Value, Failure> {
+        let id = self.next_call_id.get();
+        self.next_call_id.set(id + 1);
+        let sent = self.ctx.sink.send(FromModule::Call {
+            id,
+            module: module.into(),
+            command: command.into(),
+            params: params.to_string().into(),
+        });
+        if let RResult::RErr(failure) = sent {
+            return Err(failure);
+        }
+        loop {
+            match self.ctx.inbox.recv_timeout(CALL_WAIT_LIMIT) {
+                Ok(ToModule::CallResult(result)) if result.id == id => {
+                    return match result.outcome {
+                        RResult::ROk(text) => serde_json::from_str(text.as_str()).map_err(|e| {
+                            failure(ErrorCode::ModuleError, format!("invalid JSON result: {e}"))
+                        }),
+                        RResult::RErr(failure) => Err(failure),
+                    };
+                }
+                // A late answer to an earlier call that already timed out here.
+                Ok(ToModule::CallResult(_)) => {}
+                // Anything else waits until the current handler returns.
+                Ok(other) => self.deferred.borrow_mut().push_back(other),
+                Err(error) if error.is_timeout() => {
+                    return Err(failure(
+                        ErrorCode::ModuleTimeout,
+                        format!("{module}.{command} did not answer in time"),
+                    ));
+                }
+                Err(_) => {
+                    return Err(failure(
+                        ErrorCode::ModuleUnavailable,
+                        "the host is shutting this module down".into(),
+                    ));
+                }
+            }
+        }
+    }
+
+    /// The next message to handle: deferred ones first, then the inbox.
+    pub(crate) fn next_message(&self) -> Option<ToModule> {
+        if let Some(msg) = self.deferred.borrow_mut().pop_front() {
+            return Some(msg);
+        }
+        self.ctx.inbox.recv().ok()
+    }
+
+    pub(crate) fn send(&self, msg: FromModule) {
+        let _ = self.ctx.sink.send(msg);
+    }
+}
+
+pub(crate) fn failure(code: ErrorCode, message: String) -> Failure {
+    Failure {
+        code,
+        message: message.into(),
+    }
+}
