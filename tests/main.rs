@@ -1,1 +1,13 @@
+//! Integration tests: a real host on 127.0.0.1, real signed modules, real
+//! websocket and HTTP clients.
+//!
+//! # Layout
+//! - `harness`: builds and signs the plugins, starts hosts, clients
+//! - `modules`: signed loading and every refusal; panics; the CLI
+//! - `gateway`: websocket protocol, auth modes, rooms and fan-out, limits
+//! - `calls`: the command broker over websockets
 
+mod harness;
+mod modules;
+mod gateway;
+mod calls;

@@ -11,7 +11,8 @@
 //! - `broker`: validates calls against manifests, routes them to module actors
 //! - `gateway`: the websocket endpoint and the per-connection session loop
 //! - `http`: health, trigger, admin API
-//! - `server`: builds the shared state and serves until shutdown
+//! - `state`: the shared state and the services modules call back into
+//! - `server`: builds the shared state, loads modules and serves until shutdown
 
 pub mod config;
 pub mod signing;
@@ -22,3 +23,5 @@ pub mod rooms;
 pub mod broker;
 pub mod gateway;
 pub mod http;
+pub mod state;
+pub mod server;

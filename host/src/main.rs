@@ -1,1 +1,182 @@
-fn main() {}
+//! The `modhost` command: run the host, and the module signing tools.
+//!
+//! # Layout
+//! - `Cli`: the command line (clap)
+//! - `run`: config → logging → host, until SIGINT/SIGTERM
+//! - `keygen`, `sign`, `verify`: thin wrappers over `modhost::signing::tools`
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use clap::{Parser, Subcommand};
+use modhost::{config, modules, server::Host, signing::tools};
+use tracing_subscriber::EnvFilter;
+
+#[derive(Parser)]
+#[command(name = "modhost", version, about = "Platform host for signed, hot-reloadable modules")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the host.
+    Run {
+        /// The config file. Without it, ./config.toml, or the embedded
+        /// defaults when there is none.
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Create a signing key for a module and trust its public key.
+    Keygen {
+        /// Module name the key signs for.
+        module: String,
+        /// Folder for the private key (`<module>.key`, mode 0600).
+        #[arg(long, default_value = ".")]
+        out: PathBuf,
+        /// Folder whose `<module>.pub` gets the public key appended.
+        #[arg(long, default_value = "verify_keys")]
+        verify_keys: PathBuf,
+    },
+    /// Sign a module library: writes `<lib.so>.sig`.
+    Sign {
+        /// The `.so` to sign.
+        lib: PathBuf,
+        /// The module's private key file.
+        #[arg(long)]
+        key: PathBuf,
+        /// Rollback guard; must grow with every release. Default: Unix time.
+        #[arg(long)]
+        seq: Option<u64>,
+        /// Module name (default: from the library's manifest).
+        #[arg(long)]
+        module: Option<String>,
+        /// Version (default: from the library's manifest).
+        #[arg(long)]
+        version: Option<String>,
+    },
+    /// Check a module library's signature.
+    Verify {
+        /// The `.so` to check.
+        lib: PathBuf,
+        /// Folder(s) of `<module>.pub` files.
+        #[arg(long, default_value = "verify_keys")]
+        verify_keys: Vec<PathBuf>,
+    },
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Run { config } => run(config),
+        Command::Keygen { module, out, verify_keys } => keygen(&module, &out, &verify_keys),
+        Command::Sign {
+            lib,
+            key,
+            seq,
+            module,
+            version,
+        } => sign(&lib, &key, seq, module, version),
+        Command::Verify { lib, verify_keys } => verify(&lib, &verify_keys),
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("modhost: {error:#}");
+            std::process::ExitCode::from(1)
+        }
+    }
+}
+
+fn init_logging() {
+    let filter = EnvFilter::try_from_env("MODHOST_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    tracing_subscriber::fmt().with_env_filter(filter).with_target(false).init();
+}
+
+fn run(config_path: Option<PathBuf>) -> anyhow::Result<()> {
+    init_logging();
+    let config = match config_path {
+        Some(path) => config::load(&path)?,
+        None if Path::new("config.toml").exists() => config::load(Path::new("config.toml"))?,
+        None => {
+            let cwd = std::env::current_dir().context("cannot read the current folder")?;
+            tracing::info!("no config.toml here: running on the embedded defaults (modhost run --config FILE chooses one)");
+            config::embedded_default(&cwd)
+        }
+    };
+    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    runtime.block_on(async move {
+        let listen = config.server.listen;
+        let listener = tokio::net::TcpListener::bind(listen)
+            .await
+            .with_context(|| format!("cannot listen on {listen}: is another process using it? ([server] listen)"))?;
+        let host = Host::build(config).await?;
+        host.serve(listener, shutdown_signal()).await?;
+        anyhow::Ok(())
+    })
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(_) => return std::future::pending().await,
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}
+
+fn keygen(module: &str, out: &Path, verify_keys: &Path) -> anyhow::Result<()> {
+    let report = tools::keygen(module, out, verify_keys)?;
+    println!("{report}");
+    Ok(())
+}
+
+fn sign(lib: &Path, key: &Path, seq: Option<u64>, module: Option<String>, version: Option<String>) -> anyhow::Result<()> {
+    let (module, version, abi) = match (module, version) {
+        (Some(m), Some(v)) => {
+            let abi = modules::inspect(lib).map(|(_, abi)| abi).unwrap_or_else(|_| modhost_plugin_api::ABI.to_owned());
+            (m, v, abi)
+        }
+        (module, version) => {
+            let (manifest, abi) = modules::inspect(lib)
+                .with_context(|| format!("cannot read the manifest of {} (pass --module and --version)", lib.display()))?;
+            (
+                module.unwrap_or_else(|| manifest.name.to_string()),
+                version.unwrap_or_else(|| manifest.version.to_string()),
+                abi,
+            )
+        }
+    };
+    if abi != modhost_plugin_api::ABI {
+        bail!(
+            "{} was built for ABI `{abi}` but this modhost speaks `{}`: rebuild it against this modhost-plugin-api",
+            lib.display(),
+            modhost_plugin_api::ABI
+        );
+    }
+    let seq = seq.unwrap_or_else(tools::default_seq);
+    let envelope = tools::sign_file(lib, key, &module, &version, seq, &abi)?;
+    println!(
+        "signed {} as {} {} seq {} (key {}) → {}.sig",
+        lib.display(),
+        envelope.module,
+        envelope.version,
+        envelope.seq,
+        envelope.key_id,
+        lib.display()
+    );
+    Ok(())
+}
+
+fn verify(lib: &Path, verify_keys: &[PathBuf]) -> anyhow::Result<()> {
+    let verified = tools::verify_lib(lib, verify_keys, modhost_plugin_api::ABI)?;
+    println!(
+        "ok: module {} version {} seq {} key {}",
+        verified.module, verified.version, verified.seq, verified.key_id
+    );
+    Ok(())
+}

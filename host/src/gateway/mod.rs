@@ -1,1 +1,111 @@
-//! (in progress)
+//! The websocket gateway: `GET /ws/` upgrades, per-connection sessions,
+//! outboxes and room fan-out.
+//!
+//! # Layout
+//! - `outbox`: a session's bounded outbox (publishers never wait)
+//! - `sessions`: open sessions by id and user; traffic counters
+//! - `fanout`: room index + outboxes: encode once, push to each subscriber
+//! - `commands`: what a session does with each client frame
+//! - `session`: the connection loop: authenticate, read, write, close
+//! - this file: the upgrade handler (limits, buffer sizes)
+
+mod outbox;
+mod sessions;
+mod fanout;
+mod commands;
+mod session;
+
+use std::{net::SocketAddr, sync::Arc};
+
+use axum::{
+    extract::{ConnectInfo, RawQuery, State, WebSocketUpgrade},
+    http::{HeaderMap, StatusCode},
+    response::{IntoResponse, Response},
+};
+
+pub use fanout::Fanout;
+pub use outbox::{CLOSE_TOO_SLOW, Outbox, Outgoing};
+pub use session::{CLOSE_GOING_AWAY, CLOSE_IDLE, CLOSE_UNAUTHORIZED};
+pub use sessions::{ConnectionInfo, Counters, Sessions};
+
+use crate::{auth::Credentials, rooms::Room, state::AppState};
+
+/// Socket buffer sizes (DESIGN §9: tungstenite's 128 KiB default read
+/// buffer costs ~83 KB per idle connection; 4 KiB costs ~5 KB).
+const READ_BUFFER: usize = 4 * 1024;
+const WRITE_BUFFER: usize = 8 * 1024;
+
+/// `GET /ws/`: upgrades and runs a session.
+pub async fn upgrade(
+    State(state): State<Arc<AppState>>,
+    ConnectInfo(remote): ConnectInfo<SocketAddr>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+    ws: WebSocketUpgrade,
+) -> Response {
+    let limits = state.config.load().limits.clone();
+    if !state.sessions.try_reserve(limits.max_connections) {
+        tracing::warn!(
+            limit = limits.max_connections,
+            "websocket connection refused: the connection limit is reached (raise [limits] max_connections if the machine allows)"
+        );
+        return (StatusCode::SERVICE_UNAVAILABLE, "connection limit reached").into_response();
+    }
+    let creds = Credentials::from_request(&headers, query.as_deref(), Some(remote));
+    ws.read_buffer_size(READ_BUFFER)
+        .write_buffer_size(WRITE_BUFFER)
+        .max_write_buffer_size(limits.max_frame_bytes.max(64 * 1024) * 4)
+        .max_message_size(limits.max_frame_bytes)
+        .max_frame_size(limits.max_frame_bytes)
+        .on_failed_upgrade(|error| tracing::debug!("websocket upgrade failed: {error}"))
+        // The slot travels with the upgrade: if it never completes, the
+        // callback is dropped and the slot with it.
+        .on_upgrade({
+            let slot = session::Slot(state.clone());
+            move |socket| session::run(socket, state, creds, Some(remote), slot)
+        })
+}
+
+/// The client-visible name of session `id`.
+pub fn session_name(id: u64) -> String {
+    format!("s{id:x}")
+}
+
+/// Parses a principal's allowed rooms; any unusable entry refuses the client
+/// (high-templar: unparsable rooms → unauthorized).
+pub(crate) fn parse_allowed_rooms(rooms: &[serde_json::Value]) -> Result<Vec<Room>, String> {
+    rooms
+        .iter()
+        .map(|r| Room::parse(r).map_err(|e| format!("{r}: {e}")))
+        .collect()
+}
+
+/// `[diagnostics] ws_echo_path`: echoes every message back, on the same
+/// websocket stack and settings as `/ws/` (for conformance test suites).
+pub async fn echo(State(state): State<Arc<AppState>>, ws: WebSocketUpgrade) -> Response {
+    use axum::extract::ws::Message;
+    use futures_util::{SinkExt, StreamExt};
+    let limits = state.config.load().limits.clone();
+    if !state.sessions.try_reserve(limits.max_connections) {
+        return (StatusCode::SERVICE_UNAVAILABLE, "connection limit reached").into_response();
+    }
+    let slot = session::Slot(state.clone());
+    ws.read_buffer_size(READ_BUFFER)
+        .write_buffer_size(WRITE_BUFFER)
+        .max_write_buffer_size(limits.max_frame_bytes.max(64 * 1024) * 4)
+        .max_message_size(limits.max_frame_bytes)
+        .max_frame_size(limits.max_frame_bytes)
+        .on_upgrade(move |mut socket| async move {
+            let _slot = slot;
+            while let Some(Ok(msg)) = socket.next().await {
+                let reply = match msg {
+                    Message::Text(_) | Message::Binary(_) => msg,
+                    Message::Close(_) => break,
+                    Message::Ping(_) | Message::Pong(_) => continue,
+                };
+                if socket.send(reply).await.is_err() {
+                    break;
+                }
+            }
+        })
+}

@@ -1,1 +1,44 @@
-//! (in progress)
+//! HTTP routes: every `.route()` is here.
+//!
+//! # Layout
+//! - `error`: JSON error responses (`{"error":{"code","message"}}`)
+//! - `trigger`: `POST /trigger/` (high-templar 2.x publish, authenticated)
+//! - `admin`: `/api/*` (admin token): modules, call, connections, rooms
+//! - this file: the router, `/health`
+
+mod error;
+mod trigger;
+mod admin;
+
+use std::sync::Arc;
+
+use axum::{
+    Json, Router,
+    routing::{get, post},
+};
+
+use crate::{gateway, state::AppState};
+
+pub use error::ApiError;
+
+/// All routes of the host.
+pub fn router(state: Arc<AppState>) -> Router {
+    let mut router = Router::new()
+        .route("/health", get(health))
+        .route("/ws/", get(gateway::upgrade))
+        .route("/ws", get(gateway::upgrade))
+        .route("/trigger/", post(trigger::trigger))
+        .route("/trigger", post(trigger::trigger))
+        .route("/api/modules", get(admin::modules))
+        .route("/api/call", post(admin::call))
+        .route("/api/connections", get(admin::connections))
+        .route("/api/rooms", get(admin::rooms));
+    if let Some(path) = &state.config.load().diagnostics.ws_echo_path {
+        router = router.route(path, get(gateway::echo));
+    }
+    router.with_state(state)
+}
+
+async fn health() -> Json<serde_json::Value> {
+    Json(serde_json::json!({ "status": "ok" }))
+}

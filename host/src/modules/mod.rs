@@ -1,1 +1,27 @@
-//! (in progress)
+//! Signed modules: loading, running and replacing them.
+//!
+//! # Layout
+//! - `error`: why a build was refused (`LoadError`)
+//! - `abi_error`: abi_stable's long layout errors → one line
+//! - `loader`: verify → sealed memfd copy → dlopen → ABI and manifest checks
+//! - `pending`: accepted calls awaiting an answer (answered exactly once)
+//! - `services`: what modules can ask of the host (publish, push, call)
+//! - `sink`: the host side of a module's `Host` handle
+//! - `generation`: one running build: instance thread, inbox, drain
+//! - `registry`: module name → running generation; refusals; swaps
+
+mod error;
+mod abi_error;
+mod loader;
+mod pending;
+mod services;
+mod sink;
+mod generation;
+mod registry;
+
+pub use error::{LoadError, LoadErrorKind};
+pub use generation::{Admission, GenState, Generation, StartOptions};
+pub use loader::{LoadPolicy, LoadedLibrary, inspect, load};
+pub use pending::{CallFailure, CallSink, PendingCalls};
+pub use registry::{ModuleInfo, Registry, RuntimeSettings};
+pub use services::HostServices;

@@ -1,0 +1,158 @@
+//! Open websocket sessions: for pushing to a user's sessions, the admin
+//! connection list and high-templar's status counters.
+
+use std::{
+    collections::HashMap,
+    net::SocketAddr,
+    sync::{
+        RwLock,
+        atomic::{AtomicU64, AtomicUsize, Ordering},
+    },
+    time::SystemTime,
+};
+
+use serde::Serialize;
+
+use super::outbox::Outbox;
+
+/// Counters reported by `{"type":"status"}` and `/metrics`.
+#[derive(Default)]
+pub struct Counters {
+    /// Frames received from clients.
+    pub ws_messages_received: AtomicU64,
+    /// Frames queued to clients.
+    pub ws_messages_send: AtomicU64,
+    /// Frames not queued because the client had fallen behind or left.
+    pub ws_messages_send_error: AtomicU64,
+    /// Clients closed with 4008 for falling behind.
+    pub slow_consumers_closed: AtomicU64,
+    /// Connections refused because the limit was reached.
+    pub connections_refused: AtomicU64,
+    /// Publishes received (trigger, modules).
+    pub publishes: AtomicU64,
+}
+
+struct Entry {
+    user: String,
+    outbox: Outbox,
+    remote: Option<SocketAddr>,
+    connected_at: SystemTime,
+}
+
+/// A row of `GET /api/connections`.
+#[derive(Debug, Serialize)]
+pub struct ConnectionInfo {
+    /// Session id.
+    pub session: String,
+    /// User id.
+    pub user: String,
+    /// Peer address.
+    pub remote: Option<String>,
+    /// Unix seconds.
+    pub connected_at: u64,
+}
+
+/// The table of open sessions.
+#[derive(Default)]
+pub struct Sessions {
+    by_id: RwLock<HashMap<u64, Entry>>,
+    by_user: RwLock<HashMap<String, Vec<u64>>>,
+    open: AtomicUsize,
+    next_id: AtomicU64,
+    /// Traffic counters.
+    pub counters: Counters,
+}
+
+impl Sessions {
+    /// A new, unique session number.
+    pub fn next_id(&self) -> u64 {
+        self.next_id.fetch_add(1, Ordering::Relaxed) + 1
+    }
+
+    /// Reserves a connection slot; `false` if `max` are already open.
+    pub fn try_reserve(&self, max: usize) -> bool {
+        let reserved = self
+            .open
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < max).then_some(n + 1))
+            .is_ok();
+        if !reserved {
+            self.counters.connections_refused.fetch_add(1, Ordering::Relaxed);
+        }
+        reserved
+    }
+
+    /// Gives a reserved slot back.
+    pub fn release(&self) {
+        self.open.fetch_sub(1, Ordering::AcqRel);
+    }
+
+    /// Open connections (including ones still authenticating).
+    pub fn open(&self) -> usize {
+        self.open.load(Ordering::Acquire)
+    }
+
+    /// Registers an authenticated session.
+    pub fn insert(&self, id: u64, user: &str, outbox: Outbox, remote: Option<SocketAddr>) {
+        self.by_id.write().unwrap_or_else(|p| p.into_inner()).insert(
+            id,
+            Entry {
+                user: user.to_owned(),
+                outbox,
+                remote,
+                connected_at: SystemTime::now(),
+            },
+        );
+        self.by_user
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(user.to_owned())
+            .or_default()
+            .push(id);
+    }
+
+    /// Forgets a session.
+    pub fn remove(&self, id: u64) {
+        let entry = self.by_id.write().unwrap_or_else(|p| p.into_inner()).remove(&id);
+        if let Some(entry) = entry {
+            let mut by_user = self.by_user.write().unwrap_or_else(|p| p.into_inner());
+            if let Some(ids) = by_user.get_mut(&entry.user) {
+                ids.retain(|i| *i != id);
+                if ids.is_empty() {
+                    by_user.remove(&entry.user);
+                }
+            }
+        }
+    }
+
+    /// Queues `frame` to every session of `user`; returns how many took it.
+    pub fn send_to_user(&self, user: &str, frame: &str) -> u64 {
+        let ids = match self.by_user.read().unwrap_or_else(|p| p.into_inner()).get(user) {
+            Some(ids) => ids.clone(),
+            None => return 0,
+        };
+        let by_id = self.by_id.read().unwrap_or_else(|p| p.into_inner());
+        ids.iter()
+            .filter_map(|id| by_id.get(id))
+            .filter(|e| e.outbox.text(frame.to_owned()))
+            .count() as u64
+    }
+
+    /// Rows for the admin API.
+    pub fn list(&self) -> Vec<ConnectionInfo> {
+        let by_id = self.by_id.read().unwrap_or_else(|p| p.into_inner());
+        let mut rows: Vec<ConnectionInfo> = by_id
+            .iter()
+            .map(|(id, e)| ConnectionInfo {
+                session: super::session_name(*id),
+                user: e.user.clone(),
+                remote: e.remote.map(|a| a.to_string()),
+                connected_at: e
+                    .connected_at
+                    .duration_since(SystemTime::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_secs()),
+            })
+            .collect();
+        rows.sort_by(|a, b| a.session.cmp(&b.session));
+        rows
+    }
+}

@@ -1,0 +1,138 @@
+//! The admin API (`Authorization: Bearer <[admin] token>`).
+
+use std::sync::Arc;
+
+use axum::{
+    Json,
+    extract::State,
+    http::{HeaderMap, header},
+};
+use modhost_plugin_api::{Caller, CallerKind};
+use serde::Deserialize;
+use tokio::sync::oneshot;
+
+use crate::{
+    broker::CallRequest,
+    modules::{CallFailure, CallSink, ModuleInfo},
+    state::AppState,
+};
+
+use super::{error::ApiError, trigger::constant_eq};
+
+/// The token of an `Authorization: Bearer` header.
+pub(crate) fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+}
+
+fn require_admin(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
+    let config = state.config.load();
+    let Some(expected) = config.admin.token.as_deref() else {
+        return Err(ApiError::unauthorized("the admin API is disabled: set [admin] token in config.toml"));
+    };
+    match bearer(headers) {
+        Some(token) if constant_eq(token.as_bytes(), expected.as_bytes()) => Ok(()),
+        _ => Err(ApiError::unauthorized("missing or wrong admin token (Authorization: Bearer <token>)")),
+    }
+}
+
+pub(super) async fn modules(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Result<Json<Vec<ModuleInfo>>, ApiError> {
+    require_admin(&state, &headers)?;
+    Ok(Json(state.registry.list()))
+}
+
+pub(super) async fn connections(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    require_admin(&state, &headers)?;
+    Ok(Json(serde_json::to_value(state.sessions.list()).unwrap_or_default()))
+}
+
+pub(super) async fn rooms(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Result<Json<serde_json::Value>, ApiError> {
+    require_admin(&state, &headers)?;
+    let rooms: Vec<serde_json::Value> = state
+        .fanout
+        .rooms()
+        .into_iter()
+        .map(|(room, subscribers)| serde_json::json!({ "room": room, "subscribers": subscribers }))
+        .collect();
+    Ok(Json(serde_json::Value::Array(rooms)))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct CallBody {
+    module: String,
+    command: String,
+    #[serde(default)]
+    params: Option<Box<serde_json::value::RawValue>>,
+}
+
+/// Collects a call's answer for an HTTP response; stream items are
+/// gathered into an array.
+struct HttpSink {
+    items: Vec<String>,
+    tx: oneshot::Sender<Result<String, CallFailure>>,
+}
+
+impl CallSink for HttpSink {
+    fn item(&mut self, result: &str) {
+        if self.items.len() < 10_000 {
+            self.items.push(result.to_owned());
+        }
+    }
+
+    fn finish(self: Box<Self>, outcome: Result<&str, CallFailure>) {
+        let HttpSink { mut items, tx } = *self;
+        let outcome = outcome.map(|last| {
+            if items.is_empty() {
+                last.to_owned()
+            } else {
+                items.push(last.to_owned());
+                format!("[{}]", items.join(","))
+            }
+        });
+        let _ = tx.send(outcome);
+    }
+}
+
+pub(super) async fn call(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    require_admin(&state, &headers)?;
+    let body: CallBody = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::bad_request(format!("expected {{\"module\",\"command\",\"params\"}}: {e}")))?;
+    let (tx, rx) = oneshot::channel();
+    let caller = Caller {
+        kind: CallerKind::Operator,
+        user: "".into(),
+        session: "".into(),
+        roles: vec!["admin".into()].into(),
+        module: "".into(),
+    };
+    let req = CallRequest {
+        module: &body.module,
+        command: &body.command,
+        params: body.params.as_deref().map(|p| p.get()),
+        caller,
+    };
+    let mut tx = Some(tx);
+    let info = state.broker.call(req, |_| {
+        Box::new(HttpSink {
+            items: Vec::new(),
+            tx: tx.take().expect("sink built once"),
+        })
+    })?;
+    if !info.needs_reply {
+        return Ok(Json(serde_json::json!({ "result": null, "ack": true })));
+    }
+    let text = rx
+        .await
+        .map_err(|_| ApiError::from(CallFailure::new(modhost_plugin_api::ErrorCode::ModuleUnavailable, "the call was dropped")))??;
+    let result: serde_json::Value = serde_json::from_str(&text).unwrap_or(serde_json::Value::Null);
+    Ok(Json(serde_json::json!({ "result": result })))
+}

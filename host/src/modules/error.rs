@@ -1,0 +1,77 @@
+//! Why a module build was refused, in operator words.
+
+use std::path::PathBuf;
+
+use crate::signing::{SeqError, SignatureError};
+
+/// A refused module build: which file, which module (when known) and why.
+#[derive(Debug, thiserror::Error)]
+#[error("{kind}")]
+pub struct LoadError {
+    /// The `.so` file that was refused.
+    pub file: PathBuf,
+    /// The signed module name, when the envelope could be read.
+    pub module: Option<String>,
+    /// What went wrong.
+    pub kind: LoadErrorKind,
+}
+
+/// The reason behind a [`LoadError`].
+#[derive(Debug, thiserror::Error)]
+pub enum LoadErrorKind {
+    /// Missing, malformed or invalid signature, or the file changed.
+    #[error(transparent)]
+    Signature(#[from] SignatureError),
+    /// The signed `seq` is not above the highest one accepted.
+    #[error(transparent)]
+    Rollback(#[from] SeqError),
+    /// The envelope says the module was built for another ABI.
+    #[error(
+        "built for ABI `{signed}` but this host speaks `{host}`: rebuild the module against this host's modhost-plugin-api and sign it again"
+    )]
+    AbiMismatch {
+        /// The ABI id in the envelope.
+        signed: String,
+        /// The host's ABI id.
+        host: String,
+    },
+    /// abi_stable refused the library (layout or version mismatch), or it is
+    /// not a modhost module at all.
+    #[error("{0}")]
+    Library(String),
+    /// Built with `panic = "abort"`: a panicking handler would kill the host.
+    #[error(
+        "built with panic = \"abort\": a panic would take the host down; build it with panic = \"unwind\" (the default)"
+    )]
+    PanicAbort,
+    /// The library's own manifest disagrees with what was signed.
+    #[error(
+        "the library calls itself {found_name} {found_version} but was signed as {signed_name} {signed_version}: sign the library with its own name and version"
+    )]
+    ManifestMismatch {
+        /// Signed module name.
+        signed_name: String,
+        /// Signed version.
+        signed_version: String,
+        /// The manifest's name.
+        found_name: String,
+        /// The manifest's version.
+        found_version: String,
+    },
+    /// `manifest()` or `on_load` failed or panicked.
+    #[error("{0}")]
+    Start(String),
+    /// Reading or staging the file failed.
+    #[error("{0}")]
+    Io(String),
+}
+
+impl LoadError {
+    pub(crate) fn new(file: impl Into<PathBuf>, module: Option<&str>, kind: impl Into<LoadErrorKind>) -> Self {
+        Self {
+            file: file.into(),
+            module: module.map(str::to_owned),
+            kind: kind.into(),
+        }
+    }
+}

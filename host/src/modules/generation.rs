@@ -1,0 +1,375 @@
+//! One loaded build of a module: its instance thread, inbox and unanswered
+//! calls. A generation is started once, serves until it is replaced or
+//! removed, then drains and stops. Its library stays mapped.
+
+use std::{
+    sync::{
+        Arc, Mutex, RwLock,
+        atomic::{AtomicU64, AtomicU8, Ordering},
+        mpsc,
+    },
+    thread::JoinHandle,
+    time::{Duration, Instant, SystemTime},
+};
+
+use modhost_plugin_api::{
+    CallMsg, Caller, ErrorCode, HostContext, HostSink_TO, LogLevel, Manifest, ModuleRoot_Ref, RunExit,
+    ToModule,
+    abi_stable::{
+        external_types::crossbeam_channel::{self as channel, RSender},
+        sabi_trait::TD_Opaque,
+        std_types::{RArc, RResult},
+    },
+};
+
+use super::{
+    loader::LoadedLibrary,
+    pending::{CallFailure, CallSink, PendingCalls},
+    services::HostServices,
+    sink::ModuleSink,
+};
+
+/// How long `on_load` may take before the build is refused.
+const START_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Lifecycle of a generation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum GenState {
+    /// Serving calls.
+    Running = 0,
+    /// Replaced or removed: finishing what it accepted.
+    Draining = 1,
+    /// Its instance returned; nothing more runs.
+    Stopped = 2,
+    /// Its instance failed and could not be rebuilt.
+    Failed = 3,
+}
+
+impl GenState {
+    fn from_u8(v: u8) -> Self {
+        match v {
+            0 => GenState::Running,
+            1 => GenState::Draining,
+            2 => GenState::Stopped,
+            _ => GenState::Failed,
+        }
+    }
+
+    /// Lower-case name for the admin API.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GenState::Running => "running",
+            GenState::Draining => "draining",
+            GenState::Stopped => "stopped",
+            GenState::Failed => "failed",
+        }
+    }
+}
+
+/// Settings a generation starts with.
+pub struct StartOptions {
+    /// Generation number (1 for the first build loaded).
+    pub generation: u64,
+    /// The module's `[modules.<name>]` table as JSON.
+    pub config: serde_json::Value,
+    /// Calls that may wait for this instance.
+    pub queue: usize,
+    /// How long a call may take.
+    pub call_timeout: Duration,
+}
+
+/// A loaded, running build of a module.
+pub struct Generation {
+    /// Module name.
+    pub name: String,
+    /// The manifest (commands, roles) the broker validates against.
+    pub manifest: Manifest,
+    /// Signed sequence number.
+    pub seq: u64,
+    /// Generation number.
+    pub generation: u64,
+    /// File it was loaded from.
+    pub file: std::path::PathBuf,
+    /// When it started serving.
+    pub loaded_at: SystemTime,
+    /// Size of the library image.
+    pub size: u64,
+    inbox: RSender<ToModule>,
+    /// Guards admission against the drain: calls are sent under the read
+    /// lock while `accepting` is true; the drain flips it under the write
+    /// lock before queueing `Shutdown`, so no call lands behind it.
+    accepting: RwLock<bool>,
+    pending: Arc<PendingCalls>,
+    queue: usize,
+    call_timeout_ms: AtomicU64,
+    state: Arc<AtomicU8>,
+    restarts: Arc<AtomicU64>,
+    timeouts: AtomicU64,
+    thread: Mutex<Option<JoinHandle<()>>>,
+}
+
+/// Why a call was not admitted by a generation.
+pub enum Admission {
+    /// The module got it.
+    Accepted,
+    /// This generation no longer takes calls: ask the registry again.
+    Stopping(Box<dyn CallSink>),
+    /// The call failed before reaching the module.
+    Rejected(Box<dyn CallSink>, CallFailure),
+}
+
+impl Generation {
+    /// Starts an instance of `lib` on a thread of its own and waits until
+    /// `on_load` succeeded. `Err` carries the module's reason.
+    pub fn start(
+        lib: &LoadedLibrary,
+        options: StartOptions,
+        services: Arc<dyn HostServices>,
+    ) -> Result<Arc<Generation>, String> {
+        let name = lib.manifest.name.to_string();
+        // Room for every admitted call plus the odd control message and the
+        // one module-to-module answer its thread may be waiting for.
+        let (tx, rx) = channel::bounded::<ToModule>(options.queue + 16);
+        let pending = Arc::new(PendingCalls::default());
+        let restarts = Arc::new(AtomicU64::new(0));
+        let state = Arc::new(AtomicU8::new(GenState::Running as u8));
+        let sink = ModuleSink {
+            module: name.clone(),
+            generation: options.generation,
+            pending: pending.clone(),
+            services,
+            inbox: tx.clone(),
+            restarts: restarts.clone(),
+            log_budget: Mutex::default(),
+        };
+        let ctx = HostContext {
+            module: name.clone().into(),
+            generation: options.generation,
+            config: options.config.to_string().into(),
+            log_level: current_log_level(),
+            sink: HostSink_TO::from_ptr(RArc::new(sink), TD_Opaque),
+            inbox: rx,
+        };
+        let root: ModuleRoot_Ref = lib.root;
+        let (started_tx, started_rx) = mpsc::channel::<Result<(), String>>();
+        let thread_state = state.clone();
+        let thread_pending = pending.clone();
+        let thread_name = name.clone();
+        let generation = options.generation;
+        let thread = std::thread::Builder::new()
+            .name(format!("mod-{name}-g{generation}"))
+            .spawn(move || {
+                let mut instance = match (root.start())(ctx) {
+                    RResult::ROk(instance) => {
+                        let _ = started_tx.send(Ok(()));
+                        instance
+                    }
+                    RResult::RErr(reason) => {
+                        let _ = started_tx.send(Err(reason.into_string()));
+                        return;
+                    }
+                };
+                let exit = instance.run();
+                let final_state = match &exit {
+                    RunExit::Failed(reason) => {
+                        tracing::error!(
+                            module = %thread_name, generation,
+                            "module stopped after a failure it could not recover from: {reason}; calls get module-unavailable until a new build is loaded"
+                        );
+                        GenState::Failed
+                    }
+                    RunExit::Shutdown | RunExit::Disconnected => GenState::Stopped,
+                };
+                thread_state.store(final_state as u8, Ordering::SeqCst);
+                let orphans = thread_pending.fail_all(&CallFailure::new(
+                    ErrorCode::ModuleUnavailable,
+                    format!("module {thread_name} stopped before answering"),
+                ));
+                if orphans > 0 {
+                    tracing::warn!(module = %thread_name, generation, orphans, "calls were still waiting when the module stopped");
+                }
+                drop(instance);
+            })
+            .map_err(|e| format!("cannot start a thread for the module: {e}"))?;
+        match started_rx.recv_timeout(START_TIMEOUT) {
+            Ok(Ok(())) => {}
+            Ok(Err(reason)) => {
+                let _ = thread.join();
+                return Err(reason);
+            }
+            Err(_) => {
+                return Err(format!(
+                    "on_load did not finish within {} s; its thread is left behind",
+                    START_TIMEOUT.as_secs()
+                ));
+            }
+        }
+        Ok(Arc::new(Generation {
+            name,
+            manifest: lib.manifest.clone(),
+            seq: lib.envelope.seq,
+            generation: options.generation,
+            file: lib.file.clone(),
+            loaded_at: SystemTime::now(),
+            size: lib.size,
+            inbox: tx,
+            accepting: RwLock::new(true),
+            pending,
+            queue: options.queue,
+            call_timeout_ms: AtomicU64::new(options.call_timeout.as_millis() as u64),
+            state,
+            restarts,
+            timeouts: AtomicU64::new(0),
+            thread: Mutex::new(Some(thread)),
+        }))
+    }
+
+    /// Current lifecycle state.
+    pub fn state(&self) -> GenState {
+        GenState::from_u8(self.state.load(Ordering::SeqCst))
+    }
+
+    /// Times the instance was rebuilt after a panic.
+    pub fn restarts(&self) -> u64 {
+        self.restarts.load(Ordering::Relaxed)
+    }
+
+    /// Calls answered with `module-timeout` so far.
+    pub fn timeouts(&self) -> u64 {
+        self.timeouts.load(Ordering::Relaxed)
+    }
+
+    /// Calls accepted and not yet answered.
+    pub fn in_flight(&self) -> usize {
+        self.pending.len()
+    }
+
+    /// The per-call timeout in milliseconds.
+    pub fn call_timeout_ms(&self) -> u64 {
+        self.call_timeout_ms.load(Ordering::Relaxed)
+    }
+
+    /// Sets the per-call timeout (config reload).
+    pub fn set_call_timeout(&self, timeout: Duration) {
+        self.call_timeout_ms.store(timeout.as_millis() as u64, Ordering::Relaxed);
+    }
+
+    /// Hands a call to the module. The sink is answered exactly once, now
+    /// (rejection) or later (reply, error, timeout, drain).
+    pub fn call(&self, id: u64, command: &str, params: &str, caller: Caller, sink: Box<dyn CallSink>) -> Admission {
+        let accepting = self.accepting.read().unwrap_or_else(|p| p.into_inner());
+        if !*accepting {
+            return Admission::Stopping(sink);
+        }
+        match self.state() {
+            GenState::Running => {}
+            GenState::Draining => return Admission::Stopping(sink),
+            GenState::Stopped | GenState::Failed => {
+                return Admission::Rejected(
+                    sink,
+                    CallFailure::new(
+                        ErrorCode::ModuleUnavailable,
+                        format!("module {} has stopped; a new build must be loaded", self.name),
+                    ),
+                );
+            }
+        }
+        if self.pending.len() >= self.queue {
+            return Admission::Rejected(
+                sink,
+                CallFailure::new(
+                    ErrorCode::ModuleUnavailable,
+                    format!("module {} is busy: {} calls are waiting", self.name, self.queue),
+                ),
+            );
+        }
+        let timeout = Duration::from_millis(self.call_timeout_ms.load(Ordering::Relaxed));
+        self.pending.insert(id, sink, timeout);
+        let msg = ToModule::Call(CallMsg {
+            id,
+            command: command.into(),
+            params: params.into(),
+            caller,
+        });
+        if self.inbox.try_send(msg).is_err() {
+            if let Some(sink) = self.pending.cancel(id) {
+                return Admission::Rejected(
+                    sink,
+                    CallFailure::new(ErrorCode::ModuleUnavailable, format!("module {} is busy", self.name)),
+                );
+            }
+        }
+        Admission::Accepted
+    }
+
+    /// Answers overdue calls with `module-timeout`; returns how many.
+    pub fn expire_overdue(&self, now: Instant) -> usize {
+        let n = self.pending.expire(now, &self.name);
+        if n > 0 {
+            self.timeouts.fetch_add(n as u64, Ordering::Relaxed);
+        }
+        n
+    }
+
+    /// Sends the module its new config table.
+    pub fn reconfigure(&self, config: &serde_json::Value) -> bool {
+        self.inbox.try_send(ToModule::Reconfigure(config.to_string().into())).is_ok()
+    }
+
+    /// Stops taking calls and queues `Shutdown` behind the ones already
+    /// accepted, which the instance still answers.
+    pub fn begin_drain(&self) {
+        let mut accepting = self.accepting.write().unwrap_or_else(|p| p.into_inner());
+        if !*accepting {
+            return;
+        }
+        *accepting = false;
+        let _ = self.state.compare_exchange(
+            GenState::Running as u8,
+            GenState::Draining as u8,
+            Ordering::SeqCst,
+            Ordering::SeqCst,
+        );
+        // The queue has room: admission keeps calls below its capacity.
+        let _ = self.inbox.try_send(ToModule::Shutdown);
+    }
+
+    /// Waits (blocking) until the instance thread has returned, at most
+    /// `deadline`. Returns false if it is still running; remaining calls are
+    /// then answered with `module-unavailable` and the thread is left behind.
+    pub fn wait_stopped(&self, deadline: Duration) -> bool {
+        let start = Instant::now();
+        while start.elapsed() < deadline {
+            let finished = self
+                .thread
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .as_ref()
+                .is_none_or(|t| t.is_finished());
+            if finished {
+                if let Some(t) = self.thread.lock().unwrap_or_else(|p| p.into_inner()).take() {
+                    let _ = t.join();
+                }
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        self.pending.fail_all(&CallFailure::new(
+            ErrorCode::ModuleUnavailable,
+            format!("module {} did not finish in time while stopping", self.name),
+        ));
+        false
+    }
+}
+
+fn current_log_level() -> LogLevel {
+    use tracing::level_filters::LevelFilter;
+    match LevelFilter::current() {
+        LevelFilter::ERROR | LevelFilter::OFF => LogLevel::Error,
+        LevelFilter::WARN => LogLevel::Warn,
+        LevelFilter::INFO => LogLevel::Info,
+        LevelFilter::DEBUG => LogLevel::Debug,
+        _ => LogLevel::Trace,
+    }
+}

@@ -1,0 +1,146 @@
+//! Verify → sealed private copy → dlopen → ABI and manifest checks.
+//!
+//! Loading a library runs its constructors, so nothing is loaded before the
+//! signature over its exact bytes has been checked. Those same bytes are
+//! then written to a sealed memfd and loaded from `/proc/self/fd/N`: never
+//! from `plugins/` (it could change between check and load) and never twice
+//! from the same path (glibc would hand back the old image).
+
+use std::{
+    io::Write,
+    os::fd::{AsRawFd, IntoRawFd, RawFd},
+    path::{Path, PathBuf},
+};
+
+use modhost_plugin_api::{
+    ABI, Manifest, ModuleRoot_Ref,
+    abi_stable::library::lib_header_from_path,
+    abi_stable::std_types::RResult,
+};
+
+use crate::signing::{Envelope, Keyring, SeqStore, verify_file};
+
+use super::{
+    abi_error,
+    error::{LoadError, LoadErrorKind},
+};
+
+/// A verified library, loaded and checked, not yet started.
+pub struct LoadedLibrary {
+    /// The root module (the library stays mapped for the life of the process).
+    pub root: ModuleRoot_Ref,
+    /// The module's manifest; name and version equal the signed ones.
+    pub manifest: Manifest,
+    /// The verified envelope.
+    pub envelope: Envelope,
+    /// The file it came from.
+    pub file: PathBuf,
+    /// Size of the loaded image in bytes.
+    pub size: u64,
+}
+
+/// What the loader checks a build against.
+pub struct LoadPolicy<'a> {
+    /// Trusted public keys.
+    pub keyring: &'a Keyring,
+    /// Rollback high-water marks.
+    pub seqs: &'a SeqStore,
+    /// Accept a `seq` at or below the highest seen.
+    pub allow_rollback: bool,
+}
+
+/// Verifies and loads `file` (a `.so` with its `.sig` beside it).
+pub fn load(file: &Path, policy: &LoadPolicy<'_>) -> Result<LoadedLibrary, LoadError> {
+    let (envelope, bytes) =
+        verify_file(file, policy.keyring).map_err(|e| LoadError::new(file, None, e))?;
+    let module = envelope.module.clone();
+    let fail = |kind: LoadErrorKind| LoadError::new(file, Some(&module), kind);
+    if envelope.abi != ABI {
+        return Err(fail(LoadErrorKind::AbiMismatch {
+            signed: envelope.abi.clone(),
+            host: ABI.to_owned(),
+        }));
+    }
+    policy
+        .seqs
+        .check(&module, envelope.seq, policy.allow_rollback)
+        .map_err(|e| fail(e.into()))?;
+    let (root, manifest) = open_image(&bytes, &format!("{module}-{}", envelope.seq)).map_err(fail)?;
+    if manifest.name.as_str() != envelope.module || manifest.version.as_str() != envelope.version {
+        return Err(fail(LoadErrorKind::ManifestMismatch {
+            signed_name: envelope.module.clone(),
+            signed_version: envelope.version.clone(),
+            found_name: manifest.name.to_string(),
+            found_version: manifest.version.to_string(),
+        }));
+    }
+    Ok(LoadedLibrary {
+        root,
+        manifest,
+        envelope,
+        file: file.to_owned(),
+        size: bytes.len() as u64,
+    })
+}
+
+/// Loads a library without a signature to read its manifest and ABI id.
+/// Only for `modhost sign` on the author's own build: it runs the library's
+/// constructors.
+pub fn inspect(file: &Path) -> Result<(Manifest, String), LoadError> {
+    let bytes = std::fs::read(file)
+        .map_err(|e| LoadError::new(file, None, LoadErrorKind::Io(format!("cannot read {}: {e}", file.display()))))?;
+    let (root, manifest) = open_image(&bytes, "inspect").map_err(|k| LoadError::new(file, None, k))?;
+    let abi = (root.abi_info())().abi.to_string();
+    Ok((manifest, abi))
+}
+
+/// Writes `bytes` to a sealed memfd, loads it and runs the host-side checks.
+fn open_image(bytes: &[u8], label: &str) -> Result<(ModuleRoot_Ref, Manifest), LoadErrorKind> {
+    let fd = sealed_copy(bytes, label)?;
+    let path = PathBuf::from(format!("/proc/self/fd/{fd}"));
+    let header = lib_header_from_path(&path).map_err(|e| {
+        tracing::debug!(error = %e, "full abi_stable load error");
+        LoadErrorKind::Library(abi_error::summarize(&e))
+    })?;
+    let root = header.init_root_module::<ModuleRoot_Ref>().map_err(|e| {
+        tracing::debug!(error = %e, "full abi_stable load error");
+        LoadErrorKind::Library(abi_error::summarize(&e))
+    })?;
+    let info = (root.abi_info())();
+    if info.abi.as_str() != ABI {
+        return Err(LoadErrorKind::AbiMismatch {
+            signed: info.abi.to_string(),
+            host: ABI.to_owned(),
+        });
+    }
+    if !info.panic_unwind {
+        return Err(LoadErrorKind::PanicAbort);
+    }
+    match (root.manifest())() {
+        RResult::ROk(manifest) => Ok((root, manifest)),
+        RResult::RErr(reason) => Err(LoadErrorKind::Start(reason.into_string())),
+    }
+}
+
+/// A sealed, anonymous copy of `bytes`. The descriptor is deliberately left
+/// open for the life of the process: the library is never unloaded, and a
+/// reused descriptor number would make `dlopen` return a stale image.
+fn sealed_copy(bytes: &[u8], label: &str) -> Result<RawFd, LoadErrorKind> {
+    use memfd::{FileSeal, MemfdOptions};
+    let io = |what: &str, e: &dyn std::fmt::Display| LoadErrorKind::Io(format!("{what}: {e}"));
+    let memfd = MemfdOptions::default()
+        .allow_sealing(true)
+        .close_on_exec(true)
+        .create(format!("modhost-{label}"))
+        .map_err(|e| io("cannot create a private copy (memfd)", &e))?;
+    memfd
+        .as_file()
+        .write_all(bytes)
+        .map_err(|e| io("cannot write the private copy", &e))?;
+    memfd
+        .add_seals(&[FileSeal::SealShrink, FileSeal::SealGrow, FileSeal::SealWrite, FileSeal::SealSeal])
+        .map_err(|e| io("cannot seal the private copy", &e))?;
+    let file = memfd.into_file();
+    debug_assert!(file.as_raw_fd() >= 0);
+    Ok(file.into_raw_fd())
+}

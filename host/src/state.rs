@@ -1,0 +1,148 @@
+//! The state every request handler shares, and the host services modules
+//! call back into.
+
+use std::{
+    sync::{Arc, Weak},
+    time::SystemTime,
+};
+
+use arc_swap::ArcSwap;
+use modhost_plugin_api::{Caller, CallerKind, ErrorCode};
+use serde_json::value::RawValue;
+
+use crate::{
+    auth::Authenticator,
+    broker::{Broker, CallRequest},
+    config::Config,
+    gateway::{Fanout, Sessions},
+    modules::{CallFailure, CallSink, HostServices, Registry},
+    rooms::Room,
+};
+
+/// Shared by every connection and request.
+pub struct AppState {
+    /// The current configuration (replaced on reload).
+    pub config: ArcSwap<Config>,
+    /// How websocket clients are authenticated.
+    pub auth: ArcSwap<Authenticator>,
+    /// Room subscriptions and delivery.
+    pub fanout: Fanout,
+    /// Open sessions and traffic counters.
+    pub sessions: Sessions,
+    /// Routes calls to modules.
+    pub broker: Broker,
+    /// Loaded modules.
+    pub registry: Arc<Registry>,
+    /// When the host started.
+    pub started: SystemTime,
+    /// Flips to true when the host begins shutting down.
+    pub shutdown: tokio::sync::watch::Receiver<bool>,
+}
+
+/// Errors of a publish request.
+#[derive(Debug, thiserror::Error)]
+pub enum PublishError {
+    /// `rooms` is missing or not an array of room objects.
+    #[error("rooms not specified")]
+    Rooms,
+    /// A room is not a valid room object.
+    #[error("invalid room: {0}")]
+    InvalidRoom(String),
+}
+
+impl AppState {
+    /// Parses a JSON array of rooms.
+    pub fn parse_rooms(rooms: &serde_json::Value) -> Result<Vec<Room>, PublishError> {
+        let list = rooms.as_array().ok_or(PublishError::Rooms)?;
+        list.iter()
+            .map(|r| Room::parse(r).map_err(|e| PublishError::InvalidRoom(e.to_string())))
+            .collect()
+    }
+
+    /// Publishes `data` to `rooms`; returns the deliveries.
+    pub fn publish(&self, rooms: &[Room], data: &RawValue) -> u64 {
+        self.fanout.publish(rooms, data, &self.sessions.counters)
+    }
+}
+
+/// [`HostServices`] backed by the app state. Holds it weakly: the registry
+/// (owned by the state) holds this.
+pub struct Services(pub Weak<AppState>);
+
+impl Services {
+    fn state(&self) -> Result<Arc<AppState>, CallFailure> {
+        self.0
+            .upgrade()
+            .ok_or_else(|| CallFailure::new(ErrorCode::ModuleUnavailable, "the host is shutting down"))
+    }
+}
+
+fn bad_input(message: String) -> CallFailure {
+    CallFailure::new(ErrorCode::MissingParam, message)
+}
+
+impl HostServices for Services {
+    fn publish(&self, _module: &str, rooms: &str, data: &str) -> Result<u64, CallFailure> {
+        let state = self.state()?;
+        let rooms: serde_json::Value =
+            serde_json::from_str(rooms).map_err(|e| bad_input(format!("rooms are not valid JSON: {e}")))?;
+        let rooms = AppState::parse_rooms(&rooms).map_err(|e| bad_input(e.to_string()))?;
+        let data: &RawValue =
+            serde_json::from_str(data).map_err(|e| bad_input(format!("data is not valid JSON: {e}")))?;
+        Ok(state.publish(&rooms, data))
+    }
+
+    fn send_to_user(&self, module: &str, user: &str, data: &str) -> Result<u64, CallFailure> {
+        let state = self.state()?;
+        let data: &RawValue =
+            serde_json::from_str(data).map_err(|e| bad_input(format!("data is not valid JSON: {e}")))?;
+        let frame = crate::protocol::push(module, data);
+        Ok(state.sessions.send_to_user(user, &frame))
+    }
+
+    fn call_from_module(
+        &self,
+        from: &str,
+        target: &str,
+        command: &str,
+        params: &str,
+        sink: Box<dyn CallSink>,
+    ) -> Result<(), CallFailure> {
+        let state = self.state()?;
+        let caller = Caller {
+            kind: CallerKind::Module,
+            user: "".into(),
+            session: "".into(),
+            roles: Default::default(),
+            module: from.into(),
+        };
+        let req = CallRequest {
+            module: target,
+            command,
+            params: Some(params),
+            caller,
+        };
+        let mut sink = Some(sink);
+        let result = state.broker.call(req, |info| {
+            let sink = sink.take().expect("sink used once");
+            if info.needs_reply { sink } else { Box::new(AckNow(sink)) }
+        });
+        match (result, sink) {
+            // Rejected before a sink was built: the caller answers itself.
+            (Err(failure), Some(_)) => Err(failure),
+            // Rejected after: the sink was already answered.
+            (Err(_), None) | (Ok(_), _) => Ok(()),
+        }
+    }
+}
+
+/// For a fire-and-forget command called by a module: answer `null` at once.
+struct AckNow(Box<dyn CallSink>);
+
+impl CallSink for AckNow {
+    fn item(&mut self, _result: &str) {}
+    fn finish(self: Box<Self>, outcome: Result<&str, CallFailure>) {
+        let _ = outcome;
+        self.0.finish(Ok("null"));
+    }
+}

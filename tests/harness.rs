@@ -1,0 +1,410 @@
+//! Test harness: plugins built once per test process, keys generated per
+//! test, a host started in-process on 127.0.0.1:0, and small clients.
+
+use std::{
+    path::{Path, PathBuf},
+    process::Command,
+    sync::{Arc, OnceLock},
+    time::Duration,
+};
+
+use base64::Engine;
+use ed25519_dalek::SigningKey;
+use futures_util::{SinkExt, StreamExt};
+use modhost::{config, server::Host, signing};
+use serde_json::Value;
+use tokio::{net::TcpStream, sync::oneshot, task::JoinHandle};
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream, tungstenite::Message};
+
+pub const ADMIN_TOKEN: &str = "admin-api-token";
+pub const TRIGGER_TOKEN: &str = "trigger-token";
+
+/// The cargo target profile folder this test binary was built into.
+fn profile_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("test exe path");
+    // target/debug/deps/integration-xxxx
+    exe.parent().and_then(Path::parent).expect("target/<profile>").to_owned()
+}
+
+fn cargo_build(args: &[&str]) {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let target_dir = profile_dir().parent().expect("target dir").to_owned();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace root");
+    let status = Command::new(cargo)
+        .current_dir(root)
+        .env("CARGO_TARGET_DIR", &target_dir)
+        .arg("build")
+        .arg("--quiet")
+        .args(args)
+        .status()
+        .expect("run cargo build");
+    assert!(status.success(), "cargo build {args:?} failed");
+}
+
+/// Builds the plugin libraries the tests load (once per test process) and
+/// returns the folder that holds them.
+pub fn plugins_built() -> &'static Path {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        cargo_build(&[
+            "-p",
+            "modhost-echo",
+            "-p",
+            "modhost-notes",
+            "-p",
+            "modhost-divide",
+            "-p",
+            "modhost-relay",
+            "-p",
+            "modhost-fixture-bad-start",
+            "-p",
+            "modhost-fixture-hostile",
+        ]);
+        // Built against a changed interface: the host must refuse it.
+        cargo_build(&["-p", "modhost-fixture-abi-drift", "--features", "modhost-plugin-api/__test-abi-drift"]);
+        profile_dir()
+    })
+}
+
+/// The `modhost` binary, built on first use.
+pub fn modhost_bin() -> PathBuf {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            cargo_build(&["-p", "modhost", "--bin", "modhost"]);
+            plugins_built();
+            profile_dir().join("modhost")
+        })
+        .clone()
+}
+
+/// The built library of `lib` (e.g. `echo` → `libecho.so`).
+pub fn built_lib(lib: &str) -> PathBuf {
+    plugins_built().join(format!("lib{lib}.so"))
+}
+
+/// Keys and folders of one test host.
+pub struct Workspace {
+    pub dir: tempfile::TempDir,
+    keys: std::collections::HashMap<String, SigningKey>,
+}
+
+impl Workspace {
+    pub fn new() -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        for sub in ["plugins", "verify", "state"] {
+            std::fs::create_dir_all(dir.path().join(sub)).unwrap();
+        }
+        Self {
+            dir,
+            keys: Default::default(),
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn plugins(&self) -> PathBuf {
+        self.path().join("plugins")
+    }
+
+    /// The signing key of `module`, trusted by the host (created on first use).
+    pub fn key(&mut self, module: &str) -> SigningKey {
+        if let Some(k) = self.keys.get(module) {
+            return k.clone();
+        }
+        let mut seed = [0u8; 32];
+        getrandom_fill(&mut seed);
+        let key = SigningKey::from_bytes(&seed);
+        let public = base64::engine::general_purpose::STANDARD.encode(key.verifying_key().to_bytes());
+        let pub_file = self.path().join("verify").join(format!("{module}.pub"));
+        let mut text = std::fs::read_to_string(&pub_file).unwrap_or_default();
+        text.push_str(&format!("{public}\n"));
+        std::fs::write(&pub_file, text).unwrap();
+        self.keys.insert(module.to_owned(), key.clone());
+        key
+    }
+
+    /// Copies the built `lib` into plugins/ as `file` and signs it as
+    /// `module` `version` with `seq` using `module`'s key.
+    pub fn install(&mut self, lib: &str, file: &str, module: &str, version: &str, seq: u64) -> PathBuf {
+        let key = self.key(module);
+        self.install_with_key(lib, file, module, version, seq, &key, modhost_plugin_api::ABI)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub fn install_with_key(
+        &mut self,
+        lib: &str,
+        file: &str,
+        module: &str,
+        version: &str,
+        seq: u64,
+        key: &SigningKey,
+        abi: &str,
+    ) -> PathBuf {
+        let dest = self.plugins().join(file);
+        let bytes = std::fs::read(built_lib(lib)).expect("built plugin");
+        let envelope = signing::sign(&bytes, key, module, version, seq, abi);
+        let tmp = self.plugins().join(format!(".{file}.tmp"));
+        std::fs::write(&tmp, &bytes).unwrap();
+        std::fs::rename(&tmp, &dest).unwrap();
+        std::fs::write(sig_path(&dest), envelope.to_toml()).unwrap();
+        dest
+    }
+
+    /// Installs the bundled modules (echo, notes, divide, relay).
+    pub fn install_bundled(&mut self) {
+        for m in ["echo", "notes", "divide", "relay"] {
+            self.install(m, &format!("{m}.so"), m, VERSION, 1);
+        }
+    }
+
+    pub fn config_text(&self, extra: &str) -> String {
+        format!(
+            r#"
+[server]
+listen = "127.0.0.1:0"
+idle_timeout_secs = 300
+[admin]
+token = "{ADMIN_TOKEN}"
+[[auth.tokens]]
+token = "alice-token"
+user = "alice"
+roles = ["user"]
+allowed_rooms = [{{ target = "message", customer = "*" }}, {{ target = "notes", user = "alice" }}, {{ target = "flood" }}]
+[[auth.tokens]]
+token = "bob-token"
+user = "bob"
+roles = ["user"]
+allowed_rooms = [{{ target = "message", customer = "2" }}]
+[[auth.tokens]]
+token = "admin-token"
+user = "root"
+roles = ["admin", "user"]
+allowed_rooms = [{{ target = "*", customer = "*" }}]
+[trigger]
+tokens = ["{TRIGGER_TOKEN}"]
+[modules]
+dir = "plugins"
+verify_keys = ["verify"]
+state_dir = "state"
+{extra}
+"#
+        )
+    }
+}
+
+/// Version of the bundled modules (all crates share the workspace version).
+pub const VERSION: &str = "0.1.0";
+
+pub fn sig_path(lib: &Path) -> PathBuf {
+    let mut s = lib.as_os_str().to_owned();
+    s.push(".sig");
+    PathBuf::from(s)
+}
+
+fn getrandom_fill(buf: &mut [u8]) {
+    use std::io::Read;
+    std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(buf)).expect("urandom");
+}
+
+/// A host running in this process.
+pub struct TestHost {
+    pub addr: std::net::SocketAddr,
+    pub state: Arc<modhost::state::AppState>,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<()>>,
+}
+
+impl TestHost {
+    /// Starts a host on `ws`'s folder with `extra` config appended.
+    pub async fn start(ws: &Workspace, extra: &str) -> TestHost {
+        Self::start_text(ws, &ws.config_text(extra)).await
+    }
+
+    /// Starts a host on `ws`'s folder with the whole config `text`.
+    pub async fn start_text(ws: &Workspace, text: &str) -> TestHost {
+        plugins_built();
+        let config = config::parse(text, &ws.path().join("config.toml")).expect("test config parses");
+        let host = Host::build(config).await.expect("host builds");
+        let state = host.state.clone();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            host.serve(listener, async move {
+                let _ = stopped.await;
+            })
+            .await
+            .expect("host serves");
+        });
+        TestHost {
+            addr,
+            state,
+            stop: Some(stop),
+            task: Some(task),
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    pub async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            let _ = tokio::time::timeout(Duration::from_secs(20), task).await;
+        }
+    }
+
+    /// `GET /api/modules`.
+    pub async fn modules(&self) -> Vec<Value> {
+        let resp = http()
+            .get(self.url("/api/modules"))
+            .bearer_auth(ADMIN_TOKEN)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+        serde_json::from_slice::<Vec<Value>>(&resp.bytes().await.unwrap()).unwrap()
+    }
+
+    /// The admin list row of module `name` (running) or refused file `file`.
+    pub async fn module(&self, name: &str) -> Option<Value> {
+        self.modules().await.into_iter().find(|m| m["name"] == name)
+    }
+
+    /// `POST /api/call`; returns (status, body).
+    pub async fn call(&self, module: &str, command: &str, params: Value) -> (u16, Value) {
+        let resp = http()
+            .post(self.url("/api/call"))
+            .bearer_auth(ADMIN_TOKEN)
+            .header("content-type", "application/json")
+            .body(serde_json::json!({"module": module, "command": command, "params": params}).to_string())
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status().as_u16();
+        let body = serde_json::from_slice(&resp.bytes().await.unwrap()).unwrap_or(Value::Null);
+        (status, body)
+    }
+
+    /// `POST /trigger/` with a token; returns (status, body text).
+    pub async fn trigger(&self, token: Option<&str>, body: &str) -> (u16, String) {
+        let mut req = http().post(self.url("/trigger/")).body(body.to_owned());
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        let resp = req.send().await.unwrap();
+        (resp.status().as_u16(), resp.text().await.unwrap())
+    }
+
+    pub async fn ws(&self, token: &str) -> Client {
+        Client::connect(&format!("ws://{}/ws/?token={token}", self.addr)).await
+    }
+}
+
+impl Drop for TestHost {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+pub fn http() -> reqwest::Client {
+    reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap()
+}
+
+/// A websocket client.
+pub struct Client {
+    pub ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
+}
+
+pub const WAIT: Duration = Duration::from_secs(10);
+
+impl Client {
+    pub async fn connect(url: &str) -> Client {
+        let (ws, _) = tokio_tungstenite::connect_async(url).await.expect("websocket connects");
+        Client { ws }
+    }
+
+    pub async fn send(&mut self, text: &str) {
+        self.ws.send(Message::text(text)).await.expect("send");
+    }
+
+    pub async fn send_json(&mut self, v: Value) {
+        self.send(&v.to_string()).await;
+    }
+
+    /// The next text frame (raw), or None on close / timeout.
+    pub async fn next_text_within(&mut self, wait: Duration) -> Option<String> {
+        loop {
+            match tokio::time::timeout(wait, self.ws.next()).await {
+                Ok(Some(Ok(Message::Text(t)))) => return Some(t.to_string()),
+                Ok(Some(Ok(Message::Ping(_) | Message::Pong(_)))) => continue,
+                Ok(Some(Ok(_))) | Ok(Some(Err(_))) | Ok(None) | Err(_) => return None,
+            }
+        }
+    }
+
+    pub async fn next_text(&mut self) -> String {
+        self.next_text_within(WAIT).await.expect("a text frame")
+    }
+
+    /// The next JSON frame that is not a resource offer.
+    pub async fn next(&mut self) -> Value {
+        loop {
+            let text = self.next_text().await;
+            let v: Value = serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON: {text}"));
+            if v["type"] != "resource_offer" {
+                return v;
+            }
+        }
+    }
+
+    /// Nothing but resource offers arrives within `wait`.
+    pub async fn silent_for(&mut self, wait: Duration) -> Option<Value> {
+        loop {
+            let text = self.next_text_within(wait).await?;
+            let v: Value = serde_json::from_str(&text).unwrap_or(Value::String(text));
+            if v["type"] != "resource_offer" {
+                return Some(v);
+            }
+        }
+    }
+
+    /// Connects as `token`, asserts it is authorized, and skips the offer.
+    pub async fn authorized(host: &TestHost, token: &str) -> Client {
+        let mut c = host.ws(token).await;
+        let hello = c.next().await;
+        assert_eq!(hello["is_authorized"], true, "{hello}");
+        c
+    }
+
+    pub async fn subscribe(&mut self, room: Value, rid: &str) -> Value {
+        self.send_json(serde_json::json!({"type": "subscribe", "room": room, "requestId": rid})).await;
+        self.next().await
+    }
+
+    pub async fn call(&mut self, module: &str, command: &str, params: Value, rid: &str) -> Value {
+        self.send_json(serde_json::json!({"type":"call","module":module,"command":command,"params":params,"requestId":rid}))
+            .await;
+        self.next().await
+    }
+
+    /// Waits for the close frame and returns its code.
+    pub async fn close_code(&mut self) -> Option<u16> {
+        loop {
+            match tokio::time::timeout(WAIT, self.ws.next()).await {
+                Ok(Some(Ok(Message::Close(frame)))) => return frame.map(|f| f.code.into()),
+                Ok(Some(Ok(_))) => continue,
+                _ => return None,
+            }
+        }
+    }
+}

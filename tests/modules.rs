@@ -1,0 +1,216 @@
+//! Signed module loading: a good module answers; every bad build is refused
+//! with its own reason while the good one keeps answering.
+
+use serde_json::json;
+
+use crate::harness::{TestHost, VERSION, Workspace, sig_path};
+
+/// The admin row of a refused file, by file name.
+async fn refusal(host: &TestHost, file: &str) -> String {
+    let rows = host.modules().await;
+    let row = rows
+        .iter()
+        .find(|m| m["state"] == "refused" && m["file"].as_str().is_some_and(|f| f.ends_with(file)))
+        .unwrap_or_else(|| panic!("{file} is not listed as refused: {rows:#?}"));
+    row["error"].as_str().expect("a reason").to_owned()
+}
+
+async fn echo_answers(host: &TestHost) {
+    let (status, body) = host.call("echo", "echo", json!({"x": 1})).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body, json!({"result": {"x": 1}}));
+}
+
+#[tokio::test]
+async fn signed_module_loads_and_answers() {
+    let mut ws = Workspace::new();
+    ws.install_bundled();
+    let host = TestHost::start(&ws, "").await;
+    echo_answers(&host).await;
+    let echo = host.module("echo").await.expect("echo listed");
+    assert_eq!(echo["state"], "running");
+    assert_eq!(echo["version"], VERSION);
+    assert_eq!(echo["seq"], 1);
+    assert_eq!(echo["generation"], 1);
+    let (status, body) = host.call("divide", "divide", json!({"dividend": 7, "divisor": 2})).await;
+    assert_eq!((status, body), (200, json!({"result": {"quotient": 3.5}})));
+    let (status, body) = host.call("divide", "divide", json!({"dividend": 7, "divisor": 0})).await;
+    assert_eq!(status, 422);
+    assert_eq!(body["error"]["code"], "module-error");
+    assert!(body["error"]["message"].as_str().unwrap().contains("division by zero"), "{body}");
+    host.stop().await;
+}
+
+#[tokio::test]
+async fn unknown_module_and_command_and_missing_param() {
+    let mut ws = Workspace::new();
+    ws.install_bundled();
+    let host = TestHost::start(&ws, "").await;
+    let (status, body) = host.call("nope", "x", json!({})).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (404, Some("unknown-module")));
+    let (status, body) = host.call("echo", "nope", json!({})).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (404, Some("unknown-command")));
+    let (status, body) = host.call("divide", "divide", json!({"dividend": 1})).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (400, Some("missing-param")));
+    assert!(body["error"]["message"].as_str().unwrap().contains("divisor"), "{body}");
+    let resp = crate::harness::http().get(host.url("/api/modules")).send().await.unwrap();
+    assert_eq!(resp.status(), 401);
+    host.stop().await;
+}
+
+#[tokio::test]
+async fn each_bad_build_is_refused_with_its_own_reason() {
+    let mut ws = Workspace::new();
+    ws.install("echo", "echo.so", "echo", VERSION, 1);
+
+    // No .sig at all.
+    std::fs::copy(crate::harness::built_lib("divide"), ws.plugins().join("unsigned.so")).unwrap();
+
+    // One flipped byte after signing.
+    let flipped = ws.install("divide", "flipped.so", "divide", VERSION, 5);
+    let mut bytes = std::fs::read(&flipped).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0x01;
+    std::fs::write(&flipped, bytes).unwrap();
+
+    // Truncated after signing.
+    let truncated = ws.install("notes", "truncated.so", "notes", VERSION, 5);
+    let bytes = std::fs::read(&truncated).unwrap();
+    std::fs::write(&truncated, &bytes[..bytes.len() - 4096]).unwrap();
+
+    // Signed as `relay` but with another module's key.
+    let echo_key = ws.key("echo");
+    ws.key("relay");
+    ws.install_with_key("relay", "wrongkey.so", "relay", VERSION, 5, &echo_key, modhost_plugin_api::ABI);
+
+    // Envelope says `hostile` (valid key for it), library's manifest says `divide`.
+    ws.install("divide", "misnamed.so", "hostile", VERSION, 5);
+
+    // Envelope ABI differs from the host's.
+    let key = ws.key("bad-start");
+    ws.install_with_key(
+        "bad_start",
+        "oldabi.so",
+        "bad-start",
+        VERSION,
+        5,
+        &key,
+        "modhost-plugin-api=0.0;abi_stable=0.11;x86_64-unknown-linux-gnu",
+    );
+
+    // Built against a changed interface (layout differs).
+    ws.install("abi_drift", "drift.so", "abi-drift", VERSION, 5);
+
+    let host = TestHost::start(&ws, "").await;
+    echo_answers(&host).await;
+
+    let reasons = [
+        ("unsigned.so", "no signature"),
+        ("flipped.so", "SHA-512"),
+        ("truncated.so", "size"),
+        ("wrongkey.so", "signature"),
+        ("misnamed.so", "signed as hostile"),
+        ("oldabi.so", "built for ABI"),
+        ("drift.so", "incompatible ABI"),
+    ];
+    let mut seen = std::collections::HashSet::new();
+    for (file, needle) in reasons {
+        let reason = refusal(&host, file).await;
+        assert!(reason.to_lowercase().contains(&needle.to_lowercase()), "{file}: {reason}");
+        assert!(seen.insert(reason.clone()), "{file} shares its reason with another case: {reason}");
+    }
+    // Each refused module is absent from the router.
+    for m in ["divide", "notes", "relay", "hostile", "bad-start", "abi-drift"] {
+        let (status, body) = host.call(m, "x", json!({})).await;
+        assert_eq!(body["error"]["code"], "unknown-module", "{m}: {status} {body}");
+    }
+    echo_answers(&host).await;
+    host.stop().await;
+}
+
+#[tokio::test]
+async fn rollback_is_refused_also_after_a_restart() {
+    let mut ws = Workspace::new();
+    ws.install("echo", "echo.so", "echo", VERSION, 10);
+    let host = TestHost::start(&ws, "").await;
+    echo_answers(&host).await;
+    host.stop().await;
+
+    // An older build (lower seq) replaces the file while the host is down.
+    ws.install("echo", "echo.so", "echo", VERSION, 9);
+    let host = TestHost::start(&ws, "").await;
+    let reason = refusal(&host, "echo.so").await;
+    assert!(reason.contains("9") && reason.contains("10"), "{reason}");
+    let (_, body) = host.call("echo", "echo", json!({})).await;
+    assert_eq!(body["error"]["code"], "unknown-module");
+    host.stop().await;
+
+    // The operator may allow it explicitly.
+    let host = TestHost::start(&ws, "allow_rollback = true").await;
+    echo_answers(&host).await;
+    host.stop().await;
+}
+
+#[tokio::test]
+async fn a_panic_in_a_handler_is_contained() {
+    let mut ws = Workspace::new();
+    ws.install_bundled();
+    let host = TestHost::start(&ws, "").await;
+    let (status, body) = host.call("divide", "boom", json!({})).await;
+    assert_eq!(status, 500, "{body}");
+    assert_eq!(body["error"]["code"], "module-panicked");
+    let (status, body) = host.call("divide", "divide", json!({"dividend": 9, "divisor": 3})).await;
+    assert_eq!((status, body), (200, json!({"result": {"quotient": 3.0}})));
+    let row = host.module("divide").await.unwrap();
+    assert_eq!(row["restarts"], 1);
+    echo_answers(&host).await;
+    host.stop().await;
+}
+
+#[tokio::test]
+async fn a_failing_or_panicking_start_is_refused() {
+    let mut ws = Workspace::new();
+    ws.install("echo", "echo.so", "echo", VERSION, 1);
+    ws.install("bad_start", "bad-start.so", "bad-start", VERSION, 1);
+    let host = TestHost::start(&ws, "[modules.bad-start]\npanic = true").await;
+    let reason = refusal(&host, "bad-start.so").await;
+    assert!(reason.contains("panicked"), "{reason}");
+    echo_answers(&host).await;
+    host.stop().await;
+}
+
+#[test]
+fn cli_keygen_sign_verify() {
+    let bin = crate::harness::modhost_bin();
+    let dir = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new(&bin).current_dir(dir.path()).args(args).output().unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr),
+        )
+    };
+    let (code, out) = run(&["keygen", "echo", "--out", "keys", "--verify-keys", "vk"]);
+    assert_eq!(code, Some(0), "{out}");
+    let key = dir.path().join("keys/echo.key");
+    let mode = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&key).unwrap().permissions());
+    assert_eq!(mode & 0o777, 0o600);
+    let (code, out) = run(&["keygen", "echo", "--out", "keys", "--verify-keys", "vk"]);
+    assert_eq!(code, Some(1), "keygen must refuse to overwrite: {out}");
+
+    let lib = dir.path().join("echo.so");
+    std::fs::copy(crate::harness::built_lib("echo"), &lib).unwrap();
+    let (code, out) = run(&["sign", "echo.so", "--key", "keys/echo.key", "--seq", "42"]);
+    assert_eq!(code, Some(0), "{out}");
+    let sig = std::fs::read_to_string(sig_path(&lib)).unwrap();
+    assert!(sig.contains("module = \"echo\"") && sig.contains("seq = 42"), "{sig}");
+    let (code, out) = run(&["verify", "echo.so", "--verify-keys", "vk"]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("echo") && out.contains("42"), "{out}");
+
+    let mut bytes = std::fs::read(&lib).unwrap();
+    bytes[1000] ^= 0xff;
+    std::fs::write(&lib, bytes).unwrap();
+    let (code, out) = run(&["verify", "echo.so", "--verify-keys", "vk"]);
+    assert_eq!(code, Some(1), "{out}");
+}
