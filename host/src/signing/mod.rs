@@ -1,1 +1,9 @@
-//! (in progress)
+//! Signed modules (DESIGN §3): the `.sig` envelope, verify and signing keys,
+//! ed25519 signing and verification, the rollback guard, and the
+//! `keygen`/`sign`/`verify` tools.
+
+mod envelope;
+
+pub use envelope::{
+    DOMAIN_TAG, Envelope, EnvelopeError, FORMAT, MAX_ENVELOPE_BYTES, MAX_TOML_INT, validate_module_name,
+};
