@@ -3,7 +3,9 @@
 //! `keygen`/`sign`/`verify` tools.
 
 mod envelope;
+mod keys;
 
 pub use envelope::{
     DOMAIN_TAG, Envelope, EnvelopeError, FORMAT, MAX_ENVELOPE_BYTES, MAX_TOML_INT, validate_module_name,
 };
+pub use keys::{GeneratedKey, KeyError, Keyring, generate_key, key_id, read_signing_key};
