@@ -4,8 +4,10 @@
 
 mod envelope;
 mod keys;
+mod verify;
 
 pub use envelope::{
     DOMAIN_TAG, Envelope, EnvelopeError, FORMAT, MAX_ENVELOPE_BYTES, MAX_TOML_INT, validate_module_name,
 };
 pub use keys::{GeneratedKey, KeyError, Keyring, generate_key, key_id, read_signing_key};
+pub use verify::{MAX_MODULE_BYTES, SignatureError, Verified, sig_path, sign, verify, verify_file};
