@@ -3,8 +3,8 @@
 //!
 //! # Layout
 //! - `config`: config.toml → validated `Config` (paths resolved, limits defaulted)
-//! - `signing`: `.sig` envelopes, verify keys, ed25519 signing and verification
-//! - `modules`: rollback guard, loader (verify → sealed copy → dlopen), actors, registry
+//! - `signing`: `.sig` envelopes, verify keys, ed25519 signing and verification, rollback guard
+//! - `modules`: loader (verify → sealed copy → dlopen), actors, registry
 //! - `auth`: who a websocket client is (static tokens, bootstrap URL, JWT)
 //! - `protocol`: client frames in and out (serde, no I/O)
 //! - `rooms`: room objects, permission and match rules, the subscription index
