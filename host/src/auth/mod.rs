@@ -37,6 +37,9 @@ mod jwt;
 mod principal;
 mod tokens;
 
+#[cfg(test)]
+mod tests;
+
 pub use authenticator::Authenticator;
 pub use bootstrap::{ANONYMOUS_USER, MAX_BODY_BYTES as MAX_BOOTSTRAP_BODY_BYTES};
 pub use credentials::{
