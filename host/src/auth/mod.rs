@@ -1,1 +1,50 @@
-//! (in progress)
+//! Who a websocket client is, decided once at upgrade (DESIGN §5).
+//!
+//! The gateway reads [`Credentials`] from the upgrade request and asks the
+//! shared [`Authenticator`] for a [`Principal`]. A refusal is an
+//! [`AuthError`] whose text is for the server log only; the client gets
+//! `{"is_authorized": false}` and a close, whatever the reason.
+//!
+//! ```no_run
+//! # async fn demo(config: &modhost::config::AuthConfig, headers: &axum::http::HeaderMap) {
+//! use modhost::auth::{Authenticator, Credentials};
+//! let auth = Authenticator::new(config).expect("[auth] is usable");
+//! let creds = Credentials::from_request(headers, Some("token=abc"), None);
+//! match auth.authenticate(&creds).await {
+//!     Ok(principal) => println!("hello {}", principal.user),
+//!     Err(refused) => tracing::debug!(%refused, "client refused"),
+//! }
+//! # }
+//! ```
+//!
+//! # Layout
+//! - `credentials`: upgrade request → [`Credentials`] (token from Bearer,
+//!   `?token=` or the `access_token` cookie; every length bounded)
+//! - `authenticator`: [`Authenticator`], the modes tried in order
+//! - `tokens`: `[[auth.tokens]]`, compared in constant time
+//! - `jwt`: `[auth.jwt]`, HS256 secret and JWKS keys, key selection, claims checks
+//! - `bootstrap`: `[auth.bootstrap]`, high-templar's `GET bootstrap/` with forwarded headers
+//! - `claims`: user, roles and rooms out of JSON (shared by `jwt` and `bootstrap`)
+//! - `principal`: [`Principal`], the result
+//! - `error`: [`AuthError`], [`JwtError`], [`AuthSetupError`]
+
+mod authenticator;
+mod bootstrap;
+mod claims;
+mod credentials;
+mod error;
+mod jwt;
+mod principal;
+mod tokens;
+
+#[cfg(test)]
+mod tests;
+
+pub use authenticator::Authenticator;
+pub use bootstrap::{ANONYMOUS_USER, MAX_BODY_BYTES as MAX_BOOTSTRAP_BODY_BYTES};
+pub use credentials::{
+    Credentials, MAX_CREDENTIAL_HEADER_BYTES, MAX_TOKEN_BYTES, MAX_USER_AGENT_BYTES, TOKEN_COOKIE,
+    TOKEN_QUERY_PARAM, TokenSource,
+};
+pub use error::{AuthError, AuthSetupError, JwtError};
+pub use principal::{ADMIN_ROLE, Principal};

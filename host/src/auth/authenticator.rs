@@ -1,0 +1,94 @@
+//! [`Authenticator`]: the configured modes, tried in order.
+
+use std::fmt;
+
+use super::{
+    AuthError, AuthSetupError, Credentials, Principal,
+    bootstrap::Bootstrap,
+    jwt::{self, JwtVerifier},
+    tokens::StaticTokens,
+};
+use crate::config::AuthConfig;
+
+/// Decides who a connecting client is, from `[auth]`.
+///
+/// Built once per configuration (reading the JWKS file and building the
+/// bootstrap HTTP client), then shared: `authenticate` takes `&self`, so
+/// put it in an `Arc` and call it from every connection at once.
+///
+/// # Order
+/// 1. Static tokens: a token equal to a `[[auth.tokens]]` entry.
+/// 2. JWT: a token shaped like a JWT (three dot-separated parts), when
+///    `[auth.jwt]` is configured. It decides: an invalid JWT is refused, not
+///    passed on to the bootstrap URL.
+/// 3. Bootstrap: when `[auth.bootstrap]` is configured, every client the
+///    first two did not decide on, *with or without a token*: the backend may
+///    know the client from its session cookie alone.
+///
+/// Without bootstrap, a client no mode recognised is refused with
+/// [`AuthError::NoCredentials`] or [`AuthError::UnknownToken`]; with no mode
+/// configured at all, that is every client.
+pub struct Authenticator {
+    tokens: StaticTokens,
+    jwt: Option<JwtVerifier>,
+    bootstrap: Option<Bootstrap>,
+}
+
+impl fmt::Debug for Authenticator {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Authenticator")
+            .field("static_tokens", &self.tokens.len())
+            .field("jwt", &self.jwt)
+            .field("bootstrap", &self.bootstrap)
+            .finish()
+    }
+}
+
+impl Authenticator {
+    /// Build the modes `config` asks for. Fails on an unreadable JWKS file,
+    /// one without a usable key, an empty secret or token, or a bootstrap
+    /// URL this build cannot call.
+    pub fn new(config: &AuthConfig) -> Result<Authenticator, AuthSetupError> {
+        let tokens = StaticTokens::new(&config.tokens)?;
+        let jwt = config.jwt.as_ref().map(JwtVerifier::new).transpose()?;
+        let bootstrap = config.bootstrap.as_ref().map(Bootstrap::new).transpose()?;
+        let auth = Authenticator {
+            tokens,
+            jwt,
+            bootstrap,
+        };
+        if !auth.any_mode() {
+            tracing::warn!("[auth] configures no mode: every websocket client will be refused");
+        }
+        Ok(auth)
+    }
+
+    /// Whether at least one mode is configured.
+    pub fn any_mode(&self) -> bool {
+        self.tokens.len() > 0 || self.jwt.is_some() || self.bootstrap.is_some()
+    }
+
+    /// Decide who `creds` belongs to.
+    ///
+    /// The error says why (for the server log); the client should only
+    /// learn that it was refused.
+    pub async fn authenticate(&self, creds: &Credentials) -> Result<Principal, AuthError> {
+        if let Some(token) = creds.token.as_deref() {
+            if let Some(principal) = self.tokens.lookup(token) {
+                return Ok(principal.clone());
+            }
+            if let Some(jwt) = &self.jwt
+                && jwt::looks_like_jwt(token)
+            {
+                return jwt.verify(token).map_err(AuthError::JwtInvalid);
+            }
+        }
+        if let Some(bootstrap) = &self.bootstrap {
+            return bootstrap.authenticate(creds).await;
+        }
+        Err(match creds.token {
+            Some(_) => AuthError::UnknownToken,
+            None => AuthError::NoCredentials,
+        })
+    }
+}

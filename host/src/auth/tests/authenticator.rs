@@ -1,0 +1,108 @@
+use serde_json::json;
+
+use super::{authenticate, jwt_config, static_token};
+use crate::auth::{AuthError, AuthSetupError, Authenticator, Credentials};
+use crate::config::AuthConfig;
+
+fn with_tokens() -> Authenticator {
+    Authenticator::new(&AuthConfig {
+        tokens: vec![
+            static_token("tok-alice", "alice", &["user"]),
+            static_token("tok-root", "root", &["admin"]),
+        ],
+        ..AuthConfig::default()
+    })
+    .unwrap()
+}
+
+#[tokio::test]
+async fn static_token_ok() {
+    let auth = with_tokens();
+    let p = authenticate(&auth, "tok-alice").await.unwrap();
+    assert_eq!(p.user, "alice");
+    assert_eq!(p.roles, ["user"]);
+    assert!(!p.is_admin());
+    assert_eq!(
+        p.allowed_rooms,
+        [json!({"target": "message", "user": "alice"})]
+    );
+
+    assert!(authenticate(&auth, "tok-root").await.unwrap().is_admin());
+}
+
+#[tokio::test]
+async fn static_token_unknown() {
+    let auth = with_tokens();
+    for wrong in ["tok-alicE", "tok-alic", "tok-alice2", "x"] {
+        assert!(
+            matches!(
+                authenticate(&auth, wrong).await,
+                Err(AuthError::UnknownToken)
+            ),
+            "{wrong}"
+        );
+    }
+    assert!(matches!(
+        auth.authenticate(&Credentials::none()).await,
+        Err(AuthError::NoCredentials)
+    ));
+}
+
+#[tokio::test]
+async fn static_token_wins_over_jwt() {
+    // A static token that happens to look like a JWT is still a static token.
+    let jwt_shaped = "aaaa.bbbb.cccc";
+    let auth = Authenticator::new(&AuthConfig {
+        tokens: vec![static_token(jwt_shaped, "svc", &[])],
+        jwt: Some(jwt_config(Some("secret"))),
+        ..AuthConfig::default()
+    })
+    .unwrap();
+    assert_eq!(authenticate(&auth, jwt_shaped).await.unwrap().user, "svc");
+    // Not a static token and not JWT-shaped: nobody recognises it.
+    assert!(matches!(
+        authenticate(&auth, "plain").await,
+        Err(AuthError::UnknownToken)
+    ));
+    // JWT-shaped: the JWT mode decides.
+    assert!(matches!(
+        authenticate(&auth, "aaaa.bbbb.dddd").await,
+        Err(AuthError::JwtInvalid(_))
+    ));
+}
+
+#[tokio::test]
+async fn no_mode_refuses_everyone() {
+    let auth = Authenticator::new(&AuthConfig::default()).unwrap();
+    assert!(!auth.any_mode());
+    assert!(matches!(
+        authenticate(&auth, "anything").await,
+        Err(AuthError::UnknownToken)
+    ));
+    assert!(matches!(
+        auth.authenticate(&Credentials::none()).await,
+        Err(AuthError::NoCredentials)
+    ));
+}
+
+#[test]
+fn empty_static_token_is_a_setup_error() {
+    let err = Authenticator::new(&AuthConfig {
+        tokens: vec![static_token("", "nobody", &[])],
+        ..AuthConfig::default()
+    })
+    .unwrap_err();
+    assert!(matches!(err, AuthSetupError::EmptyStaticToken { .. }));
+}
+
+#[test]
+fn debug_does_not_show_secrets() {
+    let auth = Authenticator::new(&AuthConfig {
+        tokens: vec![static_token("tok-sekrit", "alice", &[])],
+        jwt: Some(jwt_config(Some("jwt-sekrit"))),
+        ..AuthConfig::default()
+    })
+    .unwrap();
+    let shown = format!("{auth:?}");
+    assert!(!shown.contains("sekrit"), "{shown}");
+}
