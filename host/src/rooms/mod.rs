@@ -12,7 +12,11 @@
 //!
 //! # Layout
 //! - `room`: [`Room`] parsing, canonical form, the two rules
+//! - `index`: [`RoomIndex`], subscriptions by key set → value/`*` trie, with
+//!   a per-session reverse index; no I/O, no locks
 
+pub mod index;
 pub mod room;
 
+pub use index::{IndexError, RoomIndex};
 pub use room::{Room, RoomError, RoomNumber, RoomValue};
