@@ -150,7 +150,7 @@ impl Session {
     pub fn handle_text(&mut self, text: &str) {
         match protocol::decode(text, self.ctx.limits.max_json_depth) {
             Ok(frame) => self.handle(frame),
-            Err(DecodeError::TooDeep) => self.reply(protocol::error("too-deep", None)),
+            Err(DecodeError::TooDeep { .. }) => self.reply(protocol::error("too-deep", None)),
             Err(_) => self.reply(protocol::error("non-json-message", None)),
         }
     }
@@ -354,12 +354,12 @@ struct SessionSink {
 
 impl CallSink for SessionSink {
     fn item(&mut self, result: &str) {
-        self.outbox.text(protocol::reply(&self.request_id, result, Some(false)));
+        self.outbox.text(reply_frame(&self.request_id, result, Some(false)));
     }
 
     fn finish(self: Box<Self>, outcome: Result<&str, CallFailure>) {
         let frame = match outcome {
-            Ok(result) => protocol::reply(&self.request_id, result, self.streams.then_some(true)),
+            Ok(result) => reply_frame(&self.request_id, result, self.streams.then_some(true)),
             Err(f) => protocol::call_error(&self.request_id, f.code.as_str(), &f.message),
         };
         self.shared.in_flight.fetch_sub(1, Ordering::AcqRel);
@@ -369,5 +369,19 @@ impl CallSink for SessionSink {
             .unwrap_or_else(|p| p.into_inner())
             .complete(&self.request_id, frame.clone());
         self.outbox.text(frame);
+    }
+}
+
+/// A reply frame for a module's result text. A result that is not valid
+/// JSON (a module can send anything across the ABI) becomes a module error
+/// rather than a broken frame.
+fn reply_frame(request_id: &str, result: &str, done: Option<bool>) -> String {
+    match serde_json::from_str::<&serde_json::value::RawValue>(result) {
+        Ok(raw) => protocol::reply(request_id, raw, done),
+        Err(e) => protocol::call_error(
+            request_id,
+            ErrorCode::ModuleError.as_str(),
+            &format!("the module returned invalid JSON: {e}"),
+        ),
     }
 }

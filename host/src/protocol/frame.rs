@@ -336,6 +336,22 @@ pub fn reply(request_id: &str, result: &RawValue, done: Option<bool>) -> String 
     })
 }
 
+/// `{"type":"push","module":"echo","data":...}`: a module's message to a
+/// user's sessions (`Host::send_to_user`).
+pub fn push(module: &str, data: &RawValue) -> String {
+    #[derive(Serialize)]
+    struct Push<'a> {
+        r#type: &'static str,
+        module: &'a str,
+        data: &'a RawValue,
+    }
+    encode(&Push {
+        r#type: "push",
+        module,
+        data,
+    })
+}
+
 /// `{"type":"ack","requestId":"7"}` for commands declared without a reply.
 pub fn ack(request_id: &str) -> String {
     encode(&Reply::new("ack", request_id))

@@ -10,6 +10,7 @@ pub mod frame;
 pub mod publish;
 
 pub use frame::{
+    push,
     ClientFrame, DecodeError, PONG, ack, authorized, call_error, decode, error, reply,
     resource_offer, resumed, success, unauthorized,
 };
