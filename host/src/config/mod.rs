@@ -5,6 +5,7 @@
 //! - `raw`: the file's shape (serde, `deny_unknown_fields`) and its
 //!   validation into `model` (defaults, bounds, relative paths resolved)
 //! - `error`: [`ConfigError`], `path:line:column: message` plus a hint
+//! - `diff`: what changed between two configs, for live reload
 //!
 //! Reading a file takes two stages (STYLE.md habit 13): the text is parsed
 //! into a spanned TOML document and deserialized into `raw::RawConfig`, then
@@ -15,6 +16,7 @@
 //! `[modules.<name>]` tables are passed through untouched (as JSON) apart
 //! from the two keys the host reads itself, `enabled` and `call_timeout_ms`.
 
+mod diff;
 mod error;
 mod model;
 mod raw;
@@ -26,6 +28,7 @@ use std::{
 
 use serde::Deserialize;
 
+pub use diff::{describe_changes, restart_required};
 pub use error::{ConfigError, Diagnostic, MAX_CONFIG_BYTES, Position};
 pub use model::*;
 
