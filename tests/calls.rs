@@ -25,13 +25,34 @@ async fn replies_and_every_error_code() {
         json!({"type": "reply", "requestId": "1", "result": {"a": [1, 2]}})
     );
     let cases = [
-        (json!({"type":"call","module":"nope","command":"x","params":{},"requestId":"2"}), "unknown-module"),
-        (json!({"type":"call","module":"echo","command":"nope","params":{},"requestId":"3"}), "unknown-command"),
-        (json!({"type":"call","module":"divide","command":"divide","params":{"dividend":1},"requestId":"4"}), "missing-param"),
-        (json!({"type":"call","module":"divide","command":"divide","params":[1],"requestId":"5"}), "missing-param"),
-        (json!({"type":"call","module":"divide","command":"divide","params":{"dividend":1,"divisor":0},"requestId":"6"}), "module-error"),
-        (json!({"type":"call","module":"divide","command":"boom","params":{},"requestId":"7"}), "module-panicked"),
-        (json!({"type":"call","module":"echo","command":"sleep","params":{"ms":2000},"requestId":"8"}), "module-timeout"),
+        (
+            json!({"type":"call","module":"nope","command":"x","params":{},"requestId":"2"}),
+            "unknown-module",
+        ),
+        (
+            json!({"type":"call","module":"echo","command":"nope","params":{},"requestId":"3"}),
+            "unknown-command",
+        ),
+        (
+            json!({"type":"call","module":"divide","command":"divide","params":{"dividend":1},"requestId":"4"}),
+            "missing-param",
+        ),
+        (
+            json!({"type":"call","module":"divide","command":"divide","params":[1],"requestId":"5"}),
+            "missing-param",
+        ),
+        (
+            json!({"type":"call","module":"divide","command":"divide","params":{"dividend":1,"divisor":0},"requestId":"6"}),
+            "module-error",
+        ),
+        (
+            json!({"type":"call","module":"divide","command":"boom","params":{},"requestId":"7"}),
+            "module-panicked",
+        ),
+        (
+            json!({"type":"call","module":"echo","command":"sleep","params":{"ms":2000},"requestId":"8"}),
+            "module-timeout",
+        ),
     ];
     for (frame, code) in cases {
         let rid = frame["requestId"].clone();
@@ -42,8 +63,12 @@ async fn replies_and_every_error_code() {
         assert_eq!(reply["code"], code, "{reply}");
         assert!(reply["message"].as_str().is_some_and(|m| !m.is_empty()));
     }
-    c.send_json(json!({"type":"call","module":"echo","command":"echo"})).await;
-    assert_eq!(c.next().await, json!({"code": "error", "message": "no-request-id"}));
+    c.send_json(json!({"type":"call","module":"echo","command":"echo"}))
+        .await;
+    assert_eq!(
+        c.next().await,
+        json!({"code": "error", "message": "no-request-id"})
+    );
     host.stop().await;
 }
 
@@ -54,7 +79,9 @@ async fn forbidden_too_large_and_rate_limited() {
     // `config` is an admin-only command of echo.
     let reply = c.call("echo", "config", json!({}), "f").await;
     assert_eq!(reply["code"], "forbidden", "{reply}");
-    let reply = c.call("echo", "echo", json!({"pad": "x".repeat(2000)}), "big").await;
+    let reply = c
+        .call("echo", "echo", json!({"pad": "x".repeat(2000)}), "big")
+        .await;
     assert_eq!(reply["code"], "too-large", "{reply}");
     let mut limited = 0;
     for i in 0..120 {
@@ -73,7 +100,14 @@ async fn forbidden_too_large_and_rate_limited() {
 async fn identity_is_stamped_and_cannot_be_forged() {
     let (_ws, host) = host("").await;
     let mut c = Client::authorized(&host, "alice-token").await;
-    let reply = c.call("echo", "whoami", json!({"user": "mallory", "session": "x", "roles": ["admin"]}), "w").await;
+    let reply = c
+        .call(
+            "echo",
+            "whoami",
+            json!({"user": "mallory", "session": "x", "roles": ["admin"]}),
+            "w",
+        )
+        .await;
     let me = &reply["result"];
     assert_eq!(me["user"], "alice", "{reply}");
     assert_eq!(me["kind"], "user");
@@ -86,7 +120,10 @@ async fn identity_is_stamped_and_cannot_be_forged() {
 async fn streams_arrive_in_order_and_end_with_done() {
     let (_ws, host) = host("").await;
     let mut c = Client::authorized(&host, "alice-token").await;
-    c.send_json(json!({"type":"call","module":"echo","command":"count","params":{"n": 50},"requestId":"s"})).await;
+    c.send_json(
+        json!({"type":"call","module":"echo","command":"count","params":{"n": 50},"requestId":"s"}),
+    )
+    .await;
     for i in 1..=50 {
         let reply = c.next().await;
         assert_eq!(reply["requestId"], "s");
@@ -99,7 +136,7 @@ async fn streams_arrive_in_order_and_end_with_done() {
 #[tokio::test]
 async fn ten_thousand_calls_from_one_session_arrive_in_order() {
     let (_ws, host) = host("").await;
-    let mut c = Client::authorized(&host, "alice-token").await;
+    let c = Client::authorized(&host, "alice-token").await;
     let (mut tx, mut rx) = c.ws.split();
     let sender = tokio::spawn(async move {
         for i in 0..10_000u32 {
@@ -116,7 +153,11 @@ async fn ten_thousand_calls_from_one_session_arrive_in_order() {
     });
     let mut next = 0u32;
     while next < 10_000 {
-        let msg = tokio::time::timeout(Duration::from_secs(30), rx.next()).await.unwrap().unwrap().unwrap();
+        let msg = tokio::time::timeout(Duration::from_secs(30), rx.next())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
         let Message::Text(text) = msg else { continue };
         let v: Value = serde_json::from_str(&text).unwrap();
         if v["type"] == "resource_offer" {
@@ -127,7 +168,7 @@ async fn ten_thousand_calls_from_one_session_arrive_in_order() {
         assert_eq!(v["requestId"], next.to_string());
         next += 1;
     }
-    sender.await.unwrap();
+    drop(sender.await.unwrap());
     host.stop().await;
 }
 
@@ -135,9 +176,13 @@ async fn ten_thousand_calls_from_one_session_arrive_in_order() {
 async fn a_repeated_request_id_runs_once() {
     let (_ws, host) = host("").await;
     let mut c = Client::authorized(&host, "alice-token").await;
-    let first = c.call("notes", "write_note", json!({"note": "hello"}), "n1").await;
+    let first = c
+        .call("notes", "write_note", json!({"note": "hello"}), "n1")
+        .await;
     assert_eq!(first["result"]["count"], 1, "{first}");
-    let again = c.call("notes", "write_note", json!({"note": "hello"}), "n1").await;
+    let again = c
+        .call("notes", "write_note", json!({"note": "hello"}), "n1")
+        .await;
     assert_eq!(again, first, "the repeat gets the stored reply");
     let notes = c.call("notes", "fetch_notes", json!({}), "f").await;
     assert_eq!(notes["result"]["notes"], json!(["hello"]));
@@ -178,10 +223,23 @@ async fn a_full_module_queue_answers_module_unavailable() {
 async fn resource_offer_is_filtered_and_updated() {
     let mut ws = Workspace::new();
     ws.install("echo", "echo.so", "echo", VERSION, 1);
+    // Trusted from the start; its build arrives later.
+    ws.key("notes");
     let host = TestHost::start(&ws, "").await;
     let offer = |admin: bool, offer: &Value| {
-        let echo = offer["modules"].as_array().unwrap().iter().find(|m| m["name"] == "echo").cloned().unwrap();
-        let names: Vec<String> = echo["commands"].as_array().unwrap().iter().map(|c| c["name"].as_str().unwrap().to_owned()).collect();
+        let echo = offer["modules"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["name"] == "echo")
+            .cloned()
+            .unwrap();
+        let names: Vec<String> = echo["commands"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["name"].as_str().unwrap().to_owned())
+            .collect();
         assert_eq!(names.contains(&"config".to_owned()), admin, "{names:?}");
     };
     let mut user = host.ws("alice-token").await;
@@ -190,14 +248,27 @@ async fn resource_offer_is_filtered_and_updated() {
     offer(false, &first);
     let mut admin = host.ws("admin-token").await;
     admin.next_text().await;
-    offer(true, &serde_json::from_str(&admin.next_text().await).unwrap());
+    offer(
+        true,
+        &serde_json::from_str(&admin.next_text().await).unwrap(),
+    );
 
     // A module appears: the offer is sent again.
     ws.install("notes", "notes.so", "notes", VERSION, 1);
-    host.state.registry.load_file(&ws.plugins().join("notes.so")).unwrap();
+    host.state
+        .registry
+        .load_file(&ws.plugins().join("notes.so"))
+        .unwrap();
     let again: Value = serde_json::from_str(&user.next_text().await).unwrap();
     assert_eq!(again["type"], "resource_offer");
-    assert!(again["modules"].as_array().unwrap().iter().any(|m| m["name"] == "notes"), "{again}");
+    assert!(
+        again["modules"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m["name"] == "notes"),
+        "{again}"
+    );
     host.stop().await;
 }
 
@@ -206,16 +277,33 @@ async fn module_to_module_calls_and_their_errors() {
     let (_ws, host) = host("").await;
     let mut c = Client::authorized(&host, "alice-token").await;
     let ok = c
-        .call("relay", "relay", json!({"module": "echo", "command": "whoami", "params": {}}), "1")
+        .call(
+            "relay",
+            "relay",
+            json!({"module": "echo", "command": "whoami", "params": {}}),
+            "1",
+        )
         .await;
     assert_eq!(ok["result"]["result"]["kind"], "module", "{ok}");
     assert_eq!(ok["result"]["result"]["module"], "relay", "{ok}");
-    let missing = c.call("relay", "relay", json!({"module": "ghost", "command": "x", "params": {}}), "2").await;
+    let missing = c
+        .call(
+            "relay",
+            "relay",
+            json!({"module": "ghost", "command": "x", "params": {}}),
+            "2",
+        )
+        .await;
     assert_eq!(missing["code"], "unknown-module", "{missing}");
     let failing = c
         .call("relay", "relay", json!({"module": "divide", "command": "divide", "params": {"dividend": 1, "divisor": 0}}), "3")
         .await;
     assert_eq!(failing["code"], "module-error", "{failing}");
-    assert!(failing["message"].as_str().unwrap().contains("division by zero"));
+    assert!(
+        failing["message"]
+            .as_str()
+            .unwrap()
+            .contains("division by zero")
+    );
     host.stop().await;
 }

@@ -15,13 +15,25 @@ async fn host() -> (Workspace, TestHost) {
 }
 
 async fn trigger(host: &TestHost, rooms: Value, data: Value) -> u64 {
-    let (status, body) = host.trigger(Some(TRIGGER_TOKEN), &json!({"rooms": rooms, "data": data}).to_string()).await;
+    let (status, body) = host
+        .trigger(
+            Some(TRIGGER_TOKEN),
+            &json!({"rooms": rooms, "data": data}).to_string(),
+        )
+        .await;
     assert_eq!(status, 200, "{body}");
-    serde_json::from_str::<Value>(&body).unwrap()["delivered"].as_u64().unwrap()
+    serde_json::from_str::<Value>(&body).unwrap()["delivered"]
+        .as_u64()
+        .unwrap()
 }
 
 async fn num_rooms(host: &TestHost) -> usize {
-    let resp = http().get(host.url("/api/rooms")).bearer_auth(ADMIN_TOKEN).send().await.unwrap();
+    let resp = http()
+        .get(host.url("/api/rooms"))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap();
     resp.json::<Vec<Value>>().await.unwrap().len()
 }
 
@@ -34,11 +46,22 @@ async fn connect_authorized_and_refused() {
     assert_eq!(hello["is_authorized"], true);
     assert_eq!(hello["user"], "alice");
     assert!(hello["session"].as_str().is_some_and(|s| !s.is_empty()));
-    assert_eq!(hello["allowed_rooms"][0], json!({"target": "message", "customer": "*"}));
+    assert_eq!(
+        hello["allowed_rooms"][0],
+        json!({"target": "message", "customer": "*"})
+    );
     let offer: Value = serde_json::from_str(&c.next_text().await).unwrap();
     assert_eq!(offer["type"], "resource_offer");
-    let names: Vec<&str> = offer["modules"].as_array().unwrap().iter().map(|m| m["name"].as_str().unwrap()).collect();
-    assert!(names.contains(&"echo") && names.contains(&"notes"), "{offer}");
+    let names: Vec<&str> = offer["modules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["name"].as_str().unwrap())
+        .collect();
+    assert!(
+        names.contains(&"echo") && names.contains(&"notes"),
+        "{offer}"
+    );
 
     let mut refused = host.ws("wrong-token").await;
     assert_eq!(refused.next_text().await, r#"{"is_authorized":false}"#);
@@ -51,16 +74,28 @@ async fn ping_unknown_type_and_non_json() {
     let (_ws, host) = host().await;
     let mut c = Client::authorized(&host, "alice-token").await;
     c.send("ping").await;
-    assert_eq!(c.silent_for(Duration::from_secs(5)).await, Some(Value::String("pong".into())));
+    assert_eq!(
+        c.silent_for(Duration::from_secs(5)).await,
+        Some(Value::String("pong".into()))
+    );
     c.send_json(json!({"type": "dance"})).await;
-    assert_eq!(c.next().await, json!({"code": "error", "message": "message-type-not-allowed"}));
+    assert_eq!(
+        c.next().await,
+        json!({"code": "error", "message": "message-type-not-allowed"})
+    );
     c.send("{not json").await;
-    assert_eq!(c.next().await, json!({"code": "error", "message": "non-json-message"}));
+    assert_eq!(
+        c.next().await,
+        json!({"code": "error", "message": "non-json-message"})
+    );
     c.send(&"[".repeat(10_000)).await;
     assert_eq!(c.next().await["code"], "error");
     // Still connected and serving.
     c.send("ping").await;
-    assert_eq!(c.silent_for(Duration::from_secs(5)).await, Some(Value::String("pong".into())));
+    assert_eq!(
+        c.silent_for(Duration::from_secs(5)).await,
+        Some(Value::String("pong".into()))
+    );
     host.stop().await;
 }
 
@@ -68,30 +103,65 @@ async fn ping_unknown_type_and_non_json() {
 async fn subscribe_rules_and_request_ids() {
     let (_ws, host) = host().await;
     let mut c = Client::authorized(&host, "alice-token").await;
-    let ok = c.subscribe(json!({"target": "message", "customer": "1"}), "1").await;
+    let ok = c
+        .subscribe(json!({"target": "message", "customer": "1"}), "1")
+        .await;
     assert_eq!(ok, json!({"code": "success", "requestId": "1"}));
-    let wildcard = c.subscribe(json!({"customer": "*", "target": "message"}), "2").await;
+    let wildcard = c
+        .subscribe(json!({"customer": "*", "target": "message"}), "2")
+        .await;
     assert_eq!(wildcard, json!({"code": "success", "requestId": "2"}));
-    let denied = c.subscribe(json!({"target": "secret", "customer": "1"}), "3").await;
-    assert_eq!(denied, json!({"code": "error", "message": "room-not-found", "requestId": "3"}));
-    let extra_key = c.subscribe(json!({"target": "message", "customer": "1", "x": 1}), "4").await;
+    let denied = c
+        .subscribe(json!({"target": "secret", "customer": "1"}), "3")
+        .await;
+    assert_eq!(
+        denied,
+        json!({"code": "error", "message": "room-not-found", "requestId": "3"})
+    );
+    let extra_key = c
+        .subscribe(json!({"target": "message", "customer": "1", "x": 1}), "4")
+        .await;
     assert_eq!(extra_key["message"], "room-not-found");
-    let in_use = c.subscribe(json!({"target": "message", "customer": "5"}), "1").await;
-    assert_eq!(in_use, json!({"code": "error", "message": "request-id-in-use", "requestId": "1"}));
-    c.send_json(json!({"type": "subscribe", "requestId": "5"})).await;
-    assert_eq!(c.next().await, json!({"code": "error", "message": "invalid-room", "requestId": "5"}));
-    c.send_json(json!({"type": "subscribe", "room": "message", "requestId": "6"})).await;
+    let in_use = c
+        .subscribe(json!({"target": "message", "customer": "5"}), "1")
+        .await;
+    assert_eq!(
+        in_use,
+        json!({"code": "error", "message": "request-id-in-use", "requestId": "1"})
+    );
+    c.send_json(json!({"type": "subscribe", "requestId": "5"}))
+        .await;
+    assert_eq!(
+        c.next().await,
+        json!({"code": "error", "message": "invalid-room", "requestId": "5"})
+    );
+    c.send_json(json!({"type": "subscribe", "room": "message", "requestId": "6"}))
+        .await;
     assert_eq!(c.next().await["message"], "invalid-room");
-    c.send_json(json!({"type": "subscribe", "room": {"target": "message", "customer": "1"}})).await;
-    assert_eq!(c.next().await, json!({"code": "error", "message": "no-request-id"}));
+    c.send_json(json!({"type": "subscribe", "room": {"target": "message", "customer": "1"}}))
+        .await;
+    assert_eq!(
+        c.next().await,
+        json!({"code": "error", "message": "no-request-id"})
+    );
     c.send_json(json!({"type": "unsubscribe"})).await;
-    assert_eq!(c.next().await, json!({"code": "error", "message": "no-request-id"}));
-    c.send_json(json!({"type": "unsubscribe", "requestId": "1"})).await;
+    assert_eq!(
+        c.next().await,
+        json!({"code": "error", "message": "no-request-id"})
+    );
+    c.send_json(json!({"type": "unsubscribe", "requestId": "1"}))
+        .await;
     assert_eq!(c.next().await, json!({"code": "success", "requestId": "1"}));
-    c.send_json(json!({"type": "unsubscribe", "requestId": "1"})).await;
-    assert_eq!(c.next().await, json!({"code": "error", "message": "not-subscribed", "requestId": "1"}));
+    c.send_json(json!({"type": "unsubscribe", "requestId": "1"}))
+        .await;
+    assert_eq!(
+        c.next().await,
+        json!({"code": "error", "message": "not-subscribed", "requestId": "1"})
+    );
     // Numeric requestIds are echoed as given (string form).
-    let numeric = c.subscribe(json!({"target": "message", "customer": "9"}), "77").await;
+    let numeric = c
+        .subscribe(json!({"target": "message", "customer": "9"}), "77")
+        .await;
     assert_eq!(numeric["requestId"], "77");
     host.stop().await;
 }
@@ -101,17 +171,40 @@ async fn publish_reaches_exactly_the_matching_subscriptions() {
     let (_ws, host) = host().await;
     let mut alice = Client::authorized(&host, "alice-token").await;
     let mut bob = Client::authorized(&host, "bob-token").await;
-    alice.subscribe(json!({"target": "message", "customer": "1"}), "a1").await;
-    alice.subscribe(json!({"target": "message", "customer": "*"}), "aall").await;
-    bob.subscribe(json!({"target": "message", "customer": "2"}), "b2").await;
+    alice
+        .subscribe(json!({"target": "message", "customer": "1"}), "a1")
+        .await;
+    alice
+        .subscribe(json!({"target": "message", "customer": "*"}), "aall")
+        .await;
+    bob.subscribe(json!({"target": "message", "customer": "2"}), "b2")
+        .await;
 
     // One room: alice's customer 1 and her wildcard subscription.
-    assert_eq!(trigger(&host, json!([{"target": "message", "customer": "1"}]), json!({"n": 1})).await, 2);
-    let mut got = vec![alice.next().await, alice.next().await];
+    assert_eq!(
+        trigger(
+            &host,
+            json!([{"target": "message", "customer": "1"}]),
+            json!({"n": 1})
+        )
+        .await,
+        2
+    );
+    let mut got = [alice.next().await, alice.next().await];
     got.sort_by_key(|v| v["requestId"].as_str().unwrap().to_owned());
-    assert_eq!(got[0], json!({"type": "publish", "data": {"n": 1}, "requestId": "a1"}));
-    assert_eq!(got[1], json!({"type": "publish", "data": {"n": 1}, "requestId": "aall"}));
-    assert_eq!(bob.silent_for(Duration::from_millis(300)).await, None, "nothing leaks to bob");
+    assert_eq!(
+        got[0],
+        json!({"type": "publish", "data": {"n": 1}, "requestId": "a1"})
+    );
+    assert_eq!(
+        got[1],
+        json!({"type": "publish", "data": {"n": 1}, "requestId": "aall"})
+    );
+    assert_eq!(
+        bob.silent_for(Duration::from_millis(300)).await,
+        None,
+        "nothing leaks to bob"
+    );
 
     // Several rooms matching one subscription: delivered once.
     let delivered = trigger(
@@ -121,15 +214,44 @@ async fn publish_reaches_exactly_the_matching_subscriptions() {
     )
     .await;
     assert_eq!(delivered, 2, "bob once, alice's wildcard once");
-    assert_eq!(bob.next().await, json!({"type": "publish", "data": "multi", "requestId": "b2"}));
+    assert_eq!(
+        bob.next().await,
+        json!({"type": "publish", "data": "multi", "requestId": "b2"})
+    );
     assert_eq!(alice.next().await["requestId"], "aall");
-    assert_eq!(alice.silent_for(Duration::from_millis(300)).await, None, "no duplicate for alice");
+    assert_eq!(
+        alice.silent_for(Duration::from_millis(300)).await,
+        None,
+        "no duplicate for alice"
+    );
 
     // A publish to customer "*" reaches every customer's subscribers.
-    assert_eq!(trigger(&host, json!([{"target": "message", "customer": "*"}]), json!(3)).await, 3);
+    assert_eq!(
+        trigger(
+            &host,
+            json!([{"target": "message", "customer": "*"}]),
+            json!(3)
+        )
+        .await,
+        3
+    );
     assert_eq!(bob.next().await["data"], 3);
+    let mut got = [alice.next().await, alice.next().await];
+    got.sort_by_key(|v| v["requestId"].as_str().unwrap().to_owned());
+    assert_eq!(
+        (got[0]["requestId"].as_str(), got[1]["requestId"].as_str()),
+        (Some("a1"), Some("aall"))
+    );
     // Type-sensitive: customer 2 (a number) is another room than "2".
-    assert_eq!(trigger(&host, json!([{"target": "message", "customer": 2}]), json!(4)).await, 1);
+    assert_eq!(
+        trigger(
+            &host,
+            json!([{"target": "message", "customer": 2}]),
+            json!(4)
+        )
+        .await,
+        1
+    );
     assert_eq!(alice.next().await["requestId"], "aall");
     assert_eq!(bob.silent_for(Duration::from_millis(300)).await, None);
     host.stop().await;
@@ -140,11 +262,15 @@ async fn rooms_disappear_after_unsubscribe_and_disconnect() {
     let (_ws, host) = host().await;
     let mut a = Client::authorized(&host, "alice-token").await;
     let mut b = Client::authorized(&host, "bob-token").await;
-    a.subscribe(json!({"target": "message", "customer": "2"}), "1").await;
-    b.subscribe(json!({"target": "message", "customer": "2"}), "1").await;
-    a.subscribe(json!({"target": "message", "customer": "7"}), "2").await;
+    a.subscribe(json!({"target": "message", "customer": "2"}), "1")
+        .await;
+    b.subscribe(json!({"target": "message", "customer": "2"}), "1")
+        .await;
+    a.subscribe(json!({"target": "message", "customer": "7"}), "2")
+        .await;
     assert_eq!(num_rooms(&host).await, 2);
-    a.send_json(json!({"type": "unsubscribe", "requestId": "2"})).await;
+    a.send_json(json!({"type": "unsubscribe", "requestId": "2"}))
+        .await;
     a.next().await;
     assert_eq!(num_rooms(&host).await, 1);
     drop(a);
@@ -164,9 +290,14 @@ async fn status_is_for_admins_only() {
     let (_ws, host) = host().await;
     let mut user = Client::authorized(&host, "alice-token").await;
     user.send_json(json!({"type": "status"})).await;
-    assert_eq!(user.next().await, json!({"code": "error", "message": "forbidden"}));
+    assert_eq!(
+        user.next().await,
+        json!({"code": "error", "message": "forbidden"})
+    );
     let mut admin = Client::authorized(&host, "admin-token").await;
-    admin.subscribe(json!({"target": "x", "customer": "1"}), "1").await;
+    admin
+        .subscribe(json!({"target": "x", "customer": "1"}), "1")
+        .await;
     admin.send_json(json!({"type": "status"})).await;
     let status = admin.next().await;
     assert_eq!(status["open_connections"], 2, "{status}");
@@ -183,7 +314,9 @@ async fn trigger_needs_a_token_and_a_valid_body() {
     assert_eq!(host.trigger(Some(TRIGGER_TOKEN), "{bad").await.0, 400);
     let (status, text) = host.trigger(Some(TRIGGER_TOKEN), r#"{"data": 1}"#).await;
     assert_eq!((status, text.as_str()), (400, "rooms not specified"));
-    let (status, text) = host.trigger(Some(TRIGGER_TOKEN), r#"{"rooms": [{"a": "b"}]}"#).await;
+    let (status, text) = host
+        .trigger(Some(TRIGGER_TOKEN), r#"{"rooms": [{"a": "b"}]}"#)
+        .await;
     assert_eq!((status, text.as_str()), (400, "data not specified"));
     let (status, text) = host.trigger(Some(TRIGGER_TOKEN), &body).await;
     assert_eq!((status, text.as_str()), (200, r#"{"delivered":0}"#));
@@ -194,12 +327,20 @@ async fn trigger_needs_a_token_and_a_valid_body() {
 async fn module_publish_reaches_a_websocket_subscriber() {
     let (_ws, host) = host().await;
     let mut c = Client::authorized(&host, "alice-token").await;
-    c.subscribe(json!({"target": "message", "customer": "42"}), "m").await;
+    c.subscribe(json!({"target": "message", "customer": "42"}), "m")
+        .await;
     let (status, body) = host
-        .call("echo", "publish", json!({"rooms": [{"target": "message", "customer": "42"}], "data": {"from": "echo"}}))
+        .call(
+            "echo",
+            "publish",
+            json!({"rooms": [{"target": "message", "customer": "42"}], "data": {"from": "echo"}}),
+        )
         .await;
     assert_eq!((status, body), (200, json!({"result": {"delivered": 1}})));
-    assert_eq!(c.next().await, json!({"type": "publish", "data": {"from": "echo"}, "requestId": "m"}));
+    assert_eq!(
+        c.next().await,
+        json!({"type": "publish", "data": {"from": "echo"}, "requestId": "m"})
+    );
     host.stop().await;
 }
 
@@ -210,10 +351,17 @@ async fn oversize_frame_closes_only_that_connection() {
     let host = TestHost::start(&ws, "[limits]\nmax_frame_bytes = 1024").await;
     let mut big = Client::authorized(&host, "alice-token").await;
     let mut other = Client::authorized(&host, "bob-token").await;
-    big.send(&format!("{{\"type\":\"x\",\"pad\":\"{}\"}}", "a".repeat(4096))).await;
+    big.send(&format!(
+        "{{\"type\":\"x\",\"pad\":\"{}\"}}",
+        "a".repeat(4096)
+    ))
+    .await;
     assert_eq!(big.close_code().await, Some(1009));
     other.send("ping").await;
-    assert_eq!(other.silent_for(Duration::from_secs(5)).await, Some(Value::String("pong".into())));
+    assert_eq!(
+        other.silent_for(Duration::from_secs(5)).await,
+        Some(Value::String("pong".into()))
+    );
     host.stop().await;
 }
 
@@ -223,9 +371,13 @@ async fn a_client_that_never_reads_is_closed_while_others_keep_receiving() {
     ws.install_bundled();
     let host = TestHost::start(&ws, "[limits]\nsend_queue = 64").await;
     let mut stuck = Client::authorized(&host, "alice-token").await;
-    stuck.subscribe(json!({"target": "message", "customer": "2"}), "s").await;
+    stuck
+        .subscribe(json!({"target": "message", "customer": "2"}), "s")
+        .await;
     let mut reader = Client::authorized(&host, "bob-token").await;
-    reader.subscribe(json!({"target": "message", "customer": "2"}), "r").await;
+    reader
+        .subscribe(json!({"target": "message", "customer": "2"}), "r")
+        .await;
     let payload = "x".repeat(16 * 1024);
     let rooms = json!([{"target": "message", "customer": "2"}]);
     let reading = tokio::spawn(async move {
@@ -240,13 +392,27 @@ async fn a_client_that_never_reads_is_closed_while_others_keep_receiving() {
     for i in 0..2000 {
         trigger(&host, rooms.clone(), json!({"i": i, "pad": payload})).await;
     }
-    assert_eq!(reading.await.unwrap(), 2000, "the reading client got every message");
+    assert_eq!(
+        reading.await.unwrap(),
+        2000,
+        "the reading client got every message"
+    );
     let counters = &host.state.sessions.counters;
-    assert!(counters.slow_consumers_closed.load(std::sync::atomic::Ordering::Relaxed) >= 1);
+    assert!(
+        counters
+            .slow_consumers_closed
+            .load(std::sync::atomic::Ordering::Relaxed)
+            >= 1
+    );
     // The stuck client eventually sees the end of its connection.
     let mut saw_close = false;
     for _ in 0..5000 {
-        match tokio::time::timeout(Duration::from_secs(5), futures_util::StreamExt::next(&mut stuck.ws)).await {
+        match tokio::time::timeout(
+            Duration::from_secs(5),
+            futures_util::StreamExt::next(&mut stuck.ws),
+        )
+        .await
+        {
             Ok(Some(Ok(tokio_tungstenite::tungstenite::Message::Close(f)))) => {
                 assert_eq!(f.map(|f| u16::from(f.code)), Some(4008));
                 saw_close = true;
@@ -267,32 +433,51 @@ async fn a_client_that_never_reads_is_closed_while_others_keep_receiving() {
 async fn bootstrap_url_authorizes_like_high_templar() {
     use axum::{Json, Router, http::HeaderMap, routing::get};
     async fn bootstrap(headers: HeaderMap) -> (axum::http::StatusCode, Json<Value>) {
-        let auth = headers.get("authorization").and_then(|v| v.to_str().ok()).unwrap_or("");
+        let auth = headers
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
         match auth {
             "Token good" => (
                 axum::http::StatusCode::OK,
-                Json(json!({"allowed_rooms": [{"target": "message", "customer": "1"}], "user": "carol"})),
+                Json(
+                    json!({"allowed_rooms": [{"target": "message", "customer": "1"}], "user": "carol"}),
+                ),
             ),
-            "Token badrooms" => (axum::http::StatusCode::OK, Json(json!({"allowed_rooms": ["foo"]}))),
+            "Token badrooms" => (
+                axum::http::StatusCode::OK,
+                Json(json!({"allowed_rooms": ["foo"]})),
+            ),
             _ => (axum::http::StatusCode::FORBIDDEN, Json(json!({}))),
         }
     }
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let api = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, Router::new().route("/api/bootstrap/", get(bootstrap))).await });
+    tokio::spawn(async move {
+        axum::serve(
+            listener,
+            Router::new().route("/api/bootstrap/", get(bootstrap)),
+        )
+        .await
+    });
 
     let mut ws = Workspace::new();
     ws.install_bundled();
     let text = ws.config_text("").replace(
         "[trigger]",
-        &format!("[auth.bootstrap]\nurl = \"http://{api}/api/bootstrap/\"\ntimeout_ms = 2000\n[trigger]"),
+        &format!(
+            "[auth.bootstrap]\nurl = \"http://{api}/api/bootstrap/\"\ntimeout_ms = 2000\n[trigger]"
+        ),
     );
     let host = TestHost::start_text(&ws, &text).await;
     let addr = host.addr;
 
     let mut carol = Client::connect(&format!("ws://{addr}/ws/?token=good")).await;
     let hello = carol.next().await;
-    assert_eq!((hello["is_authorized"].clone(), hello["user"].clone()), (json!(true), json!("carol")));
+    assert_eq!(
+        (hello["is_authorized"].clone(), hello["user"].clone()),
+        (json!(true), json!("carol"))
+    );
     let mut refused = Client::connect(&format!("ws://{addr}/ws/?token=bad")).await;
     assert_eq!(refused.next().await, json!({"is_authorized": false}));
     let mut badrooms = Client::connect(&format!("ws://{addr}/ws/?token=badrooms")).await;
@@ -309,12 +494,22 @@ async fn jwt_hs256_tokens_are_checked() {
     let mut ws = Workspace::new();
     ws.install_bundled();
     let jwt = "[auth.jwt]\nsecret = \"jwt-test-secret\"\nissuer = \"modhost-tests\"\nroles_claim = \"realm_access.roles\"";
-    let text = ws.config_text("").replace("[trigger]", &format!("{jwt}\n[trigger]"));
+    let text = ws
+        .config_text("")
+        .replace("[trigger]", &format!("{jwt}\n[trigger]"));
     let host = TestHost::start_text(&ws, &text).await;
     let addr = host.addr;
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
     let sign = |claims: Value, secret: &str| {
-        encode(&Header::default(), &claims, &EncodingKey::from_secret(secret.as_bytes())).unwrap()
+        encode(
+            &Header::default(),
+            &claims,
+            &EncodingKey::from_secret(secret.as_bytes()),
+        )
+        .unwrap()
     };
     let good = sign(
         json!({"sub": "dave", "iss": "modhost-tests", "exp": now + 600, "realm_access": {"roles": ["admin"]},
@@ -325,11 +520,23 @@ async fn jwt_hs256_tokens_are_checked() {
     let hello = dave.next().await;
     assert_eq!(hello["user"], "dave", "{hello}");
     dave.send_json(json!({"type": "status"})).await;
-    assert!(dave.next().await.get("open_connections").is_some(), "roles come from the dotted claim");
+    assert!(
+        dave.next().await.get("open_connections").is_some(),
+        "roles come from the dotted claim"
+    );
     for bad in [
-        sign(json!({"sub": "x", "iss": "modhost-tests", "exp": now - 600}), "jwt-test-secret"),
-        sign(json!({"sub": "x", "iss": "modhost-tests", "exp": now + 600}), "other-secret"),
-        sign(json!({"sub": "x", "iss": "someone-else", "exp": now + 600}), "jwt-test-secret"),
+        sign(
+            json!({"sub": "x", "iss": "modhost-tests", "exp": now - 600}),
+            "jwt-test-secret",
+        ),
+        sign(
+            json!({"sub": "x", "iss": "modhost-tests", "exp": now + 600}),
+            "other-secret",
+        ),
+        sign(
+            json!({"sub": "x", "iss": "someone-else", "exp": now + 600}),
+            "jwt-test-secret",
+        ),
     ] {
         let mut c = Client::connect(&format!("ws://{addr}/ws/?token={bad}")).await;
         assert_eq!(c.next().await, json!({"is_authorized": false}));

@@ -23,13 +23,18 @@ pub const TRIGGER_TOKEN: &str = "trigger-token";
 fn profile_dir() -> PathBuf {
     let exe = std::env::current_exe().expect("test exe path");
     // target/debug/deps/integration-xxxx
-    exe.parent().and_then(Path::parent).expect("target/<profile>").to_owned()
+    exe.parent()
+        .and_then(Path::parent)
+        .expect("target/<profile>")
+        .to_owned()
 }
 
 fn cargo_build(args: &[&str]) {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let target_dir = profile_dir().parent().expect("target dir").to_owned();
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace root");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("workspace root");
     let status = Command::new(cargo)
         .current_dir(root)
         .env("CARGO_TARGET_DIR", &target_dir)
@@ -61,7 +66,12 @@ pub fn plugins_built() -> &'static Path {
             "modhost-fixture-hostile",
         ]);
         // Built against a changed interface: the host must refuse it.
-        cargo_build(&["-p", "modhost-fixture-abi-drift", "--features", "modhost-plugin-api/__test-abi-drift"]);
+        cargo_build(&[
+            "-p",
+            "modhost-fixture-abi-drift",
+            "--features",
+            "modhost-plugin-api/__test-abi-drift",
+        ]);
         profile_dir()
     })
 }
@@ -117,7 +127,8 @@ impl Workspace {
         let mut seed = [0u8; 32];
         getrandom_fill(&mut seed);
         let key = SigningKey::from_bytes(&seed);
-        let public = base64::engine::general_purpose::STANDARD.encode(key.verifying_key().to_bytes());
+        let public =
+            base64::engine::general_purpose::STANDARD.encode(key.verifying_key().to_bytes());
         let pub_file = self.path().join("verify").join(format!("{module}.pub"));
         let mut text = std::fs::read_to_string(&pub_file).unwrap_or_default();
         text.push_str(&format!("{public}\n"));
@@ -128,9 +139,24 @@ impl Workspace {
 
     /// Copies the built `lib` into plugins/ as `file` and signs it as
     /// `module` `version` with `seq` using `module`'s key.
-    pub fn install(&mut self, lib: &str, file: &str, module: &str, version: &str, seq: u64) -> PathBuf {
+    pub fn install(
+        &mut self,
+        lib: &str,
+        file: &str,
+        module: &str,
+        version: &str,
+        seq: u64,
+    ) -> PathBuf {
         let key = self.key(module);
-        self.install_with_key(lib, file, module, version, seq, &key, modhost_plugin_api::ABI)
+        self.install_with_key(
+            lib,
+            file,
+            module,
+            version,
+            seq,
+            &key,
+            modhost_plugin_api::ABI,
+        )
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -207,7 +233,9 @@ pub fn sig_path(lib: &Path) -> PathBuf {
 
 fn getrandom_fill(buf: &mut [u8]) {
     use std::io::Read;
-    std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(buf)).expect("urandom");
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(buf))
+        .expect("urandom");
 }
 
 /// A host running in this process.
@@ -227,7 +255,8 @@ impl TestHost {
     /// Starts a host on `ws`'s folder with the whole config `text`.
     pub async fn start_text(ws: &Workspace, text: &str) -> TestHost {
         plugins_built();
-        let config = config::parse(text, &ws.path().join("config.toml")).expect("test config parses");
+        let config =
+            config::parse(text, &ws.path().join("config.toml")).expect("test config parses");
         let host = Host::build(config).await.expect("host builds");
         let state = host.state.clone();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -284,7 +313,10 @@ impl TestHost {
             .post(self.url("/api/call"))
             .bearer_auth(ADMIN_TOKEN)
             .header("content-type", "application/json")
-            .body(serde_json::json!({"module": module, "command": command, "params": params}).to_string())
+            .body(
+                serde_json::json!({"module": module, "command": command, "params": params})
+                    .to_string(),
+            )
             .send()
             .await
             .unwrap();
@@ -317,7 +349,10 @@ impl Drop for TestHost {
 }
 
 pub fn http() -> reqwest::Client {
-    reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap()
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap()
 }
 
 /// A websocket client.
@@ -329,7 +364,9 @@ pub const WAIT: Duration = Duration::from_secs(10);
 
 impl Client {
     pub async fn connect(url: &str) -> Client {
-        let (ws, _) = tokio_tungstenite::connect_async(url).await.expect("websocket connects");
+        let (ws, _) = tokio_tungstenite::connect_async(url)
+            .await
+            .expect("websocket connects");
         Client { ws }
     }
 
@@ -360,7 +397,8 @@ impl Client {
     pub async fn next(&mut self) -> Value {
         loop {
             let text = self.next_text().await;
-            let v: Value = serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON: {text}"));
+            let v: Value =
+                serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON: {text}"));
             if v["type"] != "resource_offer" {
                 return v;
             }
@@ -387,7 +425,8 @@ impl Client {
     }
 
     pub async fn subscribe(&mut self, room: Value, rid: &str) -> Value {
-        self.send_json(serde_json::json!({"type": "subscribe", "room": room, "requestId": rid})).await;
+        self.send_json(serde_json::json!({"type": "subscribe", "room": room, "requestId": rid}))
+            .await;
         self.next().await
     }
 

@@ -7,7 +7,11 @@
 //! - `gateway`: websocket protocol, auth modes, rooms and fan-out, limits
 //! - `calls`: the command broker over websockets
 
+// Items shared between test files are `pub`; a test binary exports nothing.
+#![allow(unreachable_pub)]
+
 mod harness;
-mod modules;
-mod gateway;
+
 mod calls;
+mod gateway;
+mod modules;

@@ -14,14 +14,14 @@
 //! - `state`: the shared state and the services modules call back into
 //! - `server`: builds the shared state, loads modules and serves until shutdown
 
-pub mod config;
-pub mod signing;
-pub mod modules;
 pub mod auth;
-pub mod protocol;
-pub mod rooms;
 pub mod broker;
+pub mod config;
 pub mod gateway;
 pub mod http;
-pub mod state;
+pub mod modules;
+pub mod protocol;
+pub mod rooms;
 pub mod server;
+pub mod signing;
+pub mod state;

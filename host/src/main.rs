@@ -13,7 +13,11 @@ use modhost::{config, modules, server::Host, signing::tools};
 use tracing_subscriber::EnvFilter;
 
 #[derive(Parser)]
-#[command(name = "modhost", version, about = "Platform host for signed, hot-reloadable modules")]
+#[command(
+    name = "modhost",
+    version,
+    about = "Platform host for signed, hot-reloadable modules"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -70,7 +74,11 @@ fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Run { config } => run(config),
-        Command::Keygen { module, out, verify_keys } => keygen(&module, &out, &verify_keys),
+        Command::Keygen {
+            module,
+            out,
+            verify_keys,
+        } => keygen(&module, &out, &verify_keys),
         Command::Sign {
             lib,
             key,
@@ -91,7 +99,10 @@ fn main() -> std::process::ExitCode {
 
 fn init_logging() {
     let filter = EnvFilter::try_from_env("MODHOST_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
-    tracing_subscriber::fmt().with_env_filter(filter).with_target(false).init();
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false)
+        .init();
 }
 
 fn run(config_path: Option<PathBuf>) -> anyhow::Result<()> {
@@ -101,7 +112,9 @@ fn run(config_path: Option<PathBuf>) -> anyhow::Result<()> {
         None if Path::new("config.toml").exists() => config::load(Path::new("config.toml"))?,
         None => {
             let cwd = std::env::current_dir().context("cannot read the current folder")?;
-            tracing::info!("no config.toml here: running on the embedded defaults (modhost run --config FILE chooses one)");
+            tracing::info!(
+                "no config.toml here: running on the embedded defaults (modhost run --config FILE chooses one)"
+            );
             config::embedded_default(&cwd)
         }
     };
@@ -110,7 +123,9 @@ fn run(config_path: Option<PathBuf>) -> anyhow::Result<()> {
         let listen = config.server.listen;
         let listener = tokio::net::TcpListener::bind(listen)
             .await
-            .with_context(|| format!("cannot listen on {listen}: is another process using it? ([server] listen)"))?;
+            .with_context(|| {
+                format!("cannot listen on {listen}: is another process using it? ([server] listen)")
+            })?;
         let host = Host::build(config).await?;
         host.serve(listener, shutdown_signal()).await?;
         anyhow::Ok(())
@@ -135,15 +150,27 @@ fn keygen(module: &str, out: &Path, verify_keys: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn sign(lib: &Path, key: &Path, seq: Option<u64>, module: Option<String>, version: Option<String>) -> anyhow::Result<()> {
+fn sign(
+    lib: &Path,
+    key: &Path,
+    seq: Option<u64>,
+    module: Option<String>,
+    version: Option<String>,
+) -> anyhow::Result<()> {
     let (module, version, abi) = match (module, version) {
         (Some(m), Some(v)) => {
-            let abi = modules::inspect(lib).map(|(_, abi)| abi).unwrap_or_else(|_| modhost_plugin_api::ABI.to_owned());
+            let abi = modules::inspect(lib)
+                .map(|(_, abi)| abi)
+                .unwrap_or_else(|_| modhost_plugin_api::ABI.to_owned());
             (m, v, abi)
         }
         (module, version) => {
-            let (manifest, abi) = modules::inspect(lib)
-                .with_context(|| format!("cannot read the manifest of {} (pass --module and --version)", lib.display()))?;
+            let (manifest, abi) = modules::inspect(lib).with_context(|| {
+                format!(
+                    "cannot read the manifest of {} (pass --module and --version)",
+                    lib.display()
+                )
+            })?;
             (
                 module.unwrap_or_else(|| manifest.name.to_string()),
                 version.unwrap_or_else(|| manifest.version.to_string()),

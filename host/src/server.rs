@@ -45,11 +45,13 @@ pub struct Host {
 impl Host {
     /// Builds the state and loads every module in the modules folder.
     pub async fn build(config: Config) -> Result<Host, StartError> {
-        let keyring = Keyring::load(&config.modules.verify_keys).map_err(|e| StartError::Keys(e.to_string()))?;
+        let keyring = Keyring::load(&config.modules.verify_keys)
+            .map_err(|e| StartError::Keys(e.to_string()))?;
         for warning in keyring.warnings() {
             tracing::warn!("verify keys: {warning}");
         }
-        let seqs = SeqStore::open(&config.modules.state_dir).map_err(|e| StartError::State(e.to_string()))?;
+        let seqs = SeqStore::open(&config.modules.state_dir)
+            .map_err(|e| StartError::State(e.to_string()))?;
         let auth = Authenticator::new(&config.auth).map_err(|e| StartError::Auth(e.to_string()))?;
         let registry = Registry::new(
             RuntimeSettings {
@@ -73,15 +75,25 @@ impl Host {
         });
         registry.set_services(Arc::new(Services(Arc::downgrade(&state))));
         let loader = registry.clone();
-        let loaded = tokio::task::spawn_blocking(move || loader.load_all()).await.unwrap_or(0);
-        let refused = registry.list().iter().filter(|m| m.state == "refused").count();
+        let loaded = tokio::task::spawn_blocking(move || loader.load_all())
+            .await
+            .unwrap_or(0);
+        let refused = registry
+            .list()
+            .iter()
+            .filter(|m| m.state == "refused")
+            .count();
         tracing::info!(loaded, refused, "modules loaded");
         Ok(Host { state, shutdown_tx })
     }
 
     /// Serves on `listener` until `shutdown` resolves, then closes sessions
     /// and stops modules.
-    pub async fn serve(self, listener: TcpListener, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), StartError> {
+    pub async fn serve(
+        self,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), StartError> {
         let state = self.state.clone();
         let sweeper = {
             let registry = state.registry.clone();
@@ -106,10 +118,13 @@ impl Host {
             tracing::info!("shutting down: closing sessions and stopping modules");
             let _ = shutdown_tx.send(true);
         };
-        axum::serve(listener, app).with_graceful_shutdown(graceful).await?;
+        axum::serve(listener, app)
+            .with_graceful_shutdown(graceful)
+            .await?;
         sweeper.abort();
         let registry = state.registry.clone();
-        let _ = tokio::task::spawn_blocking(move || registry.shutdown(Duration::from_secs(5))).await;
+        let _ =
+            tokio::task::spawn_blocking(move || registry.shutdown(Duration::from_secs(5))).await;
         tracing::info!("stopped");
         Ok(())
     }

@@ -71,9 +71,9 @@ pub struct Services(pub Weak<AppState>);
 
 impl Services {
     fn state(&self) -> Result<Arc<AppState>, CallFailure> {
-        self.0
-            .upgrade()
-            .ok_or_else(|| CallFailure::new(ErrorCode::ModuleUnavailable, "the host is shutting down"))
+        self.0.upgrade().ok_or_else(|| {
+            CallFailure::new(ErrorCode::ModuleUnavailable, "the host is shutting down")
+        })
     }
 }
 
@@ -84,18 +84,18 @@ fn bad_input(message: String) -> CallFailure {
 impl HostServices for Services {
     fn publish(&self, _module: &str, rooms: &str, data: &str) -> Result<u64, CallFailure> {
         let state = self.state()?;
-        let rooms: serde_json::Value =
-            serde_json::from_str(rooms).map_err(|e| bad_input(format!("rooms are not valid JSON: {e}")))?;
+        let rooms: serde_json::Value = serde_json::from_str(rooms)
+            .map_err(|e| bad_input(format!("rooms are not valid JSON: {e}")))?;
         let rooms = AppState::parse_rooms(&rooms).map_err(|e| bad_input(e.to_string()))?;
-        let data: &RawValue =
-            serde_json::from_str(data).map_err(|e| bad_input(format!("data is not valid JSON: {e}")))?;
+        let data: &RawValue = serde_json::from_str(data)
+            .map_err(|e| bad_input(format!("data is not valid JSON: {e}")))?;
         Ok(state.publish(&rooms, data))
     }
 
     fn send_to_user(&self, module: &str, user: &str, data: &str) -> Result<u64, CallFailure> {
         let state = self.state()?;
-        let data: &RawValue =
-            serde_json::from_str(data).map_err(|e| bad_input(format!("data is not valid JSON: {e}")))?;
+        let data: &RawValue = serde_json::from_str(data)
+            .map_err(|e| bad_input(format!("data is not valid JSON: {e}")))?;
         let frame = crate::protocol::push(module, data);
         Ok(state.sessions.send_to_user(user, &frame))
     }
@@ -125,7 +125,11 @@ impl HostServices for Services {
         let mut sink = Some(sink);
         let result = state.broker.call(req, |info| {
             let sink = sink.take().expect("sink used once");
-            if info.needs_reply { sink } else { Box::new(AckNow(sink)) }
+            if info.needs_reply {
+                sink
+            } else {
+                Box::new(AckNow(sink))
+            }
         });
         match (result, sink) {
             // Rejected before a sink was built: the caller answers itself.

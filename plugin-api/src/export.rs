@@ -16,7 +16,10 @@ use crate::{
     host::{Host, HostContext, failure},
     message::{FromModule, ToModule},
     module::{Call, Module},
-    root::{ABI, AbiInfo, ModuleInstance, ModuleInstanceBox, ModuleInstance_TO, ModuleRoot, ModuleRoot_Ref, RunExit},
+    root::{
+        ABI, AbiInfo, ModuleInstance, ModuleInstance_TO, ModuleInstanceBox, ModuleRoot,
+        ModuleRoot_Ref, RunExit,
+    },
     types::{ErrorCode, Manifest},
 };
 
@@ -42,16 +45,23 @@ extern "C" fn abi_info<const UNWIND: bool>() -> AbiInfo {
 
 extern "C" fn manifest<M: Module>() -> RResult<Manifest, RString> {
     catch_unwind(M::manifest)
-        .map_err(|payload| RString::from(format!("manifest() panicked: {}", panic_message(&*payload))))
+        .map_err(|payload| {
+            RString::from(format!("manifest() panicked: {}", panic_message(&*payload)))
+        })
         .into()
 }
 
 extern "C" fn start<M: Module>(ctx: HostContext) -> RResult<ModuleInstanceBox, RString> {
     let host = Host::new(ctx);
     match catch_unwind(AssertUnwindSafe(|| M::on_load(&host))) {
-        Ok(Ok(module)) => RResult::ROk(ModuleInstance_TO::from_value(Runner { module, host }, TD_Opaque)),
+        Ok(Ok(module)) => RResult::ROk(ModuleInstance_TO::from_value(
+            Runner { module, host },
+            TD_Opaque,
+        )),
         Ok(Err(reason)) => RResult::RErr(reason.into()),
-        Err(payload) => RResult::RErr(format!("on_load panicked: {}", panic_message(&*payload)).into()),
+        Err(payload) => {
+            RResult::RErr(format!("on_load panicked: {}", panic_message(&*payload)).into())
+        }
     }
 }
 
@@ -82,7 +92,10 @@ impl<M: Module> Runner<M> {
                 Ok(())
             }
             Ok(Err(reason)) => Err(format!("restart after a panic failed: {reason}")),
-            Err(payload) => Err(format!("restart after a panic panicked: {}", panic_message(&*payload))),
+            Err(payload) => Err(format!(
+                "restart after a panic panicked: {}",
+                panic_message(&*payload)
+            )),
         }
     }
 
@@ -105,7 +118,10 @@ impl<M: Module> Runner<M> {
                     id,
                     failure: failure(
                         ErrorCode::ModulePanicked,
-                        format!("module panicked in `{}`: {message}; it was restarted", call.command),
+                        format!(
+                            "module panicked in `{}`: {message}; it was restarted",
+                            call.command
+                        ),
                     ),
                 });
                 return self.rebuild();
@@ -135,7 +151,9 @@ impl<M: Module> ModuleInstance for Runner<M> {
                 ToModule::Event(event) => {
                     let data = serde_json::from_str(event.data.as_str()).unwrap_or_default();
                     let (module, host) = (&mut self.module, &self.host);
-                    match catch_unwind(AssertUnwindSafe(|| module.on_event(event.name.as_str(), &data, host))) {
+                    match catch_unwind(AssertUnwindSafe(|| {
+                        module.on_event(event.name.as_str(), &data, host)
+                    })) {
                         Ok(()) => Ok(()),
                         Err(payload) => {
                             self.host.error(format_args!(
@@ -154,17 +172,22 @@ impl<M: Module> ModuleInstance for Runner<M> {
                     let (module, host) = (&mut self.module, &self.host);
                     match catch_unwind(AssertUnwindSafe(|| module.on_config(host))) {
                         Ok(Ok(())) => Ok(()),
-                        Ok(Err(reason)) => {
-                            Err(format!("new config rejected and the instance could not continue: {reason}"))
+                        Ok(Err(reason)) => Err(format!(
+                            "new config rejected and the instance could not continue: {reason}"
+                        )),
+                        Err(payload) => {
+                            Err(format!("on_config panicked: {}", panic_message(&*payload)))
                         }
-                        Err(payload) => Err(format!("on_config panicked: {}", panic_message(&*payload))),
                     }
                 }
                 ToModule::Shutdown => {
                     let (module, host) = (&mut self.module, &self.host);
-                    if let Err(payload) = catch_unwind(AssertUnwindSafe(|| module.on_unload(host))) {
-                        self.host
-                            .error(format_args!("on_unload panicked: {}", panic_message(&*payload)));
+                    if let Err(payload) = catch_unwind(AssertUnwindSafe(|| module.on_unload(host)))
+                    {
+                        self.host.error(format_args!(
+                            "on_unload panicked: {}",
+                            panic_message(&*payload)
+                        ));
                     }
                     return RunExit::Shutdown;
                 }

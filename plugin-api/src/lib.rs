@@ -55,18 +55,18 @@
 // `#[sabi_trait]` expands to items rustc warns about; they are abi_stable's.
 #![allow(non_local_definitions, non_camel_case_types)]
 
-mod types;
-mod message;
+mod export;
 mod host;
+mod message;
 mod module;
 mod root;
-mod export;
+mod types;
 
-pub use host::{Host, HostContext, HostSink, HostSinkBox, HostSink_TO};
+pub use host::{Host, HostContext, HostSink, HostSink_TO, HostSinkBox};
 pub use message::{CallMsg, CallResultMsg, EventMsg, Failure, FromModule, ToModule};
 pub use module::{Call, Module, ModuleError};
 pub use root::{
-    ABI, AbiInfo, ModuleInstance, ModuleInstanceBox, ModuleInstance_TO, ModuleRoot, ModuleRoot_Ref,
+    ABI, AbiInfo, ModuleInstance, ModuleInstance_TO, ModuleInstanceBox, ModuleRoot, ModuleRoot_Ref,
     RunExit,
 };
 pub use types::{Caller, CallerKind, CommandSpec, ErrorCode, LogLevel, Manifest};
@@ -78,5 +78,7 @@ pub use abi_stable;
 #[doc(hidden)]
 pub mod __private {
     pub use crate::export::root_module;
-    pub use abi_stable::library::{CheckTypeLayout, LibHeader, RootModuleResult, __call_root_module_loader};
+    pub use abi_stable::library::{
+        __call_root_module_loader, CheckTypeLayout, LibHeader, RootModuleResult,
+    };
 }

@@ -33,7 +33,10 @@ fn main() -> ExitCode {
 }
 
 fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask lives in the workspace").to_owned()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask lives in the workspace")
+        .to_owned()
 }
 
 fn cargo() -> Command {
@@ -44,7 +47,11 @@ fn cargo() -> Command {
 
 fn status(cmd: &mut Command, what: &str) -> Result<(), String> {
     let ok = cmd.status().map_err(|e| format!("{what}: {e}"))?.success();
-    if ok { Ok(()) } else { Err(format!("{what} failed")) }
+    if ok {
+        Ok(())
+    } else {
+        Err(format!("{what} failed"))
+    }
 }
 
 /// Builds the host and the bundled modules, makes dev keys if missing,
@@ -81,7 +88,14 @@ fn build_and_sign() -> Result<PathBuf, String> {
         let tmp = root.join(format!("plugins/.{m}.so.tmp"));
         std::fs::copy(&built, &tmp).map_err(|e| format!("copy {}: {e}", built.display()))?;
         std::fs::rename(&tmp, &dest).map_err(|e| format!("rename into {}: {e}", dest.display()))?;
-        status(Command::new(&modhost).arg("sign").arg(&dest).arg("--key").arg(&key), "modhost sign")?;
+        status(
+            Command::new(&modhost)
+                .arg("sign")
+                .arg(&dest)
+                .arg("--key")
+                .arg(&key),
+            "modhost sign",
+        )?;
     }
     Ok(modhost)
 }

@@ -60,7 +60,10 @@ impl Broker {
     /// Checks a call without running it: the command it names, or why not.
     pub fn check(&self, req: &CallRequest<'_>) -> Result<CommandInfo, CallFailure> {
         let generation = self.registry.get(req.module).ok_or_else(|| {
-            CallFailure::new(ErrorCode::UnknownModule, format!("no module named {:?} is loaded", req.module))
+            CallFailure::new(
+                ErrorCode::UnknownModule,
+                format!("no module named {:?} is loaded", req.module),
+            )
         })?;
         validate::check(
             &generation.manifest,
@@ -84,7 +87,10 @@ impl Broker {
         // registry then already holds its successor, so ask again.
         for _ in 0..8 {
             let Some(generation) = self.registry.get(req.module) else {
-                let failure = CallFailure::new(ErrorCode::UnknownModule, format!("module {:?} was removed", req.module));
+                let failure = CallFailure::new(
+                    ErrorCode::UnknownModule,
+                    format!("module {:?} was removed", req.module),
+                );
                 sink.finish(Err(failure.clone()));
                 return Err(failure);
             };

@@ -17,7 +17,11 @@ pub struct CommandInfo {
     pub streams: bool,
 }
 
-pub(super) fn check(manifest: &Manifest, req: &CallRequest<'_>, max_params: usize) -> Result<CommandInfo, CallFailure> {
+pub(super) fn check(
+    manifest: &Manifest,
+    req: &CallRequest<'_>,
+    max_params: usize,
+) -> Result<CommandInfo, CallFailure> {
     let spec = manifest.find(req.command).ok_or_else(|| {
         CallFailure::new(
             ErrorCode::UnknownCommand,
@@ -39,19 +43,35 @@ pub(super) fn check(manifest: &Manifest, req: &CallRequest<'_>, max_params: usiz
     if params.len() > max_params {
         return Err(CallFailure::new(
             ErrorCode::TooLarge,
-            format!("params are {} bytes; the limit is {max_params}", params.len()),
+            format!(
+                "params are {} bytes; the limit is {max_params}",
+                params.len()
+            ),
         ));
     }
     if !params.trim_start().starts_with('{') {
-        return Err(CallFailure::new(ErrorCode::MissingParam, "params must be a JSON object"));
+        return Err(CallFailure::new(
+            ErrorCode::MissingParam,
+            "params must be a JSON object",
+        ));
     }
     if !spec.params.is_empty() {
-        let keys: HashMap<Cow<'_, str>, IgnoredAny> = serde_json::from_str(params)
-            .map_err(|e| CallFailure::new(ErrorCode::MissingParam, format!("params are not a valid JSON object: {e}")))?;
+        let keys: HashMap<Cow<'_, str>, IgnoredAny> =
+            serde_json::from_str(params).map_err(|e| {
+                CallFailure::new(
+                    ErrorCode::MissingParam,
+                    format!("params are not a valid JSON object: {e}"),
+                )
+            })?;
         if let Some(missing) = spec.params.iter().find(|p| !keys.contains_key(p.as_str())) {
             return Err(CallFailure::new(
                 ErrorCode::MissingParam,
-                format!("{}.{} needs the param {:?}", manifest.name, spec.name, missing.as_str()),
+                format!(
+                    "{}.{} needs the param {:?}",
+                    manifest.name,
+                    spec.name,
+                    missing.as_str()
+                ),
             ));
         }
     }
@@ -100,13 +120,46 @@ mod tests {
     #[test]
     fn checks_command_params_and_role() {
         let m = manifest();
-        assert_eq!(code(check(&m, &req("nope", None, user(&[])), 1000)), ErrorCode::UnknownCommand);
-        assert_eq!(code(check(&m, &req("write_note", None, user(&[])), 1000)), ErrorCode::MissingParam);
-        assert_eq!(code(check(&m, &req("write_note", Some("[1]"), user(&[])), 1000)), ErrorCode::MissingParam);
-        assert_eq!(code(check(&m, &req("write_note", Some(r#"{"not":1}"#), user(&[])), 1000)), ErrorCode::MissingParam);
-        assert!(check(&m, &req("write_note", Some(r#"{"note":"x"}"#), user(&[])), 1000).is_ok());
-        assert_eq!(code(check(&m, &req("write_note", Some(r#"{"note":"xxxxxxxx"}"#), user(&[])), 10)), ErrorCode::TooLarge);
-        assert_eq!(code(check(&m, &req("purge", None, user(&["user"])), 1000)), ErrorCode::Forbidden);
+        assert_eq!(
+            code(check(&m, &req("nope", None, user(&[])), 1000)),
+            ErrorCode::UnknownCommand
+        );
+        assert_eq!(
+            code(check(&m, &req("write_note", None, user(&[])), 1000)),
+            ErrorCode::MissingParam
+        );
+        assert_eq!(
+            code(check(&m, &req("write_note", Some("[1]"), user(&[])), 1000)),
+            ErrorCode::MissingParam
+        );
+        assert_eq!(
+            code(check(
+                &m,
+                &req("write_note", Some(r#"{"not":1}"#), user(&[])),
+                1000
+            )),
+            ErrorCode::MissingParam
+        );
+        assert!(
+            check(
+                &m,
+                &req("write_note", Some(r#"{"note":"x"}"#), user(&[])),
+                1000
+            )
+            .is_ok()
+        );
+        assert_eq!(
+            code(check(
+                &m,
+                &req("write_note", Some(r#"{"note":"xxxxxxxx"}"#), user(&[])),
+                10
+            )),
+            ErrorCode::TooLarge
+        );
+        assert_eq!(
+            code(check(&m, &req("purge", None, user(&["user"])), 1000)),
+            ErrorCode::Forbidden
+        );
         assert!(check(&m, &req("purge", None, user(&["admin"])), 1000).is_ok());
         let info = check(&m, &req("fire", None, user(&[])), 1000).unwrap();
         assert!(!info.needs_reply);
@@ -115,6 +168,13 @@ mod tests {
     #[test]
     fn escaped_keys_count_as_present() {
         let m = manifest();
-        assert!(check(&m, &req("write_note", Some(r#"{"n\u006fte":"x"}"#), user(&[])), 1000).is_ok());
+        assert!(
+            check(
+                &m,
+                &req("write_note", Some(r#"{"n\u006fte":"x"}"#), user(&[])),
+                1000
+            )
+            .is_ok()
+        );
     }
 }

@@ -194,10 +194,13 @@ pub struct Diagnostics {
 impl ModulesConfig {
     /// Settings for `module` (defaults when it has no table).
     pub fn settings_for(&self, module: &str) -> ModuleSettings {
-        self.settings.get(module).cloned().unwrap_or(ModuleSettings {
-            enabled: true,
-            call_timeout: None,
-            config: serde_json::Value::Object(Default::default()),
-        })
+        self.settings
+            .get(module)
+            .cloned()
+            .unwrap_or(ModuleSettings {
+                enabled: true,
+                call_timeout: None,
+                config: serde_json::Value::Object(Default::default()),
+            })
     }
 }

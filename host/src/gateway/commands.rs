@@ -28,7 +28,7 @@ use super::outbox::Outbox;
 const REMEMBERED_CALLS: usize = 1024;
 
 /// What a session knows about itself.
-pub struct SessionContext {
+pub(super) struct SessionContext {
     /// Session number.
     pub id: u64,
     /// Session name sent to the client.
@@ -62,7 +62,8 @@ struct CallLog {
 
 impl CallLog {
     fn complete(&mut self, request_id: &Arc<str>, frame: String) {
-        self.records.insert(request_id.clone(), CallRecord::Done(frame));
+        self.records
+            .insert(request_id.clone(), CallRecord::Done(frame));
         self.done_order.push_back(request_id.clone());
         while self.done_order.len() > REMEMBERED_CALLS {
             if let Some(old) = self.done_order.pop_front() {
@@ -79,7 +80,7 @@ struct CallShared {
 }
 
 /// A connected, authenticated client.
-pub struct Session {
+pub(super) struct Session {
     /// Who and where.
     pub ctx: SessionContext,
     calls: Arc<CallShared>,
@@ -89,7 +90,7 @@ pub struct Session {
 
 impl Session {
     /// A session for `ctx`.
-    pub fn new(ctx: SessionContext) -> Self {
+    pub(super) fn new(ctx: SessionContext) -> Self {
         Self {
             ctx,
             calls: Arc::new(CallShared {
@@ -102,16 +103,19 @@ impl Session {
     }
 
     /// Sends the first frame (`is_authorized`) and the resource offer.
-    pub fn send_hello(&self) {
+    pub(super) fn send_hello(&self) {
         let p = &self.ctx.principal;
-        self.ctx
-            .outbox
-            .text(protocol::authorized(&p.allowed_rooms, &p.user, &self.ctx.name, None));
+        self.ctx.outbox.text(protocol::authorized(
+            &p.allowed_rooms,
+            &p.user,
+            &self.ctx.name,
+            None,
+        ));
         self.send_resource_offer();
     }
 
     /// Sends the modules and commands this user may call.
-    pub fn send_resource_offer(&self) {
+    pub(super) fn send_resource_offer(&self) {
         let p = &self.ctx.principal;
         let modules: Vec<serde_json::Value> = self
             .ctx
@@ -124,7 +128,12 @@ impl Session {
                     .manifest
                     .commands
                     .iter()
-                    .filter(|c| c.min_role.is_empty() || p.roles.iter().any(|r| r == c.min_role.as_str() || r == "admin"))
+                    .filter(|c| {
+                        c.min_role.is_empty()
+                            || p.roles
+                                .iter()
+                                .any(|r| r == c.min_role.as_str() || r == "admin")
+                    })
                     .map(|c| {
                         serde_json::json!({
                             "name": c.name.as_str(),
@@ -143,11 +152,13 @@ impl Session {
                 })
             })
             .collect();
-        self.ctx.outbox.text(protocol::resource_offer(&serde_json::Value::Array(modules)));
+        self.ctx
+            .outbox
+            .text(protocol::resource_offer(&serde_json::Value::Array(modules)));
     }
 
     /// Handles one text frame.
-    pub fn handle_text(&mut self, text: &str) {
+    pub(super) fn handle_text(&mut self, text: &str) {
         match protocol::decode(text, self.ctx.limits.max_json_depth) {
             Ok(frame) => self.handle(frame),
             Err(DecodeError::TooDeep { .. }) => self.reply(protocol::error("too-deep", None)),
@@ -200,7 +211,12 @@ impl Session {
         if fanout.session_subscriptions(self.ctx.id) >= self.ctx.limits.max_subscriptions {
             return self.reply(protocol::error("too-many-subscriptions", Some(&rid)));
         }
-        let frame = match fanout.subscribe(self.ctx.id, Arc::from(rid.as_str()), room, self.ctx.outbox.clone()) {
+        let frame = match fanout.subscribe(
+            self.ctx.id,
+            Arc::from(rid.as_str()),
+            room,
+            self.ctx.outbox.clone(),
+        ) {
             Ok(()) => protocol::success(Some(&rid)),
             Err(IndexError::RequestIdInUse) => protocol::error("request-id-in-use", Some(&rid)),
             #[allow(unreachable_patterns)]
@@ -263,20 +279,30 @@ impl Session {
                 None => {}
             }
         }
-        let fail = |code: ErrorCode, message: String| protocol::call_error(&rid, code.as_str(), &message);
+        let fail =
+            |code: ErrorCode, message: String| protocol::call_error(&rid, code.as_str(), &message);
         let (Some(module), Some(command)) = (module, command) else {
-            return self.reply(fail(ErrorCode::UnknownCommand, "a call needs `module` and `command`".into()));
+            return self.reply(fail(
+                ErrorCode::UnknownCommand,
+                "a call needs `module` and `command`".into(),
+            ));
         };
         if !self.within_rate() {
             return self.reply(fail(
                 ErrorCode::RateLimited,
-                format!("more than {} calls per second", self.ctx.limits.calls_per_second),
+                format!(
+                    "more than {} calls per second",
+                    self.ctx.limits.calls_per_second
+                ),
             ));
         }
         if self.calls.in_flight.load(Ordering::Acquire) >= self.ctx.limits.max_calls_in_flight {
             return self.reply(fail(
                 ErrorCode::RateLimited,
-                format!("more than {} calls in flight", self.ctx.limits.max_calls_in_flight),
+                format!(
+                    "more than {} calls in flight",
+                    self.ctx.limits.max_calls_in_flight
+                ),
             ));
         }
         let p = &self.ctx.principal;
@@ -318,7 +344,11 @@ impl Session {
                 let ack = protocol::ack(&sink_rid);
                 outbox.text(ack.clone());
                 shared.in_flight.fetch_sub(1, Ordering::AcqRel);
-                shared.log.lock().unwrap_or_else(|p| p.into_inner()).complete(&sink_rid, ack);
+                shared
+                    .log
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .complete(&sink_rid, ack);
                 Box::new(Discard)
             }
         });
@@ -339,8 +369,13 @@ impl Session {
     }
 
     /// The session is over: forget running call records.
-    pub fn close(&mut self) {
-        self.calls.log.lock().unwrap_or_else(|p| p.into_inner()).records.clear();
+    pub(super) fn close(&mut self) {
+        self.calls
+            .log
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .records
+            .clear();
     }
 }
 
@@ -354,7 +389,8 @@ struct SessionSink {
 
 impl CallSink for SessionSink {
     fn item(&mut self, result: &str) {
-        self.outbox.text(reply_frame(&self.request_id, result, Some(false)));
+        self.outbox
+            .text(reply_frame(&self.request_id, result, Some(false)));
     }
 
     fn finish(self: Box<Self>, outcome: Result<&str, CallFailure>) {

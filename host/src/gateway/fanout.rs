@@ -2,10 +2,7 @@
 //! A publish encodes its data once and pushes a shared frame into each
 //! matching session's outbox without waiting.
 
-use std::sync::{
-    Arc, RwLock,
-    atomic::Ordering,
-};
+use std::sync::{Arc, RwLock, atomic::Ordering};
 
 use serde_json::value::RawValue;
 
@@ -27,7 +24,13 @@ pub struct Fanout {
 
 impl Fanout {
     /// Subscribes `request_id` of `session` to `room`.
-    pub fn subscribe(&self, session: u64, request_id: Arc<str>, room: Room, outbox: Outbox) -> Result<(), IndexError> {
+    pub fn subscribe(
+        &self,
+        session: u64,
+        request_id: Arc<str>,
+        room: Room,
+        outbox: Outbox,
+    ) -> Result<(), IndexError> {
         self.write().subscribe(session, request_id, room, outbox)
     }
 
@@ -52,15 +55,20 @@ impl Fanout {
         counters.publishes.fetch_add(1, Ordering::Relaxed);
         let frame = PublishFrame::new(data);
         let (mut delivered, mut failed) = (0u64, 0u64);
-        self.read().for_each_match(rooms, |_room, _session, request_id, outbox| {
-            if outbox.push(Outgoing::Publish(frame.clone(), request_id.clone())) {
-                delivered += 1;
-            } else {
-                failed += 1;
-            }
-        });
-        counters.ws_messages_send.fetch_add(delivered, Ordering::Relaxed);
-        counters.ws_messages_send_error.fetch_add(failed, Ordering::Relaxed);
+        self.read()
+            .for_each_match(rooms, |_room, _session, request_id, outbox| {
+                if outbox.push(Outgoing::Publish(frame.clone(), request_id.clone())) {
+                    delivered += 1;
+                } else {
+                    failed += 1;
+                }
+            });
+        counters
+            .ws_messages_send
+            .fetch_add(delivered, Ordering::Relaxed);
+        counters
+            .ws_messages_send_error
+            .fetch_add(failed, Ordering::Relaxed);
         delivered
     }
 
@@ -76,7 +84,10 @@ impl Fanout {
 
     /// Rooms and their subscriber counts, for the admin API.
     pub fn rooms(&self) -> Vec<(serde_json::Value, usize)> {
-        self.read().rooms().map(|(room, n)| (room.to_json(), n)).collect()
+        self.read()
+            .rooms()
+            .map(|(room, n)| (room.to_json(), n))
+            .collect()
     }
 
     fn read(&self) -> std::sync::RwLockReadGuard<'_, RoomIndex<Outbox>> {

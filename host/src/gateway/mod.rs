@@ -9,11 +9,11 @@
 //! - `session`: the connection loop: authenticate, read, write, close
 //! - this file: the upgrade handler (limits, buffer sizes)
 
-mod outbox;
-mod sessions;
-mod fanout;
 mod commands;
+mod fanout;
+mod outbox;
 mod session;
+mod sessions;
 
 use std::{net::SocketAddr, sync::Arc};
 
@@ -84,7 +84,7 @@ pub(crate) fn parse_allowed_rooms(rooms: &[serde_json::Value]) -> Result<Vec<Roo
 /// websocket stack and settings as `/ws/` (for conformance test suites).
 pub async fn echo(State(state): State<Arc<AppState>>, ws: WebSocketUpgrade) -> Response {
     use axum::extract::ws::Message;
-    use futures_util::{SinkExt, StreamExt};
+    use futures_util::StreamExt;
     let limits = state.config.load().limits.clone();
     if !state.sessions.try_reserve(limits.max_connections) {
         return (StatusCode::SERVICE_UNAVAILABLE, "connection limit reached").into_response();

@@ -31,7 +31,13 @@ const WRITE_BATCH: usize = 128;
 
 /// Serves one connection. The connection slot was reserved by the caller
 /// and is released here.
-pub async fn run(socket: WebSocket, state: Arc<AppState>, creds: Credentials, remote: Option<SocketAddr>, slot: Slot) {
+pub(super) async fn run(
+    socket: WebSocket,
+    state: Arc<AppState>,
+    creds: Credentials,
+    remote: Option<SocketAddr>,
+    slot: Slot,
+) {
     let _slot = slot;
     let config = state.config.load_full();
     let limits = config.limits.clone();
@@ -72,7 +78,9 @@ pub async fn run(socket: WebSocket, state: Arc<AppState>, creds: Credentials, re
         state: state.clone(),
         limits: limits.clone(),
     });
-    state.sessions.insert(id, &session.ctx.principal.user, outbox.clone(), remote);
+    state
+        .sessions
+        .insert(id, &session.ctx.principal.user, outbox.clone(), remote);
     tracing::debug!(session = %session.ctx.name, user = %session.ctx.principal.user, remote = ?remote, "websocket session opened");
     session.send_hello();
 
@@ -99,7 +107,11 @@ pub async fn run(socket: WebSocket, state: Arc<AppState>, creds: Credentials, re
                 }
             }
             msg = stream.next() => {
-                let Some(Ok(msg)) = msg else { break None };
+                let msg = match msg {
+                    Some(Ok(msg)) => msg,
+                    Some(Err(error)) => break Some(read_error_close(&error)),
+                    None => break None,
+                };
                 idle_timer.as_mut().reset(tokio::time::Instant::now() + idle);
                 match msg {
                     Message::Text(text) => {
@@ -130,9 +142,22 @@ pub async fn run(socket: WebSocket, state: Arc<AppState>, creds: Credentials, re
     tracing::debug!(session = %super::session_name(id), "websocket session closed");
 }
 
+/// The close code for a read error: the frame was too big (1009), not
+/// UTF-8 (1007), or broke the protocol (1002).
+fn read_error_close(error: &axum::Error) -> (u16, &'static str) {
+    let text = error.to_string();
+    if text.contains("too long") || text.contains("Space limit") || text.contains("too big") {
+        (1009, "message too big")
+    } else if text.contains("UTF-8") || text.contains("utf-8") || text.contains("Utf8") {
+        (1007, "invalid UTF-8")
+    } else {
+        (1002, "protocol error")
+    }
+}
+
 /// A reserved connection slot, given back when dropped, however the
 /// connection ends.
-pub struct Slot(pub Arc<AppState>);
+pub(super) struct Slot(pub(super) Arc<AppState>);
 
 impl Drop for Slot {
     fn drop(&mut self) {

@@ -73,10 +73,14 @@ impl Sessions {
     pub fn try_reserve(&self, max: usize) -> bool {
         let reserved = self
             .open
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < max).then_some(n + 1))
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < max).then_some(n + 1)
+            })
             .is_ok();
         if !reserved {
-            self.counters.connections_refused.fetch_add(1, Ordering::Relaxed);
+            self.counters
+                .connections_refused
+                .fetch_add(1, Ordering::Relaxed);
         }
         reserved
     }
@@ -93,15 +97,18 @@ impl Sessions {
 
     /// Registers an authenticated session.
     pub fn insert(&self, id: u64, user: &str, outbox: Outbox, remote: Option<SocketAddr>) {
-        self.by_id.write().unwrap_or_else(|p| p.into_inner()).insert(
-            id,
-            Entry {
-                user: user.to_owned(),
-                outbox,
-                remote,
-                connected_at: SystemTime::now(),
-            },
-        );
+        self.by_id
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(
+                id,
+                Entry {
+                    user: user.to_owned(),
+                    outbox,
+                    remote,
+                    connected_at: SystemTime::now(),
+                },
+            );
         self.by_user
             .write()
             .unwrap_or_else(|p| p.into_inner())
@@ -112,7 +119,11 @@ impl Sessions {
 
     /// Forgets a session.
     pub fn remove(&self, id: u64) {
-        let entry = self.by_id.write().unwrap_or_else(|p| p.into_inner()).remove(&id);
+        let entry = self
+            .by_id
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&id);
         if let Some(entry) = entry {
             let mut by_user = self.by_user.write().unwrap_or_else(|p| p.into_inner());
             if let Some(ids) = by_user.get_mut(&entry.user) {
@@ -126,7 +137,12 @@ impl Sessions {
 
     /// Queues `frame` to every session of `user`; returns how many took it.
     pub fn send_to_user(&self, user: &str, frame: &str) -> u64 {
-        let ids = match self.by_user.read().unwrap_or_else(|p| p.into_inner()).get(user) {
+        let ids = match self
+            .by_user
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(user)
+        {
             Some(ids) => ids.clone(),
             None => return 0,
         };

@@ -29,15 +29,22 @@ pub(crate) fn bearer(headers: &HeaderMap) -> Option<&str> {
 fn require_admin(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
     let config = state.config.load();
     let Some(expected) = config.admin.token.as_deref() else {
-        return Err(ApiError::unauthorized("the admin API is disabled: set [admin] token in config.toml"));
+        return Err(ApiError::unauthorized(
+            "the admin API is disabled: set [admin] token in config.toml",
+        ));
     };
     match bearer(headers) {
         Some(token) if constant_eq(token.as_bytes(), expected.as_bytes()) => Ok(()),
-        _ => Err(ApiError::unauthorized("missing or wrong admin token (Authorization: Bearer <token>)")),
+        _ => Err(ApiError::unauthorized(
+            "missing or wrong admin token (Authorization: Bearer <token>)",
+        )),
     }
 }
 
-pub(super) async fn modules(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Result<Json<Vec<ModuleInfo>>, ApiError> {
+pub(super) async fn modules(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+) -> Result<Json<Vec<ModuleInfo>>, ApiError> {
     require_admin(&state, &headers)?;
     Ok(Json(state.registry.list()))
 }
@@ -47,10 +54,15 @@ pub(super) async fn connections(
     headers: HeaderMap,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     require_admin(&state, &headers)?;
-    Ok(Json(serde_json::to_value(state.sessions.list()).unwrap_or_default()))
+    Ok(Json(
+        serde_json::to_value(state.sessions.list()).unwrap_or_default(),
+    ))
 }
 
-pub(super) async fn rooms(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Result<Json<serde_json::Value>, ApiError> {
+pub(super) async fn rooms(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+) -> Result<Json<serde_json::Value>, ApiError> {
     require_admin(&state, &headers)?;
     let rooms: Vec<serde_json::Value> = state
         .fanout
@@ -104,8 +116,11 @@ pub(super) async fn call(
     body: axum::body::Bytes,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     require_admin(&state, &headers)?;
-    let body: CallBody = serde_json::from_slice(&body)
-        .map_err(|e| ApiError::bad_request(format!("expected {{\"module\",\"command\",\"params\"}}: {e}")))?;
+    let body: CallBody = serde_json::from_slice(&body).map_err(|e| {
+        ApiError::bad_request(format!(
+            "expected {{\"module\",\"command\",\"params\"}}: {e}"
+        ))
+    })?;
     let (tx, rx) = oneshot::channel();
     let caller = Caller {
         kind: CallerKind::Operator,
@@ -130,9 +145,12 @@ pub(super) async fn call(
     if !info.needs_reply {
         return Ok(Json(serde_json::json!({ "result": null, "ack": true })));
     }
-    let text = rx
-        .await
-        .map_err(|_| ApiError::from(CallFailure::new(modhost_plugin_api::ErrorCode::ModuleUnavailable, "the call was dropped")))??;
+    let text = rx.await.map_err(|_| {
+        ApiError::from(CallFailure::new(
+            modhost_plugin_api::ErrorCode::ModuleUnavailable,
+            "the call was dropped",
+        ))
+    })??;
     let result: serde_json::Value = serde_json::from_str(&text).unwrap_or(serde_json::Value::Null);
     Ok(Json(serde_json::json!({ "result": result })))
 }

@@ -6,9 +6,9 @@
 //! - `admin`: `/api/*` (admin token): modules, call, connections, rooms
 //! - this file: the router, `/health`
 
+mod admin;
 mod error;
 mod trigger;
-mod admin;
 
 use std::sync::Arc;
 

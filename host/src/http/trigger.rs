@@ -28,10 +28,20 @@ fn plain(status: StatusCode, text: &'static str) -> Response {
     (status, text).into_response()
 }
 
-pub(super) async fn trigger(State(state): State<Arc<AppState>>, headers: HeaderMap, body: Bytes) -> Response {
+pub(super) async fn trigger(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let config = state.config.load();
     let token = bearer(&headers);
-    let authorized = token.is_some_and(|t| config.trigger.tokens.iter().any(|k| constant_eq(k.as_bytes(), t.as_bytes())));
+    let authorized = token.is_some_and(|t| {
+        config
+            .trigger
+            .tokens
+            .iter()
+            .any(|k| constant_eq(k.as_bytes(), t.as_bytes()))
+    });
     if !authorized {
         return plain(StatusCode::UNAUTHORIZED, "missing or unknown trigger token");
     }

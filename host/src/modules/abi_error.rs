@@ -21,10 +21,16 @@ pub(crate) fn summarize(error: &LibraryError) -> String {
                 first_mismatch(&text)
             )
         }
-        LibraryError::RootModule { err, .. } => format!("the module's root failed to initialise: {err}"),
-        LibraryError::OpenError { err, .. } => format!("the library could not be opened: {}", first_line(&err.to_string())),
+        LibraryError::RootModule { err, .. } => {
+            format!("the module's root failed to initialise: {err}")
+        }
+        LibraryError::OpenError { err, .. } => format!(
+            "the library could not be opened: {}",
+            first_line(&err.to_string())
+        ),
         LibraryError::GetSymbolError { .. } => {
-            "not a modhost module: it exports no abi_stable root module (use export_module!)".to_owned()
+            "not a modhost module: it exports no abi_stable root module (use export_module!)"
+                .to_owned()
         }
         other => first_line(&other.to_string()).to_owned(),
     }
@@ -33,11 +39,25 @@ pub(crate) fn summarize(error: &LibraryError) -> String {
 /// The `Error:…` line(s) of a layout mismatch, e.g. `too many fields
 /// Expected: 6 Found: 5`, with whitespace collapsed.
 fn first_mismatch(text: &str) -> String {
-    let lines: Vec<&str> = text.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
+    let lines: Vec<&str> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
     if let Some(pos) = lines.iter().position(|l| l.starts_with("Error:")) {
         let mut out: Vec<&str> = vec![lines[pos].trim_start_matches("Error:").trim()];
-        out.extend(lines[pos + 1..].iter().take(4).copied().take_while(|l| !l.starts_with("Error:")));
-        return out.join(" ").split_whitespace().collect::<Vec<_>>().join(" ");
+        out.extend(
+            lines[pos + 1..]
+                .iter()
+                .take(4)
+                .copied()
+                .take_while(|l| !l.starts_with("Error:")),
+        );
+        return out
+            .join(" ")
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ");
     }
     first_line(text).to_owned()
 }

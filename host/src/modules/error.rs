@@ -12,8 +12,8 @@ pub struct LoadError {
     pub file: PathBuf,
     /// The signed module name, when the envelope could be read.
     pub module: Option<String>,
-    /// What went wrong.
-    pub kind: LoadErrorKind,
+    /// What went wrong (boxed: some reasons carry whole signature errors).
+    pub kind: Box<LoadErrorKind>,
 }
 
 /// The reason behind a [`LoadError`].
@@ -67,11 +67,15 @@ pub enum LoadErrorKind {
 }
 
 impl LoadError {
-    pub(crate) fn new(file: impl Into<PathBuf>, module: Option<&str>, kind: impl Into<LoadErrorKind>) -> Self {
+    pub(crate) fn new(
+        file: impl Into<PathBuf>,
+        module: Option<&str>,
+        kind: impl Into<LoadErrorKind>,
+    ) -> Self {
         Self {
             file: file.into(),
             module: module.map(str::to_owned),
-            kind: kind.into(),
+            kind: Box::new(kind.into()),
         }
     }
 }

@@ -5,7 +5,7 @@
 use std::{
     sync::{
         Arc, Mutex, RwLock,
-        atomic::{AtomicU64, AtomicU8, Ordering},
+        atomic::{AtomicU8, AtomicU64, Ordering},
         mpsc,
     },
     thread::JoinHandle,
@@ -13,8 +13,8 @@ use std::{
 };
 
 use modhost_plugin_api::{
-    CallMsg, Caller, ErrorCode, HostContext, HostSink_TO, LogLevel, Manifest, ModuleRoot_Ref, RunExit,
-    ToModule,
+    CallMsg, Caller, ErrorCode, HostContext, HostSink_TO, LogLevel, Manifest, ModuleRoot_Ref,
+    RunExit, ToModule,
     abi_stable::{
         external_types::crossbeam_channel::{self as channel, RSender},
         sabi_trait::TD_Opaque,
@@ -252,12 +252,20 @@ impl Generation {
 
     /// Sets the per-call timeout (config reload).
     pub fn set_call_timeout(&self, timeout: Duration) {
-        self.call_timeout_ms.store(timeout.as_millis() as u64, Ordering::Relaxed);
+        self.call_timeout_ms
+            .store(timeout.as_millis() as u64, Ordering::Relaxed);
     }
 
     /// Hands a call to the module. The sink is answered exactly once, now
     /// (rejection) or later (reply, error, timeout, drain).
-    pub fn call(&self, id: u64, command: &str, params: &str, caller: Caller, sink: Box<dyn CallSink>) -> Admission {
+    pub fn call(
+        &self,
+        id: u64,
+        command: &str,
+        params: &str,
+        caller: Caller,
+        sink: Box<dyn CallSink>,
+    ) -> Admission {
         let accepting = self.accepting.read().unwrap_or_else(|p| p.into_inner());
         if !*accepting {
             return Admission::Stopping(sink);
@@ -270,7 +278,10 @@ impl Generation {
                     sink,
                     CallFailure::new(
                         ErrorCode::ModuleUnavailable,
-                        format!("module {} has stopped; a new build must be loaded", self.name),
+                        format!(
+                            "module {} has stopped; a new build must be loaded",
+                            self.name
+                        ),
                     ),
                 );
             }
@@ -280,7 +291,10 @@ impl Generation {
                 sink,
                 CallFailure::new(
                     ErrorCode::ModuleUnavailable,
-                    format!("module {} is busy: {} calls are waiting", self.name, self.queue),
+                    format!(
+                        "module {} is busy: {} calls are waiting",
+                        self.name, self.queue
+                    ),
                 ),
             );
         }
@@ -292,13 +306,18 @@ impl Generation {
             params: params.into(),
             caller,
         });
-        if self.inbox.try_send(msg).is_err() {
-            if let Some(sink) = self.pending.cancel(id) {
-                return Admission::Rejected(
-                    sink,
-                    CallFailure::new(ErrorCode::ModuleUnavailable, format!("module {} is busy", self.name)),
-                );
-            }
+        // If the module answered already (it cannot have: it never got the
+        // message), `cancel` finds nothing and the call stays answered.
+        if self.inbox.try_send(msg).is_err()
+            && let Some(sink) = self.pending.cancel(id)
+        {
+            return Admission::Rejected(
+                sink,
+                CallFailure::new(
+                    ErrorCode::ModuleUnavailable,
+                    format!("module {} is busy", self.name),
+                ),
+            );
         }
         Admission::Accepted
     }
@@ -314,7 +333,9 @@ impl Generation {
 
     /// Sends the module its new config table.
     pub fn reconfigure(&self, config: &serde_json::Value) -> bool {
-        self.inbox.try_send(ToModule::Reconfigure(config.to_string().into())).is_ok()
+        self.inbox
+            .try_send(ToModule::Reconfigure(config.to_string().into()))
+            .is_ok()
     }
 
     /// Stops taking calls and queues `Shutdown` behind the ones already

@@ -13,8 +13,7 @@ use std::{
 };
 
 use modhost_plugin_api::{
-    ABI, Manifest, ModuleRoot_Ref,
-    abi_stable::library::lib_header_from_path,
+    ABI, Manifest, ModuleRoot_Ref, abi_stable::library::lib_header_from_path,
     abi_stable::std_types::RResult,
 };
 
@@ -65,7 +64,8 @@ pub fn load(file: &Path, policy: &LoadPolicy<'_>) -> Result<LoadedLibrary, LoadE
         .seqs
         .check(&module, envelope.seq, policy.allow_rollback)
         .map_err(|e| fail(e.into()))?;
-    let (root, manifest) = open_image(&bytes, &format!("{module}-{}", envelope.seq)).map_err(fail)?;
+    let (root, manifest) =
+        open_image(&bytes, &format!("{module}-{}", envelope.seq)).map_err(fail)?;
     if manifest.name.as_str() != envelope.module || manifest.version.as_str() != envelope.version {
         return Err(fail(LoadErrorKind::ManifestMismatch {
             signed_name: envelope.module.clone(),
@@ -87,9 +87,15 @@ pub fn load(file: &Path, policy: &LoadPolicy<'_>) -> Result<LoadedLibrary, LoadE
 /// Only for `modhost sign` on the author's own build: it runs the library's
 /// constructors.
 pub fn inspect(file: &Path) -> Result<(Manifest, String), LoadError> {
-    let bytes = std::fs::read(file)
-        .map_err(|e| LoadError::new(file, None, LoadErrorKind::Io(format!("cannot read {}: {e}", file.display()))))?;
-    let (root, manifest) = open_image(&bytes, "inspect").map_err(|k| LoadError::new(file, None, k))?;
+    let bytes = std::fs::read(file).map_err(|e| {
+        LoadError::new(
+            file,
+            None,
+            LoadErrorKind::Io(format!("cannot read {}: {e}", file.display())),
+        )
+    })?;
+    let (root, manifest) =
+        open_image(&bytes, "inspect").map_err(|k| LoadError::new(file, None, k))?;
     let abi = (root.abi_info())().abi.to_string();
     Ok((manifest, abi))
 }
@@ -138,7 +144,12 @@ fn sealed_copy(bytes: &[u8], label: &str) -> Result<RawFd, LoadErrorKind> {
         .write_all(bytes)
         .map_err(|e| io("cannot write the private copy", &e))?;
     memfd
-        .add_seals(&[FileSeal::SealShrink, FileSeal::SealGrow, FileSeal::SealWrite, FileSeal::SealSeal])
+        .add_seals(&[
+            FileSeal::SealShrink,
+            FileSeal::SealGrow,
+            FileSeal::SealWrite,
+            FileSeal::SealSeal,
+        ])
         .map_err(|e| io("cannot seal the private copy", &e))?;
     let file = memfd.into_file();
     debug_assert!(file.as_raw_fd() >= 0);

@@ -10,14 +10,14 @@
 //! - `generation`: one running build: instance thread, inbox, drain
 //! - `registry`: module name → running generation; refusals; swaps
 
-mod error;
 mod abi_error;
+mod error;
+mod generation;
 mod loader;
 mod pending;
+mod registry;
 mod services;
 mod sink;
-mod generation;
-mod registry;
 
 pub use error::{LoadError, LoadErrorKind};
 pub use generation::{Admission, GenState, Generation, StartOptions};

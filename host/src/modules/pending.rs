@@ -104,7 +104,11 @@ impl PendingCalls {
     pub fn expire(&self, now: Instant, module: &str) -> usize {
         let expired: Vec<Entry> = {
             let mut calls = self.lock();
-            let ids: Vec<u64> = calls.iter().filter(|(_, e)| e.deadline <= now).map(|(id, _)| *id).collect();
+            let ids: Vec<u64> = calls
+                .iter()
+                .filter(|(_, e)| e.deadline <= now)
+                .map(|(id, _)| *id)
+                .collect();
             ids.into_iter().filter_map(|id| calls.remove(&id)).collect()
         };
         let count = expired.len();
@@ -164,7 +168,10 @@ mod tests {
         pending.item(1, "1");
         assert!(pending.finish(1, Ok("2")));
         assert!(!pending.finish(1, Ok("3")));
-        assert_eq!(pending.expire(Instant::now() + Duration::from_secs(120), "m"), 0);
+        assert_eq!(
+            pending.expire(Instant::now() + Duration::from_secs(120), "m"),
+            0
+        );
         assert_eq!(*record.0.lock().unwrap(), vec!["item 1", "done 2"]);
     }
 
@@ -174,10 +181,19 @@ mod tests {
         let record = Record::default();
         pending.insert(7, Box::new(record.clone()), Duration::from_millis(1));
         pending.insert(8, Box::new(record.clone()), Duration::from_secs(60));
-        assert_eq!(pending.expire(Instant::now() + Duration::from_millis(5), "m"), 1);
+        assert_eq!(
+            pending.expire(Instant::now() + Duration::from_millis(5), "m"),
+            1
+        );
         assert!(!pending.finish(7, Ok("late")));
         assert_eq!(pending.len(), 1);
-        assert_eq!(pending.fail_all(&CallFailure::new(ErrorCode::ModuleUnavailable, "stopped")), 1);
-        assert_eq!(*record.0.lock().unwrap(), vec!["failed module-timeout", "failed module-unavailable"]);
+        assert_eq!(
+            pending.fail_all(&CallFailure::new(ErrorCode::ModuleUnavailable, "stopped")),
+            1
+        );
+        assert_eq!(
+            *record.0.lock().unwrap(),
+            vec!["failed module-timeout", "failed module-unavailable"]
+        );
     }
 }

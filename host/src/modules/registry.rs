@@ -122,7 +122,10 @@ impl Registry {
 
     /// Every running generation, by name.
     pub fn running(&self) -> Vec<Arc<Generation>> {
-        let mut all: Vec<_> = read(&self.entries).values().map(|e| e.current.clone()).collect();
+        let mut all: Vec<_> = read(&self.entries)
+            .values()
+            .map(|e| e.current.clone())
+            .collect();
         all.sort_by(|a, b| a.name.cmp(&b.name));
         all
     }
@@ -147,7 +150,8 @@ impl Registry {
 
     /// Verifies, loads and starts `file`, then swaps it in for its module.
     /// On any failure the module's current generation keeps serving.
-    pub fn load_file(&self, file: &Path) -> Result<Arc<Generation>, ()> {
+    /// `Err` carries the refusal reason (also logged and listed).
+    pub fn load_file(&self, file: &Path) -> Result<Arc<Generation>, String> {
         let _serial = self.load_lock.lock().unwrap_or_else(|p| p.into_inner());
         match self.try_load(file) {
             Ok(generation) => {
@@ -175,7 +179,7 @@ impl Registry {
                         at: SystemTime::now(),
                     },
                 );
-                Err(())
+                Err(error.to_string())
             }
         }
     }
@@ -197,15 +201,19 @@ impl Registry {
             return Err(LoadError::new(
                 file,
                 Some(&name),
-                LoadErrorKind::Start(format!("module {name} is disabled in config ([modules.{name}] enabled = false)")),
+                LoadErrorKind::Start(format!(
+                    "module {name} is disabled in config ([modules.{name}] enabled = false)"
+                )),
             ));
         }
         let generation_no = read(&self.entries).get(&name).map_or(0, |e| e.generations) + 1;
-        let services = self
-            .services
-            .get()
-            .cloned()
-            .ok_or_else(|| LoadError::new(file, Some(&name), LoadErrorKind::Start("host services not ready".into())))?;
+        let services = self.services.get().cloned().ok_or_else(|| {
+            LoadError::new(
+                file,
+                Some(&name),
+                LoadErrorKind::Start("host services not ready".into()),
+            )
+        })?;
         let started = Instant::now();
         let generation = Generation::start(
             &lib,
@@ -213,11 +221,19 @@ impl Registry {
                 generation: generation_no,
                 config: module_settings.config.clone(),
                 queue: settings.queue,
-                call_timeout: module_settings.call_timeout.unwrap_or(settings.call_timeout),
+                call_timeout: module_settings
+                    .call_timeout
+                    .unwrap_or(settings.call_timeout),
             },
             services,
         )
-        .map_err(|reason| LoadError::new(file, Some(&name), LoadErrorKind::Start(format!("on_load failed: {reason}"))))?;
+        .map_err(|reason| {
+            LoadError::new(
+                file,
+                Some(&name),
+                LoadErrorKind::Start(format!("on_load failed: {reason}")),
+            )
+        })?;
         self.seqs
             .accept(&name, lib.envelope.seq)
             .map_err(|e| LoadError::new(file, Some(&name), LoadErrorKind::Rollback(e)))?;
@@ -330,7 +346,9 @@ impl Registry {
         };
         for (file, refusal) in read(&self.refused).iter() {
             let name = refusal.module.clone().unwrap_or_else(|| {
-                file.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default()
+                file.file_stem()
+                    .map(|s| s.to_string_lossy().into_owned())
+                    .unwrap_or_default()
             });
             rows.push(ModuleInfo {
                 name,
@@ -352,7 +370,10 @@ impl Registry {
 
     /// Stops every module (host shutdown), waiting up to `deadline`.
     pub fn shutdown(&self, deadline: Duration) {
-        let all: Vec<Arc<Generation>> = write(&self.entries).drain().map(|(_, e)| e.current).collect();
+        let all: Vec<Arc<Generation>> = write(&self.entries)
+            .drain()
+            .map(|(_, e)| e.current)
+            .collect();
         for g in &all {
             g.begin_drain();
         }
@@ -365,7 +386,8 @@ impl Registry {
 }
 
 fn unix_secs(t: SystemTime) -> u64 {
-    t.duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_secs())
+    t.duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 fn read<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {

@@ -2,7 +2,10 @@
 //! arrives here, on the module's own thread.
 
 use std::{
-    sync::{Arc, Mutex, atomic::{AtomicU64, Ordering}},
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicU64, Ordering},
+    },
     time::Instant,
 };
 
@@ -64,7 +67,11 @@ impl ModuleSink {
         };
         let module = self.module.as_str();
         if dropped > 0 {
-            tracing::warn!(module, dropped, "module logged more than {LOG_LINES_PER_SECOND} lines per second; lines were dropped");
+            tracing::warn!(
+                module,
+                dropped,
+                "module logged more than {LOG_LINES_PER_SECOND} lines per second; lines were dropped"
+            );
         }
         match level {
             LogLevel::Error => tracing::error!(target: "modhost::module", module, "{message}"),
@@ -104,13 +111,25 @@ impl HostSink for ModuleSink {
                 }
                 self.pending.finish(
                     id,
-                    Err(CallFailure::new(failure.code, failure.message.into_string())),
+                    Err(CallFailure::new(
+                        failure.code,
+                        failure.message.into_string(),
+                    )),
                 );
                 Ok(0)
             }
-            FromModule::Publish { rooms, data } => self.services.publish(&self.module, &rooms, &data),
-            FromModule::SendToUser { user, data } => self.services.send_to_user(&self.module, &user, &data),
-            FromModule::Call { id, module, command, params } => {
+            FromModule::Publish { rooms, data } => {
+                self.services.publish(&self.module, &rooms, &data)
+            }
+            FromModule::SendToUser { user, data } => {
+                self.services.send_to_user(&self.module, &user, &data)
+            }
+            FromModule::Call {
+                id,
+                module,
+                command,
+                params,
+            } => {
                 let reply = ReplyToModule {
                     id,
                     inbox: self.inbox.clone(),
@@ -146,6 +165,9 @@ impl CallSink for ReplyToModule {
         };
         // The caller is blocked waiting for exactly this; its inbox has room
         // because the broker bounds what is queued there.
-        let _ = self.inbox.try_send(ToModule::CallResult(CallResultMsg { id: self.id, outcome }));
+        let _ = self.inbox.try_send(ToModule::CallResult(CallResultMsg {
+            id: self.id,
+            outcome,
+        }));
     }
 }

@@ -10,8 +10,7 @@ pub mod frame;
 pub mod publish;
 
 pub use frame::{
-    push,
-    ClientFrame, DecodeError, PONG, ack, authorized, call_error, decode, error, reply,
+    ClientFrame, DecodeError, PONG, ack, authorized, call_error, decode, error, push, reply,
     resource_offer, resumed, success, unauthorized,
 };
 pub use publish::PublishFrame;

@@ -24,7 +24,7 @@
 mod envelope;
 mod keys;
 mod rollback;
-mod tools;
+pub mod tools;
 mod verify;
 
 pub use envelope::{

@@ -198,11 +198,9 @@ impl Module for Echo {
                     .no_reply()
                     .description("Logs its params; no reply"),
             )
-            .command(
-                CommandSpec::new("config")
-                    .min_role("admin")
-                    .description("Returns the module's config table (admins only: it may hold secrets)"),
-            )
+            .command(CommandSpec::new("config").min_role("admin").description(
+                "Returns the module's config table (admins only: it may hold secrets)",
+            ))
     }
 
     fn on_load(_host: &Host) -> Result<Self, String> {
