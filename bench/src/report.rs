@@ -1,0 +1,112 @@
+//! Figures out: latency percentiles, the machine's load, a server's RSS,
+//! and each result as one JSON line plus one Markdown table row.
+
+use std::{sync::OnceLock, time::Instant};
+
+use serde_json::{Value, json};
+
+/// Nanoseconds since this process's first call: the clock for timestamps
+/// in payloads (publisher and subscriber are this same process).
+pub(crate) fn now_ns() -> u64 {
+    static BASE: OnceLock<Instant> = OnceLock::new();
+    BASE.get_or_init(Instant::now).elapsed().as_nanos() as u64
+}
+
+/// `/proc/loadavg`'s first three fields.
+pub(crate) fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|_| "?".into())
+}
+
+/// `VmRSS` of `pid` in kB.
+pub(crate) fn rss_kb(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+}
+
+/// Latency summary in microseconds.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Latency {
+    pub(crate) count: usize,
+    pub(crate) p50: f64,
+    pub(crate) p99: f64,
+    pub(crate) p999: f64,
+    pub(crate) max: f64,
+}
+
+impl Latency {
+    /// From samples in nanoseconds (sorted here).
+    pub(crate) fn from_ns(samples: &mut [u64]) -> Latency {
+        if samples.is_empty() {
+            return Latency::default();
+        }
+        samples.sort_unstable();
+        let at = |q: f64| {
+            let i = ((samples.len() as f64 * q).ceil() as usize).clamp(1, samples.len()) - 1;
+            samples[i] as f64 / 1000.0
+        };
+        Latency {
+            count: samples.len(),
+            p50: at(0.50),
+            p99: at(0.99),
+            p999: at(0.999),
+            max: samples[samples.len() - 1] as f64 / 1000.0,
+        }
+    }
+
+    pub(crate) fn json(&self) -> Value {
+        json!({
+            "samples": self.count,
+            "p50_us": round(self.p50),
+            "p99_us": round(self.p99),
+            "p999_us": round(self.p999),
+            "max_us": round(self.max),
+        })
+    }
+}
+
+pub(crate) fn round(x: f64) -> f64 {
+    (x * 10.0).round() / 10.0
+}
+
+/// Prints one result: a JSON line, then a Markdown row of `cells`.
+pub(crate) fn emit(mut result: Value, cells: &[String]) {
+    result["loadavg"] = json!(loadavg());
+    println!("{result}");
+    println!("| {} | load {} |", cells.join(" | "), loadavg());
+}
+
+/// Median of `xs` (0 when empty).
+pub(crate) fn median(xs: &mut [f64]) -> f64 {
+    if xs.is_empty() {
+        return 0.0;
+    }
+    xs.sort_by(f64::total_cmp);
+    let n = xs.len();
+    if n % 2 == 1 {
+        xs[n / 2]
+    } else {
+        (xs[n / 2 - 1] + xs[n / 2]) / 2.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles() {
+        let mut s: Vec<u64> = (1..=1000).map(|i| i * 1000).collect();
+        let l = Latency::from_ns(&mut s);
+        assert_eq!(l.p50, 500.0);
+        assert_eq!(l.p99, 990.0);
+        assert_eq!(l.p999, 999.0);
+        assert_eq!(l.max, 1000.0);
+        assert_eq!(median(&mut [3.0, 1.0, 2.0]), 2.0);
+        assert_eq!(median(&mut [4.0, 1.0, 2.0, 3.0]), 2.5);
+    }
+}
