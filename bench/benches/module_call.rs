@@ -4,10 +4,15 @@
 //! `Host` handle, and the host's pending-call table hands the answer to the
 //! caller's sink. Target: ≤ 2 µs.
 //!
-//! `one_at_a_time` waits (spinning) for each answer before the next call:
-//! a full round trip including both thread hand-offs. `pipelined_64` keeps
-//! 64 calls queued and reports the cost per call when the module thread
-//! never sleeps.
+//! - `echo_round_trip_one_at_a_time` waits (spinning) for each answer
+//!   before the next call: wall time of a full round trip, both thread
+//!   hand-offs included. On a busy machine this is mostly the scheduler
+//!   finding a CPU for the woken module thread.
+//! - `echo_pipelined_64`: 64 calls queued, then wait; wall time per call.
+//! - `echo_cpu_per_call`: the CPU work of one call, independent of
+//!   scheduling: the caller's time to submit it plus the module thread's
+//!   CPU time (`/proc/self/task/*/schedstat`) to receive, run and answer
+//!   it, calls submitted 64 at a time.
 
 use std::{
     sync::{
@@ -64,6 +69,26 @@ impl CallSink for Counted {
     }
 }
 
+/// CPU time (ns) used so far by the module's instance thread(s).
+fn module_thread_cpu() -> u64 {
+    let mut total = 0;
+    for task in std::fs::read_dir("/proc/self/task")
+        .expect("procfs")
+        .flatten()
+    {
+        let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
+        if comm.starts_with("mod-echo") {
+            let stat = std::fs::read_to_string(task.path().join("schedstat")).unwrap_or_default();
+            total += stat
+                .split_whitespace()
+                .next()
+                .and_then(|n| n.parse::<u64>().ok())
+                .unwrap_or(0);
+        }
+    }
+    total
+}
+
 fn bench(c: &mut Criterion) {
     let bytes = common::echo_bytes();
     let dir = tempfile::tempdir().expect("tempdir");
@@ -103,7 +128,7 @@ fn bench(c: &mut Criterion) {
     };
     let answered = Arc::new(AtomicU64::new(0));
     let mut id = 0u64;
-    let mut call = |id: &mut u64| {
+    let call = |id: &mut u64| {
         *id += 1;
         let sink = Box::new(Counted(answered.clone()));
         match generation.call(*id, "echo", r#"{"text":"hello"}"#, caller.clone(), sink) {
@@ -124,6 +149,41 @@ fn bench(c: &mut Criterion) {
             wait_for(id);
         })
     });
+    // Split of echo_cpu_per_call, printed after the group.
+    let (split_submit, split_module, split_calls) = (
+        std::cell::Cell::new(Duration::ZERO),
+        std::cell::Cell::new(0u64),
+        std::cell::Cell::new(0u64),
+    );
+    group.bench_function("echo_cpu_per_call", |b| {
+        b.iter_custom(|iters| {
+            let before = module_thread_cpu();
+            let mut submit = Duration::ZERO;
+            let mut left = iters;
+            while left > 0 {
+                let n = left.min(64);
+                let t = std::time::Instant::now();
+                for _ in 0..n {
+                    call(&mut id);
+                }
+                submit += t.elapsed();
+                wait_for(id);
+                left -= n;
+            }
+            let module = module_thread_cpu() - before;
+            split_submit.set(split_submit.get() + submit);
+            split_module.set(split_module.get() + module);
+            split_calls.set(split_calls.get() + iters);
+            submit + Duration::from_nanos(module)
+        })
+    });
+    let calls = split_calls.get().max(1);
+    eprintln!(
+        "echo_cpu_per_call split: caller submits in {:.0} ns, module thread runs {:.0} ns per call ({} calls)",
+        split_submit.get().as_nanos() as f64 / calls as f64,
+        split_module.get() as f64 / calls as f64,
+        calls
+    );
     group.throughput(criterion::Throughput::Elements(64));
     group.bench_function("echo_pipelined_64", |b| {
         b.iter(|| {

@@ -64,6 +64,8 @@ pub(crate) struct FanoutRun {
     pub(crate) server_delivered: u64,
     pub(crate) elapsed: Duration,
     pub(crate) publish_elapsed: Duration,
+    /// Server and client CPU over the run (see `report::CpuSpan`).
+    pub(crate) cpu: serde_json::Value,
 }
 
 fn room_json(r: usize) -> String {
@@ -179,6 +181,7 @@ pub(crate) async fn run_once(
     }
 
     // Publish.
+    let cpu = report::CpuSpan::start(target.pid);
     let start_ns = now_ns();
     let start = Instant::now();
     let publishers = args.publishers.max(1).min(args.publishes.max(1));
@@ -214,6 +217,7 @@ pub(crate) async fn run_once(
         }
     }
     stopper.abort();
+    let cpu = cpu.finish(target.pid).json(received, "delivery");
     let elapsed = Duration::from_nanos(last_ns - start_ns);
     Ok(FanoutRun {
         rate: received as f64 / elapsed.as_secs_f64().max(1e-9),
@@ -223,6 +227,7 @@ pub(crate) async fn run_once(
         server_delivered,
         elapsed,
         publish_elapsed,
+        cpu,
     })
 }
 
@@ -348,6 +353,7 @@ pub(crate) async fn run(
                     "elapsed_ms": report::round(run.elapsed.as_secs_f64() * 1e3),
                     "publish_ms": report::round(run.publish_elapsed.as_secs_f64() * 1e3),
                     "latency": run.latency.json(),
+                    "cpu": run.cpu,
                 }),
                 &[
                     format!("fanout {mode} via {}", args.via),
@@ -362,6 +368,10 @@ pub(crate) async fn run(
                         run.latency.p50, run.latency.p99, run.latency.p999
                     ),
                     format!("lost {lost}"),
+                    format!(
+                        "server {} ns CPU/delivery",
+                        run.cpu["server_cpu_ns_per_delivery"]
+                    ),
                 ],
             );
             rates[t].push(run.rate);

@@ -56,6 +56,7 @@ async fn run_once(
 ) -> Result<(), String> {
     let before = target.pid.and_then(rss_kb);
     let gate = Arc::new(Semaphore::new(args.concurrency.max(1)));
+    let cpu = crate::report::CpuSpan::start(target.pid);
     let start = Instant::now();
     let mut tasks = Vec::with_capacity(args.conns);
     for i in 0..args.conns {
@@ -89,6 +90,7 @@ async fn run_once(
         }
     }
     let connect_secs = start.elapsed().as_secs_f64();
+    let cpu = cpu.finish(target.pid).json(held.len() as u64, "connect");
     let rate = held.len() as f64 / connect_secs;
     let right_after = target.pid.and_then(rss_kb);
     tokio::time::sleep(Duration::from_secs(args.hold_secs)).await;
@@ -117,6 +119,7 @@ async fn run_once(
             "rss_connected_kb": right_after,
             "rss_after_hold_kb": after,
             "bytes_per_conn": per_conn.map(f64::round),
+            "cpu": cpu,
         }),
         &[
             "idle".into(),
@@ -125,6 +128,7 @@ async fn run_once(
             format!("{rate:.0} connects/s"),
             per_conn.map_or("RSS n/a".into(), |b| format!("{:.2} KB/conn", b / 1000.0)),
             format!("failed {failed}"),
+            format!("server {} ns CPU/connect", cpu["server_cpu_ns_per_connect"]),
         ],
     );
     Ok(())

@@ -28,6 +28,84 @@ pub(crate) fn rss_kb(pid: u32) -> Option<u64> {
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
 }
 
+/// CPU time used so far by all threads of `pid` (`None`: this process), in
+/// ns, from `/proc/PID/task/*/schedstat`. Wall-clock rates swing with
+/// whatever else runs on a shared machine; CPU time per message does much
+/// less, and comparing the server's with the load generator's shows which
+/// side is the bottleneck.
+pub(crate) fn cpu_ns(pid: Option<u32>) -> Option<u64> {
+    let dir = match pid {
+        Some(p) => format!("/proc/{p}/task"),
+        None => "/proc/self/task".into(),
+    };
+    let mut total = 0;
+    for task in std::fs::read_dir(dir).ok()? {
+        let path = task.ok()?.path().join("schedstat");
+        // A thread that ended meanwhile has no file any more: skip it.
+        if let Ok(text) = std::fs::read_to_string(path) {
+            total += text.split_whitespace().next()?.parse::<u64>().ok()?;
+        }
+    }
+    Some(total)
+}
+
+/// CPU used by the server and by this process over a span of wall time.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct CpuSpan {
+    server: Option<u64>,
+    client: Option<u64>,
+    wall: Instant,
+}
+
+impl CpuSpan {
+    pub(crate) fn start(server: Option<u32>) -> CpuSpan {
+        CpuSpan {
+            server: server.and_then(|p| cpu_ns(Some(p))),
+            client: cpu_ns(None),
+            wall: Instant::now(),
+        }
+    }
+
+    /// The CPU used since `start`.
+    pub(crate) fn finish(&self, server: Option<u32>) -> CpuUsed {
+        CpuUsed {
+            wall_ns: self.wall.elapsed().as_nanos() as u64,
+            server_ns: server
+                .and_then(|p| cpu_ns(Some(p)))
+                .zip(self.server)
+                .map(|(b, a)| b.saturating_sub(a)),
+            client_ns: cpu_ns(None)
+                .zip(self.client)
+                .map(|(b, a)| b.saturating_sub(a)),
+        }
+    }
+}
+
+/// What [`CpuSpan::finish`] measured.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct CpuUsed {
+    wall_ns: u64,
+    server_ns: Option<u64>,
+    client_ns: Option<u64>,
+}
+
+impl CpuUsed {
+    /// `{wall_ms, server_cpu_ms, client_cpu_ms, server_cpu_ns_per_<unit>,
+    /// client_cpu_ns_per_<unit>}` for `n` units of work.
+    pub(crate) fn json(&self, n: u64, unit: &str) -> Value {
+        let ms = |ns: Option<u64>| ns.map(|ns| round(ns as f64 / 1e6));
+        let per = |ns: Option<u64>| ns.filter(|_| n > 0).map(|ns| round(ns as f64 / n as f64));
+        let mut out = json!({
+            "wall_ms": round(self.wall_ns as f64 / 1e6),
+            "server_cpu_ms": ms(self.server_ns),
+            "client_cpu_ms": ms(self.client_ns),
+        });
+        out[format!("server_cpu_ns_per_{unit}")] = json!(per(self.server_ns));
+        out[format!("client_cpu_ns_per_{unit}")] = json!(per(self.client_ns));
+        out
+    }
+}
+
 /// Latency summary in microseconds.
 #[derive(Debug, Clone, Copy, Default)]
 pub(crate) struct Latency {

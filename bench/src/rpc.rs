@@ -18,7 +18,7 @@ use serde_json::{Value, json};
 use crate::{
     Target,
     http::Http,
-    report::{Latency, emit, now_ns, round},
+    report::{self, Latency, emit, now_ns, round},
     ws::{Ws, find, find_u64},
 };
 
@@ -190,6 +190,7 @@ async fn conn(
 
 /// Summed results of all connections of one run.
 struct RpcRun {
+    cpu: Value,
     calls_per_s: f64,
     latency: Latency,
     sent: u64,
@@ -223,6 +224,18 @@ async fn run_load(target: &Target, args: &RpcArgs, ctx: &crate::Ctx) -> Result<R
             window,
         )));
     }
+    let cpu = {
+        let pid = target.pid;
+        tokio::spawn(async move {
+            let at = |ns: u64| {
+                tokio::time::Instant::now() + Duration::from_nanos(ns.saturating_sub(now_ns()))
+            };
+            tokio::time::sleep_until(at(measure_from)).await;
+            let span = report::CpuSpan::start(pid);
+            tokio::time::sleep_until(at(send_until)).await;
+            span.finish(pid)
+        })
+    };
     let mut total = ConnResult::default();
     for t in tasks {
         let r = t.await.map_err(|e| e.to_string())??;
@@ -238,7 +251,12 @@ async fn run_load(target: &Target, args: &RpcArgs, ctx: &crate::Ctx) -> Result<R
     }
     let mut lat: Vec<u64> = total.samples.iter().map(|s| s.1).collect();
     let measured = lat.len();
+    let cpu = cpu
+        .await
+        .map_err(|e| e.to_string())?
+        .json(measured as u64, "call");
     Ok(RpcRun {
+        cpu,
         calls_per_s: measured as f64 / args.secs,
         latency: Latency::from_ns(&mut lat),
         sent: total.sent,
@@ -264,6 +282,7 @@ fn counts_json(run: &RpcRun) -> Value {
         "lost": run.lost,
         "duplicated": run.duplicates,
         "unknown_ids": run.unknown,
+        "cpu": run.cpu,
     })
 }
 
@@ -292,6 +311,7 @@ pub(crate) async fn run(
                     format!("{:.0} calls/s", r.calls_per_s),
                     format!("p50 {:.1} µs, p99 {:.1} µs", r.latency.p50, r.latency.p99),
                     format!("errors {} lost {} dup {}", r.errors, r.lost, r.duplicates),
+                    format!("server {} ns CPU/call", r.cpu["server_cpu_ns_per_call"]),
                 ],
             );
             tokio::time::sleep(Duration::from_millis(300)).await;

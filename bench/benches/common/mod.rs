@@ -9,7 +9,7 @@ use ed25519_dalek::SigningKey;
 use modhost::signing::{Envelope, Keyring, sign};
 
 /// `target/release/libecho.so`, or `$MODHOST_BENCH_ECHO_SO`.
-pub fn echo_so() -> PathBuf {
+pub(crate) fn echo_so() -> PathBuf {
     std::env::var_os("MODHOST_BENCH_ECHO_SO").map_or_else(
         || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/release/libecho.so"),
         PathBuf::from,
@@ -17,7 +17,7 @@ pub fn echo_so() -> PathBuf {
 }
 
 /// The release echo build, or a message on how to make it.
-pub fn echo_bytes() -> Vec<u8> {
+pub(crate) fn echo_bytes() -> Vec<u8> {
     let path = echo_so();
     std::fs::read(&path).unwrap_or_else(|e| {
         panic!(
@@ -28,7 +28,7 @@ pub fn echo_bytes() -> Vec<u8> {
 }
 
 /// A fixed key (benchmarks need no secrecy) and a keyring trusting it for `echo`.
-pub fn key_and_keyring() -> (SigningKey, Keyring) {
+pub(crate) fn key_and_keyring() -> (SigningKey, Keyring) {
     let key = SigningKey::from_bytes(&[7; 32]);
     let mut keyring = Keyring::default();
     keyring
@@ -38,6 +38,6 @@ pub fn key_and_keyring() -> (SigningKey, Keyring) {
 }
 
 /// Signs `bytes` as echo 0.1.0, seq 1, for the host's ABI.
-pub fn envelope(bytes: &[u8], key: &SigningKey, version: &str) -> Envelope {
+pub(crate) fn envelope(bytes: &[u8], key: &SigningKey, version: &str) -> Envelope {
     sign(bytes, key, "echo", version, 1, modhost_plugin_api::ABI)
 }
