@@ -8,6 +8,7 @@
 #   bench/run.sh host  ARGS...    modhost-bench ARGS against modhost only
 #   bench/run.sh node  ARGS...    modhost-bench ARGS against node only
 #   bench/run.sh suite            every figure in BENCHMARKS.md, in order
+#   bench/run.sh restart          restart both servers (fresh RSS baseline)
 #   bench/run.sh stop
 #
 # BENCH_DIR (default /tmp/modhost-bench) holds the config, keys, plugins
@@ -67,11 +68,20 @@ send_queue = 4096
 calls_per_second = 1000000
 max_calls_in_flight = 1024
 
+[diagnostics]
+# The websocket round trip without a module (rpc --raw-echo /echo).
+ws_echo_path = "/echo"
+
 [modules]
 dir = "plugins"
 verify_keys = ["verify"]
 state_dir = "state"
 EOF
+  launch
+}
+
+# (Re)starts both servers on the prepared BENCH_DIR, without building.
+launch() {
   stop_servers
   ulimit -n "$(ulimit -Hn)"
   # exec: the recorded pid is the server's own (for kill and /proc/PID/status).
@@ -111,19 +121,25 @@ suite() {
   local H N
   H=$(host_target)
   N=$(node_target)
-  # Fan-out burst, 1,000 connections, 1 room, alternately with node.
-  load "$H" "$N" --rounds 5 fanout --conns 1000 --rooms 1 --publishes 1000
+  # Fan-out burst, 1,000 connections, 1 room, alternately with node
+  # (4 concurrent publishers keep the server busy between requests).
+  load "$H" "$N" --rounds 5 fanout --conns 1000 --rooms 1 --publishes 1000 --publishers 4
   # p99 at 5 publishes/s to 1,000 subscribers.
   load "$H" "$N" --rounds 3 fanout --conns 1000 --rooms 1 --publishes 50 --rate 5
   # Same through the echo module's publish command.
-  load "$H" --rounds 3 fanout --conns 1000 --rooms 1 --publishes 1000 --via module
+  load "$H" --rounds 3 fanout --conns 1000 --rooms 1 --publishes 1000 --publishers 4 --via module
   # Echo round trip over one websocket, then 16.
   load "$H" --rounds 3 rpc --conns 1 --depth 1 --secs 5
+  load "$H" --rounds 3 rpc --conns 1 --depth 1 --secs 5 --raw-echo /echo
   load "$H" --rounds 3 rpc --conns 16 --depth 1 --secs 5
   load "$H" --rounds 3 rpc --conns 16 --depth 8 --secs 5
-  # 19,000 idle connections (then node for comparison).
-  load "$H" --rounds 2 --source-ips 4 idle --conns 19000
-  load "$N" --rounds 1 --source-ips 4 idle --conns 19000
+  # 19,000 idle connections, on freshly started servers: memory freed by
+  # an earlier run stays in the process and would hide the growth.
+  launch
+  H=$(host_target)
+  N=$(node_target)
+  load "$H" --source-ips 4 idle --conns 19000
+  load "$N" --source-ips 4 idle --conns 19000
   # Reload under load.
   load "$H" reload --conns 16 --depth 4 --secs 6 --at 2 --plugins-dir "$DIR/plugins" \
     --so "$REL/libecho.so" --key "$DIR/keys/echo.key" --modhost "$REL/modhost"
@@ -134,9 +150,10 @@ shift || true
 case "$cmd" in
   start) start ;;
   stop) stop_servers ;;
+  restart) launch ;;
   both) load "$(host_target)" "$(node_target)" "$@" ;;
   host) load "$(host_target)" "$@" ;;
   node) load "$(node_target)" "$@" ;;
   suite) suite ;;
-  *) sed -n '2,13p' "$0"; exit 2 ;;
+  *) sed -n '2,14p' "$0"; exit 2 ;;
 esac

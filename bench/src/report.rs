@@ -28,55 +28,63 @@ pub(crate) fn rss_kb(pid: u32) -> Option<u64> {
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
 }
 
-/// CPU time used so far by all threads of `pid` (`None`: this process), in
-/// ns, from `/proc/PID/task/*/schedstat`. Wall-clock rates swing with
+/// CPU time used so far by all threads of `pid` (`None`: this process),
+/// from `/proc/PID/task/*/schedstat`. Wall-clock rates swing with
 /// whatever else runs on a shared machine; CPU time per message does much
 /// less, and comparing the server's with the load generator's shows which
 /// side is the bottleneck.
-pub(crate) fn cpu_ns(pid: Option<u32>) -> Option<u64> {
+///
+/// Returns (time on a CPU, time runnable but waiting for a CPU), in ns; the
+/// second is how much a busy machine held the process back.
+pub(crate) fn sched_ns(pid: Option<u32>) -> Option<(u64, u64)> {
     let dir = match pid {
         Some(p) => format!("/proc/{p}/task"),
         None => "/proc/self/task".into(),
     };
-    let mut total = 0;
+    let (mut run, mut wait) = (0, 0);
     for task in std::fs::read_dir(dir).ok()? {
         let path = task.ok()?.path().join("schedstat");
         // A thread that ended meanwhile has no file any more: skip it.
         if let Ok(text) = std::fs::read_to_string(path) {
-            total += text.split_whitespace().next()?.parse::<u64>().ok()?;
+            let mut fields = text.split_whitespace().map(|f| f.parse::<u64>().ok());
+            run += fields.next()??;
+            wait += fields.next()??;
         }
     }
-    Some(total)
+    Some((run, wait))
 }
 
 /// CPU used by the server and by this process over a span of wall time.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct CpuSpan {
-    server: Option<u64>,
-    client: Option<u64>,
+    server: Option<(u64, u64)>,
+    client: Option<(u64, u64)>,
     wall: Instant,
 }
 
 impl CpuSpan {
     pub(crate) fn start(server: Option<u32>) -> CpuSpan {
         CpuSpan {
-            server: server.and_then(|p| cpu_ns(Some(p))),
-            client: cpu_ns(None),
+            server: server.and_then(|p| sched_ns(Some(p))),
+            client: sched_ns(None),
             wall: Instant::now(),
         }
     }
 
     /// The CPU used since `start`.
     pub(crate) fn finish(&self, server: Option<u32>) -> CpuUsed {
+        let delta = |now: Option<(u64, u64)>, then: Option<(u64, u64)>| {
+            now.zip(then)
+                .map(|(b, a)| (b.0.saturating_sub(a.0), b.1.saturating_sub(a.1)))
+        };
+        let server = delta(server.and_then(|p| sched_ns(Some(p))), self.server);
+        let client = delta(sched_ns(None), self.client);
         CpuUsed {
             wall_ns: self.wall.elapsed().as_nanos() as u64,
-            server_ns: server
-                .and_then(|p| cpu_ns(Some(p)))
-                .zip(self.server)
-                .map(|(b, a)| b.saturating_sub(a)),
-            client_ns: cpu_ns(None)
-                .zip(self.client)
-                .map(|(b, a)| b.saturating_sub(a)),
+            server_ns: server.map(|s| s.0),
+            server_wait_ns: server.map(|s| s.1),
+            client_ns: client.map(|c| c.0),
+            client_wait_ns: client.map(|c| c.1),
         }
     }
 }
@@ -86,7 +94,11 @@ impl CpuSpan {
 pub(crate) struct CpuUsed {
     wall_ns: u64,
     server_ns: Option<u64>,
+    /// Summed over threads: runnable but not running (another process had
+    /// the CPU).
+    server_wait_ns: Option<u64>,
     client_ns: Option<u64>,
+    client_wait_ns: Option<u64>,
 }
 
 impl CpuUsed {
@@ -99,6 +111,8 @@ impl CpuUsed {
             "wall_ms": round(self.wall_ns as f64 / 1e6),
             "server_cpu_ms": ms(self.server_ns),
             "client_cpu_ms": ms(self.client_ns),
+            "server_runqueue_wait_ms": ms(self.server_wait_ns),
+            "client_runqueue_wait_ms": ms(self.client_wait_ns),
         });
         out[format!("server_cpu_ns_per_{unit}")] = json!(per(self.server_ns));
         out[format!("client_cpu_ns_per_{unit}")] = json!(per(self.client_ns));

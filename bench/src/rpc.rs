@@ -49,6 +49,11 @@ pub(crate) struct RpcArgs {
     /// Params of each call (JSON).
     #[arg(long, default_value = r#"{"text":"hello"}"#)]
     params: String,
+    /// Send the calls to this websocket echo path instead (the host's
+    /// `[diagnostics] ws_echo_path`): the same frames come back untouched,
+    /// which measures the websocket round trip without the module hop.
+    #[arg(long)]
+    raw_echo: Option<String>,
 }
 
 #[derive(clap::Args, Debug, Clone)]
@@ -101,12 +106,20 @@ async fn conn(
     args: RpcArgs,
     window: Window,
 ) -> Result<ConnResult, String> {
-    let mut ws = Ws::connect(target.addr, &ctx.ws_path(), ctx.source(i), 64 * 1024)
+    let path = args.raw_echo.clone().unwrap_or_else(|| ctx.ws_path());
+    let mut ws = Ws::connect(target.addr, &path, ctx.source(i), 64 * 1024)
         .await
         .map_err(|e| format!("rpc conn {i}: {e}"))?;
-    ws.expect(br#""is_authorized":true"#, 0)
-        .await
-        .map_err(|e| format!("rpc conn {i}: {e}"))?;
+    if args.raw_echo.is_none() {
+        ws.expect(br#""is_authorized":true"#, 0)
+            .await
+            .map_err(|e| format!("rpc conn {i}: {e}"))?;
+    }
+    let reply_marker: &[u8] = if args.raw_echo.is_some() {
+        br#""type":"call""#
+    } else {
+        br#""type":"reply""#
+    };
     let head = format!(
         r#"{{"type":"call","module":"{}","command":"{}","params":{},"requestId":""#,
         args.module, args.command, args.params
@@ -156,7 +169,7 @@ async fn conn(
             }
             answered[word] |= bit;
             in_flight -= 1;
-            if find(bytes, br#""type":"reply""#).is_some() {
+            if find(bytes, reply_marker).is_some() {
                 out.replies += 1;
                 let sent = sent_at[id as usize % RING];
                 if sent >= window.measure_from && sent < window.send_until {
@@ -301,11 +314,17 @@ pub(crate) async fn run(
             out["round"] = json!(round);
             out["conns"] = json!(args.conns);
             out["depth"] = json!(args.depth);
-            out["call"] = json!(format!("{}.{}", args.module, args.command));
+            out["call"] = json!(match &args.raw_echo {
+                Some(path) => format!("raw websocket echo at {path}"),
+                None => format!("{}.{}", args.module, args.command),
+            });
             emit(
                 out,
                 &[
-                    format!("rpc {}.{}", args.module, args.command),
+                    match &args.raw_echo {
+                        Some(path) => format!("ws echo {path}"),
+                        None => format!("rpc {}.{}", args.module, args.command),
+                    },
                     target.name.clone(),
                     format!("{} ws × depth {}", args.conns, args.depth),
                     format!("{:.0} calls/s", r.calls_per_s),
