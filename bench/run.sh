@@ -39,9 +39,6 @@ start() {
   [ -d "$ROOT/bench/baseline/node_modules/ws" ] || (cd "$ROOT/bench/baseline" && npm ci --no-audit --no-fund)
   mkdir -p "$DIR/plugins" "$DIR/keys" "$DIR/verify" "$DIR/state"
   [ -f "$DIR/keys/echo.key" ] || "$REL/modhost" keygen echo --out "$DIR/keys" --verify-keys "$DIR/verify"
-  cp "$REL/libecho.so" "$DIR/plugins/.echo.so.tmp"
-  mv "$DIR/plugins/.echo.so.tmp" "$DIR/plugins/echo.so"
-  "$REL/modhost" sign "$DIR/plugins/echo.so" --key "$DIR/keys/echo.key" --seq "$(date +%s%3N)" >/dev/null
   cat >"$DIR/config.toml" <<EOF
 [server]
 listen = "127.0.0.1:$HOST_PORT"
@@ -83,6 +80,11 @@ EOF
 # (Re)starts both servers on the prepared BENCH_DIR, without building.
 launch() {
   stop_servers
+  # A fresh signature each start: the rollback guard refuses a seq it has
+  # already accepted.
+  cp "$REL/libecho.so" "$DIR/plugins/.echo.so.tmp"
+  mv "$DIR/plugins/.echo.so.tmp" "$DIR/plugins/echo.so"
+  "$REL/modhost" sign "$DIR/plugins/echo.so" --key "$DIR/keys/echo.key" --seq "$(date +%s%3N)" >/dev/null
   ulimit -n "$(ulimit -Hn)"
   # exec: the recorded pid is the server's own (for kill and /proc/PID/status).
   (cd "$DIR" && MODHOST_LOG=${MODHOST_LOG:-warn} exec taskset -c "$SERVER_CPU" "$REL/modhost" run --config "$DIR/config.toml") \
