@@ -273,8 +273,8 @@ async fn rooms_disappear_after_unsubscribe_and_disconnect() {
         .await;
     a.next().await;
     assert_eq!(num_rooms(&host).await, 1);
-    drop(a);
-    drop(b);
+    a.close().await;
+    b.close().await;
     for _ in 0..100 {
         if num_rooms(&host).await == 0 {
             break;

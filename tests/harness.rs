@@ -436,6 +436,20 @@ impl Client {
         self.next().await
     }
 
+    /// Connects as `token` (plus `query`), returns the client and its first
+    /// frame (`is_authorized`, session, resume token).
+    pub async fn hello(host: &TestHost, token: &str, query: &str) -> (Client, Value) {
+        let mut c = Client::connect(&format!("ws://{}/ws/?token={token}{query}", host.addr)).await;
+        let hello: Value = serde_json::from_str(&c.next_text().await).unwrap();
+        (c, hello)
+    }
+
+    /// Closes cleanly (a close frame): the session ends at once.
+    pub async fn close(mut self) {
+        let _ = self.ws.close(None).await;
+        while let Ok(Some(Ok(_))) = tokio::time::timeout(WAIT, self.ws.next()).await {}
+    }
+
     /// Waits for the close frame and returns its code.
     pub async fn close_code(&mut self) -> Option<u16> {
         loop {
