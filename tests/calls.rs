@@ -349,7 +349,7 @@ async fn resume_returns_missed_replies_and_publishes() {
         back.next().await,
         json!({"type": "resumed", "complete": true})
     );
-    let mut missed = vec![back.next().await, back.next().await];
+    let mut missed = [back.next().await, back.next().await];
     missed.sort_by_key(|v| v["type"].as_str().unwrap().to_owned());
     assert_eq!(
         missed[0],
