@@ -543,3 +543,23 @@ async fn jwt_hs256_tokens_are_checked() {
     }
     host.stop().await;
 }
+
+#[tokio::test]
+async fn a_high_templar_client_works_unchanged() {
+    let (_ws, host) = host().await;
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/clients/high_templar_client.py"
+    );
+    let addr = host.addr.to_string();
+    let out = tokio::process::Command::new("python3")
+        .args([script, &addr, "alice-token", TRIGGER_TOKEN])
+        .output()
+        .await
+        .expect("python3 runs (it is on every machine of this project)");
+    let report =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{report}");
+    assert_eq!(report.trim(), "ok");
+    host.stop().await;
+}
