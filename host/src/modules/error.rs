@@ -6,7 +6,7 @@ use crate::signing::{SeqError, SignatureError};
 
 /// A refused module build: which file, which module (when known) and why.
 #[derive(Debug, thiserror::Error)]
-#[error("{kind}")]
+#[error("{}{kind}", subject(self))]
 pub struct LoadError {
     /// The `.so` file that was refused.
     pub file: PathBuf,
@@ -64,6 +64,17 @@ pub enum LoadErrorKind {
     /// Reading or staging the file failed.
     #[error("{0}")]
     Io(String),
+}
+
+/// `module "x": ` where the reason itself does not name the module.
+fn subject(error: &LoadError) -> String {
+    match (&error.module, &*error.kind) {
+        (
+            Some(module),
+            LoadErrorKind::Library(_) | LoadErrorKind::PanicAbort | LoadErrorKind::Start(_),
+        ) => format!("module {module:?}: "),
+        _ => String::new(),
+    }
 }
 
 impl LoadError {
