@@ -563,3 +563,26 @@ async fn a_high_templar_client_works_unchanged() {
     assert_eq!(report.trim(), "ok");
     host.stop().await;
 }
+
+#[tokio::test]
+async fn a_large_publish_reaches_subscribers_and_an_oversize_one_is_refused() {
+    let (_ws, host) = host().await;
+    let mut c = Client::authorized(&host, "alice-token").await;
+    c.subscribe(json!({"target": "message", "customer": "1"}), "big")
+        .await;
+    let pad = "x".repeat(900 * 1024);
+    let body = json!({"rooms": [{"target": "message", "customer": "1"}], "data": pad}).to_string();
+    let (status, text) = host.trigger(Some(TRIGGER_TOKEN), &body).await;
+    assert_eq!((status, text.as_str()), (200, r#"{"delivered":1}"#));
+    let got = c.next().await;
+    assert_eq!(got["data"].as_str().map(str::len), Some(900 * 1024));
+    let too_big =
+        json!({"rooms": [{"target": "message", "customer": "1"}], "data": "y".repeat(1100 * 1024)});
+    assert_eq!(
+        host.trigger(Some(TRIGGER_TOKEN), &too_big.to_string())
+            .await
+            .0,
+        413
+    );
+    host.stop().await;
+}

@@ -37,6 +37,16 @@ use crate::{auth::Credentials, rooms::Room, state::AppState};
 const READ_BUFFER: usize = 4 * 1024;
 const WRITE_BUFFER: usize = 8 * 1024;
 
+/// The largest publish a client may have to receive (a `/trigger/` body is
+/// bounded by this too).
+pub const MAX_PUBLISH_BYTES: usize = 1024 * 1024;
+
+/// Bytes tungstenite may hold unsent for one connection: room for the
+/// largest publish plus a batch. Finite, so a stuck client cannot grow it.
+fn max_write_buffer(limits: &crate::config::Limits) -> usize {
+    limits.max_frame_bytes.max(MAX_PUBLISH_BYTES) * 2 + WRITE_BUFFER
+}
+
 /// `GET /ws/`: upgrades and runs a session.
 pub async fn upgrade(
     State(state): State<Arc<AppState>>,
@@ -57,7 +67,7 @@ pub async fn upgrade(
     let resume = query.as_deref().and_then(resume_param);
     ws.read_buffer_size(READ_BUFFER)
         .write_buffer_size(WRITE_BUFFER)
-        .max_write_buffer_size(limits.max_frame_bytes.max(64 * 1024) * 4)
+        .max_write_buffer_size(max_write_buffer(&limits))
         .max_message_size(limits.max_frame_bytes)
         .max_frame_size(limits.max_frame_bytes)
         .on_failed_upgrade(|error| tracing::debug!("websocket upgrade failed: {error}"))
@@ -104,7 +114,7 @@ pub async fn echo(State(state): State<Arc<AppState>>, ws: WebSocketUpgrade) -> R
     let slot = session::Slot(state.clone());
     ws.read_buffer_size(READ_BUFFER)
         .write_buffer_size(WRITE_BUFFER)
-        .max_write_buffer_size(limits.max_frame_bytes.max(64 * 1024) * 4)
+        .max_write_buffer_size(max_write_buffer(&limits))
         .max_message_size(limits.max_frame_bytes)
         .max_frame_size(limits.max_frame_bytes)
         .on_upgrade(move |mut socket| async move {
