@@ -586,3 +586,22 @@ async fn a_large_publish_reaches_subscribers_and_an_oversize_one_is_refused() {
     );
     host.stop().await;
 }
+
+#[tokio::test]
+async fn a_module_cannot_publish_past_the_size_limit() {
+    // Params may be large here, so the limit hit is the publish's own.
+    let mut ws = Workspace::new();
+    ws.install_bundled();
+    let host = TestHost::start(&ws, "[limits]\nmax_params_bytes = 2097152").await;
+    let rooms = json!([{"target": "message", "customer": "1"}]);
+    let (status, body) = host
+        .call(
+            "echo",
+            "publish",
+            json!({"rooms": rooms, "data": "z".repeat(1100 * 1024)}),
+        )
+        .await;
+    assert_eq!(status, 413, "{body}");
+    assert_eq!(body["error"]["code"], "too-large");
+    host.stop().await;
+}
