@@ -200,7 +200,9 @@ fn start_watchers(state: Weak<AppState>, status: ConfigStatus) -> Watchers {
     let modules = match ModuleWatcher::start(app.registry.clone()) {
         Ok(w) => Some(w),
         Err(e) => {
-            tracing::warn!("modules folder not watched: {e}; new builds load only at the next start");
+            tracing::warn!(
+                "modules folder not watched: {e}; new builds load only at the next start"
+            );
             None
         }
     };
@@ -266,7 +268,9 @@ pub fn apply_config(
     next.server.listen = old.server.listen;
     next.modules.dir.clone_from(&old.modules.dir);
     next.modules.state_dir.clone_from(&old.modules.state_dir);
-    next.diagnostics.ws_echo_path.clone_from(&old.diagnostics.ws_echo_path);
+    next.diagnostics
+        .ws_echo_path
+        .clone_from(&old.diagnostics.ws_echo_path);
     let source = file_config
         .source
         .as_ref()

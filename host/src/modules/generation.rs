@@ -195,7 +195,7 @@ impl Generation {
                     RunExit::Failed(reason) => {
                         tracing::error!(
                             module = %thread_name, generation,
-                            "module stopped after a failure it could not recover from: {reason}; calls get module-unavailable until a new build is loaded"
+                            "module stopped after a failure it could not recover from: {reason}; calls get module-unavailable until a new build is loaded or an operator resets it (POST /api/modules/{thread_name}/reset)"
                         );
                         GenState::Failed
                     }
@@ -312,7 +312,7 @@ impl Generation {
                     CallFailure::new(
                         ErrorCode::ModuleUnavailable,
                         format!(
-                            "module {} has stopped; a new build must be loaded",
+                            "module {} has stopped; it is back after a new build or an operator reset",
                             self.name
                         ),
                     ),

@@ -17,7 +17,7 @@ use modhost_plugin_api::{
     abi_stable::std_types::RResult,
 };
 
-use crate::signing::{Envelope, Keyring, SeqStore, verify_file};
+use crate::signing::{Envelope, Keyring, SeqStore, SignatureError, verify_file};
 
 use super::{
     abi_error,
@@ -64,7 +64,10 @@ pub struct SignedBuild {
 /// Reads `file` and its `.sig` once and checks the signature and the ABI id.
 /// Nothing is loaded.
 pub fn verify(file: &Path, keyring: &Keyring) -> Result<SignedBuild, LoadError> {
-    let (envelope, bytes) = verify_file(file, keyring).map_err(|e| LoadError::new(file, None, e))?;
+    let (envelope, bytes) = verify_file(file, keyring).map_err(|e| {
+        let module = claimed_module(&e).map(str::to_owned);
+        LoadError::new(file, module.as_deref(), e)
+    })?;
     if envelope.abi != ABI {
         let module = envelope.module.clone();
         return Err(LoadError::new(
@@ -81,6 +84,19 @@ pub fn verify(file: &Path, keyring: &Keyring) -> Result<SignedBuild, LoadError> 
         bytes,
         file: file.to_owned(),
     })
+}
+
+/// The module a refused envelope names, where the error knows it. Not
+/// verified (that is what failed): it only files the refusal under the
+/// module the file claims to be, for the operator.
+fn claimed_module(error: &SignatureError) -> Option<&str> {
+    match error {
+        SignatureError::SizeMismatch { module, .. }
+        | SignatureError::DigestMismatch { module }
+        | SignatureError::NoKey { module }
+        | SignatureError::BadSignature { module, .. } => Some(module),
+        _ => None,
+    }
 }
 
 /// Loads a verified build from a sealed private copy and checks that the

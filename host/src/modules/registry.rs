@@ -73,7 +73,9 @@ pub enum ResetError {
     #[error("no module named {0:?} is loaded")]
     NotLoaded(String),
     /// The fresh instance did not start; the old one is still in place.
-    #[error("module {module}: a fresh instance did not start: {reason}; the previous one stays in place")]
+    #[error(
+        "module {module}: a fresh instance did not start: {reason}; the previous one stays in place"
+    )]
     StartFailed {
         /// The module.
         module: String,
@@ -287,8 +289,10 @@ impl Registry {
             }
         }
         if let Some(name) = &module {
-            lock(&self.history).entry(name.clone()).or_default().last_error =
-                Some(error.to_string());
+            lock(&self.history)
+                .entry(name.clone())
+                .or_default()
+                .last_error = Some(error.to_string());
         }
         write(&self.refused).insert(
             file.to_owned(),
@@ -302,6 +306,7 @@ impl Registry {
     }
 
     fn load_locked(&self, file: &Path) -> Result<LoadOutcome, LoadError> {
+        let began = Instant::now();
         let settings = read(&self.settings).clone();
         let build = {
             let keyring = read(&self.keyring);
@@ -339,14 +344,15 @@ impl Registry {
             h.builds += 1;
             (h.builds, h.last_generation + 1)
         };
-        let started = Instant::now();
-        let generation = self.start(lib.clone(), generation_no, &settings).map_err(|reason| {
-            LoadError::new(
-                file,
-                Some(&name),
-                LoadErrorKind::Start(format!("on_load failed: {reason}")),
-            )
-        })?;
+        let generation = self
+            .start(lib.clone(), generation_no, &settings)
+            .map_err(|reason| {
+                LoadError::new(
+                    file,
+                    Some(&name),
+                    LoadErrorKind::Start(format!("on_load failed: {reason}")),
+                )
+            })?;
         self.seqs
             .accept(&name, seq)
             .map_err(|e| LoadError::new(file, Some(&name), LoadErrorKind::Rollback(e)))?;
@@ -360,21 +366,23 @@ impl Registry {
         let previous = write(&self.entries).insert(name.clone(), generation.clone());
         write(&self.refused).remove(file);
         let envelope = &lib.envelope;
-        let (ms, rss) = (started.elapsed().as_millis(), rss_mib());
+        let (ms, rss) = (began.elapsed().as_millis(), rss_mib());
         match &previous {
             Some(old) => tracing::info!(
                 module = %name, version = %envelope.version, seq, generation = generation_no,
                 key_id = %envelope.key_id, file = %file.display(),
-                "new build swapped in: generation {generation_no} (seq {seq}) now serves {name}, generation {} (seq {}) is draining; started in {ms} ms; {builds} build(s) of {name} mapped, {mapped} in all, RSS {rss} MiB",
+                "new build swapped in: generation {generation_no} (seq {seq}) now serves {name}, generation {} (seq {}) is draining; verified, loaded and started in {ms} ms; {builds} build(s) of {name} mapped, {mapped} in all, RSS {rss} MiB",
                 old.generation, old.seq
             ),
             None => tracing::info!(
                 module = %name, version = %envelope.version, seq, generation = generation_no,
                 key_id = %envelope.key_id, file = %file.display(),
-                "module loaded and serving (started in {ms} ms; {builds} build(s) of it mapped, {mapped} in all, RSS {rss} MiB)"
+                "module loaded and serving (verified, loaded and started in {ms} ms; {builds} build(s) of it mapped, {mapped} in all, RSS {rss} MiB)"
             ),
         }
-        if mapped == MAPPED_BUILDS_WARNING || (mapped > MAPPED_BUILDS_WARNING && mapped % 100 == 0) {
+        if mapped == MAPPED_BUILDS_WARNING
+            || (mapped > MAPPED_BUILDS_WARNING && mapped.is_multiple_of(100))
+        {
             tracing::warn!(
                 mapped,
                 "{mapped} module builds are mapped in this process (RSS {rss} MiB); libraries are never unloaded, so restart modhost at a quiet moment to release them"
@@ -529,7 +537,9 @@ impl Registry {
         let old = std::mem::replace(&mut *write(&self.settings), new.clone());
         if old.modules.verify_keys != new.modules.verify_keys {
             match self.reload_keys() {
-                Ok(n) => tracing::info!("verify keys read from the new folders: keys for {n} module(s)"),
+                Ok(n) => {
+                    tracing::info!("verify keys read from the new folders: keys for {n} module(s)")
+                }
                 Err(e) => tracing::warn!("verify keys: {e}; the keys read before stay in use"),
             }
         }
@@ -605,7 +615,7 @@ impl Registry {
                 if old.wait_stopped(deadline) {
                     tracing::info!(
                         module = %old.name, generation = old.generation, in_flight,
-                        "generation {} drained ({why}): it answered its {in_flight} call(s) in flight, ran on_unload and stopped; its library stays mapped",
+                        "generation {} drained ({why}): the {in_flight} call(s) it still held were answered, on_unload ran and it stopped; its library stays mapped",
                         old.generation
                     );
                 } else {
@@ -682,7 +692,12 @@ impl Registry {
                 version: None,
                 seq: None,
                 generation: None,
-                state: if refusal.disabled { "disabled" } else { "refused" }.into(),
+                state: if refusal.disabled {
+                    "disabled"
+                } else {
+                    "refused"
+                }
+                .into(),
                 file: file.display().to_string(),
                 error: Some(refusal.error.clone()),
                 loaded_at: Some(unix_secs(refusal.at)),

@@ -14,10 +14,11 @@
 //!    swaps in; the build already serving is a no-op; a refused build leaves
 //!    the running one serving.
 //!
-//! A file that fails shortly after it changed may be a copy in progress that
-//! paused between chunks: it is retried quietly (debug log) until it has
-//! been left alone for [`SETTLE`], and only then refused with an error line
-//! and a row in `/api/modules`.
+//! A file whose signature check fails shortly after it changed may be a copy
+//! in progress that paused between chunks: it is retried quietly (debug log)
+//! until it has been left alone for [`SETTLE`], and only then refused with an
+//! error line and a row in `/api/modules`. Any other refusal (rollback, ABI,
+//! a panicking start) is of a complete build and is reported at once.
 //!
 //! Everything runs on one plain thread: loading a library blocks, and must
 //! never run on a tokio worker.
@@ -64,10 +65,8 @@ pub const SETTLE: Duration = Duration::from_secs(2);
 /// Longest wait between two passes of the loop (new key folders to watch).
 const IDLE: Duration = Duration::from_secs(1);
 
-type Debouncer = notify_debouncer_full::Debouncer<
-    RecommendedWatcher,
-    notify_debouncer_full::RecommendedCache,
->;
+type Debouncer =
+    notify_debouncer_full::Debouncer<RecommendedWatcher, notify_debouncer_full::RecommendedCache>;
 
 enum Msg {
     Fs(DebounceEventResult),
@@ -187,7 +186,10 @@ impl Scanner {
                 Err(mpsc::RecvTimeoutError::Disconnected) => return,
             };
             // Take whatever else is queued too, to handle it in one pass.
-            for msg in first.into_iter().chain(std::iter::from_fn(|| rx.try_recv().ok())) {
+            for msg in first
+                .into_iter()
+                .chain(std::iter::from_fn(|| rx.try_recv().ok()))
+            {
                 match msg {
                     Msg::Stop => return,
                     Msg::Fs(Ok(events)) => self.classify(&events, &mut batch),
@@ -295,8 +297,7 @@ impl Scanner {
             return Next::Done;
         };
         std::thread::sleep(STABLE_CHECK);
-        let unchanged =
-            || Stamp::of(file) == Some(so_seen) && Stamp::of(&sig) == Some(sig_seen);
+        let unchanged = || Stamp::of(file) == Some(so_seen) && Stamp::of(&sig) == Some(sig_seen);
         if !unchanged() {
             tracing::debug!(file = %file.display(), "still being written; looking again shortly");
             return Next::RetryAt(Instant::now() + RETRY);
@@ -316,9 +317,13 @@ impl Scanner {
                     tracing::debug!(file = %file.display(), "changed while it was checked ({error}); looking again shortly");
                     return Next::RetryAt(Instant::now() + RETRY);
                 }
+                // Only a failed signature check can be a copy in progress;
+                // a build that verified and then failed (rollback, ABI,
+                // start) is complete, and loading it again would map
+                // another copy of it for nothing.
                 let age = so_seen.age().min(sig_seen.age());
-                let disabled = matches!(*error.kind, LoadErrorKind::Disabled { .. });
-                if age < SETTLE && !disabled {
+                let in_transit = matches!(*error.kind, LoadErrorKind::Signature(_));
+                if age < SETTLE && in_transit {
                     tracing::debug!(
                         file = %file.display(),
                         "not loadable yet ({error}); it changed {} ms ago and may still be in transit, so it is looked at again before it is refused",
