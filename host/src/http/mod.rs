@@ -3,7 +3,8 @@
 //! # Layout
 //! - `error`: JSON error responses (`{"error":{"code","message"}}`)
 //! - `trigger`: `POST /trigger/` (high-templar 2.x publish, authenticated)
-//! - `admin`: `/api/*` (admin token): modules, call, connections, rooms
+//! - `admin`: `/api/*` (admin token): modules (list, reset), config reload
+//!   status, call, connections, rooms
 //! - this file: the router, `/health`
 
 mod admin;
@@ -30,6 +31,8 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/trigger/", post(trigger::trigger))
         .route("/trigger", post(trigger::trigger))
         .route("/api/modules", get(admin::modules))
+        .route("/api/modules/{name}/reset", post(admin::reset_module))
+        .route("/api/config", get(admin::config_status))
         .route("/api/call", post(admin::call))
         .route("/api/connections", get(admin::connections))
         .route("/api/rooms", get(admin::rooms));

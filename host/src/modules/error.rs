@@ -61,6 +61,14 @@ pub enum LoadErrorKind {
     /// `manifest()` or `on_load` failed or panicked.
     #[error("{0}")]
     Start(String),
+    /// The operator switched the module off in config.toml.
+    #[error(
+        "module {module} is disabled in config ([modules.{module}] enabled = false); set enabled = true to load it"
+    )]
+    Disabled {
+        /// The module.
+        module: String,
+    },
     /// Reading or staging the file failed.
     #[error("{0}")]
     Io(String),
