@@ -605,3 +605,25 @@ async fn a_module_cannot_publish_past_the_size_limit() {
     assert_eq!(body["error"]["code"], "too-large");
     host.stop().await;
 }
+
+#[tokio::test]
+async fn metrics_report_connections_rooms_and_modules() {
+    let (_ws, host) = host().await;
+    let mut c = Client::authorized(&host, "alice-token").await;
+    c.subscribe(json!({"target": "message", "customer": "1"}), "m").await;
+    trigger(&host, json!([{"target": "message", "customer": "1"}]), json!(1)).await;
+    c.next().await;
+    let text = http().get(host.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    for line in [
+        "modhost_connections_open 1",
+        "modhost_rooms 1",
+        "modhost_subscriptions 1",
+        "modhost_ws_messages_sent_total 1",
+        "modhost_publishes_total 1",
+        "modhost_modules{state=\"running\"} 4",
+        "modhost_module_calls_in_flight{module=\"echo\"} 0",
+    ] {
+        assert!(text.lines().any(|l| l == line), "missing `{line}` in:\n{text}");
+    }
+    host.stop().await;
+}

@@ -2,6 +2,7 @@
 //!
 //! # Layout
 //! - `error`: JSON error responses (`{"error":{"code","message"}}`)
+//! - `metrics`: `GET /metrics` (Prometheus text), read from live state
 //! - `trigger`: `POST /trigger/` (high-templar 2.x publish, authenticated)
 //! - `admin`: `/api/*` (admin token): modules (list, reset), config reload
 //!   status, call, connections, rooms
@@ -9,6 +10,7 @@
 
 mod admin;
 mod error;
+mod metrics;
 mod trigger;
 
 use std::sync::Arc;
@@ -26,6 +28,7 @@ pub use error::ApiError;
 pub fn router(state: Arc<AppState>) -> Router {
     let mut router = Router::new()
         .route("/health", get(health))
+        .route("/metrics", get(metrics::metrics))
         .route("/ws/", get(gateway::upgrade))
         .route("/ws", get(gateway::upgrade))
         .route("/trigger/", post(trigger::trigger))
