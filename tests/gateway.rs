@@ -610,10 +610,23 @@ async fn a_module_cannot_publish_past_the_size_limit() {
 async fn metrics_report_connections_rooms_and_modules() {
     let (_ws, host) = host().await;
     let mut c = Client::authorized(&host, "alice-token").await;
-    c.subscribe(json!({"target": "message", "customer": "1"}), "m").await;
-    trigger(&host, json!([{"target": "message", "customer": "1"}]), json!(1)).await;
+    c.subscribe(json!({"target": "message", "customer": "1"}), "m")
+        .await;
+    trigger(
+        &host,
+        json!([{"target": "message", "customer": "1"}]),
+        json!(1),
+    )
+    .await;
     c.next().await;
-    let text = http().get(host.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    let text = http()
+        .get(host.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     for line in [
         "modhost_connections_open 1",
         "modhost_rooms 1",
@@ -623,7 +636,42 @@ async fn metrics_report_connections_rooms_and_modules() {
         "modhost_modules{state=\"running\"} 4",
         "modhost_module_calls_in_flight{module=\"echo\"} 0",
     ] {
-        assert!(text.lines().any(|l| l == line), "missing `{line}` in:\n{text}");
+        assert!(
+            text.lines().any(|l| l == line),
+            "missing `{line}` in:\n{text}"
+        );
     }
+    host.stop().await;
+}
+
+#[tokio::test]
+async fn a_client_pipelining_requests_is_slowed_not_closed() {
+    use futures_util::SinkExt;
+    let (_ws, host) = host().await;
+    let mut c = Client::authorized(&host, "alice-token").await;
+    // Three outboxes' worth of requests before reading a single reply.
+    for _ in 0..3_000 {
+        c.ws.feed(tokio_tungstenite::tungstenite::Message::text("ping"))
+            .await
+            .unwrap();
+    }
+    c.ws.flush().await.unwrap();
+    let mut pongs = 0;
+    while pongs < 3_000 {
+        let frame = c.next_text_within(Duration::from_secs(10)).await;
+        let frame = frame.unwrap_or_else(|| panic!("closed after {pongs} pongs"));
+        if frame.contains("resource_offer") {
+            continue;
+        }
+        assert_eq!(frame, "pong");
+        pongs += 1;
+    }
+    let counters = &host.state.sessions.counters;
+    assert_eq!(
+        counters
+            .slow_consumers_closed
+            .load(std::sync::atomic::Ordering::Relaxed),
+        0
+    );
     host.stop().await;
 }

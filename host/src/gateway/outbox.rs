@@ -118,6 +118,18 @@ impl Outbox {
         }
     }
 
+    /// Free slots right now.
+    pub fn free(&self) -> usize {
+        self.tx.capacity()
+    }
+
+    /// Waits until `n` slots are free (or the session is gone).
+    pub async fn room_for(&self, n: usize) {
+        let n = n.min(self.tx.max_capacity());
+        // The permits go straight back: this only waits for the writer.
+        let _ = self.tx.reserve_many(n).await;
+    }
+
     /// Queues a text frame.
     pub fn text(&self, text: impl Into<Utf8Bytes>) -> bool {
         self.push(Outgoing::Text(text.into()))

@@ -28,6 +28,12 @@ pub const CLOSE_IDLE: u16 = 4000;
 /// Close code when the host shuts down.
 pub const CLOSE_GOING_AWAY: u16 = 1001;
 
+/// Free outbox slots a session keeps before it reads the next client frame.
+/// A client that pipelines requests without reading is slowed down here
+/// (its frames wait in the socket) instead of being closed for its own
+/// replies; only room messages it did not ask for can overflow the outbox.
+const REPLY_HEADROOM: usize = 16;
+
 /// Items the writer sends per flush at most.
 const WRITE_BATCH: usize = 128;
 
@@ -165,6 +171,17 @@ pub(super) async fn run(
                     None => break End::Dropped,
                 };
                 idle_timer.as_mut().reset(tokio::time::Instant::now() + idle);
+                if outbox.free() < REPLY_HEADROOM {
+                    tokio::select! {
+                        biased;
+                        _ = session_state.overflowed() => {
+                            state.sessions.counters.slow_consumers_closed.fetch_add(1, Ordering::Relaxed);
+                            break End::Close(CLOSE_TOO_SLOW, "too slow: messages were queued faster than the client read them");
+                        }
+                        _ = shutdown.changed() => break End::Close(CLOSE_GOING_AWAY, "server shutting down"),
+                        _ = outbox.room_for(REPLY_HEADROOM) => {}
+                    }
+                }
                 match msg {
                     Message::Text(text) => {
                         state.sessions.counters.ws_messages_received.fetch_add(1, Ordering::Relaxed);
