@@ -138,14 +138,17 @@ async fn ten_thousand_calls_from_one_session_arrive_in_order() {
     let (_ws, host) = host("").await;
     let c = Client::authorized(&host, "alice-token").await;
     let (mut tx, mut rx) = c.ws.split();
+    // Keep fewer calls in flight than the per-connection limit (256) by
+    // waiting for replies, not for time.
+    let window = std::sync::Arc::new(tokio::sync::Semaphore::new(200));
+    let permits = window.clone();
     let sender = tokio::spawn(async move {
         for i in 0..10_000u32 {
+            permits.acquire().await.unwrap().forget();
             let frame = json!({"type":"call","module":"echo","command":"echo","params":{"i": i},"requestId": i.to_string()});
             tx.feed(Message::text(frame.to_string())).await.unwrap();
             if i % 64 == 63 {
                 tx.flush().await.unwrap();
-                // Stay within the in-flight limit.
-                tokio::time::sleep(Duration::from_millis(2)).await;
             }
         }
         tx.flush().await.unwrap();
@@ -166,6 +169,7 @@ async fn ten_thousand_calls_from_one_session_arrive_in_order() {
         assert_eq!(v["type"], "reply", "{v}");
         assert_eq!(v["result"]["i"], next, "{v}");
         assert_eq!(v["requestId"], next.to_string());
+        window.add_permits(1);
         next += 1;
     }
     drop(sender.await.unwrap());
@@ -306,4 +310,149 @@ async fn module_to_module_calls_and_their_errors() {
             .contains("division by zero")
     );
     host.stop().await;
+}
+
+/// The resume token and session name from a first frame.
+fn resume_of(hello: &Value) -> (String, String) {
+    (
+        hello["resume"].as_str().expect("a resume token").to_owned(),
+        hello["session"].as_str().unwrap().to_owned(),
+    )
+}
+
+#[tokio::test]
+async fn resume_returns_missed_replies_and_publishes() {
+    let (_ws, host) = host("").await;
+    let (mut c, hello) = Client::hello(&host, "alice-token", "").await;
+    let (token, session) = resume_of(&hello);
+    c.subscribe(json!({"target": "message", "customer": "1"}), "sub")
+        .await;
+    c.send_json(json!({"type":"call","module":"echo","command":"sleep","params":{"ms": 300},"requestId":"slow"}))
+        .await;
+    // The connection breaks (no close frame).
+    drop(c);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let (status, _) = host
+        .trigger(
+            Some(crate::harness::TRIGGER_TOKEN),
+            &json!({"rooms": [{"target": "message", "customer": "1"}], "data": "missed"})
+                .to_string(),
+        )
+        .await;
+    assert_eq!(status, 200);
+    tokio::time::sleep(Duration::from_millis(400)).await;
+
+    let (mut back, hello) = Client::hello(&host, "alice-token", &format!("&resume={token}")).await;
+    assert_eq!(hello["session"], session.as_str(), "same session");
+    assert_ne!(
+        hello["resume"],
+        token.as_str(),
+        "a fresh token for the next resume"
+    );
+    assert_eq!(
+        back.next().await,
+        json!({"type": "resumed", "complete": true})
+    );
+    let mut missed = [back.next().await, back.next().await];
+    missed.sort_by_key(|v| v["type"].as_str().unwrap().to_owned());
+    assert_eq!(
+        missed[0],
+        json!({"type": "publish", "data": "missed", "requestId": "sub"})
+    );
+    assert_eq!(
+        missed[1],
+        json!({"type": "reply", "requestId": "slow", "result": {"slept": 300}})
+    );
+    // The subscription is live again, and the call log survived: a repeat
+    // of the finished call is answered from it, not run again.
+    let again = back.call("echo", "sleep", json!({"ms": 300}), "slow").await;
+    assert_eq!(again, missed[1]);
+    host.trigger(
+        Some(crate::harness::TRIGGER_TOKEN),
+        &json!({"rooms": [{"target": "message", "customer": "1"}], "data": "live"}).to_string(),
+    )
+    .await;
+    assert_eq!(back.next().await["data"], "live");
+    host.stop().await;
+}
+
+#[tokio::test]
+async fn resume_tells_the_client_when_messages_were_lost() {
+    let (_ws, host) = host("[limits]\nresume_buffer = 3").await;
+    let (mut c, hello) = Client::hello(&host, "alice-token", "").await;
+    let (token, _) = resume_of(&hello);
+    c.subscribe(json!({"target": "message", "customer": "1"}), "sub")
+        .await;
+    drop(c);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    for i in 0..10 {
+        host.trigger(
+            Some(crate::harness::TRIGGER_TOKEN),
+            &json!({"rooms": [{"target": "message", "customer": "1"}], "data": i}).to_string(),
+        )
+        .await;
+    }
+    let (mut back, _) = Client::hello(&host, "alice-token", &format!("&resume={token}")).await;
+    assert_eq!(
+        back.next().await,
+        json!({"type": "resumed", "complete": false})
+    );
+    for i in 0..3 {
+        assert_eq!(
+            back.next().await["data"],
+            i,
+            "what fit in the buffer, in order"
+        );
+    }
+    assert_eq!(back.silent_for(Duration::from_millis(300)).await, None);
+    host.stop().await;
+}
+
+#[tokio::test]
+async fn after_the_grace_period_or_for_another_user_it_is_a_fresh_session() {
+    let (_ws, host) = host("").await;
+    let (c, hello) = Client::hello(&host, "alice-token", "").await;
+    let (token, session) = resume_of(&hello);
+    drop(c);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    // Another user cannot take alice's session.
+    let (mut bob, hello) = Client::hello(&host, "bob-token", &format!("&resume={token}")).await;
+    assert_ne!(hello["session"], session.as_str());
+    assert_eq!(
+        bob.next().await,
+        json!({"type": "resume_failed", "reason": "other-user"})
+    );
+    host.stop().await;
+
+    let (_ws, host) = host_with_grace(1).await;
+    let (mut c, hello) = Client::hello(&host, "alice-token", "").await;
+    let (token, session) = resume_of(&hello);
+    c.subscribe(json!({"target": "message", "customer": "1"}), "sub")
+        .await;
+    drop(c);
+    // Rooms of a parked session stay until the grace period ends.
+    tokio::time::sleep(Duration::from_millis(1600)).await;
+    assert_eq!(
+        host.state.fanout.num_rooms(),
+        0,
+        "the parked session expired"
+    );
+    let (mut late, hello) = Client::hello(&host, "alice-token", &format!("&resume={token}")).await;
+    assert_ne!(hello["session"], session.as_str());
+    assert_eq!(
+        late.next().await,
+        json!({"type": "resume_failed", "reason": "unknown-or-expired"})
+    );
+    host.stop().await;
+}
+
+async fn host_with_grace(secs: u64) -> (Workspace, TestHost) {
+    let mut ws = Workspace::new();
+    ws.install_bundled();
+    let text = ws.config_text("").replace(
+        "idle_timeout_secs = 300",
+        &format!("idle_timeout_secs = 300\nresume_grace_secs = {secs}"),
+    );
+    let host = TestHost::start_text(&ws, &text).await;
+    (ws, host)
 }

@@ -273,8 +273,8 @@ async fn rooms_disappear_after_unsubscribe_and_disconnect() {
         .await;
     a.next().await;
     assert_eq!(num_rooms(&host).await, 1);
-    drop(a);
-    drop(b);
+    a.close().await;
+    b.close().await;
     for _ in 0..100 {
         if num_rooms(&host).await == 0 {
             break;
@@ -541,5 +541,137 @@ async fn jwt_hs256_tokens_are_checked() {
         let mut c = Client::connect(&format!("ws://{addr}/ws/?token={bad}")).await;
         assert_eq!(c.next().await, json!({"is_authorized": false}));
     }
+    host.stop().await;
+}
+
+#[tokio::test]
+async fn a_high_templar_client_works_unchanged() {
+    let (_ws, host) = host().await;
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/clients/high_templar_client.py"
+    );
+    let addr = host.addr.to_string();
+    let out = tokio::process::Command::new("python3")
+        .args([script, &addr, "alice-token", TRIGGER_TOKEN])
+        .output()
+        .await
+        .expect("python3 runs (it is on every machine of this project)");
+    let report =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{report}");
+    assert_eq!(report.trim(), "ok");
+    host.stop().await;
+}
+
+#[tokio::test]
+async fn a_large_publish_reaches_subscribers_and_an_oversize_one_is_refused() {
+    let (_ws, host) = host().await;
+    let mut c = Client::authorized(&host, "alice-token").await;
+    c.subscribe(json!({"target": "message", "customer": "1"}), "big")
+        .await;
+    let pad = "x".repeat(900 * 1024);
+    let body = json!({"rooms": [{"target": "message", "customer": "1"}], "data": pad}).to_string();
+    let (status, text) = host.trigger(Some(TRIGGER_TOKEN), &body).await;
+    assert_eq!((status, text.as_str()), (200, r#"{"delivered":1}"#));
+    let got = c.next().await;
+    assert_eq!(got["data"].as_str().map(str::len), Some(900 * 1024));
+    let too_big =
+        json!({"rooms": [{"target": "message", "customer": "1"}], "data": "y".repeat(1100 * 1024)});
+    assert_eq!(
+        host.trigger(Some(TRIGGER_TOKEN), &too_big.to_string())
+            .await
+            .0,
+        413
+    );
+    host.stop().await;
+}
+
+#[tokio::test]
+async fn a_module_cannot_publish_past_the_size_limit() {
+    // Params may be large here, so the limit hit is the publish's own.
+    let mut ws = Workspace::new();
+    ws.install_bundled();
+    let host = TestHost::start(&ws, "[limits]\nmax_params_bytes = 2097152").await;
+    let rooms = json!([{"target": "message", "customer": "1"}]);
+    let (status, body) = host
+        .call(
+            "echo",
+            "publish",
+            json!({"rooms": rooms, "data": "z".repeat(1100 * 1024)}),
+        )
+        .await;
+    assert_eq!(status, 413, "{body}");
+    assert_eq!(body["error"]["code"], "too-large");
+    host.stop().await;
+}
+
+#[tokio::test]
+async fn metrics_report_connections_rooms_and_modules() {
+    let (_ws, host) = host().await;
+    let mut c = Client::authorized(&host, "alice-token").await;
+    c.subscribe(json!({"target": "message", "customer": "1"}), "m")
+        .await;
+    trigger(
+        &host,
+        json!([{"target": "message", "customer": "1"}]),
+        json!(1),
+    )
+    .await;
+    c.next().await;
+    let text = http()
+        .get(host.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for line in [
+        "modhost_connections_open 1",
+        "modhost_rooms 1",
+        "modhost_subscriptions 1",
+        "modhost_ws_messages_sent_total 1",
+        "modhost_publishes_total 1",
+        "modhost_modules{state=\"running\"} 4",
+        "modhost_module_calls_in_flight{module=\"echo\"} 0",
+    ] {
+        assert!(
+            text.lines().any(|l| l == line),
+            "missing `{line}` in:\n{text}"
+        );
+    }
+    host.stop().await;
+}
+
+#[tokio::test]
+async fn a_client_pipelining_requests_is_slowed_not_closed() {
+    use futures_util::SinkExt;
+    let (_ws, host) = host().await;
+    let mut c = Client::authorized(&host, "alice-token").await;
+    // Three outboxes' worth of requests before reading a single reply.
+    for _ in 0..3_000 {
+        c.ws.feed(tokio_tungstenite::tungstenite::Message::text("ping"))
+            .await
+            .unwrap();
+    }
+    c.ws.flush().await.unwrap();
+    let mut pongs = 0;
+    while pongs < 3_000 {
+        let frame = c.next_text_within(Duration::from_secs(10)).await;
+        let frame = frame.unwrap_or_else(|| panic!("closed after {pongs} pongs"));
+        if frame.contains("resource_offer") {
+            continue;
+        }
+        assert_eq!(frame, "pong");
+        pongs += 1;
+    }
+    let counters = &host.state.sessions.counters;
+    assert_eq!(
+        counters
+            .slow_consumers_closed
+            .load(std::sync::atomic::Ordering::Relaxed),
+        0
+    );
     host.stop().await;
 }

@@ -64,6 +64,8 @@ pub fn plugins_built() -> &'static Path {
             "modhost-fixture-bad-start",
             "-p",
             "modhost-fixture-hostile",
+            "-p",
+            "modhost-fixture-stamp",
         ]);
         // Built against a changed interface: the host must refuse it.
         cargo_build(&[
@@ -222,6 +224,58 @@ state_dir = "state"
     }
 }
 
+/// Hot reload helpers: distinct builds, signing without installing, atomic
+/// publishing, and the config file on disk.
+impl Workspace {
+    /// The bytes of the built `lib` with `padding` zero bytes appended: a
+    /// second, distinct build of the same module (the loader ignores bytes
+    /// after the ELF image, the signature covers them).
+    pub fn build_bytes(lib: &str, padding: usize) -> Vec<u8> {
+        let mut bytes = std::fs::read(built_lib(lib)).expect("built plugin");
+        bytes.resize(bytes.len() + padding, 0);
+        bytes
+    }
+
+    /// The `.sig` text for `bytes` as `module` `version` `seq`, signed with
+    /// `module`'s trusted key.
+    pub fn sign_bytes(&mut self, bytes: &[u8], module: &str, version: &str, seq: u64) -> String {
+        let key = self.key(module);
+        signing::sign(bytes, &key, module, version, seq, modhost_plugin_api::ABI).to_toml()
+    }
+
+    /// Publishes like a careful deploy tool: the `.so`, then its `.sig`,
+    /// each written to a hidden temp file and renamed into place.
+    pub fn publish_bytes(&self, file: &str, bytes: &[u8], sig: &str) -> PathBuf {
+        let dest = self.plugins().join(file);
+        write_atomic(&dest, bytes);
+        write_atomic(&sig_path(&dest), sig.as_bytes());
+        dest
+    }
+
+    /// Signs and publishes `bytes` as `module` `VERSION` `seq`.
+    pub fn publish(&mut self, file: &str, bytes: &[u8], module: &str, seq: u64) -> PathBuf {
+        let sig = self.sign_bytes(bytes, module, VERSION, seq);
+        self.publish_bytes(file, bytes, &sig)
+    }
+
+    /// Writes `config.toml` (the file a host started by `TestHost::start`
+    /// watches) with `extra` appended; returns the text.
+    pub fn write_config(&self, extra: &str) -> String {
+        let text = self.config_text(extra);
+        write_atomic(&self.path().join("config.toml"), text.as_bytes());
+        text
+    }
+}
+
+/// Writes `bytes` to a hidden temp file next to `dest` and renames it over
+/// `dest`, so a watcher never sees half a file under the final name.
+pub fn write_atomic(dest: &Path, bytes: &[u8]) {
+    let name = dest.file_name().unwrap().to_string_lossy();
+    let tmp = dest.with_file_name(format!(".{name}.tmp"));
+    std::fs::write(&tmp, bytes).unwrap();
+    std::fs::rename(&tmp, dest).unwrap();
+}
+
 /// Version of the bundled modules (all crates share the workspace version).
 pub const VERSION: &str = "0.1.0";
 
@@ -317,6 +371,68 @@ impl TestHost {
                 serde_json::json!({"module": module, "command": command, "params": params})
                     .to_string(),
             )
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status().as_u16();
+        let body = serde_json::from_slice(&resp.bytes().await.unwrap()).unwrap_or(Value::Null);
+        (status, body)
+    }
+
+    /// Polls `GET /api/modules` until the row named `name` satisfies
+    /// `done` (a missing row is `Value::Null`); panics with `what` and the
+    /// last rows after a generous wait.
+    pub async fn wait_module(
+        &self,
+        name: &str,
+        what: &str,
+        done: impl Fn(&Value) -> bool,
+    ) -> Value {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            let rows = self.modules().await;
+            let row = rows
+                .iter()
+                .find(|m| m["name"] == name && m["state"] != "refused" && m["state"] != "disabled")
+                .cloned()
+                .unwrap_or(Value::Null);
+            if done(&row) {
+                return row;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{name}: still not {what}: {rows:#?}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// The `GET /api/modules` rows that are refused or disabled files.
+    pub async fn refusals(&self) -> Vec<Value> {
+        self.modules()
+            .await
+            .into_iter()
+            .filter(|m| m["state"] == "refused" || m["state"] == "disabled")
+            .collect()
+    }
+
+    /// `GET /api/config`.
+    pub async fn config_status(&self) -> Value {
+        let resp = http()
+            .get(self.url("/api/config"))
+            .bearer_auth(ADMIN_TOKEN)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+        serde_json::from_slice(&resp.bytes().await.unwrap()).unwrap()
+    }
+
+    /// `POST /api/modules/{module}/reset`; returns (status, body).
+    pub async fn reset(&self, module: &str) -> (u16, Value) {
+        let resp = http()
+            .post(self.url(&format!("/api/modules/{module}/reset")))
+            .bearer_auth(ADMIN_TOKEN)
             .send()
             .await
             .unwrap();
@@ -434,6 +550,20 @@ impl Client {
         self.send_json(serde_json::json!({"type":"call","module":module,"command":command,"params":params,"requestId":rid}))
             .await;
         self.next().await
+    }
+
+    /// Connects as `token` (plus `query`), returns the client and its first
+    /// frame (`is_authorized`, session, resume token).
+    pub async fn hello(host: &TestHost, token: &str, query: &str) -> (Client, Value) {
+        let mut c = Client::connect(&format!("ws://{}/ws/?token={token}{query}", host.addr)).await;
+        let hello: Value = serde_json::from_str(&c.next_text().await).unwrap();
+        (c, hello)
+    }
+
+    /// Closes cleanly (a close frame): the session ends at once.
+    pub async fn close(mut self) {
+        let _ = self.ws.close(None).await;
+        while let Ok(Some(Ok(_))) = tokio::time::timeout(WAIT, self.ws.next()).await {}
     }
 
     /// Waits for the close frame and returns its code.

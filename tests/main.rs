@@ -6,6 +6,7 @@
 //! - `modules`: signed loading and every refusal; panics; the CLI
 //! - `gateway`: websocket protocol, auth modes, rooms and fan-out, limits
 //! - `calls`: the command broker over websockets
+//! - `reload`: hot reload of modules and config.toml; fault containment
 
 // Items shared between test files are `pub`; a test binary exports nothing.
 #![allow(unreachable_pub)]
@@ -15,3 +16,4 @@ mod harness;
 mod calls;
 mod gateway;
 mod modules;
+mod reload;

@@ -152,7 +152,10 @@ async fn each_bad_build_is_refused_with_its_own_reason() {
         ("wrongkey.so", "signature"),
         ("misnamed.so", "signed as hostile"),
         ("oldabi.so", "built for ABI"),
-        ("drift.so", "incompatible ABI"),
+        (
+            "drift.so",
+            "module \"abi-drift\": incompatible ABI in type AbiInfo: the host has modhost-plugin-api 0.1.0, the module was built against modhost-plugin-api 0.1.0 with a different layout (incompatible type size",
+        ),
     ];
     let mut seen = std::collections::HashSet::new();
     for (file, needle) in reasons {

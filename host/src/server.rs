@@ -1,22 +1,40 @@
 //! Builds the shared state from a config, loads the modules, and serves
 //! until the shutdown future resolves.
+//!
+//! Two watchers run beside the server, each on a thread of its own (loading
+//! a library or reading files must never block a tokio worker): the modules
+//! folder (`modules::ModuleWatcher`: builds loaded, swapped and removed
+//! live) and config.toml (`config::watch::ConfigWatcher`, applied here by
+//! [`apply_config`]). Both start before the first modules are loaded, so no
+//! file dropped during start-up is missed, and stop before the modules do.
 
-use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
+use std::{
+    future::Future,
+    net::SocketAddr,
+    sync::{Arc, Mutex, Weak},
+    time::{Duration, SystemTime},
+};
 
 use arc_swap::ArcSwap;
-use axum::serve::ListenerExt;
+use axum::{Extension, serve::ListenerExt};
 use tokio::net::TcpListener;
 
 use crate::{
     auth::Authenticator,
     broker::Broker,
-    config::Config,
+    config::{
+        self, Config,
+        watch::{ConfigWatcher, ReloadStatus, one_line},
+    },
     gateway::{Fanout, Sessions},
     http,
-    modules::{Registry, RuntimeSettings},
+    modules::{ModuleWatcher, Registry, RuntimeSettings},
     signing::{Keyring, SeqStore},
     state::{AppState, Services},
 };
+
+/// What config.toml reloads did, shared with `GET /api/config`.
+pub type ConfigStatus = Arc<Mutex<ReloadStatus>>;
 
 /// Why the host could not start.
 #[derive(Debug, thiserror::Error)]
@@ -39,7 +57,30 @@ pub enum StartError {
 pub struct Host {
     /// The shared state (for tests and the config watcher).
     pub state: Arc<AppState>,
+    /// What config.toml reloads did (also at `GET /api/config`).
+    pub config_status: ConfigStatus,
     shutdown_tx: tokio::sync::watch::Sender<bool>,
+    watchers: Watchers,
+}
+
+/// The file watchers of a running host (either may be missing: the host
+/// then runs without that kind of live reload, and says so in the log).
+#[derive(Default)]
+struct Watchers {
+    modules: Option<ModuleWatcher>,
+    config: Option<ConfigWatcher>,
+}
+
+impl Watchers {
+    /// Stops both (blocking: each may finish a load in progress).
+    fn stop(self) {
+        if let Some(w) = self.config {
+            w.stop();
+        }
+        if let Some(w) = self.modules {
+            w.stop();
+        }
+    }
 }
 
 impl Host {
@@ -74,6 +115,13 @@ impl Host {
             shutdown: shutdown_rx,
         });
         registry.set_services(Arc::new(Services(Arc::downgrade(&state))));
+        let config_status = ConfigStatus::default();
+        let watchers = {
+            let (state, status) = (Arc::downgrade(&state), config_status.clone());
+            tokio::task::spawn_blocking(move || start_watchers(state, status))
+                .await
+                .unwrap_or_default()
+        };
         let loader = registry.clone();
         let loaded = tokio::task::spawn_blocking(move || loader.load_all())
             .await
@@ -84,7 +132,12 @@ impl Host {
             .filter(|m| m.state == "refused")
             .count();
         tracing::info!(loaded, refused, "modules loaded");
-        Ok(Host { state, shutdown_tx })
+        Ok(Host {
+            state,
+            config_status,
+            shutdown_tx,
+            watchers,
+        })
     }
 
     /// Serves on `listener` until `shutdown` resolves, then closes sessions
@@ -111,7 +164,10 @@ impl Host {
             // Small frames must not wait for Nagle's algorithm.
             let _ = tcp.set_nodelay(true);
         });
-        let app = http::router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
+        let app = http::router(state.clone())
+            .layer(Extension(self.config_status.clone()))
+            .into_make_service_with_connect_info::<SocketAddr>();
+        let watchers = self.watchers;
         let shutdown_tx = self.shutdown_tx;
         let graceful = async move {
             shutdown.await;
@@ -123,9 +179,163 @@ impl Host {
             .await?;
         sweeper.abort();
         let registry = state.registry.clone();
-        let _ =
-            tokio::task::spawn_blocking(move || registry.shutdown(Duration::from_secs(5))).await;
+        let _ = tokio::task::spawn_blocking(move || {
+            // No load may start once the modules are being stopped.
+            watchers.stop();
+            registry.shutdown(Duration::from_secs(5));
+        })
+        .await;
         tracing::info!("stopped");
         Ok(())
     }
+}
+
+/// Starts the modules folder watcher and, when the config came from a file,
+/// the config.toml watcher. A watcher that cannot start is logged; the host
+/// runs on without it.
+fn start_watchers(state: Weak<AppState>, status: ConfigStatus) -> Watchers {
+    let Some(app) = state.upgrade() else {
+        return Watchers::default();
+    };
+    let modules = match ModuleWatcher::start(app.registry.clone()) {
+        Ok(w) => Some(w),
+        Err(e) => {
+            tracing::warn!(
+                "modules folder not watched: {e}; new builds load only at the next start"
+            );
+            None
+        }
+    };
+    let source = app.config.load().source.clone();
+    drop(app);
+    let config = source.and_then(|file| {
+        {
+            let mut st = lock(&status);
+            st.file = Some(file.display().to_string());
+        }
+        let watched = status.clone();
+        let started = ConfigWatcher::start(file.clone(), move |outcome| {
+            if let Some(state) = state.upgrade() {
+                apply_config(&state, &watched, outcome);
+            }
+        });
+        match started {
+            Ok(w) => {
+                lock(&status).watching = true;
+                Some(w)
+            }
+            Err(e) => {
+                tracing::warn!(file = %file.display(), "config.toml not watched: {e}; edits apply at the next start");
+                None
+            }
+        }
+    });
+    Watchers { modules, config }
+}
+
+/// Applies a new version of config.toml, or keeps the running config and
+/// logs why not (one line: file, line, reason).
+///
+/// Applied live: tokens, JWT and bootstrap settings (a new authenticator),
+/// limits (read where they are used; new connections get the new ones),
+/// module enable/disable, module config tables (sent to the running
+/// instance), call timeouts, verify key folders, `allow_rollback`, the admin
+/// and trigger tokens. Settings that need a restart (`server.listen`, the
+/// modules and state folders, the diagnostics route) keep their running
+/// values, with a warning.
+pub fn apply_config(
+    state: &AppState,
+    status: &Mutex<ReloadStatus>,
+    outcome: Result<Config, config::ConfigError>,
+) {
+    let file_config = match outcome {
+        Ok(c) => c,
+        Err(e) => {
+            let line = one_line(&e.to_string());
+            let mut st = lock(status);
+            // One line per bad version, not one per event.
+            if st.last_error.as_deref() != Some(line.as_str()) {
+                tracing::error!("config.toml not applied, the running config is kept: {line}");
+            }
+            st.last_error = Some(line);
+            st.last_error_line = e.line();
+            return;
+        }
+    };
+    let old = state.config.load_full();
+    let restart = config::restart_required(&old, &file_config);
+    let mut next = file_config.clone();
+    next.server.listen = old.server.listen;
+    next.modules.dir.clone_from(&old.modules.dir);
+    next.modules.state_dir.clone_from(&old.modules.state_dir);
+    next.diagnostics
+        .ws_echo_path
+        .clone_from(&old.diagnostics.ws_echo_path);
+    let source = file_config
+        .source
+        .as_ref()
+        .map_or_else(|| "config.toml".to_owned(), |p| p.display().to_string());
+
+    let mut st = lock(status);
+    let new_restart: Vec<String> = restart
+        .iter()
+        .map(|f| (*f).to_owned())
+        .filter(|f| !st.restart_pending.contains(f))
+        .collect();
+    if !new_restart.is_empty() {
+        for line in config::describe_changes(&old, &file_config)
+            .into_iter()
+            .filter(|l| new_restart.iter().any(|f| l.starts_with(&format!("{f} "))))
+        {
+            tracing::warn!(file = %source, "config.toml changed a setting that needs a restart: {line}; the host keeps running with the old value until modhost is restarted");
+        }
+    }
+    st.restart_pending = restart.iter().map(|f| (*f).to_owned()).collect();
+    if next == *old {
+        st.last_error = None;
+        st.last_error_line = None;
+        return;
+    }
+    let auth = match Authenticator::new(&next.auth) {
+        Ok(auth) => auth,
+        Err(e) => {
+            let line = one_line(&format!("{source}: [auth]: {e}"));
+            if st.last_error.as_deref() != Some(line.as_str()) {
+                tracing::error!("config.toml not applied, the running config is kept: {line}");
+            }
+            st.last_error = Some(line);
+            st.last_error_line = None;
+            return;
+        }
+    };
+    let changes = config::describe_changes(&old, &next);
+    state.auth.store(Arc::new(auth));
+    state
+        .broker
+        .set_max_params_bytes(next.limits.max_params_bytes);
+    let settings = RuntimeSettings {
+        modules: next.modules.clone(),
+        queue: next.limits.module_queue,
+        call_timeout: next.limits.call_timeout,
+    };
+    state.config.store(Arc::new(next));
+    for line in &changes {
+        tracing::info!(file = %source, "config change applied: {line}");
+    }
+    tracing::info!(file = %source, "config.toml reloaded: {} change(s) applied", changes.len());
+    st.applied += 1;
+    st.applied_at = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .ok()
+        .map(|d| d.as_secs());
+    st.last_changes = changes;
+    st.last_error = None;
+    st.last_error_line = None;
+    drop(st);
+    // Module changes last: loading a module that was switched on blocks.
+    state.registry.apply_settings(settings);
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
 }

@@ -84,6 +84,16 @@ fn bad_input(message: String) -> CallFailure {
 impl HostServices for Services {
     fn publish(&self, _module: &str, rooms: &str, data: &str) -> Result<u64, CallFailure> {
         let state = self.state()?;
+        if data.len() > crate::gateway::MAX_PUBLISH_BYTES {
+            return Err(CallFailure::new(
+                ErrorCode::TooLarge,
+                format!(
+                    "publish data is {} bytes; the limit is {}",
+                    data.len(),
+                    crate::gateway::MAX_PUBLISH_BYTES
+                ),
+            ));
+        }
         let rooms: serde_json::Value = serde_json::from_str(rooms)
             .map_err(|e| bad_input(format!("rooms are not valid JSON: {e}")))?;
         let rooms = AppState::parse_rooms(&rooms).map_err(|e| bad_input(e.to_string()))?;
@@ -94,6 +104,16 @@ impl HostServices for Services {
 
     fn send_to_user(&self, module: &str, user: &str, data: &str) -> Result<u64, CallFailure> {
         let state = self.state()?;
+        if data.len() > crate::gateway::MAX_PUBLISH_BYTES {
+            return Err(CallFailure::new(
+                ErrorCode::TooLarge,
+                format!(
+                    "pushed data is {} bytes; the limit is {}",
+                    data.len(),
+                    crate::gateway::MAX_PUBLISH_BYTES
+                ),
+            ));
+        }
         let data: &RawValue = serde_json::from_str(data)
             .map_err(|e| bad_input(format!("data is not valid JSON: {e}")))?;
         let frame = crate::protocol::push(module, data);

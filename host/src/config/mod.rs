@@ -20,6 +20,7 @@ mod diff;
 mod error;
 mod model;
 mod raw;
+pub mod watch;
 
 use std::{
     io::Read,

@@ -73,8 +73,10 @@ impl CallLog {
     }
 }
 
-/// Shared between the session and the sinks of its calls.
-struct CallShared {
+/// Shared between the session and the sinks of its calls; survives a
+/// resume so a repeated `requestId` still runs once.
+#[derive(Default)]
+pub(super) struct CallShared {
     log: Mutex<CallLog>,
     in_flight: AtomicUsize,
 }
@@ -89,33 +91,37 @@ pub(super) struct Session {
 }
 
 impl Session {
-    /// A session for `ctx`.
-    pub(super) fn new(ctx: SessionContext) -> Self {
+    /// A session for `ctx`; `calls` carries the call log of a resumed one.
+    pub(super) fn new(ctx: SessionContext, calls: Option<Arc<CallShared>>) -> Self {
         Self {
             ctx,
-            calls: Arc::new(CallShared {
-                log: Mutex::default(),
-                in_flight: AtomicUsize::new(0),
-            }),
+            calls: calls.unwrap_or_default(),
             rate_window: Instant::now(),
             rate_used: 0,
         }
     }
 
-    /// Sends the first frame (`is_authorized`) and the resource offer.
-    pub(super) fn send_hello(&self) {
+    /// The session's call log (kept when the session is parked).
+    pub(super) fn calls(&self) -> &Arc<CallShared> {
+        &self.calls
+    }
+
+    /// The first frame (`is_authorized`, with the resume token) and the
+    /// resource offer.
+    pub(super) fn hello(&self, resume_token: Option<&str>) -> [String; 2] {
         let p = &self.ctx.principal;
-        self.ctx.outbox.text(protocol::authorized(
-            &p.allowed_rooms,
-            &p.user,
-            &self.ctx.name,
-            None,
-        ));
-        self.send_resource_offer();
+        [
+            protocol::authorized(&p.allowed_rooms, &p.user, &self.ctx.name, resume_token),
+            self.resource_offer(),
+        ]
     }
 
     /// Sends the modules and commands this user may call.
     pub(super) fn send_resource_offer(&self) {
+        self.ctx.outbox.text(self.resource_offer());
+    }
+
+    fn resource_offer(&self) -> String {
         let p = &self.ctx.principal;
         let modules: Vec<serde_json::Value> = self
             .ctx
@@ -152,9 +158,7 @@ impl Session {
                 })
             })
             .collect();
-        self.ctx
-            .outbox
-            .text(protocol::resource_offer(&serde_json::Value::Array(modules)));
+        protocol::resource_offer(&serde_json::Value::Array(modules))
     }
 
     /// Handles one text frame.
@@ -366,16 +370,6 @@ impl Session {
             self.calls.in_flight.fetch_sub(1, Ordering::AcqRel);
             self.reply(frame);
         }
-    }
-
-    /// The session is over: forget running call records.
-    pub(super) fn close(&mut self) {
-        self.calls
-            .log
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .records
-            .clear();
     }
 }
 

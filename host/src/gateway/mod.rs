@@ -6,12 +6,14 @@
 //! - `sessions`: open sessions by id and user; traffic counters
 //! - `fanout`: room index + outboxes: encode once, push to each subscriber
 //! - `commands`: what a session does with each client frame
+//! - `parked`: sessions whose client dropped, kept for `?resume=<token>`
 //! - `session`: the connection loop: authenticate, read, write, close
 //! - this file: the upgrade handler (limits, buffer sizes)
 
 mod commands;
 mod fanout;
 mod outbox;
+mod parked;
 mod session;
 mod sessions;
 
@@ -35,6 +37,16 @@ use crate::{auth::Credentials, rooms::Room, state::AppState};
 const READ_BUFFER: usize = 4 * 1024;
 const WRITE_BUFFER: usize = 8 * 1024;
 
+/// The largest publish a client may have to receive (a `/trigger/` body is
+/// bounded by this too).
+pub const MAX_PUBLISH_BYTES: usize = 1024 * 1024;
+
+/// Bytes tungstenite may hold unsent for one connection: room for the
+/// largest publish plus a batch. Finite, so a stuck client cannot grow it.
+fn max_write_buffer(limits: &crate::config::Limits) -> usize {
+    limits.max_frame_bytes.max(MAX_PUBLISH_BYTES) * 2 + WRITE_BUFFER
+}
+
 /// `GET /ws/`: upgrades and runs a session.
 pub async fn upgrade(
     State(state): State<Arc<AppState>>,
@@ -52,9 +64,10 @@ pub async fn upgrade(
         return (StatusCode::SERVICE_UNAVAILABLE, "connection limit reached").into_response();
     }
     let creds = Credentials::from_request(&headers, query.as_deref(), Some(remote));
+    let resume = query.as_deref().and_then(resume_param);
     ws.read_buffer_size(READ_BUFFER)
         .write_buffer_size(WRITE_BUFFER)
-        .max_write_buffer_size(limits.max_frame_bytes.max(64 * 1024) * 4)
+        .max_write_buffer_size(max_write_buffer(&limits))
         .max_message_size(limits.max_frame_bytes)
         .max_frame_size(limits.max_frame_bytes)
         .on_failed_upgrade(|error| tracing::debug!("websocket upgrade failed: {error}"))
@@ -62,8 +75,17 @@ pub async fn upgrade(
         // callback is dropped and the slot with it.
         .on_upgrade({
             let slot = session::Slot(state.clone());
-            move |socket| session::run(socket, state, creds, Some(remote), slot)
+            move |socket| session::run(socket, state, creds, resume, Some(remote), slot)
         })
+}
+
+/// The `resume` query parameter (a hex token; anything else is ignored).
+fn resume_param(query: &str) -> Option<String> {
+    query
+        .split('&')
+        .find_map(|pair| pair.strip_prefix("resume="))
+        .filter(|t| !t.is_empty() && t.len() <= 64 && t.bytes().all(|b| b.is_ascii_hexdigit()))
+        .map(str::to_owned)
 }
 
 /// The client-visible name of session `id`.
@@ -92,7 +114,7 @@ pub async fn echo(State(state): State<Arc<AppState>>, ws: WebSocketUpgrade) -> R
     let slot = session::Slot(state.clone());
     ws.read_buffer_size(READ_BUFFER)
         .write_buffer_size(WRITE_BUFFER)
-        .max_write_buffer_size(limits.max_frame_bytes.max(64 * 1024) * 4)
+        .max_write_buffer_size(max_write_buffer(&limits))
         .max_message_size(limits.max_frame_bytes)
         .max_frame_size(limits.max_frame_bytes)
         .on_upgrade(move |mut socket| async move {

@@ -1,6 +1,7 @@
-//! One websocket connection: authenticate, then read frames and write the
-//! outbox until either side closes, the client idles out or falls behind,
-//! or the host shuts down.
+//! One websocket connection: authenticate, resume or start a session, then
+//! read frames and write the outbox until either side closes, the client
+//! idles out or falls behind, or the host shuts down. A client that drops
+//! without closing leaves its session parked for the grace period.
 
 use std::{
     net::SocketAddr,
@@ -17,6 +18,7 @@ use crate::{auth::Credentials, protocol, state::AppState};
 use super::{
     commands::{Session, SessionContext},
     outbox::{CLOSE_TOO_SLOW, Outbox, Outgoing},
+    parked::{Parked, ResumeRefused},
 };
 
 /// Close code sent after `{"is_authorized": false}`.
@@ -26,34 +28,49 @@ pub const CLOSE_IDLE: u16 = 4000;
 /// Close code when the host shuts down.
 pub const CLOSE_GOING_AWAY: u16 = 1001;
 
+/// Free outbox slots a session keeps before it reads the next client frame.
+/// A client that pipelines requests without reading is slowed down here
+/// (its frames wait in the socket) instead of being closed for its own
+/// replies; only room messages it did not ask for can overflow the outbox.
+const REPLY_HEADROOM: usize = 16;
+
 /// Items the writer sends per flush at most.
 const WRITE_BATCH: usize = 128;
 
+/// How a connection ended.
+enum End {
+    /// The client sent a close frame: it is done.
+    ClientClosed,
+    /// The connection broke: the session may be resumed.
+    Dropped,
+    /// The host closes it with this code.
+    Close(u16, &'static str),
+}
+
+/// What the writer is told when the session ends.
+type Stop = Option<(u16, &'static str)>;
+
 /// Serves one connection. The connection slot was reserved by the caller
-/// and is released here.
+/// and is released when `slot` drops.
 pub(super) async fn run(
     socket: WebSocket,
     state: Arc<AppState>,
     creds: Credentials,
+    resume: Option<String>,
     remote: Option<SocketAddr>,
     slot: Slot,
 ) {
     let _slot = slot;
     let config = state.config.load_full();
     let limits = config.limits.clone();
-    let (sink, mut stream) = socket.split();
-    let (outbox, outbox_rx, overflow) = Outbox::new(limits.send_queue);
-    let (close_tx, close_rx) = oneshot::channel::<(u16, &'static str)>();
-    let writer = tokio::spawn(write_loop(sink, outbox_rx, close_rx));
+    let (mut sink, mut stream) = socket.split();
 
     let authenticator = state.auth.load_full();
     let principal = match authenticator.authenticate(&creds).await {
         Ok(principal) => principal,
         Err(error) => {
             tracing::info!(remote = ?remote, "websocket client refused: {error}");
-            outbox.text(protocol::unauthorized());
-            let _ = close_tx.send((CLOSE_UNAUTHORIZED, "unauthorized"));
-            let _ = writer.await;
+            refuse(&mut sink).await;
             return;
         }
     };
@@ -61,28 +78,66 @@ pub(super) async fn run(
         Ok(rooms) => rooms,
         Err(reason) => {
             tracing::warn!(user = %principal.user, "websocket client refused: its allowed rooms are unusable: {reason}");
-            outbox.text(protocol::unauthorized());
-            let _ = close_tx.send((CLOSE_UNAUTHORIZED, "unauthorized"));
-            let _ = writer.await;
+            refuse(&mut sink).await;
             return;
         }
     };
 
-    let id = state.sessions.next_id();
-    let mut session = Session::new(SessionContext {
-        id,
-        name: super::session_name(id),
-        principal,
-        allowed,
-        outbox: outbox.clone(),
-        state: state.clone(),
-        limits: limits.clone(),
-    });
-    state
-        .sessions
-        .insert(id, &session.ctx.principal.user, outbox.clone(), remote);
-    tracing::debug!(session = %session.ctx.name, user = %session.ctx.principal.user, remote = ?remote, "websocket session opened");
-    session.send_hello();
+    // Resume the parked session named by the token, or start a new one.
+    let mut resumed: Option<(Parked, bool)> = None;
+    let mut resume_failed: Option<ResumeRefused> = None;
+    if let Some(token) = &resume {
+        match state.sessions.parked.take(token, &principal.user) {
+            Ok(parked) => {
+                let lost = parked.outbox.state().unpark();
+                resumed = Some((parked, !lost));
+            }
+            Err(refused) => resume_failed = Some(refused),
+        }
+    }
+    let (id, outbox, outbox_rx, calls, complete) = match resumed {
+        Some((p, complete)) => (p.id, p.outbox, p.rx, Some(p.calls), Some(complete)),
+        None => {
+            let (outbox, rx) = Outbox::new(limits.send_queue);
+            (state.sessions.next_id(), outbox, rx, None, None)
+        }
+    };
+    let session_state = outbox.state().clone();
+    let token = resume_token();
+    let mut session = Session::new(
+        SessionContext {
+            id,
+            name: super::session_name(id),
+            principal,
+            allowed,
+            outbox: outbox.clone(),
+            state: state.clone(),
+            limits: limits.clone(),
+        },
+        calls,
+    );
+    // What goes out before anything queued: the greeting, the offer, and
+    // how the resume went.
+    let mut preamble: Vec<String> = session.hello(Some(&token)).into();
+    match (complete, resume_failed) {
+        (Some(complete), _) => preamble.push(protocol::resumed(complete)),
+        (None, Some(why)) => preamble.push(protocol::resume_failed(match why {
+            ResumeRefused::Unknown => "unknown-or-expired",
+            ResumeRefused::OtherUser => "other-user",
+        })),
+        (None, None) => {}
+    }
+    let (stop_tx, stop_rx) = oneshot::channel::<Stop>();
+    let writer = tokio::spawn(write_loop(sink, preamble, outbox_rx, stop_rx));
+    if complete.is_none() {
+        state
+            .sessions
+            .insert(id, &session.ctx.principal.user, outbox.clone(), remote);
+    }
+    tracing::debug!(
+        session = %session.ctx.name, user = %session.ctx.principal.user, remote = ?remote,
+        resumed = complete.is_some(), "websocket session opened"
+    );
 
     let mut offers = state.registry.subscribe_changes();
     offers.mark_unchanged();
@@ -91,16 +146,16 @@ pub(super) async fn run(
     let idle_timer = tokio::time::sleep(idle);
     tokio::pin!(idle_timer);
 
-    let close: Option<(u16, &'static str)> = loop {
+    let end = loop {
         tokio::select! {
             biased;
-            _ = overflow.wait() => {
+            _ = session_state.overflowed() => {
                 state.sessions.counters.slow_consumers_closed.fetch_add(1, Ordering::Relaxed);
                 tracing::info!(session = %session.ctx.name, user = %session.ctx.principal.user, "closing a client that fell behind ({} messages queued)", limits.send_queue);
-                break Some((CLOSE_TOO_SLOW, "too slow: messages were queued faster than the client read them"));
+                break End::Close(CLOSE_TOO_SLOW, "too slow: messages were queued faster than the client read them");
             }
-            _ = shutdown.changed() => break Some((CLOSE_GOING_AWAY, "server shutting down")),
-            _ = &mut idle_timer => break Some((CLOSE_IDLE, "idle timeout")),
+            _ = shutdown.changed() => break End::Close(CLOSE_GOING_AWAY, "server shutting down"),
+            _ = &mut idle_timer => break End::Close(CLOSE_IDLE, "idle timeout"),
             changed = offers.changed() => {
                 if changed.is_ok() {
                     session.send_resource_offer();
@@ -109,10 +164,24 @@ pub(super) async fn run(
             msg = stream.next() => {
                 let msg = match msg {
                     Some(Ok(msg)) => msg,
-                    Some(Err(error)) => break Some(read_error_close(&error)),
-                    None => break None,
+                    Some(Err(error)) => match read_error_close(&error) {
+                        Some((code, reason)) => break End::Close(code, reason),
+                        None => break End::Dropped,
+                    },
+                    None => break End::Dropped,
                 };
                 idle_timer.as_mut().reset(tokio::time::Instant::now() + idle);
+                if outbox.free() < REPLY_HEADROOM {
+                    tokio::select! {
+                        biased;
+                        _ = session_state.overflowed() => {
+                            state.sessions.counters.slow_consumers_closed.fetch_add(1, Ordering::Relaxed);
+                            break End::Close(CLOSE_TOO_SLOW, "too slow: messages were queued faster than the client read them");
+                        }
+                        _ = shutdown.changed() => break End::Close(CLOSE_GOING_AWAY, "server shutting down"),
+                        _ = outbox.room_for(REPLY_HEADROOM) => {}
+                    }
+                }
                 match msg {
                     Message::Text(text) => {
                         state.sessions.counters.ws_messages_received.fetch_add(1, Ordering::Relaxed);
@@ -122,7 +191,7 @@ pub(super) async fn run(
                         state.sessions.counters.ws_messages_received.fetch_add(1, Ordering::Relaxed);
                         session.handle_text("\u{0}binary");
                     }
-                    Message::Close(_) => break None,
+                    Message::Close(_) => break End::ClientClosed,
                     // tungstenite answers pings itself.
                     Message::Ping(_) | Message::Pong(_) => {}
                 }
@@ -130,28 +199,91 @@ pub(super) async fn run(
         }
     };
 
+    let grace = config.server.resume_grace;
+    let park = matches!(end, End::Dropped) && !grace.is_zero();
+    let stop: Stop = match end {
+        End::Close(code, reason) => Some((code, reason)),
+        End::ClientClosed | End::Dropped => None,
+    };
+    let _ = stop_tx.send(stop);
+    let writer_result = tokio::time::timeout(Duration::from_secs(5), writer).await;
+    let name = session.ctx.name.clone();
+    let user = session.ctx.principal.user.clone();
+    if park && let Ok(Ok(back)) = writer_result {
+        if back.lost_in_flight {
+            session_state.mark_lost();
+        }
+        session_state.park(limits.resume_buffer);
+        let calls = session.calls().clone();
+        drop(session);
+        state.sessions.parked.park(
+            token.clone(),
+            Parked {
+                id,
+                user,
+                outbox,
+                rx: back.rx,
+                calls,
+            },
+        );
+        tracing::debug!(session = %name, "client dropped; session parked for {} s", grace.as_secs());
+        let state = state.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(grace).await;
+            if state.sessions.parked.expire(&token, id).is_some() {
+                state.fanout.remove_session(id);
+                state.sessions.remove(id);
+                tracing::debug!(session = %super::session_name(id), "parked session expired");
+            }
+        });
+        return;
+    }
     state.fanout.remove_session(id);
     state.sessions.remove(id);
-    session.close();
-    if let Some(reason) = close {
-        let _ = close_tx.send(reason);
+    tracing::debug!(session = %name, "websocket session closed");
+}
+
+/// A new, unguessable resume token.
+fn resume_token() -> String {
+    let mut bytes = [0u8; 16];
+    if getrandom::fill(&mut bytes).is_err() {
+        // Without randomness a token could be guessed: make it unusable.
+        return String::new();
     }
-    drop(outbox);
-    drop(session);
-    let _ = tokio::time::timeout(Duration::from_secs(5), writer).await;
-    tracing::debug!(session = %super::session_name(id), "websocket session closed");
+    hex::encode(bytes)
+}
+
+/// `{"is_authorized": false}` and close 4001.
+async fn refuse(sink: &mut SplitSink<WebSocket, Message>) {
+    let farewell = async {
+        sink.send(Message::Text(protocol::unauthorized().into()))
+            .await?;
+        sink.send(Message::Close(Some(CloseFrame {
+            code: CLOSE_UNAUTHORIZED,
+            reason: Utf8Bytes::from_static("unauthorized"),
+        })))
+        .await
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(2), farewell).await;
 }
 
 /// The close code for a read error: the frame was too big (1009), not
-/// UTF-8 (1007), or broke the protocol (1002).
-fn read_error_close(error: &axum::Error) -> (u16, &'static str) {
+/// UTF-8 (1007), or broke the protocol (1002). `None`: the connection
+/// itself failed.
+fn read_error_close(error: &axum::Error) -> Option<(u16, &'static str)> {
     let text = error.to_string();
+    // tungstenite files a dropped TCP connection under protocol errors.
+    if text.contains("without closing handshake") {
+        return None;
+    }
     if text.contains("too long") || text.contains("Space limit") || text.contains("too big") {
-        (1009, "message too big")
+        Some((1009, "message too big"))
     } else if text.contains("UTF-8") || text.contains("utf-8") || text.contains("Utf8") {
-        (1007, "invalid UTF-8")
+        Some((1007, "invalid UTF-8"))
+    } else if text.contains("Protocol") || text.contains("protocol") {
+        Some((1002, "protocol error"))
     } else {
-        (1002, "protocol error")
+        None
     }
 }
 
@@ -165,25 +297,40 @@ impl Drop for Slot {
     }
 }
 
+/// What the writer hands back when it stops: the outbox's receiving end
+/// (a parked session keeps collecting into it).
+struct WriterBack {
+    rx: mpsc::Receiver<Outgoing>,
+    /// A write failed with messages taken from the outbox: they are lost.
+    lost_in_flight: bool,
+}
+
 /// Drains the outbox into the socket: everything pending, then one flush.
-/// A close request interrupts even a write blocked on a client that does
+/// A stop request interrupts even a write blocked on a client that does
 /// not read.
 async fn write_loop(
     mut sink: SplitSink<WebSocket, Message>,
+    preamble: Vec<String>,
     mut rx: mpsc::Receiver<Outgoing>,
-    mut close_rx: oneshot::Receiver<(u16, &'static str)>,
-) {
-    let mut batch: Vec<Message> = Vec::with_capacity(WRITE_BATCH);
-    let close = loop {
-        let first = tokio::select! {
-            biased;
-            reason = &mut close_rx => break reason.ok(),
-            item = rx.recv() => match item {
-                Some(item) => item,
-                None => break None,
-            },
-        };
-        batch.push(render(first));
+    mut stop_rx: oneshot::Receiver<Stop>,
+) -> WriterBack {
+    let mut batch: Vec<Message> = preamble
+        .into_iter()
+        .map(|t| Message::Text(t.into()))
+        .collect();
+    let mut failed = false;
+    let stop: Stop = loop {
+        if batch.is_empty() {
+            let first = tokio::select! {
+                biased;
+                stop = &mut stop_rx => break stop.unwrap_or(None),
+                item = rx.recv() => match item {
+                    Some(item) => item,
+                    None => break None,
+                },
+            };
+            batch.push(render(first));
+        }
         while batch.len() < WRITE_BATCH {
             match rx.try_recv() {
                 Ok(item) => batch.push(render(item)),
@@ -198,27 +345,39 @@ async fn write_loop(
         };
         tokio::select! {
             biased;
-            reason = &mut close_rx => break reason.ok(),
-            result = write => if result.is_err() { return },
+            // Stopped mid-write: what was taken from the outbox may be lost.
+            stop = &mut stop_rx => {
+                failed = true;
+                break stop.unwrap_or(None);
+            }
+            result = write => if result.is_err() {
+                // The connection is gone; wait for the session to decide.
+                let _ = stop_rx.await;
+                return WriterBack { rx, lost_in_flight: true };
+            },
         }
     };
-    // Frames queued before the close (the unauthorized notice, final replies)
-    // go out first, except to a client closed for not reading.
-    let drain = close.is_none_or(|(code, _)| code != CLOSE_TOO_SLOW);
-    let flush_rest = async {
-        while drain && let Ok(item) = rx.try_recv() {
-            sink.feed(render(item)).await?;
-        }
-        if let Some((code, reason)) = close {
+    if let Some((code, reason)) = stop {
+        // Frames queued before the close (final replies) go out first,
+        // except to a client closed for not reading.
+        let drain = code != CLOSE_TOO_SLOW;
+        let farewell = async {
+            while drain && let Ok(item) = rx.try_recv() {
+                sink.feed(render(item)).await?;
+            }
             sink.feed(Message::Close(Some(CloseFrame {
                 code,
                 reason: Utf8Bytes::from_static(reason),
             })))
             .await?;
-        }
-        sink.flush().await
-    };
-    let _ = tokio::time::timeout(Duration::from_millis(500), flush_rest).await;
+            sink.flush().await
+        };
+        let _ = tokio::time::timeout(Duration::from_millis(500), farewell).await;
+    }
+    WriterBack {
+        rx,
+        lost_in_flight: failed,
+    }
 }
 
 fn render(item: Outgoing) -> Message {

@@ -13,7 +13,7 @@ use std::{
 
 use serde::Serialize;
 
-use super::outbox::Outbox;
+use super::{outbox::Outbox, parked::ParkedSessions};
 
 /// Counters reported by `{"type":"status"}` and `/metrics`.
 #[derive(Default)]
@@ -61,6 +61,8 @@ pub struct Sessions {
     next_id: AtomicU64,
     /// Traffic counters.
     pub counters: Counters,
+    /// Sessions whose client dropped, by resume token.
+    pub(super) parked: ParkedSessions,
 }
 
 impl Sessions {
@@ -151,6 +153,11 @@ impl Sessions {
             .filter_map(|id| by_id.get(id))
             .filter(|e| e.outbox.text(frame.to_owned()))
             .count() as u64
+    }
+
+    /// Sessions waiting to be resumed.
+    pub fn parked(&self) -> usize {
+        self.parked.len()
     }
 
     /// Rows for the admin API.

@@ -3,9 +3,9 @@
 use std::sync::Arc;
 
 use axum::{
-    Json,
-    extract::State,
-    http::{HeaderMap, header},
+    Extension, Json,
+    extract::{Path, State},
+    http::{HeaderMap, StatusCode, header},
 };
 use modhost_plugin_api::{Caller, CallerKind};
 use serde::Deserialize;
@@ -13,7 +13,8 @@ use tokio::sync::oneshot;
 
 use crate::{
     broker::CallRequest,
-    modules::{CallFailure, CallSink, ModuleInfo},
+    modules::{CallFailure, CallSink, ModuleInfo, ResetError},
+    server::ConfigStatus,
     state::AppState,
 };
 
@@ -47,6 +48,65 @@ pub(super) async fn modules(
 ) -> Result<Json<Vec<ModuleInfo>>, ApiError> {
     require_admin(&state, &headers)?;
     Ok(Json(state.registry.list()))
+}
+
+/// `POST /api/modules/{name}/reset`: a fresh instance of the module from
+/// the build it runs (for a degraded or failed module; the old instance is
+/// drained, or left behind if it is stuck).
+pub(super) async fn reset_module(
+    State(state): State<Arc<AppState>>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    require_admin(&state, &headers)?;
+    let registry = state.registry.clone();
+    let module = name.clone();
+    // Starting an instance blocks (it waits for `on_load`).
+    let outcome = tokio::task::spawn_blocking(move || registry.reset(&module))
+        .await
+        .map_err(|e| {
+            ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "reset-failed",
+                format!("the reset did not complete: {e}"),
+            )
+        })?;
+    match outcome {
+        Ok(generation) => Ok(Json(serde_json::json!({
+            "module": name,
+            "generation": generation.generation,
+            "state": generation.state().as_str(),
+        }))),
+        Err(e @ ResetError::NotLoaded(_)) => Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "unknown-module",
+            e.to_string(),
+        )),
+        Err(e @ ResetError::StartFailed { .. }) => Err(ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "reset-failed",
+            e.to_string(),
+        )),
+    }
+}
+
+/// `GET /api/config`: what the config.toml watcher did last (applied
+/// changes, the reason a bad edit was kept out, settings waiting for a
+/// restart).
+pub(super) async fn config_status(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    status: Option<Extension<ConfigStatus>>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    require_admin(&state, &headers)?;
+    let body = match status {
+        Some(Extension(status)) => {
+            let status = status.lock().unwrap_or_else(|p| p.into_inner()).clone();
+            serde_json::to_value(status).unwrap_or_default()
+        }
+        None => serde_json::json!({ "watching": false }),
+    };
+    Ok(Json(body))
 }
 
 pub(super) async fn connections(

@@ -2,12 +2,15 @@
 //!
 //! # Layout
 //! - `error`: JSON error responses (`{"error":{"code","message"}}`)
+//! - `metrics`: `GET /metrics` (Prometheus text), read from live state
 //! - `trigger`: `POST /trigger/` (high-templar 2.x publish, authenticated)
-//! - `admin`: `/api/*` (admin token): modules, call, connections, rooms
+//! - `admin`: `/api/*` (admin token): modules (list, reset), config reload
+//!   status, call, connections, rooms
 //! - this file: the router, `/health`
 
 mod admin;
 mod error;
+mod metrics;
 mod trigger;
 
 use std::sync::Arc;
@@ -25,11 +28,14 @@ pub use error::ApiError;
 pub fn router(state: Arc<AppState>) -> Router {
     let mut router = Router::new()
         .route("/health", get(health))
+        .route("/metrics", get(metrics::metrics))
         .route("/ws/", get(gateway::upgrade))
         .route("/ws", get(gateway::upgrade))
         .route("/trigger/", post(trigger::trigger))
         .route("/trigger", post(trigger::trigger))
         .route("/api/modules", get(admin::modules))
+        .route("/api/modules/{name}/reset", post(admin::reset_module))
+        .route("/api/config", get(admin::config_status))
         .route("/api/call", post(admin::call))
         .route("/api/connections", get(admin::connections))
         .route("/api/rooms", get(admin::rooms));

@@ -45,7 +45,12 @@ pub(super) async fn trigger(
     if !authorized {
         return plain(StatusCode::UNAUTHORIZED, "missing or unknown trigger token");
     }
-    if body.len() > config.limits.max_frame_bytes.max(1024 * 1024) {
+    if body.len()
+        > config
+            .limits
+            .max_frame_bytes
+            .max(crate::gateway::MAX_PUBLISH_BYTES)
+    {
         return plain(StatusCode::PAYLOAD_TOO_LARGE, "body too large");
     }
     let parsed: TriggerBody<'_> = match serde_json::from_slice(&body) {

@@ -6,7 +6,7 @@ use crate::signing::{SeqError, SignatureError};
 
 /// A refused module build: which file, which module (when known) and why.
 #[derive(Debug, thiserror::Error)]
-#[error("{kind}")]
+#[error("{}{kind}", subject(self))]
 pub struct LoadError {
     /// The `.so` file that was refused.
     pub file: PathBuf,
@@ -61,9 +61,28 @@ pub enum LoadErrorKind {
     /// `manifest()` or `on_load` failed or panicked.
     #[error("{0}")]
     Start(String),
+    /// The operator switched the module off in config.toml.
+    #[error(
+        "module {module} is disabled in config ([modules.{module}] enabled = false); set enabled = true to load it"
+    )]
+    Disabled {
+        /// The module.
+        module: String,
+    },
     /// Reading or staging the file failed.
     #[error("{0}")]
     Io(String),
+}
+
+/// `module "x": ` where the reason itself does not name the module.
+fn subject(error: &LoadError) -> String {
+    match (&error.module, &*error.kind) {
+        (
+            Some(module),
+            LoadErrorKind::Library(_) | LoadErrorKind::PanicAbort | LoadErrorKind::Start(_),
+        ) => format!("module {module:?}: "),
+        _ => String::new(),
+    }
 }
 
 impl LoadError {

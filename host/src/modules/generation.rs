@@ -32,6 +32,17 @@ use super::{
 /// How long `on_load` may take before the build is refused.
 const START_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Calls in a row that may time out before a generation is marked
+/// [`GenState::Degraded`] and stops receiving calls.
+///
+/// One timeout can be a slow call; three with no answer in between mean the
+/// instance thread is most likely stuck (a handler that never returns keeps
+/// every call queued behind it waiting too). Degrading it answers new calls
+/// at once with `module-unavailable` instead of letting each wait for the
+/// full timeout. A new build or `POST /api/modules/{name}/reset` ends it.
+/// A constant, not a config key: the config model is shared and fixed.
+pub const DEGRADE_AFTER_TIMEOUTS: u64 = 3;
+
 /// Lifecycle of a generation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(u8)]
@@ -44,6 +55,9 @@ pub enum GenState {
     Stopped = 2,
     /// Its instance failed and could not be rebuilt.
     Failed = 3,
+    /// Too many calls in a row timed out: it gets no calls until a new
+    /// build loads or an operator resets it.
+    Degraded = 4,
 }
 
 impl GenState {
@@ -52,6 +66,7 @@ impl GenState {
             0 => GenState::Running,
             1 => GenState::Draining,
             2 => GenState::Stopped,
+            4 => GenState::Degraded,
             _ => GenState::Failed,
         }
     }
@@ -63,6 +78,7 @@ impl GenState {
             GenState::Draining => "draining",
             GenState::Stopped => "stopped",
             GenState::Failed => "failed",
+            GenState::Degraded => "degraded",
         }
     }
 }
@@ -95,6 +111,10 @@ pub struct Generation {
     pub loaded_at: SystemTime,
     /// Size of the library image.
     pub size: u64,
+    /// The verified, mapped library this instance runs. Kept so that an
+    /// operator reset can start a fresh instance without reading or
+    /// verifying any file again.
+    pub library: Arc<LoadedLibrary>,
     inbox: RSender<ToModule>,
     /// Guards admission against the drain: calls are sent under the read
     /// lock while `accepting` is true; the drain flips it under the write
@@ -123,7 +143,7 @@ impl Generation {
     /// Starts an instance of `lib` on a thread of its own and waits until
     /// `on_load` succeeded. `Err` carries the module's reason.
     pub fn start(
-        lib: &LoadedLibrary,
+        lib: Arc<LoadedLibrary>,
         options: StartOptions,
         services: Arc<dyn HostServices>,
     ) -> Result<Arc<Generation>, String> {
@@ -175,7 +195,7 @@ impl Generation {
                     RunExit::Failed(reason) => {
                         tracing::error!(
                             module = %thread_name, generation,
-                            "module stopped after a failure it could not recover from: {reason}; calls get module-unavailable until a new build is loaded"
+                            "module stopped after a failure it could not recover from: {reason}; calls get module-unavailable until a new build is loaded or an operator resets it (POST /api/modules/{thread_name}/reset)"
                         );
                         GenState::Failed
                     }
@@ -213,6 +233,7 @@ impl Generation {
             file: lib.file.clone(),
             loaded_at: SystemTime::now(),
             size: lib.size,
+            library: lib,
             inbox: tx,
             accepting: RwLock::new(true),
             pending,
@@ -273,13 +294,25 @@ impl Generation {
         match self.state() {
             GenState::Running => {}
             GenState::Draining => return Admission::Stopping(sink),
+            GenState::Degraded => {
+                return Admission::Rejected(
+                    sink,
+                    CallFailure::new(
+                        ErrorCode::ModuleUnavailable,
+                        format!(
+                            "module {} is degraded: its last {DEGRADE_AFTER_TIMEOUTS} calls timed out; it is back after a new build or an operator reset",
+                            self.name
+                        ),
+                    ),
+                );
+            }
             GenState::Stopped | GenState::Failed => {
                 return Admission::Rejected(
                     sink,
                     CallFailure::new(
                         ErrorCode::ModuleUnavailable,
                         format!(
-                            "module {} has stopped; a new build must be loaded",
+                            "module {} has stopped; it is back after a new build or an operator reset",
                             self.name
                         ),
                     ),
@@ -322,13 +355,45 @@ impl Generation {
         Admission::Accepted
     }
 
-    /// Answers overdue calls with `module-timeout`; returns how many.
-    pub fn expire_overdue(&self, now: Instant) -> usize {
+    /// Answers overdue calls with `module-timeout`. Returns true if that
+    /// made this generation [`GenState::Degraded`] just now.
+    pub fn expire_overdue(&self, now: Instant) -> bool {
         let n = self.pending.expire(now, &self.name);
-        if n > 0 {
-            self.timeouts.fetch_add(n as u64, Ordering::Relaxed);
+        if n == 0 {
+            return false;
         }
-        n
+        self.timeouts.fetch_add(n as u64, Ordering::Relaxed);
+        let in_a_row = self.pending.timeouts_in_a_row();
+        if in_a_row < DEGRADE_AFTER_TIMEOUTS {
+            return false;
+        }
+        let degraded = self
+            .state
+            .compare_exchange(
+                GenState::Running as u8,
+                GenState::Degraded as u8,
+                Ordering::SeqCst,
+                Ordering::SeqCst,
+            )
+            .is_ok();
+        if degraded {
+            tracing::warn!(
+                module = %self.name, generation = self.generation, timeouts_in_a_row = in_a_row,
+                "module degraded: {in_a_row} calls in a row timed out, so its instance is probably stuck; new calls get module-unavailable until a new build is loaded or an operator resets it (POST /api/modules/{}/reset)",
+                self.name
+            );
+        }
+        degraded
+    }
+
+    /// Whether the instance thread has returned (false while it runs or is
+    /// stuck).
+    pub fn thread_finished(&self) -> bool {
+        self.thread
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+            .is_none_or(|t| t.is_finished())
     }
 
     /// Sends the module its new config table.
@@ -346,12 +411,14 @@ impl Generation {
             return;
         }
         *accepting = false;
-        let _ = self.state.compare_exchange(
-            GenState::Running as u8,
-            GenState::Draining as u8,
-            Ordering::SeqCst,
-            Ordering::SeqCst,
-        );
+        for from in [GenState::Running, GenState::Degraded] {
+            let _ = self.state.compare_exchange(
+                from as u8,
+                GenState::Draining as u8,
+                Ordering::SeqCst,
+                Ordering::SeqCst,
+            );
+        }
         // The queue has room: admission keeps calls below its capacity.
         let _ = self.inbox.try_send(ToModule::Shutdown);
     }
@@ -362,13 +429,7 @@ impl Generation {
     pub fn wait_stopped(&self, deadline: Duration) -> bool {
         let start = Instant::now();
         while start.elapsed() < deadline {
-            let finished = self
-                .thread
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .as_ref()
-                .is_none_or(|t| t.is_finished());
-            if finished {
+            if self.thread_finished() {
                 if let Some(t) = self.thread.lock().unwrap_or_else(|p| p.into_inner()).take() {
                     let _ = t.join();
                 }

@@ -17,7 +17,7 @@ use modhost_plugin_api::{
     abi_stable::std_types::RResult,
 };
 
-use crate::signing::{Envelope, Keyring, SeqStore, verify_file};
+use crate::signing::{Envelope, Keyring, SeqStore, SignatureError, verify_file};
 
 use super::{
     abi_error,
@@ -48,22 +48,67 @@ pub struct LoadPolicy<'a> {
     pub allow_rollback: bool,
 }
 
-/// Verifies and loads `file` (a `.so` with its `.sig` beside it).
-pub fn load(file: &Path, policy: &LoadPolicy<'_>) -> Result<LoadedLibrary, LoadError> {
-    let (envelope, bytes) =
-        verify_file(file, policy.keyring).map_err(|e| LoadError::new(file, None, e))?;
-    let module = envelope.module.clone();
-    let fail = |kind: LoadErrorKind| LoadError::new(file, Some(&module), kind);
+/// A build whose signature checked out, not yet loaded: the envelope and
+/// the exact bytes it vouches for. Splitting verification from loading lets
+/// the registry notice a build it already runs (same hash and seq) before
+/// the rollback guard or `dlopen` get involved.
+pub struct SignedBuild {
+    /// The verified envelope.
+    pub envelope: Envelope,
+    /// The bytes the signature covers; only these are ever loaded.
+    pub bytes: Vec<u8>,
+    /// The file they were read from.
+    pub file: PathBuf,
+}
+
+/// Reads `file` and its `.sig` once and checks the signature and the ABI id.
+/// Nothing is loaded.
+pub fn verify(file: &Path, keyring: &Keyring) -> Result<SignedBuild, LoadError> {
+    let (envelope, bytes) = verify_file(file, keyring).map_err(|e| {
+        let module = claimed_module(&e).map(str::to_owned);
+        LoadError::new(file, module.as_deref(), e)
+    })?;
     if envelope.abi != ABI {
-        return Err(fail(LoadErrorKind::AbiMismatch {
-            signed: envelope.abi.clone(),
-            host: ABI.to_owned(),
-        }));
+        let module = envelope.module.clone();
+        return Err(LoadError::new(
+            file,
+            Some(&module),
+            LoadErrorKind::AbiMismatch {
+                signed: envelope.abi,
+                host: ABI.to_owned(),
+            },
+        ));
     }
-    policy
-        .seqs
-        .check(&module, envelope.seq, policy.allow_rollback)
-        .map_err(|e| fail(e.into()))?;
+    Ok(SignedBuild {
+        envelope,
+        bytes,
+        file: file.to_owned(),
+    })
+}
+
+/// The module a refused envelope names, where the error knows it. Not
+/// verified (that is what failed): it only files the refusal under the
+/// module the file claims to be, for the operator.
+fn claimed_module(error: &SignatureError) -> Option<&str> {
+    match error {
+        SignatureError::SizeMismatch { module, .. }
+        | SignatureError::DigestMismatch { module }
+        | SignatureError::NoKey { module }
+        | SignatureError::BadSignature { module, .. } => Some(module),
+        _ => None,
+    }
+}
+
+/// Loads a verified build from a sealed private copy and checks that the
+/// library is the module that was signed. Runs the library's constructors.
+pub fn open(build: SignedBuild) -> Result<LoadedLibrary, LoadError> {
+    let SignedBuild {
+        envelope,
+        bytes,
+        file,
+    } = build;
+    let module = envelope.module.clone();
+    let fail = |kind: LoadErrorKind| LoadError::new(&file, Some(&module), kind);
     let (root, manifest) =
         open_image(&bytes, &format!("{module}-{}", envelope.seq)).map_err(fail)?;
     if manifest.name.as_str() != envelope.module || manifest.version.as_str() != envelope.version {
@@ -78,9 +123,21 @@ pub fn load(file: &Path, policy: &LoadPolicy<'_>) -> Result<LoadedLibrary, LoadE
         root,
         manifest,
         envelope,
-        file: file.to_owned(),
         size: bytes.len() as u64,
+        file,
     })
+}
+
+/// Verifies and loads `file` (a `.so` with its `.sig` beside it): signature,
+/// ABI id, rollback guard, then [`open`].
+pub fn load(file: &Path, policy: &LoadPolicy<'_>) -> Result<LoadedLibrary, LoadError> {
+    let build = verify(file, policy.keyring)?;
+    let module = build.envelope.module.clone();
+    policy
+        .seqs
+        .check(&module, build.envelope.seq, policy.allow_rollback)
+        .map_err(|e| LoadError::new(file, Some(&module), e))?;
+    open(build)
 }
 
 /// Loads a library without a signature to read its manifest and ABI id.

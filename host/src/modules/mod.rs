@@ -7,8 +7,10 @@
 //! - `pending`: accepted calls awaiting an answer (answered exactly once)
 //! - `services`: what modules can ask of the host (publish, push, call)
 //! - `sink`: the host side of a module's `Host` handle
-//! - `generation`: one running build: instance thread, inbox, drain
-//! - `registry`: module name → running generation; refusals; swaps
+//! - `generation`: one running build: instance thread, inbox, drain, degrade
+//! - `registry`: module name → running generation; refusals; swaps; reset;
+//!   config changes applied to modules
+//! - `watcher`: modules folder events → rescans → loads, swaps, removals
 
 mod abi_error;
 mod error;
@@ -18,10 +20,12 @@ mod pending;
 mod registry;
 mod services;
 mod sink;
+mod watcher;
 
 pub use error::{LoadError, LoadErrorKind};
-pub use generation::{Admission, GenState, Generation, StartOptions};
-pub use loader::{LoadPolicy, LoadedLibrary, inspect, load};
+pub use generation::{Admission, DEGRADE_AFTER_TIMEOUTS, GenState, Generation, StartOptions};
+pub use loader::{LoadPolicy, LoadedLibrary, SignedBuild, inspect, load, open, verify};
 pub use pending::{CallFailure, CallSink, PendingCalls};
-pub use registry::{ModuleInfo, Registry, RuntimeSettings};
+pub use registry::{LoadOutcome, ModuleInfo, Registry, ResetError, RuntimeSettings};
 pub use services::HostServices;
+pub use watcher::{DEBOUNCE, ModuleWatcher, SETTLE};

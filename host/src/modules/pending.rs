@@ -6,7 +6,10 @@
 
 use std::{
     collections::HashMap,
-    sync::Mutex,
+    sync::{
+        Mutex,
+        atomic::{AtomicU64, Ordering},
+    },
     time::{Duration, Instant},
 };
 
@@ -55,6 +58,9 @@ struct Entry {
 #[derive(Default)]
 pub struct PendingCalls {
     calls: Mutex<HashMap<u64, Entry>>,
+    /// Calls that timed out since the module last answered one: the signal
+    /// that an instance is stuck rather than slow.
+    timeouts_in_a_row: AtomicU64,
 }
 
 impl PendingCalls {
@@ -86,12 +92,19 @@ impl PendingCalls {
         }
     }
 
+    /// Timeouts since the module last answered a call itself.
+    pub fn timeouts_in_a_row(&self) -> u64 {
+        self.timeouts_in_a_row.load(Ordering::Relaxed)
+    }
+
     /// Answers call `id` and forgets it. Returns false if it was already
-    /// answered (for example it timed out first).
+    /// answered (for example it timed out first). Only the module's own
+    /// answers come through here, so it also proves the instance is alive.
     pub fn finish(&self, id: u64, outcome: Result<&str, CallFailure>) -> bool {
         let entry = self.lock().remove(&id);
         match entry {
             Some(entry) => {
+                self.timeouts_in_a_row.store(0, Ordering::Relaxed);
                 entry.sink.finish(outcome);
                 true
             }
@@ -112,6 +125,10 @@ impl PendingCalls {
             ids.into_iter().filter_map(|id| calls.remove(&id)).collect()
         };
         let count = expired.len();
+        if count > 0 {
+            self.timeouts_in_a_row
+                .fetch_add(count as u64, Ordering::Relaxed);
+        }
         for entry in expired {
             entry.sink.finish(Err(CallFailure::new(
                 ErrorCode::ModuleTimeout,

@@ -392,6 +392,20 @@ pub fn resource_offer(modules: &Value) -> String {
     })
 }
 
+/// `{"type":"resume_failed","reason":"…"}`: the client asked to resume a
+/// session that is unknown, expired or not its own; this is a new session.
+pub fn resume_failed(reason: &str) -> String {
+    #[derive(Serialize)]
+    struct ResumeFailed<'a> {
+        r#type: &'static str,
+        reason: &'a str,
+    }
+    encode(&ResumeFailed {
+        r#type: "resume_failed",
+        reason,
+    })
+}
+
 /// `{"type":"resumed","complete":true}`.
 pub fn resumed(complete: bool) -> String {
     encode(&Typed {

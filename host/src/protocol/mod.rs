@@ -11,6 +11,6 @@ pub mod publish;
 
 pub use frame::{
     ClientFrame, DecodeError, PONG, ack, authorized, call_error, decode, error, push, reply,
-    resource_offer, resumed, success, unauthorized,
+    resource_offer, resume_failed, resumed, success, unauthorized,
 };
 pub use publish::PublishFrame;

@@ -1,0 +1,77 @@
+//! Sessions whose client dropped and may come back with `?resume=<token>`
+//! within the grace period. A parked session keeps its subscriptions, its
+//! call log and its outbox, which collects what the client misses.
+
+use std::{collections::HashMap, sync::Mutex};
+
+use tokio::sync::mpsc;
+
+use super::{
+    commands::CallShared,
+    outbox::{Outbox, Outgoing},
+};
+
+/// A session waiting for its client.
+pub(super) struct Parked {
+    /// Session number (subscriptions are indexed by it).
+    pub(super) id: u64,
+    /// The user it belongs to: only they can resume it.
+    pub(super) user: String,
+    /// Its outbox (subscriptions and running calls hold clones).
+    pub(super) outbox: Outbox,
+    /// What it collected while parked.
+    pub(super) rx: mpsc::Receiver<Outgoing>,
+    /// Its calls by requestId, so repeats after a resume still run once.
+    pub(super) calls: std::sync::Arc<CallShared>,
+}
+
+/// Parked sessions by resume token.
+#[derive(Default)]
+pub(super) struct ParkedSessions {
+    by_token: Mutex<HashMap<String, Parked>>,
+}
+
+/// Why a resume did not happen.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) enum ResumeRefused {
+    /// No session is parked under that token (never was, or it expired).
+    Unknown,
+    /// The token belongs to another user's session.
+    OtherUser,
+}
+
+impl ParkedSessions {
+    pub(super) fn park(&self, token: String, parked: Parked) {
+        self.lock().insert(token, parked);
+    }
+
+    /// Takes the session parked under `token` for `user`.
+    pub(super) fn take(&self, token: &str, user: &str) -> Result<Parked, ResumeRefused> {
+        let mut table = self.lock();
+        match table.get(token) {
+            None => Err(ResumeRefused::Unknown),
+            Some(p) if p.user != user => Err(ResumeRefused::OtherUser),
+            Some(_) => Ok(table.remove(token).expect("present")),
+        }
+    }
+
+    /// Removes the session parked under `token` if it is still session `id`
+    /// (the grace period ended). Returns it.
+    pub(super) fn expire(&self, token: &str, id: u64) -> Option<Parked> {
+        let mut table = self.lock();
+        if table.get(token).is_some_and(|p| p.id == id) {
+            table.remove(token)
+        } else {
+            None
+        }
+    }
+
+    /// Number of parked sessions.
+    pub(super) fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Parked>> {
+        self.by_token.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}

@@ -1,0 +1,178 @@
+//! `GET /metrics`: Prometheus text exposition of the host's counters.
+//!
+//! Values are read from the live state at scrape time into a fresh
+//! registry, so nothing on the hot path pays for metrics beyond the
+//! counters it already keeps.
+
+use std::sync::{Arc, atomic::Ordering};
+
+use axum::{
+    extract::State,
+    http::{StatusCode, header},
+    response::{IntoResponse, Response},
+};
+use prometheus_client::{
+    encoding::{EncodeLabelSet, text::encode},
+    metrics::{counter::Counter, family::Family, gauge::Gauge},
+    registry::Registry,
+};
+
+use crate::state::AppState;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ModuleLabels {
+    module: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StateLabels {
+    state: String,
+}
+
+fn gauge(registry: &mut Registry, name: &str, help: &str, value: u64) {
+    let g = Gauge::<i64>::default();
+    g.set(i64::try_from(value).unwrap_or(i64::MAX));
+    registry.register(name, help, g);
+}
+
+fn counter(registry: &mut Registry, name: &str, help: &str, value: u64) {
+    let c = Counter::<u64>::default();
+    c.inc_by(value);
+    registry.register(name, help, c);
+}
+
+/// The current metrics as Prometheus text.
+pub(crate) fn render(state: &AppState) -> String {
+    let mut r = Registry::with_prefix("modhost");
+    let c = &state.sessions.counters;
+    gauge(
+        &mut r,
+        "connections_open",
+        "Open websocket connections",
+        state.sessions.open() as u64,
+    );
+    gauge(
+        &mut r,
+        "sessions_parked",
+        "Sessions waiting to be resumed",
+        state.sessions.parked() as u64,
+    );
+    gauge(
+        &mut r,
+        "rooms",
+        "Rooms with at least one subscriber",
+        state.fanout.num_rooms() as u64,
+    );
+    gauge(
+        &mut r,
+        "subscriptions",
+        "Room subscriptions",
+        state.fanout.num_subscriptions() as u64,
+    );
+    let load = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
+    counter(
+        &mut r,
+        "ws_messages_received",
+        "Frames received from clients",
+        load(&c.ws_messages_received),
+    );
+    counter(
+        &mut r,
+        "ws_messages_sent",
+        "Room messages queued to clients",
+        load(&c.ws_messages_send),
+    );
+    counter(
+        &mut r,
+        "ws_messages_dropped",
+        "Room messages not queued: the client had fallen behind or left",
+        load(&c.ws_messages_send_error),
+    );
+    counter(
+        &mut r,
+        "slow_consumers_closed",
+        "Clients closed with 4008 for falling behind",
+        load(&c.slow_consumers_closed),
+    );
+    counter(
+        &mut r,
+        "connections_refused",
+        "Connections refused at max_connections",
+        load(&c.connections_refused),
+    );
+    counter(
+        &mut r,
+        "publishes",
+        "Publishes received (trigger and modules)",
+        load(&c.publishes),
+    );
+
+    let rows = state.registry.list();
+    let by_state = Family::<StateLabels, Gauge<i64>>::default();
+    let restarts = Family::<ModuleLabels, Counter<u64>>::default();
+    let timeouts = Family::<ModuleLabels, Counter<u64>>::default();
+    let generations = Family::<ModuleLabels, Gauge<i64>>::default();
+    for row in &rows {
+        by_state
+            .get_or_create(&StateLabels {
+                state: row.state.clone(),
+            })
+            .inc();
+        if row.state != "refused" {
+            let labels = ModuleLabels {
+                module: row.name.clone(),
+            };
+            restarts.get_or_create(&labels).inc_by(row.restarts);
+            timeouts.get_or_create(&labels).inc_by(row.timeouts);
+            generations
+                .get_or_create(&labels)
+                .set(i64::try_from(row.generations).unwrap_or(i64::MAX));
+        }
+    }
+    let in_flight = Family::<ModuleLabels, Gauge<i64>>::default();
+    for generation in state.registry.running() {
+        in_flight
+            .get_or_create(&ModuleLabels {
+                module: generation.name.clone(),
+            })
+            .set(generation.in_flight() as i64);
+    }
+    r.register("modules", "Modules (and refused builds) by state", by_state);
+    r.register(
+        "module_restarts",
+        "Instance restarts after a panic, current build",
+        restarts,
+    );
+    r.register(
+        "module_timeouts",
+        "Calls answered with module-timeout, current build",
+        timeouts,
+    );
+    r.register(
+        "module_generations",
+        "Builds of the module loaded (each stays mapped)",
+        generations,
+    );
+    r.register(
+        "module_calls_in_flight",
+        "Calls accepted and not yet answered",
+        in_flight,
+    );
+
+    let mut text = String::new();
+    // Writing into a String cannot fail.
+    let _ = encode(&mut text, &r);
+    text
+}
+
+pub(super) async fn metrics(State(state): State<Arc<AppState>>) -> Response {
+    (
+        StatusCode::OK,
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        render(&state),
+    )
+        .into_response()
+}
