@@ -142,9 +142,11 @@ suite() {
   N=$(node_target)
   load "$H" --source-ips 4 idle --conns 19000
   load "$N" --source-ips 4 idle --conns 19000
-  # Reload under load.
-  load "$H" reload --conns 16 --depth 4 --secs 6 --at 2 --plugins-dir "$DIR/plugins" \
-    --so "$REL/libecho.so" --key "$DIR/keys/echo.key" --modhost "$REL/modhost"
+  # Reload under load, three times.
+  for _ in 1 2 3; do
+    load "$H" reload --conns 16 --depth 4 --secs 6 --at 2 --plugins-dir "$DIR/plugins" \
+      --so "$REL/libecho.so" --key "$DIR/keys/echo.key" --modhost "$REL/modhost"
+  done
 }
 
 cmd=${1:-}

@@ -109,7 +109,7 @@ fn bench(c: &mut Criterion) {
     )
     .expect("load echo.so");
     let generation = Generation::start(
-        &lib,
+        Arc::new(lib),
         StartOptions {
             generation: 1,
             config: serde_json::json!({}),
