@@ -281,6 +281,18 @@ impl Ws {
     }
 }
 
+/// Leaving says goodbye: a close frame (code 1000, masked with the zero key)
+/// written without waiting, if the socket takes it. A server that offers
+/// session resume (modhost parks a dropped client's session, with its
+/// subscriptions, for `resume_grace_secs`) would otherwise keep fanning out
+/// to every connection of the previous run.
+impl Drop for Ws {
+    fn drop(&mut self) {
+        const CLOSE_1000: [u8; 8] = [0x80 | OP_CLOSE, 0x80 | 2, 0, 0, 0, 0, 0x03, 0xe8];
+        let _ = self.stream.try_write(&CLOSE_1000);
+    }
+}
+
 /// Position of `needle` in `hay` (memchr on the first byte, then compare).
 pub(crate) fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
     let (&first, rest) = needle.split_first()?;
