@@ -6,6 +6,8 @@
 //! - `modules`: signed loading and every refusal; panics; the CLI
 //! - `gateway`: websocket protocol, auth modes, rooms and fan-out, limits
 //! - `calls`: the command broker over websockets
+//! - `hostile`: hostile clients and modules: errors, closes, bounded memory
+//! - `durability`: state on disk survives `kill -9` at any moment
 
 // Items shared between test files are `pub`; a test binary exports nothing.
 #![allow(unreachable_pub)]
@@ -13,5 +15,7 @@
 mod harness;
 
 mod calls;
+mod durability;
 mod gateway;
+mod hostile;
 mod modules;

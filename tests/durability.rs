@@ -1,0 +1,1 @@
+//! State the host writes survives `kill -9` at any moment.
