@@ -747,18 +747,45 @@ impl TestHost {
 }
 
 impl Client {
+    /// Connects to `addr` as `token`, asserts it is authorized, and skips
+    /// the offer.
+    pub async fn authorized_at(addr: std::net::SocketAddr, token: &str) -> Client {
+        let mut c = Client::connect(&format!("ws://{addr}/ws/?token={token}")).await;
+        let hello = c.next().await;
+        assert_eq!(hello["is_authorized"], true, "{hello}");
+        c
+    }
+
     /// Connects with small socket buffers (as the host uses), for tests
     /// that open thousands of clients. `rcvbuf` shrinks the kernel receive
-    /// buffer, so a client that never reads fills up quickly.
+    /// buffer, so a client that never reads fills up quickly; it also caps
+    /// the segment size at an Ethernet-like 1,400 bytes, since over
+    /// loopback (64 KiB segments) the host's kernel send buffer autotunes to
+    /// megabytes per connection, which no real network peer would cause.
     pub async fn connect_small(
         addr: std::net::SocketAddr,
         path: &str,
         rcvbuf: Option<u32>,
     ) -> Result<Client, tokio_tungstenite::tungstenite::Error> {
+        use std::os::fd::AsRawFd;
         use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
         let socket = tokio::net::TcpSocket::new_v4()?;
         if let Some(size) = rcvbuf {
             socket.set_recv_buffer_size(size)?;
+            let mss: libc::c_int = 1400;
+            // SAFETY: setsockopt on a socket we own, with a c_int option.
+            let rc = unsafe {
+                libc::setsockopt(
+                    socket.as_raw_fd(),
+                    libc::IPPROTO_TCP,
+                    libc::TCP_MAXSEG,
+                    std::ptr::from_ref(&mss).cast(),
+                    std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+                )
+            };
+            if rc != 0 {
+                return Err(std::io::Error::last_os_error().into());
+            }
         }
         let stream = socket.connect(addr).await?;
         let config = WebSocketConfig::default()
