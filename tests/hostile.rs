@@ -1134,3 +1134,112 @@ async fn the_binary_exits_on_sigterm_though_a_module_never_returns_from_on_unloa
         "the host says which module it gave up on:\n{log}"
     );
 }
+
+// ---------------------------------------------------------------------------
+// `/trigger/` bodies (the one parser outsiders reach over plain HTTP),
+// through the real route: property test against a running host.
+
+fn arb_json() -> impl proptest::strategy::Strategy<Value = Value> {
+    use proptest::prelude::*;
+    let leaf = prop_oneof![
+        Just(Value::Null),
+        any::<bool>().prop_map(Value::Bool),
+        any::<i64>().prop_map(|n| json!(n)),
+        any::<f64>().prop_map(|f| json!(f)),
+        "\\PC{0,20}".prop_map(Value::String),
+        Just(json!("*")),
+        Just(json!("message")),
+    ];
+    leaf.prop_recursive(4, 48, 6, |inner| {
+        prop_oneof![
+            proptest::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
+            proptest::collection::btree_map("target|customer|[a-z]{0,3}|\\PC{0,4}", inner, 0..6)
+                .prop_map(|m| Value::Object(m.into_iter().collect())),
+        ]
+    })
+}
+
+fn arb_trigger_body() -> impl proptest::strategy::Strategy<Value = String> {
+    use proptest::prelude::*;
+    let room = proptest::collection::btree_map(
+        "target|customer|[a-z]{1,3}",
+        prop_oneof![
+            Just(json!("*")),
+            Just(json!("message")),
+            "[0-9a-z]{0,3}".prop_map(Value::String),
+            any::<i32>().prop_map(|n| json!(n)),
+            Just(Value::Null),
+        ],
+        0..4,
+    )
+    .prop_map(|m| Value::Object(m.into_iter().collect()));
+    // The listener's rooms, with any customer value.
+    let message = prop_oneof![
+        Just(json!("*")),
+        "[0-9a-z]{0,3}".prop_map(Value::String),
+        any::<i32>().prop_map(|n| json!(n)),
+        Just(Value::Null),
+    ]
+    .prop_map(|c| json!({"target": "message", "customer": c}));
+    let room = prop_oneof![room, message];
+    let rooms = prop_oneof![
+        proptest::collection::vec(room, 0..5).prop_map(Value::Array),
+        arb_json(),
+    ];
+    prop_oneof![
+        // Well-formed shape, random content.
+        (
+            rooms,
+            proptest::option::of(arb_json()),
+            proptest::option::of(arb_json())
+        )
+            .prop_map(|(rooms, data, extra)| {
+                let mut body = serde_json::Map::new();
+                body.insert("rooms".into(), rooms);
+                if let Some(d) = data {
+                    body.insert("data".into(), d);
+                }
+                if let Some(e) = extra {
+                    body.insert("extra".into(), e);
+                }
+                Value::Object(body).to_string()
+            }),
+        // Any JSON at all, and not JSON.
+        arb_json().prop_map(|v| v.to_string()),
+        "\\PC{0,200}",
+        "[\\[\\]{}\":,a-z0-9 ]{0,200}",
+    ]
+}
+
+#[test]
+fn trigger_bodies_get_a_status_never_a_crash() {
+    use proptest::prelude::*;
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let ws = Workspace::new();
+    let host = rt.block_on(TestHost::start(&ws, ""));
+    let mut listener = rt.block_on(Client::authorized_at(host.addr, "admin-token"));
+    rt.block_on(listener.subscribe(json!({"target": "message", "customer": "*"}), "l"));
+    let listener = std::cell::RefCell::new(listener);
+    let delivered = std::cell::Cell::new(0u64);
+    proptest!(ProptestConfig::with_cases(512), |(body in arb_trigger_body())| {
+        let (status, text) = rt.block_on(host.trigger(Some(TRIGGER_TOKEN), &body));
+        prop_assert!(
+            matches!(status, 200 | 400),
+            "{status} {text} for {body}"
+        );
+        if status == 200 {
+            let n = serde_json::from_str::<Value>(&text).unwrap()["delivered"].as_u64();
+            prop_assert!(n.is_some(), "{text}");
+            // Whatever was delivered arrives.
+            for _ in 0..n.unwrap() {
+                let v = rt.block_on(listener.borrow_mut().next());
+                prop_assert_eq!(&v["type"], "publish", "{}", v);
+            }
+            delivered.set(delivered.get() + n.unwrap());
+        }
+    });
+    eprintln!("trigger bodies: {} publishes delivered", delivered.get());
+    let mut listener = listener.into_inner();
+    rt.block_on(still_serves(&mut listener));
+    rt.block_on(host.stop());
+}
