@@ -456,8 +456,11 @@ async fn unpaced_flooder_is_answered_or_closed_and_others_are_unaffected() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "host bug (gateway/session.rs): a pipelined burst within the limits is closed 4008; see the issue 7 report"]
 async fn pipelined_burst_within_the_limits_is_answered() {
-    let (_ws, host) = host("").await;
-    let c = Client::authorized(&host, "alice-token").await;
+    // The real binary (its own multi-threaded runtime), not a test runtime.
+    let mut ws = Workspace::new();
+    ws.install_bundled();
+    let host = ProcessHost::start(&ws, "");
+    let c = Client::authorized_at(host.addr, "alice-token").await;
     let mut frames: Vec<String> = (0..1_024)
         .map(|i| {
             json!({"type": "subscribe", "room": {"target": "message", "customer": i.to_string()}, "requestId": i.to_string()})
@@ -471,7 +474,6 @@ async fn pipelined_burst_within_the_limits_is_answered() {
     let Pipelined { replies, close } = pipeline(c, frames, usize::MAX).await;
     assert_eq!(close, None, "closed after {} replies", replies.len());
     assert_eq!(replies.len(), 1_280);
-    host.stop().await;
 }
 
 /// RFC 6455 §5.5: control frames carry at most 125 bytes; a longer one is a
