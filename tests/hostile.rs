@@ -495,18 +495,6 @@ async fn control_frame_over_125_bytes_is_a_protocol_error() {
 // ---------------------------------------------------------------------------
 // At scale, against the real binary (memory measured on the host process).
 
-/// Polls the admin status until `pred` holds (at most `wait`).
-async fn status_until(host: &ProcessHost, wait: Duration, pred: impl Fn(&Value) -> bool) -> Value {
-    let start = Instant::now();
-    loop {
-        let status = host.status().await;
-        if pred(&status) || start.elapsed() > wait {
-            return status;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
 /// Open websocket connections, from the admin API (the asking connection
 /// not included: it is plain HTTP).
 async fn open_connections(host: &ProcessHost) -> usize {
@@ -1242,6 +1230,108 @@ fn trigger_bodies_get_a_status_never_a_crash() {
     });
     eprintln!("trigger bodies: {} publishes delivered", delivered.get());
     let mut listener = listener.into_inner();
+    // The trigger fuzzer's seeds and regressions, too.
+    for (path, body) in fuzz_inputs("trigger_body") {
+        let body = String::from_utf8_lossy(&body);
+        let (status, text) = rt.block_on(host.trigger(Some(TRIGGER_TOKEN), &body));
+        assert!(
+            matches!(status, 200 | 400 | 413),
+            "{path:?}: {status} {text}"
+        );
+        if status == 200 {
+            let n = serde_json::from_str::<Value>(&text).unwrap()["delivered"]
+                .as_u64()
+                .unwrap();
+            for _ in 0..n {
+                rt.block_on(listener.next());
+            }
+        }
+    }
     rt.block_on(still_serves(&mut listener));
     rt.block_on(host.stop());
+}
+
+// ---------------------------------------------------------------------------
+// The fuzzers' seeds and every input they ever crashed on
+// (`fuzz/regressions/<target>/`), replayed through the same checks as the
+// fuzz targets, on every `cargo test`.
+
+fn fuzz_inputs(target: &str) -> Vec<(std::path::PathBuf, Vec<u8>)> {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .join("fuzz");
+    let mut inputs = Vec::new();
+    for dir in ["seeds", "regressions"] {
+        let Ok(entries) = std::fs::read_dir(root.join(dir).join(target)) else {
+            continue;
+        };
+        for entry in entries.filter_map(Result::ok) {
+            let bytes = std::fs::read(entry.path()).unwrap();
+            inputs.push((entry.path(), bytes));
+        }
+    }
+    inputs
+}
+
+#[test]
+fn fuzz_seeds_and_regressions_replay() {
+    use modhost::{
+        protocol::{self, ClientFrame},
+        rooms::{Room, RoomIndex},
+        signing::Envelope,
+    };
+    let mut replayed = 0;
+    for (path, data) in fuzz_inputs("frame_decode") {
+        let Some((&depth, rest)) = data.split_first() else {
+            continue;
+        };
+        if let Ok(text) = std::str::from_utf8(rest)
+            && let Ok(ClientFrame::Subscribe { room, .. }) = protocol::decode(text, depth.into())
+            && let Ok(room) = Room::parse(&room)
+        {
+            assert!(Room::parse(&room.to_json()).unwrap() == room, "{path:?}");
+        }
+        replayed += 1;
+    }
+    for (path, data) in fuzz_inputs("room_match") {
+        let rooms: Vec<Room> = serde_json::Deserializer::from_slice(&data)
+            .into_iter::<Value>()
+            .map_while(Result::ok)
+            .take(64)
+            .filter_map(|v| Room::parse(&v).ok())
+            .collect();
+        let (subs, published) = rooms.split_at(rooms.len() / 2);
+        let mut index: RoomIndex<usize> = RoomIndex::new();
+        for (i, room) in subs.iter().enumerate() {
+            index
+                .subscribe(0, i.to_string().into(), room.clone(), i)
+                .unwrap();
+        }
+        let mut got = Vec::new();
+        index.for_each_match(published, |_, _, _, &i| got.push(i));
+        got.sort_unstable();
+        let want: Vec<usize> = (0..subs.len())
+            .filter(|&i| published.iter().any(|p| p.matches(&subs[i])))
+            .collect();
+        assert_eq!(got, want, "{path:?}");
+        replayed += 1;
+    }
+    for (path, data) in fuzz_inputs("envelope_parse") {
+        if let Ok(text) = std::str::from_utf8(&data)
+            && let Ok(env) = Envelope::parse(text)
+        {
+            assert_eq!(Envelope::parse(&env.to_toml()).unwrap(), env, "{path:?}");
+        }
+        replayed += 1;
+    }
+    for (_, data) in fuzz_inputs("config_parse") {
+        if let Ok(text) = std::str::from_utf8(&data)
+            && let Err(e) = modhost::config::parse(text, std::path::Path::new("/fuzz/config.toml"))
+        {
+            let _ = e.to_string();
+        }
+        replayed += 1;
+    }
+    assert!(replayed >= 10, "the fuzz seeds are missing: {replayed}");
 }
