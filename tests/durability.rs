@@ -77,7 +77,7 @@ async fn seq_marks_survive_kill_9_of_the_real_binary_at_any_moment() {
             ws.install(m, &format!("{m}.so"), m, VERSION, seq);
         }
         let mut host = ProcessHost::spawn(&ws, "");
-        if round % 3 == 0 {
+        if round.is_multiple_of(3) {
             // Wait until all four are serving this seq, then kill soon after.
             let addr = host
                 .wait_listening(Duration::from_secs(60))
