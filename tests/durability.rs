@@ -167,21 +167,28 @@ async fn a_restart_loads_the_builds_it_accepted_before() {
 }
 
 /// The child of `seq_store_survives_kill_9_mid_write`: writes marks as fast
-/// as it can and prints each one after `accept` returned. A plain test run
-/// (without the variable) does nothing.
+/// as it can and appends each one to a log file (one `write` per line)
+/// after `accept` returned. A plain test run (without the variables) does
+/// nothing.
 #[test]
 fn seq_writer_child() {
-    let Ok(dir) = std::env::var("MODHOST_SEQ_WRITER_STATE") else {
+    let (Ok(dir), Ok(log)) = (
+        std::env::var("MODHOST_SEQ_WRITER_STATE"),
+        std::env::var("MODHOST_SEQ_WRITER_LOG"),
+    ) else {
         return;
     };
     let store = SeqStore::open(Path::new(&dir)).expect("state opens");
     let mut seq = store.highest("writer").unwrap_or(0);
-    let mut out = std::io::stdout().lock();
+    let mut out = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .expect("log opens");
     loop {
         seq += 1;
         store.accept("writer", seq).expect("accept");
-        writeln!(out, "{seq}").unwrap();
-        out.flush().unwrap();
+        out.write_all(format!("{seq}\n").as_bytes()).unwrap();
     }
 }
 
@@ -207,7 +214,8 @@ fn seq_store_survives_kill_9_mid_write() {
                 "1",
             ])
             .env("MODHOST_SEQ_WRITER_STATE", &state)
-            .stdout(std::fs::File::create(&out_path).unwrap())
+            .env("MODHOST_SEQ_WRITER_LOG", &out_path)
+            .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .spawn()
             .unwrap();
@@ -217,7 +225,7 @@ fn seq_store_survives_kill_9_mid_write() {
         temps += leftover_temps(&state);
 
         // The last complete line is the last mark `accept` returned for.
-        let out = std::fs::read_to_string(&out_path).unwrap();
+        let out = std::fs::read_to_string(&out_path).unwrap_or_default();
         let lines: Vec<u64> = out
             .split_terminator('\n')
             .filter_map(|l| l.parse().ok())
