@@ -276,7 +276,9 @@ fn read_error_close(error: &axum::Error) -> Option<(u16, &'static str)> {
     if text.contains("without closing handshake") {
         return None;
     }
-    if text.contains("too long") || text.contains("Space limit") || text.contains("too big") {
+    // Oversize messages and frames say "too long"; "Control frame too big"
+    // is a protocol violation (RFC 6455 §5.5), not a size limit of ours.
+    if text.contains("too long") || text.contains("Space limit") {
         Some((1009, "message too big"))
     } else if text.contains("UTF-8") || text.contains("utf-8") || text.contains("Utf8") {
         Some((1007, "invalid UTF-8"))
