@@ -585,6 +585,9 @@ async fn readers_and_stuck_clients(host: &ProcessHost) -> Cycle {
                 match tokio::time::timeout(Duration::from_secs(60), c.ws.next()).await {
                     Ok(Some(Ok(Message::Text(t)))) => {
                         if t.contains(r#""data":"end""#) {
+                            // A reader that is done says so (a dropped one
+                            // would be parked for resuming).
+                            c.close().await;
                             return (n, None);
                         }
                         n += 1;

@@ -200,7 +200,11 @@ pub(super) async fn run(
     };
 
     let grace = config.server.resume_grace;
-    let park = matches!(end, End::Dropped) && !grace.is_zero();
+    // Parked sessions hold no connection slot, so they get a cap of their
+    // own: at most as many as live connections may exist.
+    let park = matches!(end, End::Dropped)
+        && !grace.is_zero()
+        && state.sessions.parked() < limits.max_connections;
     let stop: Stop = match end {
         End::Close(code, reason) => Some((code, reason)),
         End::ClientClosed | End::Dropped => None,
