@@ -332,6 +332,20 @@ async fn resume_returns_missed_replies_and_publishes() {
     // The connection breaks (no close frame).
     drop(c);
     tokio::time::sleep(Duration::from_millis(100)).await;
+    let rows = crate::harness::http()
+        .get(host.url("/api/connections"))
+        .bearer_auth(crate::harness::ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .json::<Vec<Value>>()
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(
+        (rows[0]["session"].as_str(), rows[0]["state"].as_str()),
+        (Some(session.as_str()), Some("parked"))
+    );
     let (status, _) = host
         .trigger(
             Some(crate::harness::TRIGGER_TOKEN),
@@ -455,4 +469,26 @@ async fn host_with_grace(secs: u64) -> (Workspace, TestHost) {
     );
     let host = TestHost::start_text(&ws, &text).await;
     (ws, host)
+}
+
+#[tokio::test]
+async fn parked_sessions_are_capped_like_connections() {
+    let (_ws, host) = host("[limits]\nmax_connections = 2").await;
+    for _ in 0..5 {
+        let (c, _) = Client::hello(&host, "alice-token", "").await;
+        drop(c);
+        // The slot comes back once the server has seen the drop.
+        for _ in 0..200 {
+            if host.state.sessions.open() == 0 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+    assert_eq!(
+        host.state.sessions.parked(),
+        2,
+        "no more parked than max_connections"
+    );
+    host.stop().await;
 }

@@ -577,3 +577,527 @@ impl Client {
         }
     }
 }
+
+// ---------------------------------------------------------------------------
+// Reliability helpers (tests/hostile.rs, tests/durability.rs).
+
+/// Resident memory of process `pid` in KiB (`VmRSS` in /proc).
+pub fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Raises this process's soft open-files limit to `want` (at most the hard
+/// limit); returns the soft limit now in force. Children inherit it.
+pub fn raise_nofile(want: u64) -> u64 {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit only read and write the struct we pass.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0 {
+            return 0;
+        }
+        if lim.rlim_cur < want {
+            let raised = libc::rlimit {
+                rlim_cur: want.min(lim.rlim_max),
+                rlim_max: lim.rlim_max,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
+                lim = raised;
+            }
+        }
+    }
+    lim.rlim_cur
+}
+
+/// Strips ANSI colour sequences from log text.
+fn strip_ansi(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// Resource limits for a [`ProcessHost`] (setrlimit before exec).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ProcessLimits {
+    /// RLIMIT_AS, bytes.
+    pub address_space: Option<u64>,
+    /// RLIMIT_NOFILE.
+    pub open_files: Option<u64>,
+}
+
+/// The real `modhost` binary running on a workspace, as a child process:
+/// its memory is its own (RSS is measured without the test's clients), and
+/// it can be killed with SIGKILL.
+pub struct ProcessHost {
+    pub child: std::process::Child,
+    pub addr: std::net::SocketAddr,
+    log: PathBuf,
+}
+
+impl ProcessHost {
+    /// Writes `ws`'s config with `extra` appended and starts the binary on
+    /// it; waits until it listens.
+    pub fn start(ws: &Workspace, extra: &str) -> ProcessHost {
+        Self::start_with(ws, extra, ProcessLimits::default())
+    }
+
+    /// Like `start`, with rlimits set on the host process.
+    pub fn start_with(ws: &Workspace, extra: &str, limits: ProcessLimits) -> ProcessHost {
+        let mut host = Self::spawn_with(ws, extra, limits);
+        host.addr = host
+            .wait_listening(Duration::from_secs(60))
+            .unwrap_or_else(|| panic!("modhost did not start:\n{}", host.log()));
+        host
+    }
+
+    /// Starts the binary without waiting for it (for kill-at-any-moment).
+    pub fn spawn(ws: &Workspace, extra: &str) -> ProcessHost {
+        Self::spawn_with(ws, extra, ProcessLimits::default())
+    }
+
+    fn spawn_with(ws: &Workspace, extra: &str, limits: ProcessLimits) -> ProcessHost {
+        use std::os::unix::process::CommandExt;
+        let bin = modhost_bin();
+        let config = ws.path().join("config.toml");
+        std::fs::write(&config, ws.config_text(extra)).unwrap();
+        let log = ws.path().join(format!("host-{}.log", unique()));
+        let out = std::fs::File::create(&log).unwrap();
+        let mut cmd = Command::new(bin);
+        cmd.arg("run")
+            .arg("--config")
+            .arg(&config)
+            .current_dir(ws.path())
+            .env("NO_COLOR", "1")
+            .env(
+                "MODHOST_LOG",
+                std::env::var("MODHOST_TEST_LOG").unwrap_or_else(|_| "info".into()),
+            )
+            .stdin(std::process::Stdio::null())
+            .stdout(out.try_clone().unwrap())
+            .stderr(out);
+        if limits != ProcessLimits::default() {
+            // SAFETY: setrlimit is async-signal-safe; nothing else runs
+            // between fork and exec.
+            unsafe {
+                cmd.pre_exec(move || {
+                    let set = |resource, value: u64| {
+                        let lim = libc::rlimit {
+                            rlim_cur: value,
+                            rlim_max: value,
+                        };
+                        if libc::setrlimit(resource, &lim) != 0 {
+                            return Err(std::io::Error::last_os_error());
+                        }
+                        Ok(())
+                    };
+                    if let Some(v) = limits.address_space {
+                        set(libc::RLIMIT_AS, v)?;
+                    }
+                    if let Some(v) = limits.open_files {
+                        set(libc::RLIMIT_NOFILE, v)?;
+                    }
+                    Ok(())
+                });
+            }
+        }
+        let child = cmd.spawn().expect("start modhost");
+        ProcessHost {
+            child,
+            addr: "127.0.0.1:0".parse().unwrap(),
+            log,
+        }
+    }
+
+    /// Waits for the "listening" log line; None if the process exited or
+    /// `wait` passed.
+    pub fn wait_listening(&mut self, wait: Duration) -> Option<std::net::SocketAddr> {
+        let start = std::time::Instant::now();
+        while start.elapsed() < wait {
+            let log = self.log();
+            if let Some(addr) = log
+                .lines()
+                .find(|l| l.contains("listening"))
+                .and_then(|l| l.split("addr=").nth(1))
+                .and_then(|a| a.split_whitespace().next())
+                .and_then(|a| a.parse().ok())
+            {
+                return Some(addr);
+            }
+            if matches!(self.child.try_wait(), Ok(Some(_))) {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        None
+    }
+
+    /// The host's log so far (colours stripped).
+    pub fn log(&self) -> String {
+        strip_ansi(&std::fs::read_to_string(&self.log).unwrap_or_default())
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Resident memory in KiB.
+    pub fn rss_kib(&self) -> u64 {
+        rss_kib(self.pid())
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    pub fn ws_url(&self, token: &str) -> String {
+        format!("ws://{}/ws/?token={token}", self.addr)
+    }
+
+    /// SIGKILL, then reap.
+    pub fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// SIGTERM and wait up to `wait` for the exit; None if still running
+    /// (it is then killed).
+    pub fn terminate(&mut self, wait: Duration) -> Option<std::process::ExitStatus> {
+        // SAFETY: kill(2) on our own child's pid.
+        unsafe {
+            libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM);
+        }
+        let start = std::time::Instant::now();
+        while start.elapsed() < wait {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        self.kill9();
+        None
+    }
+
+    /// `GET /api/modules`.
+    pub async fn modules(&self) -> Vec<Value> {
+        let resp = http()
+            .get(self.url("/api/modules"))
+            .bearer_auth(ADMIN_TOKEN)
+            .send()
+            .await
+            .unwrap();
+        resp.json().await.unwrap()
+    }
+
+    /// `POST /api/call`; returns (status, body).
+    pub async fn call(&self, module: &str, command: &str, params: Value) -> (u16, Value) {
+        admin_call(&self.url("/api/call"), module, command, params).await
+    }
+
+    /// `POST /trigger/`; returns the status.
+    pub async fn trigger(&self, body: &Value) -> u16 {
+        http()
+            .post(self.url("/trigger/"))
+            .bearer_auth(TRIGGER_TOKEN)
+            .body(body.to_string())
+            .send()
+            .await
+            .map(|r| r.status().as_u16())
+            .unwrap_or(0)
+    }
+
+    /// The admin `status` frame (counters), over a websocket.
+    pub async fn status(&self) -> Value {
+        let mut c = Client::connect(&self.ws_url("admin-token")).await;
+        c.next().await;
+        c.send_json(serde_json::json!({"type": "status"})).await;
+        c.next().await
+    }
+}
+
+impl Drop for ProcessHost {
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            self.kill9();
+        }
+    }
+}
+
+/// `POST /api/call` against `url`.
+pub async fn admin_call(url: &str, module: &str, command: &str, params: Value) -> (u16, Value) {
+    let resp = http()
+        .post(url)
+        .bearer_auth(ADMIN_TOKEN)
+        .header("content-type", "application/json")
+        .body(
+            serde_json::json!({"module": module, "command": command, "params": params}).to_string(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status().as_u16();
+    let body = serde_json::from_slice(&resp.bytes().await.unwrap()).unwrap_or(Value::Null);
+    (status, body)
+}
+
+fn unique() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    N.fetch_add(1, Ordering::Relaxed)
+}
+
+impl TestHost {
+    /// Stops the host; true if it finished within `wait` (modules included).
+    pub async fn stop_within(mut self, wait: Duration) -> bool {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        match self.task.take() {
+            Some(task) => tokio::time::timeout(wait, task).await.is_ok(),
+            None => true,
+        }
+    }
+}
+
+impl Client {
+    /// Connects to `addr` as `token`, asserts it is authorized, and skips
+    /// the offer.
+    pub async fn authorized_at(addr: std::net::SocketAddr, token: &str) -> Client {
+        let mut c = Client::connect(&format!("ws://{addr}/ws/?token={token}")).await;
+        let hello = c.next().await;
+        assert_eq!(hello["is_authorized"], true, "{hello}");
+        c
+    }
+
+    /// Connects with small socket buffers (as the host uses), for tests
+    /// that open thousands of clients. `rcvbuf` shrinks the kernel receive
+    /// buffer, so a client that never reads fills up quickly; it also caps
+    /// the segment size at an Ethernet-like 1,400 bytes, since over
+    /// loopback (64 KiB segments) the host's kernel send buffer autotunes to
+    /// megabytes per connection, which no real network peer would cause.
+    pub async fn connect_small(
+        addr: std::net::SocketAddr,
+        path: &str,
+        rcvbuf: Option<u32>,
+    ) -> Result<Client, tokio_tungstenite::tungstenite::Error> {
+        use std::os::fd::AsRawFd;
+        use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+        let socket = tokio::net::TcpSocket::new_v4()?;
+        if let Some(size) = rcvbuf {
+            socket.set_recv_buffer_size(size)?;
+            let mss: libc::c_int = 1400;
+            // SAFETY: setsockopt on a socket we own, with a c_int option.
+            let rc = unsafe {
+                libc::setsockopt(
+                    socket.as_raw_fd(),
+                    libc::IPPROTO_TCP,
+                    libc::TCP_MAXSEG,
+                    std::ptr::from_ref(&mss).cast(),
+                    std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+                )
+            };
+            if rc != 0 {
+                return Err(std::io::Error::last_os_error().into());
+            }
+        }
+        let stream = socket.connect(addr).await?;
+        let config = WebSocketConfig::default()
+            .read_buffer_size(4096)
+            .write_buffer_size(4096)
+            .max_write_buffer_size(1 << 20);
+        let (ws, _) = tokio_tungstenite::client_async_with_config(
+            format!("ws://{addr}{path}"),
+            MaybeTlsStream::Plain(stream),
+            Some(config),
+        )
+        .await?;
+        Ok(Client { ws })
+    }
+}
+
+/// A websocket client that writes raw frames, for input no well-behaved
+/// library would send (bad UTF-8, lying lengths, broken fragmentation).
+pub struct RawWs {
+    pub stream: TcpStream,
+    buf: Vec<u8>,
+}
+
+/// Websocket opcodes.
+pub mod op {
+    pub const CONT: u8 = 0x0;
+    pub const TEXT: u8 = 0x1;
+    pub const BINARY: u8 = 0x2;
+    pub const CLOSE: u8 = 0x8;
+    pub const PING: u8 = 0x9;
+    pub const PONG: u8 = 0xA;
+}
+
+impl RawWs {
+    /// Upgrades `path` (e.g. `/ws/?token=alice-token`); `Err(status)` if the
+    /// server answered anything but 101.
+    pub async fn connect(addr: std::net::SocketAddr, path: &str) -> Result<RawWs, u16> {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut stream = TcpStream::connect(addr).await.map_err(|_| 0u16)?;
+        let req = format!(
+            "GET {path} HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+             Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        );
+        stream.write_all(req.as_bytes()).await.map_err(|_| 0u16)?;
+        let mut buf = Vec::new();
+        let mut chunk = [0u8; 4096];
+        let end = loop {
+            if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                break i + 4;
+            }
+            let n = tokio::time::timeout(WAIT, stream.read(&mut chunk))
+                .await
+                .map_err(|_| 0u16)?
+                .map_err(|_| 0u16)?;
+            if n == 0 {
+                return Err(0);
+            }
+            buf.extend_from_slice(&chunk[..n]);
+        };
+        let head = String::from_utf8_lossy(&buf[..end]).into_owned();
+        let status: u16 = head
+            .split_whitespace()
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
+        if status != 101 {
+            return Err(status);
+        }
+        buf.drain(..end);
+        Ok(RawWs { stream, buf })
+    }
+
+    /// Sends one masked frame.
+    pub async fn frame(&mut self, fin: bool, opcode: u8, payload: &[u8]) -> std::io::Result<()> {
+        use tokio::io::AsyncWriteExt;
+        let mut out = Self::header(fin, opcode, payload.len() as u64);
+        let mask = [0x37u8, 0xfa, 0x21, 0x3d];
+        out.extend_from_slice(&mask);
+        out.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+        self.stream.write_all(&out).await
+    }
+
+    /// Sends only a frame header claiming `len` payload bytes (and the mask).
+    pub async fn header_only(&mut self, fin: bool, opcode: u8, len: u64) -> std::io::Result<()> {
+        use tokio::io::AsyncWriteExt;
+        let mut out = Self::header(fin, opcode, len);
+        out.extend_from_slice(&[1, 2, 3, 4]);
+        self.stream.write_all(&out).await
+    }
+
+    fn header(fin: bool, opcode: u8, len: u64) -> Vec<u8> {
+        let mut out = vec![if fin { 0x80 } else { 0 } | opcode];
+        match len {
+            0..=125 => out.push(0x80 | len as u8),
+            126..=0xffff => {
+                out.push(0x80 | 126);
+                out.extend_from_slice(&(len as u16).to_be_bytes());
+            }
+            _ => {
+                out.push(0x80 | 127);
+                out.extend_from_slice(&len.to_be_bytes());
+            }
+        }
+        out
+    }
+
+    /// The next frame from the server (opcode, payload); None on EOF or
+    /// after `wait`.
+    pub async fn read_frame(&mut self, wait: Duration) -> Option<(u8, Vec<u8>)> {
+        use tokio::io::AsyncReadExt;
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            if let Some((frame, used)) = Self::parse(&self.buf) {
+                self.buf.drain(..used);
+                return Some(frame);
+            }
+            let mut chunk = [0u8; 16384];
+            let n = tokio::time::timeout_at(deadline, self.stream.read(&mut chunk))
+                .await
+                .ok()?
+                .ok()?;
+            if n == 0 {
+                return None;
+            }
+            self.buf.extend_from_slice(&chunk[..n]);
+        }
+    }
+
+    fn parse(buf: &[u8]) -> Option<((u8, Vec<u8>), usize)> {
+        if buf.len() < 2 {
+            return None;
+        }
+        let opcode = buf[0] & 0x0f;
+        let (len, mut at) = match buf[1] & 0x7f {
+            126 => (
+                u16::from_be_bytes(buf.get(2..4)?.try_into().ok()?) as usize,
+                4,
+            ),
+            127 => (
+                u64::from_be_bytes(buf.get(2..10)?.try_into().ok()?) as usize,
+                10,
+            ),
+            n => (n as usize, 2),
+        };
+        if buf[1] & 0x80 != 0 {
+            at += 4; // server frames are never masked; tolerate it anyway
+        }
+        let payload = buf.get(at..at + len)?.to_vec();
+        Some(((opcode, payload), at + len))
+    }
+
+    /// Reads until a close frame and returns its code (None: the
+    /// connection ended without one, or nothing came within `WAIT`).
+    pub async fn close_code(&mut self) -> Option<u16> {
+        while let Some((opcode, payload)) = self.read_frame(WAIT).await {
+            if opcode == op::CLOSE {
+                return payload.get(..2).map(|c| u16::from_be_bytes([c[0], c[1]]));
+            }
+        }
+        None
+    }
+
+    /// The next text frame's text, skipping control frames.
+    pub async fn next_text(&mut self) -> Option<String> {
+        while let Some((opcode, payload)) = self.read_frame(WAIT).await {
+            match opcode {
+                op::TEXT => return Some(String::from_utf8_lossy(&payload).into_owned()),
+                op::CLOSE => return None,
+                _ => continue,
+            }
+        }
+        None
+    }
+
+    /// The next JSON frame that is not a resource offer.
+    pub async fn next_json(&mut self) -> Option<Value> {
+        loop {
+            let text = self.next_text().await?;
+            let v: Value = serde_json::from_str(&text).unwrap_or(Value::String(text));
+            if v["type"] != "resource_offer" {
+                return Some(v);
+            }
+        }
+    }
+}

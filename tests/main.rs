@@ -7,6 +7,8 @@
 //! - `gateway`: websocket protocol, auth modes, rooms and fan-out, limits
 //! - `calls`: the command broker over websockets
 //! - `reload`: hot reload of modules and config.toml; fault containment
+//! - `hostile`: hostile clients and modules: errors, closes, bounded memory
+//! - `durability`: state on disk survives `kill -9` at any moment
 
 // Items shared between test files are `pub`; a test binary exports nothing.
 #![allow(unreachable_pub)]
@@ -14,6 +16,8 @@
 mod harness;
 
 mod calls;
+mod durability;
 mod gateway;
+mod hostile;
 mod modules;
 mod reload;

@@ -122,8 +122,10 @@ pub async fn echo(State(state): State<Arc<AppState>>, ws: WebSocketUpgrade) -> R
             while let Some(Ok(msg)) = socket.next().await {
                 let reply = match msg {
                     Message::Text(_) | Message::Binary(_) => msg,
-                    Message::Close(_) => break,
-                    Message::Ping(_) | Message::Pong(_) => continue,
+                    // tungstenite queued the close reply; the next read
+                    // flushes it and then ends the stream (a clean close).
+                    // Leaving now would drop the socket unflushed.
+                    Message::Close(_) | Message::Ping(_) | Message::Pong(_) => continue,
                 };
                 if socket.send(reply).await.is_err() {
                     break;

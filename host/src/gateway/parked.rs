@@ -66,6 +66,11 @@ impl ParkedSessions {
         }
     }
 
+    /// Session numbers of the parked sessions.
+    pub(super) fn ids(&self) -> std::collections::HashSet<u64> {
+        self.lock().values().map(|p| p.id).collect()
+    }
+
     /// Number of parked sessions.
     pub(super) fn len(&self) -> usize {
         self.lock().len()

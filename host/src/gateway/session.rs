@@ -200,7 +200,11 @@ pub(super) async fn run(
     };
 
     let grace = config.server.resume_grace;
-    let park = matches!(end, End::Dropped) && !grace.is_zero();
+    // Parked sessions hold no connection slot, so they get a cap of their
+    // own: at most as many as live connections may exist.
+    let park = matches!(end, End::Dropped)
+        && !grace.is_zero()
+        && state.sessions.parked() < limits.max_connections;
     let stop: Stop = match end {
         End::Close(code, reason) => Some((code, reason)),
         End::ClientClosed | End::Dropped => None,
@@ -276,7 +280,9 @@ fn read_error_close(error: &axum::Error) -> Option<(u16, &'static str)> {
     if text.contains("without closing handshake") {
         return None;
     }
-    if text.contains("too long") || text.contains("Space limit") || text.contains("too big") {
+    // Oversize messages and frames say "too long"; "Control frame too big"
+    // is a protocol violation (RFC 6455 §5.5), not a size limit of ours.
+    if text.contains("too long") || text.contains("Space limit") {
         Some((1009, "message too big"))
     } else if text.contains("UTF-8") || text.contains("utf-8") || text.contains("Utf8") {
         Some((1007, "invalid UTF-8"))

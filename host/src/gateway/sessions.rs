@@ -46,6 +46,8 @@ pub struct ConnectionInfo {
     pub session: String,
     /// User id.
     pub user: String,
+    /// `open`, or `parked` (the client dropped; it may resume).
+    pub state: &'static str,
     /// Peer address.
     pub remote: Option<String>,
     /// Unix seconds.
@@ -162,12 +164,18 @@ impl Sessions {
 
     /// Rows for the admin API.
     pub fn list(&self) -> Vec<ConnectionInfo> {
+        let parked = self.parked.ids();
         let by_id = self.by_id.read().unwrap_or_else(|p| p.into_inner());
         let mut rows: Vec<ConnectionInfo> = by_id
             .iter()
             .map(|(id, e)| ConnectionInfo {
                 session: super::session_name(*id),
                 user: e.user.clone(),
+                state: if parked.contains(id) {
+                    "parked"
+                } else {
+                    "open"
+                },
                 remote: e.remote.map(|a| a.to_string()),
                 connected_at: e
                     .connected_at

@@ -22,6 +22,16 @@ use super::{
 /// Log lines a module may write per second before the rest are dropped.
 const LOG_LINES_PER_SECOND: u32 = 1_000;
 
+/// Publishes a module may make per second before the rest are refused
+/// (`rate-limited`). Memory does not need it: a publish is delivered (or
+/// dropped for a full outbox) before `publish` returns, so nothing queues.
+/// It bounds the CPU a runaway loop spends parsing and matching rooms, and
+/// makes the host say which module floods: without it, the only sign is
+/// its subscribers being closed as slow consumers (4008). Far above what a
+/// fan-out can deliver anyway (250 publishes/s to 1,000 subscribers is
+/// 250,000 deliveries/s).
+const PUBLISHES_PER_SECOND: u32 = 50_000;
+
 pub(crate) struct ModuleSink {
     pub(crate) module: String,
     pub(crate) generation: u64,
@@ -29,49 +39,93 @@ pub(crate) struct ModuleSink {
     pub(crate) services: Arc<dyn HostServices>,
     pub(crate) inbox: RSender<ToModule>,
     pub(crate) restarts: Arc<AtomicU64>,
+    /// The per-second budgets of log lines *and* publishes (named for the
+    /// first; `Generation::start` builds it with `Mutex::default()`).
     pub(crate) log_budget: Mutex<LogBudget>,
 }
 
+/// What a module may send per second.
+#[derive(Default)]
 pub(crate) struct LogBudget {
-    window: Instant,
-    used: u32,
-    dropped: u64,
+    log: Window,
+    publish: Window,
 }
 
-impl Default for LogBudget {
+/// A one-second window of a budget.
+struct Window {
+    start: Instant,
+    used: u32,
+    over: u64,
+}
+
+impl Default for Window {
     fn default() -> Self {
         Self {
-            window: Instant::now(),
+            start: Instant::now(),
             used: 0,
-            dropped: 0,
+            over: 0,
         }
     }
 }
 
-impl ModuleSink {
-    fn log(&self, level: LogLevel, message: &str) {
-        let dropped = {
-            let mut budget = self.log_budget.lock().unwrap_or_else(|p| p.into_inner());
-            if budget.window.elapsed().as_secs() >= 1 {
-                let dropped = budget.dropped;
-                *budget = LogBudget::default();
-                budget.used = 1;
-                dropped
-            } else if budget.used >= LOG_LINES_PER_SECOND {
-                budget.dropped += 1;
-                return;
+/// The verdict of [`Window::take`].
+#[derive(Debug, PartialEq, Eq)]
+enum Take {
+    /// Within the budget; `over` were refused in the window that just ended.
+    Allowed { over: u64 },
+    /// The first one over the budget in this window.
+    FirstOver,
+    /// Over the budget again in this window.
+    Over,
+}
+
+impl Window {
+    fn take(&mut self, limit: u32, now: Instant) -> Take {
+        if now.duration_since(self.start).as_secs() >= 1 {
+            let over = self.over;
+            *self = Window {
+                start: now,
+                used: 1,
+                over: 0,
+            };
+            return Take::Allowed { over };
+        }
+        if self.used >= limit {
+            self.over += 1;
+            return if self.over == 1 {
+                Take::FirstOver
             } else {
-                budget.used += 1;
-                0
-            }
-        };
+                Take::Over
+            };
+        }
+        self.used += 1;
+        Take::Allowed { over: 0 }
+    }
+}
+
+impl ModuleSink {
+    fn budget(&self) -> std::sync::MutexGuard<'_, LogBudget> {
+        self.log_budget.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn log(&self, level: LogLevel, message: &str) {
+        let take = self.budget().log.take(LOG_LINES_PER_SECOND, Instant::now());
         let module = self.module.as_str();
-        if dropped > 0 {
-            tracing::warn!(
+        match take {
+            Take::Allowed { over: 0 } => {}
+            Take::Allowed { over: dropped } => tracing::warn!(
                 module,
                 dropped,
-                "module logged more than {LOG_LINES_PER_SECOND} lines per second; lines were dropped"
-            );
+                "module logged more than {LOG_LINES_PER_SECOND} lines in a second; {dropped} were dropped"
+            ),
+            Take::FirstOver => {
+                tracing::warn!(
+                    module,
+                    "module logs more than {LOG_LINES_PER_SECOND} lines per second; dropping the rest of this second's"
+                );
+                return;
+            }
+            Take::Over => return,
         }
         match level {
             LogLevel::Error => tracing::error!(target: "modhost::module", module, "{message}"),
@@ -79,6 +133,42 @@ impl ModuleSink {
             LogLevel::Info => tracing::info!(target: "modhost::module", module, "{message}"),
             LogLevel::Debug => tracing::debug!(target: "modhost::module", module, "{message}"),
             LogLevel::Trace => tracing::trace!(target: "modhost::module", module, "{message}"),
+        }
+    }
+
+    /// Charges one publish to the budget; `Err` once it is spent. Logs at
+    /// most once per second per module (the first refusal of a second, and
+    /// the count refused in the previous one).
+    fn charge_publish(&self) -> Result<(), CallFailure> {
+        let take = self
+            .budget()
+            .publish
+            .take(PUBLISHES_PER_SECOND, Instant::now());
+        let module = self.module.as_str();
+        match take {
+            Take::Allowed { over: 0 } => Ok(()),
+            Take::Allowed { over: refused } => {
+                tracing::warn!(
+                    module,
+                    refused,
+                    "module published more than {PUBLISHES_PER_SECOND} messages in a second; {refused} publishes were refused (rate-limited)"
+                );
+                Ok(())
+            }
+            over => {
+                if over == Take::FirstOver {
+                    tracing::warn!(
+                        module,
+                        "module publishes more than {PUBLISHES_PER_SECOND} messages per second; refusing the rest of this second's (rate-limited)"
+                    );
+                }
+                Err(CallFailure::new(
+                    ErrorCode::RateLimited,
+                    format!(
+                        "publish budget spent: at most {PUBLISHES_PER_SECOND} publishes per second per module"
+                    ),
+                ))
+            }
         }
     }
 }
@@ -118,9 +208,9 @@ impl HostSink for ModuleSink {
                 );
                 Ok(0)
             }
-            FromModule::Publish { rooms, data } => {
-                self.services.publish(&self.module, &rooms, &data)
-            }
+            FromModule::Publish { rooms, data } => self
+                .charge_publish()
+                .and_then(|()| self.services.publish(&self.module, &rooms, &data)),
             FromModule::SendToUser { user, data } => {
                 self.services.send_to_user(&self.module, &user, &data)
             }
@@ -169,5 +259,34 @@ impl CallSink for ReplyToModule {
             id: self.id,
             outcome,
         }));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    #[test]
+    fn a_window_allows_its_limit_then_refuses_until_the_next_second() {
+        let t0 = Instant::now();
+        let mut w = Window {
+            start: t0,
+            used: 0,
+            over: 0,
+        };
+        for _ in 0..3 {
+            assert_eq!(w.take(3, t0), Take::Allowed { over: 0 });
+        }
+        assert_eq!(w.take(3, t0), Take::FirstOver);
+        assert_eq!(w.take(3, t0 + Duration::from_millis(999)), Take::Over);
+        assert_eq!(w.take(3, t0 + Duration::from_millis(999)), Take::Over);
+        // The next second reports how many were refused, once.
+        let t1 = t0 + Duration::from_secs(1);
+        assert_eq!(w.take(3, t1), Take::Allowed { over: 3 });
+        assert_eq!(w.take(3, t1), Take::Allowed { over: 0 });
+        assert_eq!(w.take(3, t1), Take::Allowed { over: 0 });
+        assert_eq!(w.take(3, t1), Take::FirstOver);
     }
 }

@@ -717,6 +717,56 @@ mod tests {
     }
 
     proptest! {
+        /// Frames a client library builds come back field for field,
+        /// whatever text the fields hold.
+        #[test]
+        fn decode_reads_back_what_a_client_sends(
+            rid in "\\PC{0,40}",
+            module in "\\PC{0,20}",
+            command in "\\PC{0,20}",
+            param in "\\PC{0,40}",
+            customer in "\\PC{0,20}",
+        ) {
+            let call = json!({"type": "call", "module": module, "command": command,
+                              "params": {"p": param}, "requestId": rid});
+            match decode(&call.to_string(), DEPTH).unwrap() {
+                ClientFrame::Call { module: m, command: c, params, request_id } => {
+                    prop_assert_eq!(m.as_deref(), Some(module.as_str()));
+                    prop_assert_eq!(c.as_deref(), Some(command.as_str()));
+                    prop_assert_eq!(request_id.as_deref(), Some(rid.as_str()));
+                    let params: Value = serde_json::from_str(params.unwrap().get()).unwrap();
+                    prop_assert_eq!(params, json!({"p": param}));
+                }
+                other => prop_assert!(false, "{other:?}"),
+            }
+            let room = json!({"target": "message", "customer": customer});
+            let sub = json!({"type": "subscribe", "room": room, "requestId": rid});
+            match decode(&sub.to_string(), DEPTH).unwrap() {
+                ClientFrame::Subscribe { room: r, request_id } => {
+                    prop_assert_eq!(r, room);
+                    prop_assert_eq!(request_id.as_deref(), Some(rid.as_str()));
+                }
+                other => prop_assert!(false, "{other:?}"),
+            }
+        }
+
+        /// Nesting: exactly `max_depth` levels decode, one more is TooDeep,
+        /// for arrays and objects alike.
+        #[test]
+        fn depth_limit_is_exact(depth in 1usize..127, objects in any::<bool>()) {
+            let nest = |levels: usize| {
+                // The frame is level 1; `x` holds levels - 1 more.
+                let inner = levels - 1;
+                let (open, close) = if objects { ("{\"a\":", "}") } else { ("[", "]") };
+                format!(r#"{{"type":"status","x":{}1{}}}"#, open.repeat(inner), close.repeat(inner))
+            };
+            prop_assert!(decode(&nest(depth), depth).is_ok());
+            prop_assert_eq!(
+                decode(&nest(depth + 1), depth).unwrap_err(),
+                DecodeError::TooDeep { max_depth: depth }
+            );
+        }
+
         #[test]
         fn decode_never_panics_on_any_text(text in ".{0,200}") {
             let _ = decode(&text, 8);

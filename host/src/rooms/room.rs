@@ -601,7 +601,59 @@ mod tests {
         .prop_map(|m| room(json!(m)))
     }
 
+    /// Any JSON value, rooms-like or not: nested, long keys, many keys.
+    fn arb_json() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(|n| json!(n)),
+            any::<f64>().prop_map(|f| json!(f)),
+            "\\PC{0,300}".prop_map(Value::String),
+            Just(json!("*")),
+        ];
+        leaf.prop_recursive(3, 64, 20, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+                proptest::collection::btree_map("[a-z*]{0,3}|\\PC{120,140}", inner, 0..20)
+                    .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
     proptest! {
+        /// Whatever a client sends as a room: a room within the bounds, or
+        /// an error; a room survives its own canonical JSON.
+        #[test]
+        fn parse_accepts_exactly_bounded_scalar_objects(v in arb_json()) {
+            match Room::parse(&v) {
+                Ok(r) => {
+                    let map = v.as_object().unwrap();
+                    prop_assert!(map.len() <= MAX_KEYS);
+                    prop_assert!(map.keys().all(|k| k.len() <= MAX_KEY_BYTES));
+                    prop_assert!(map.values().all(|v| !v.is_array() && !v.is_object()));
+                    prop_assert_eq!(r.len(), map.len());
+                    prop_assert_eq!(&room(r.to_json()), &r);
+                    prop_assert!(r.permits(&r) && r.matches(&r));
+                }
+                Err(e) => {
+                    let _ = e.to_string();
+                    let bad = match &v {
+                        Value::Object(map) => {
+                            map.len() > MAX_KEYS
+                                || map.keys().any(|k| k.len() > MAX_KEY_BYTES)
+                                || map.values().any(|v| match v {
+                                    Value::Array(_) | Value::Object(_) => true,
+                                    Value::String(s) => s.len() > MAX_STRING_BYTES,
+                                    _ => false,
+                                })
+                        }
+                        _ => true,
+                    };
+                    prop_assert!(bad, "{v} refused: {e}");
+                }
+            }
+        }
+
         #[test]
         fn permits_is_a_partial_order(a in arb_room(), b in arb_room(), c in arb_room()) {
             prop_assert!(a.permits(&a));

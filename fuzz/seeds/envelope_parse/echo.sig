@@ -1,0 +1,9 @@
+format = 1
+module = "echo"
+version = "0.1.0"
+seq = 42
+abi = "modhost-plugin-api=0.1;abi_stable=0.11;x86_64-unknown-linux-gnu"
+size = 14994856
+sha512 = "59e498e669c20316d9343a97233263325ac939a16d836a6494ab7180c3b19b2c72486520bd8eb2dc05a55ed5d9485dc0070b21b5e7ce360f8562ce383e28f9bf"
+key_id = "191dc186915bdf95"
+signature = "1lK8o0ooWWsUNPk8fDFVtjt47DIH32hn+pjE5VfiSEcPi8A3d8u6XeDu5g7s/9IiDmFWfth8IDmezz2IMMsKDA=="
