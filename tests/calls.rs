@@ -492,3 +492,32 @@ async fn parked_sessions_are_capped_like_connections() {
     );
     host.stop().await;
 }
+
+#[tokio::test]
+async fn a_module_pushes_to_every_session_of_a_user() {
+    let (_ws, host) = host("").await;
+    let mut phone = Client::authorized(&host, "alice-token").await;
+    let mut laptop = Client::authorized(&host, "alice-token").await;
+    let mut bob = Client::authorized(&host, "bob-token").await;
+    let reply = bob
+        .call(
+            "echo",
+            "notify",
+            json!({"user": "alice", "data": {"hi": "alice"}}),
+            "n",
+        )
+        .await;
+    assert_eq!(reply["result"], json!({"delivered": 2}), "{reply}");
+    for c in [&mut phone, &mut laptop] {
+        assert_eq!(
+            c.next().await,
+            json!({"type": "push", "module": "echo", "data": {"hi": "alice"}})
+        );
+    }
+    assert_eq!(bob.silent_for(Duration::from_millis(300)).await, None);
+    let nobody = bob
+        .call("echo", "notify", json!({"user": "carol", "data": 1}), "m")
+        .await;
+    assert_eq!(nobody["result"], json!({"delivered": 0}));
+    host.stop().await;
+}
