@@ -332,15 +332,7 @@ async fn resume_returns_missed_replies_and_publishes() {
     // The connection breaks (no close frame).
     drop(c);
     tokio::time::sleep(Duration::from_millis(100)).await;
-    let rows = crate::harness::http()
-        .get(host.url("/api/connections"))
-        .bearer_auth(crate::harness::ADMIN_TOKEN)
-        .send()
-        .await
-        .unwrap()
-        .json::<Vec<Value>>()
-        .await
-        .unwrap();
+    let rows = crate::harness::api_connections(&host.url("")).await;
     assert_eq!(rows.len(), 1);
     assert_eq!(
         (rows[0]["session"].as_str(), rows[0]["state"].as_str()),

@@ -464,6 +464,19 @@ impl Drop for TestHost {
     }
 }
 
+/// Rows of `GET /api/connections` from the host at `base` (`http://addr`).
+pub async fn api_connections(base: &str) -> Vec<Value> {
+    http()
+        .get(format!("{base}/api/connections"))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .json::<Vec<Value>>()
+        .await
+        .unwrap()
+}
+
 pub fn http() -> reqwest::Client {
     reqwest::Client::builder()
         .timeout(Duration::from_secs(30))

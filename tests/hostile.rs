@@ -496,15 +496,8 @@ async fn control_frame_over_125_bytes_is_a_protocol_error() {
 /// Open websocket connections, from the admin API (the asking connection
 /// not included: it is plain HTTP).
 async fn open_connections(host: &ProcessHost) -> usize {
-    crate::harness::http()
-        .get(host.url("/api/connections"))
-        .bearer_auth(crate::harness::ADMIN_TOKEN)
-        .send()
+    crate::harness::api_connections(&host.url(""))
         .await
-        .unwrap()
-        .json::<Vec<Value>>()
-        .await
-        .unwrap()
         .iter()
         .filter(|c| c["state"] == "open")
         .count()
