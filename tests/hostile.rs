@@ -669,10 +669,12 @@ async fn a_thousand_readers_keep_receiving_while_a_thousand_clients_never_read()
     let ws = Workspace::new();
     let host = ProcessHost::start(&ws, "[limits]\nsend_queue = 16\nmax_connections = 3000");
     let before = host.rss_kib();
-    // Twice: what the first cycle leaves behind (allocator caches) must not
-    // grow in the second.
-    let mut first_after = None;
-    for cycle in 1..=2 {
+    // Three times. What a cycle leaves behind is mostly allocator caches,
+    // which vary by tens of MiB from run to run but stop growing once they
+    // have served a cycle; a leak grows with every cycle. So the third
+    // cycle must end close to the highest of the first two.
+    let mut plateau = 0;
+    for cycle in 1..=3 {
         let c = readers_and_stuck_clients(&host).await;
         eprintln!(
             "cycle {cycle}: 1,000 readers got {} messages each in {:?} while 1,000 never read (all closed 4008); \
@@ -691,13 +693,16 @@ async fn a_thousand_readers_keep_receiving_while_a_thousand_clients_never_read()
             "RSS after {} MiB",
             mib(c.after)
         );
-        let first = *first_after.get_or_insert(c.after);
-        assert!(
-            c.after < first + 32 * 1024,
-            "RSS grew from {} to {} MiB over a second cycle",
-            mib(first),
-            mib(c.after)
-        );
+        if cycle < 3 {
+            plateau = plateau.max(c.after);
+        } else {
+            assert!(
+                c.after < plateau + 32 * 1024,
+                "RSS kept growing: {} MiB after the third cycle, {} MiB after the first two",
+                mib(c.after),
+                mib(plateau)
+            );
+        }
     }
 }
 
