@@ -101,6 +101,11 @@ impl Session {
         }
     }
 
+    /// Calls accepted and not yet answered (each will queue a reply).
+    pub(super) fn calls_in_flight(&self) -> usize {
+        self.calls.in_flight.load(Ordering::Acquire)
+    }
+
     /// The session's call log (kept when the session is parked).
     pub(super) fn calls(&self) -> &Arc<CallShared> {
         &self.calls

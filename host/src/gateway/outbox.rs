@@ -123,6 +123,11 @@ impl Outbox {
         self.tx.capacity()
     }
 
+    /// Total slots.
+    pub fn capacity(&self) -> usize {
+        self.tx.max_capacity()
+    }
+
     /// Waits until `n` slots are free (or the session is gone).
     pub async fn room_for(&self, n: usize) {
         let n = n.min(self.tx.max_capacity());

@@ -28,7 +28,8 @@ pub const CLOSE_IDLE: u16 = 4000;
 /// Close code when the host shuts down.
 pub const CLOSE_GOING_AWAY: u16 = 1001;
 
-/// Free outbox slots a session keeps before it reads the next client frame.
+/// Free outbox slots a session keeps, beyond one per call still running,
+/// before it reads the next client frame.
 /// A client that pipelines requests without reading is slowed down here
 /// (its frames wait in the socket) instead of being closed for its own
 /// replies; only room messages it did not ask for can overflow the outbox.
@@ -171,7 +172,9 @@ pub(super) async fn run(
                     None => break End::Dropped,
                 };
                 idle_timer.as_mut().reset(tokio::time::Instant::now() + idle);
-                if outbox.free() < REPLY_HEADROOM {
+                // Room for an immediate reply plus every reply still owed.
+                let need = (REPLY_HEADROOM + session.calls_in_flight()).min(outbox.capacity());
+                if outbox.free() < need {
                     tokio::select! {
                         biased;
                         _ = session_state.overflowed() => {
@@ -179,7 +182,7 @@ pub(super) async fn run(
                             break End::Close(CLOSE_TOO_SLOW, "too slow: messages were queued faster than the client read them");
                         }
                         _ = shutdown.changed() => break End::Close(CLOSE_GOING_AWAY, "server shutting down"),
-                        _ = outbox.room_for(REPLY_HEADROOM) => {}
+                        _ = outbox.room_for(need) => {}
                     }
                 }
                 match msg {
