@@ -425,11 +425,21 @@ async fn unpaced_flooder_is_answered_or_closed_and_others_are_unaffected() {
     let flood = tokio::spawn(pipeline(flooder, frames, usize::MAX));
     still_serves(&mut bob).await;
     let Pipelined { replies, close } = flood.await.unwrap();
-    // Today the flooder is closed as a slow consumer (its own replies fill
-    // its outbox); with read backpressure it would get every reply.
+    // The host stops reading a client whose replies pile up. This one sends
+    // without reading, so once the socket buffers are full both sides wait:
+    // after a few seconds the host gives up on it (4008, counted as a slow
+    // consumer). The close frame may never reach a client that does not
+    // read, so the connection may just end. Either way it never hangs the
+    // host, and if the buffers were large enough it got every reply.
+    let gave_up = host
+        .state
+        .sessions
+        .counters
+        .slow_consumers_closed
+        .load(std::sync::atomic::Ordering::Relaxed);
     assert!(
-        replies.len() == 20_000 || close == Some(4008),
-        "{} replies, close {close:?}",
+        replies.len() == 20_000 || (gave_up == 1 && close.is_none_or(|c| c == 4008)),
+        "{} replies, close {close:?}, slow consumers closed {gave_up}",
         replies.len()
     );
     eprintln!(

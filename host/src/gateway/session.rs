@@ -35,6 +35,10 @@ pub const CLOSE_GOING_AWAY: u16 = 1001;
 /// replies; only room messages it did not ask for can overflow the outbox.
 const REPLY_HEADROOM: usize = 16;
 
+/// How long a session waits for room for replies before it gives up on a
+/// client that sends requests but does not read what they produce.
+const REPLY_STALL: Duration = Duration::from_secs(5);
+
 /// Items the writer sends per flush at most.
 const WRITE_BATCH: usize = 128;
 
@@ -183,6 +187,11 @@ pub(super) async fn run(
                         }
                         _ = shutdown.changed() => break End::Close(CLOSE_GOING_AWAY, "server shutting down"),
                         _ = outbox.room_for(need) => {}
+                        _ = tokio::time::sleep(REPLY_STALL) => {
+                            state.sessions.counters.slow_consumers_closed.fetch_add(1, Ordering::Relaxed);
+                            tracing::info!(session = %session.ctx.name, user = %session.ctx.principal.user, "closing a client that sends requests but has not read their replies for {} s", REPLY_STALL.as_secs());
+                            break End::Close(CLOSE_TOO_SLOW, "too slow: replies are not being read");
+                        }
                     }
                 }
                 match msg {
