@@ -346,14 +346,7 @@ impl TestHost {
 
     /// `GET /api/modules`.
     pub async fn modules(&self) -> Vec<Value> {
-        let resp = http()
-            .get(self.url("/api/modules"))
-            .bearer_auth(ADMIN_TOKEN)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(resp.status(), 200);
-        serde_json::from_slice::<Vec<Value>>(&resp.bytes().await.unwrap()).unwrap()
+        api_modules(&self.url("")).await
     }
 
     /// The admin list row of module `name` (running) or refused file `file`.
@@ -363,20 +356,7 @@ impl TestHost {
 
     /// `POST /api/call`; returns (status, body).
     pub async fn call(&self, module: &str, command: &str, params: Value) -> (u16, Value) {
-        let resp = http()
-            .post(self.url("/api/call"))
-            .bearer_auth(ADMIN_TOKEN)
-            .header("content-type", "application/json")
-            .body(
-                serde_json::json!({"module": module, "command": command, "params": params})
-                    .to_string(),
-            )
-            .send()
-            .await
-            .unwrap();
-        let status = resp.status().as_u16();
-        let body = serde_json::from_slice(&resp.bytes().await.unwrap()).unwrap_or(Value::Null);
-        (status, body)
+        admin_call(&self.url("/api/call"), module, command, params).await
     }
 
     /// Polls `GET /api/modules` until the row named `name` satisfies
@@ -462,6 +442,18 @@ impl Drop for TestHost {
             let _ = stop.send(());
         }
     }
+}
+
+/// Rows of `GET /api/modules` from the host at `base` (`http://addr`).
+pub async fn api_modules(base: &str) -> Vec<Value> {
+    let resp = http()
+        .get(format!("{base}/api/modules"))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    resp.json().await.unwrap()
 }
 
 /// Rows of `GET /api/connections` from the host at `base` (`http://addr`).
@@ -810,13 +802,7 @@ impl ProcessHost {
 
     /// `GET /api/modules`.
     pub async fn modules(&self) -> Vec<Value> {
-        let resp = http()
-            .get(self.url("/api/modules"))
-            .bearer_auth(ADMIN_TOKEN)
-            .send()
-            .await
-            .unwrap();
-        resp.json().await.unwrap()
+        api_modules(&self.url("")).await
     }
 
     /// `POST /api/call`; returns (status, body).
