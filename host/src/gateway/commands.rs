@@ -101,11 +101,6 @@ impl Session {
         }
     }
 
-    /// Calls accepted and not yet answered (each will queue a reply).
-    pub(super) fn calls_in_flight(&self) -> usize {
-        self.calls.in_flight.load(Ordering::Acquire)
-    }
-
     /// The session's call log (kept when the session is parked).
     pub(super) fn calls(&self) -> &Arc<CallShared> {
         &self.calls
@@ -176,7 +171,7 @@ impl Session {
     }
 
     fn reply(&self, frame: String) {
-        self.ctx.outbox.text(frame);
+        self.ctx.outbox.reply(frame);
     }
 
     fn handle(&mut self, frame: ClientFrame) {
@@ -351,7 +346,7 @@ impl Session {
             } else {
                 // Accepted now: ack it and record the ack for repeats.
                 let ack = protocol::ack(&sink_rid);
-                outbox.text(ack.clone());
+                outbox.reply(ack.clone());
                 shared.in_flight.fetch_sub(1, Ordering::AcqRel);
                 shared
                     .log
@@ -387,6 +382,8 @@ struct SessionSink {
 }
 
 impl CallSink for SessionSink {
+    /// Stream items come at the module's pace, not the client's: they
+    /// count against the outbox bound like room messages.
     fn item(&mut self, result: &str) {
         self.outbox
             .text(reply_frame(&self.request_id, result, Some(false)));
@@ -403,7 +400,7 @@ impl CallSink for SessionSink {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .complete(&self.request_id, frame.clone());
-        self.outbox.text(frame);
+        self.outbox.reply(frame);
     }
 }
 

@@ -1,5 +1,20 @@
-//! A session's bounded outbox. Publishers push without waiting; a session
-//! whose outbox is full has fallen behind and is closed with code 4008.
+//! A session's outbox, in two lanes that share one queue (so the client
+//! sees frames in the order they were produced):
+//!
+//! - **unrequested** frames (room messages, resource offers, pushes to a
+//!   user, the items of a stream) come at a pace the client does not set.
+//!   At most `capacity` of them wait; one more means the client fell
+//!   behind, and it is closed with 4008. Publishers never wait.
+//! - **replies** to the client's own frames (success/error, ack, a call's
+//!   final reply, status, pong) are never refused and never count against
+//!   that bound. They are bounded by the session instead: it reads the next
+//!   client frame only while fewer than its reply window are unsent
+//!   ([`OutboxState::replies_fit`]), each frame yields at most one
+//!   immediate reply, and each call still running at most one final reply.
+//!
+//! So a client is closed as too slow only for what it did not ask for:
+//! however long the writer is kept from running (a busy machine), its own
+//! replies wait here and reading pauses, instead of overflowing.
 //!
 //! While a session is parked (its client dropped and may resume), the
 //! outbox keeps collecting what the client misses, up to its resume bound;
@@ -7,7 +22,7 @@
 
 use std::sync::{
     Arc,
-    atomic::{AtomicBool, AtomicUsize, Ordering},
+    atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering},
 };
 
 use axum::extract::ws::Utf8Bytes;
@@ -20,15 +35,25 @@ pub const CLOSE_TOO_SLOW: u16 = 4008;
 
 /// One item for the session's writer.
 pub enum Outgoing {
-    /// A complete text frame.
+    /// A complete text frame the client did not ask for.
     Text(Utf8Bytes),
     /// A room message, rendered by the writer with the subscription's id.
     Publish(PublishFrame, Arc<str>),
+    /// The answer to one of the client's own frames.
+    Reply(Utf8Bytes),
 }
 
-/// Shared between an outbox's senders and its session.
-#[derive(Default)]
+/// Shared between an outbox's senders, its receiver and its session.
 pub struct OutboxState {
+    /// Unrequested frames that may wait before the client is too slow.
+    capacity: usize,
+    unrequested: AtomicUsize,
+    replies: AtomicUsize,
+    reply_bytes: AtomicUsize,
+    /// Items the writer has taken so far: progress, for stall detection.
+    taken: AtomicU64,
+    /// The writer took a reply (the reader may be waiting for room).
+    reply_taken: Notify,
     overflowed: AtomicBool,
     notify: Notify,
     parked: AtomicBool,
@@ -37,6 +62,22 @@ pub struct OutboxState {
 }
 
 impl OutboxState {
+    fn new(capacity: usize) -> Self {
+        Self {
+            capacity: capacity.max(1),
+            unrequested: AtomicUsize::new(0),
+            replies: AtomicUsize::new(0),
+            reply_bytes: AtomicUsize::new(0),
+            taken: AtomicU64::new(0),
+            reply_taken: Notify::new(),
+            overflowed: AtomicBool::new(false),
+            notify: Notify::new(),
+            parked: AtomicBool::new(false),
+            parked_budget: AtomicUsize::new(0),
+            lost: AtomicBool::new(false),
+        }
+    }
+
     /// Resolves once the outbox of a live session has overflowed.
     pub async fn overflowed(&self) {
         loop {
@@ -46,6 +87,29 @@ impl OutboxState {
             }
             notified.await;
         }
+    }
+
+    /// Whether fewer than `count` replies and `bytes` bytes of replies are
+    /// unsent: the session may read the next client frame.
+    pub fn replies_fit(&self, count: usize, bytes: usize) -> bool {
+        self.replies.load(Ordering::Acquire) < count
+            && self.reply_bytes.load(Ordering::Acquire) < bytes
+    }
+
+    /// Resolves once [`replies_fit`](Self::replies_fit) holds.
+    pub async fn replies_drained(&self, count: usize, bytes: usize) {
+        loop {
+            let taken = self.reply_taken.notified();
+            if self.replies_fit(count, bytes) {
+                return;
+            }
+            taken.await;
+        }
+    }
+
+    /// Items the writer has taken from the outbox so far.
+    pub fn progress(&self) -> u64 {
+        self.taken.load(Ordering::Acquire)
     }
 
     /// From now on, keep at most `budget` more messages and never signal an
@@ -66,24 +130,55 @@ impl OutboxState {
     pub fn mark_lost(&self) {
         self.lost.store(true, Ordering::Release);
     }
+
+    /// While parked: whether one more message fits the resume bound.
+    /// Records the loss when it does not.
+    fn parked_admits(&self) -> bool {
+        let admitted = self
+            .parked_budget
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1))
+            .is_ok();
+        if !admitted {
+            self.lost.store(true, Ordering::Release);
+        }
+        admitted
+    }
+
+    /// Accounts for an item the writer took.
+    fn took(&self, item: &Outgoing) {
+        self.taken.fetch_add(1, Ordering::AcqRel);
+        match item {
+            Outgoing::Reply(text) => {
+                self.reply_bytes.fetch_sub(text.len(), Ordering::AcqRel);
+                self.replies.fetch_sub(1, Ordering::AcqRel);
+                self.reply_taken.notify_one();
+            }
+            Outgoing::Text(_) | Outgoing::Publish(..) => {
+                self.unrequested.fetch_sub(1, Ordering::AcqRel);
+            }
+        }
+    }
 }
 
 /// The sending side of a session's outbox. Cheap to clone.
 #[derive(Clone)]
 pub struct Outbox {
-    tx: mpsc::Sender<Outgoing>,
+    tx: mpsc::UnboundedSender<Outgoing>,
     state: Arc<OutboxState>,
 }
 
 impl Outbox {
-    /// An outbox holding up to `capacity` items, with its receiving end.
-    pub fn new(capacity: usize) -> (Outbox, mpsc::Receiver<Outgoing>) {
-        let (tx, rx) = mpsc::channel(capacity.max(1));
-        let outbox = Outbox {
-            tx,
-            state: Arc::new(OutboxState::default()),
+    /// An outbox holding up to `capacity` unrequested items, with its
+    /// receiving end.
+    pub fn new(capacity: usize) -> (Outbox, OutboxReceiver) {
+        // Unbounded as a channel; bounded by the lanes' accounting above.
+        let (tx, rx) = mpsc::unbounded_channel();
+        let state = Arc::new(OutboxState::new(capacity));
+        let receiver = OutboxReceiver {
+            rx,
+            state: state.clone(),
         };
-        (outbox, rx)
+        (Outbox { tx, state }, receiver)
     }
 
     /// The state shared with the session.
@@ -91,52 +186,167 @@ impl Outbox {
         &self.state
     }
 
-    /// Queues `item`. Returns false if the session is gone or has fallen
-    /// behind (it will be closed); never waits.
+    /// Queues an unrequested item. Returns false if the session is gone or
+    /// has fallen behind (it will be closed); never waits.
     pub fn push(&self, item: Outgoing) -> bool {
         let state = &self.state;
-        if state.parked.load(Ordering::Acquire) {
-            let within_budget = state
-                .parked_budget
-                .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1))
-                .is_ok();
-            if !within_budget || self.tx.try_send(item).is_err() {
+        let parked = state.parked.load(Ordering::Acquire);
+        if parked && !state.parked_admits() {
+            return false;
+        }
+        if state.unrequested.fetch_add(1, Ordering::AcqRel) >= state.capacity {
+            state.unrequested.fetch_sub(1, Ordering::AcqRel);
+            if parked {
                 state.lost.store(true, Ordering::Release);
-                return false;
+            } else if !state.overflowed.swap(true, Ordering::AcqRel) {
+                state.notify.notify_one();
             }
-            return true;
+            return false;
         }
-        match self.tx.try_send(item) {
-            Ok(()) => true,
-            Err(mpsc::error::TrySendError::Full(_)) => {
-                if !state.overflowed.swap(true, Ordering::AcqRel) {
-                    state.notify.notify_one();
-                }
-                false
-            }
-            Err(mpsc::error::TrySendError::Closed(_)) => false,
+        if self.tx.send(item).is_err() {
+            state.unrequested.fetch_sub(1, Ordering::AcqRel);
+            return false;
         }
+        true
     }
 
-    /// Free slots right now.
-    pub fn free(&self) -> usize {
-        self.tx.capacity()
-    }
-
-    /// Total slots.
-    pub fn capacity(&self) -> usize {
-        self.tx.max_capacity()
-    }
-
-    /// Waits until `n` slots are free (or the session is gone).
-    pub async fn room_for(&self, n: usize) {
-        let n = n.min(self.tx.max_capacity());
-        // The permits go straight back: this only waits for the writer.
-        let _ = self.tx.reserve_many(n).await;
-    }
-
-    /// Queues a text frame.
+    /// Queues an unrequested text frame.
     pub fn text(&self, text: impl Into<Utf8Bytes>) -> bool {
         self.push(Outgoing::Text(text.into()))
+    }
+
+    /// Queues the reply to one of the client's own frames. Never refused
+    /// for room (the session paces its reading instead); false only if the
+    /// session is gone, or parked past its resume bound.
+    pub fn reply(&self, text: impl Into<Utf8Bytes>) -> bool {
+        let text = text.into();
+        let state = &self.state;
+        if state.parked.load(Ordering::Acquire) && !state.parked_admits() {
+            return false;
+        }
+        let len = text.len();
+        state.replies.fetch_add(1, Ordering::AcqRel);
+        state.reply_bytes.fetch_add(len, Ordering::AcqRel);
+        if self.tx.send(Outgoing::Reply(text)).is_err() {
+            state.reply_bytes.fetch_sub(len, Ordering::AcqRel);
+            state.replies.fetch_sub(1, Ordering::AcqRel);
+            return false;
+        }
+        true
+    }
+}
+
+/// The receiving end of an outbox, held by the session's writer (and by a
+/// parked session while its client is away).
+pub struct OutboxReceiver {
+    rx: mpsc::UnboundedReceiver<Outgoing>,
+    state: Arc<OutboxState>,
+}
+
+impl OutboxReceiver {
+    /// The next item; `None` once every sender is gone.
+    pub async fn recv(&mut self) -> Option<Outgoing> {
+        let item = self.rx.recv().await?;
+        self.state.took(&item);
+        Some(item)
+    }
+
+    /// The next item if one is queued.
+    pub fn try_recv(&mut self) -> Option<Outgoing> {
+        let item = self.rx.try_recv().ok()?;
+        self.state.took(&item);
+        Some(item)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn text(s: &str) -> Utf8Bytes {
+        Utf8Bytes::from(s.to_owned())
+    }
+
+    #[test]
+    fn replies_never_overflow_and_unrequested_frames_do_at_capacity() {
+        let (outbox, mut rx) = Outbox::new(4);
+        // Far more replies than the capacity: all queued, no overflow.
+        for i in 0..1_000 {
+            assert!(outbox.reply(text(&format!("r{i}"))));
+        }
+        assert!(!outbox.state().overflowed.load(Ordering::Acquire));
+        for _ in 0..4 {
+            assert!(outbox.text(text("room")));
+        }
+        assert!(!outbox.state().overflowed.load(Ordering::Acquire));
+        assert!(!outbox.text(text("one too many")));
+        assert!(outbox.state().overflowed.load(Ordering::Acquire));
+        // Replies still go in after the overflow was signalled.
+        assert!(outbox.reply(text("late")));
+        let mut n = 0;
+        while rx.try_recv().is_some() {
+            n += 1;
+        }
+        assert_eq!(n, 1_000 + 4 + 1);
+        assert_eq!(outbox.state().progress(), n);
+    }
+
+    #[test]
+    fn order_is_kept_across_lanes() {
+        let (outbox, mut rx) = Outbox::new(8);
+        outbox.reply(text("a"));
+        outbox.text(text("b"));
+        outbox.reply(text("c"));
+        let order: Vec<String> = std::iter::from_fn(|| rx.try_recv())
+            .map(|item| match item {
+                Outgoing::Reply(t) | Outgoing::Text(t) => t.as_str().to_owned(),
+                Outgoing::Publish(..) => unreachable!(),
+            })
+            .collect();
+        assert_eq!(order, ["a", "b", "c"]);
+    }
+
+    #[test]
+    fn taking_replies_frees_the_window_by_count_and_by_bytes() {
+        let (outbox, mut rx) = Outbox::new(8);
+        let state = outbox.state().clone();
+        for _ in 0..3 {
+            outbox.reply(text("0123456789"));
+        }
+        assert!(!state.replies_fit(3, 1_000));
+        assert!(state.replies_fit(4, 1_000));
+        assert!(!state.replies_fit(4, 30));
+        rx.try_recv();
+        assert!(state.replies_fit(3, 1_000));
+        assert!(state.replies_fit(4, 21));
+        // Unrequested frames do not take reply room.
+        outbox.text(text("a room message that is long"));
+        assert!(state.replies_fit(3, 21));
+    }
+
+    #[tokio::test]
+    async fn a_waiting_reader_wakes_when_the_writer_takes_a_reply() {
+        let (outbox, mut rx) = Outbox::new(8);
+        let state = outbox.state().clone();
+        outbox.reply(text("x"));
+        outbox.reply(text("y"));
+        let waiter = tokio::spawn(async move { state.replies_drained(2, usize::MAX).await });
+        tokio::task::yield_now().await;
+        assert!(!waiter.is_finished());
+        assert!(rx.recv().await.is_some());
+        waiter.await.unwrap();
+    }
+
+    #[test]
+    fn a_parked_outbox_keeps_its_budget_for_both_lanes() {
+        let (outbox, _rx) = Outbox::new(100);
+        outbox.state().park(2);
+        assert!(outbox.reply(text("r")));
+        assert!(outbox.text(text("t")));
+        assert!(!outbox.reply(text("over")));
+        assert!(!outbox.text(text("over")));
+        // Lost, not overflowed: there is no client to close.
+        assert!(!outbox.state().overflowed.load(Ordering::Acquire));
+        assert!(outbox.state().unpark());
     }
 }

@@ -4,11 +4,9 @@
 
 use std::{collections::HashMap, sync::Mutex};
 
-use tokio::sync::mpsc;
-
 use super::{
     commands::CallShared,
-    outbox::{Outbox, Outgoing},
+    outbox::{Outbox, OutboxReceiver},
 };
 
 /// A session waiting for its client.
@@ -20,7 +18,7 @@ pub(super) struct Parked {
     /// Its outbox (subscriptions and running calls hold clones).
     pub(super) outbox: Outbox,
     /// What it collected while parked.
-    pub(super) rx: mpsc::Receiver<Outgoing>,
+    pub(super) rx: OutboxReceiver,
     /// Its calls by requestId, so repeats after a resume still run once.
     pub(super) calls: std::sync::Arc<CallShared>,
 }

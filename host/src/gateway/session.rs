@@ -11,13 +11,13 @@ use std::{
 
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
 use futures_util::{SinkExt, StreamExt, stream::SplitSink};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 
 use crate::{auth::Credentials, protocol, state::AppState};
 
 use super::{
     commands::{Session, SessionContext},
-    outbox::{CLOSE_TOO_SLOW, Outbox, Outgoing},
+    outbox::{CLOSE_TOO_SLOW, Outbox, OutboxReceiver, OutboxState, Outgoing},
     parked::{Parked, ResumeRefused},
 };
 
@@ -28,16 +28,23 @@ pub const CLOSE_IDLE: u16 = 4000;
 /// Close code when the host shuts down.
 pub const CLOSE_GOING_AWAY: u16 = 1001;
 
-/// Free outbox slots a session keeps, beyond one per call still running,
-/// before it reads the next client frame.
-/// A client that pipelines requests without reading is slowed down here
-/// (its frames wait in the socket) instead of being closed for its own
-/// replies; only room messages it did not ask for can overflow the outbox.
-const REPLY_HEADROOM: usize = 16;
+/// Unsent replies a session allows, beyond one per subscription and one
+/// per call the limits allow, before it stops reading client frames. So a
+/// client may pipeline everything its limits allow before it reads a
+/// single reply, whatever the socket buffers hold and however long the
+/// writer is kept from running. A client that sends more without reading
+/// is slowed down (its frames wait in the socket), never closed for its
+/// own replies; only what it did not ask for can overflow the outbox.
+const REPLY_HEADROOM: usize = 64;
 
-/// How long a session waits for room for replies before it gives up on a
-/// client that sends requests but does not read what they produce.
-const REPLY_STALL: Duration = Duration::from_secs(5);
+/// Unsent reply bytes past which a session stops reading client frames.
+const REPLY_WINDOW_BYTES: usize = 1 << 20;
+
+/// How long a session whose reading is paused waits with no reply taken by
+/// its writer before it gives up on a client that sends requests but does
+/// not read what they produce. Any progress starts the wait again, so a
+/// slow reader (or a busy machine) is never closed by it.
+const REPLY_STALL: Duration = Duration::from_secs(10);
 
 /// Items the writer sends per flush at most.
 const WRITE_BATCH: usize = 128;
@@ -108,6 +115,7 @@ pub(super) async fn run(
         }
     };
     let session_state = outbox.state().clone();
+    let reply_window = limits.max_subscriptions + limits.max_calls_in_flight + REPLY_HEADROOM;
     let token = resume_token();
     let mut session = Session::new(
         SessionContext {
@@ -176,23 +184,15 @@ pub(super) async fn run(
                     None => break End::Dropped,
                 };
                 idle_timer.as_mut().reset(tokio::time::Instant::now() + idle);
-                // Room for an immediate reply plus every reply still owed.
-                let need = (REPLY_HEADROOM + session.calls_in_flight()).min(outbox.capacity());
-                if outbox.free() < need {
-                    tokio::select! {
-                        biased;
-                        _ = session_state.overflowed() => {
-                            state.sessions.counters.slow_consumers_closed.fetch_add(1, Ordering::Relaxed);
-                            break End::Close(CLOSE_TOO_SLOW, "too slow: messages were queued faster than the client read them");
-                        }
-                        _ = shutdown.changed() => break End::Close(CLOSE_GOING_AWAY, "server shutting down"),
-                        _ = outbox.room_for(need) => {}
-                        _ = tokio::time::sleep(REPLY_STALL) => {
-                            state.sessions.counters.slow_consumers_closed.fetch_add(1, Ordering::Relaxed);
-                            tracing::info!(session = %session.ctx.name, user = %session.ctx.principal.user, "closing a client that sends requests but has not read their replies for {} s", REPLY_STALL.as_secs());
-                            break End::Close(CLOSE_TOO_SLOW, "too slow: replies are not being read");
-                        }
+                // Replies pace reading: the frame waits until its reply fits.
+                if !session_state.replies_fit(reply_window, REPLY_WINDOW_BYTES)
+                    && let Err(end) = pace_replies(&session_state, reply_window, &mut shutdown).await
+                {
+                    if let End::Close(CLOSE_TOO_SLOW, reason) = end {
+                        state.sessions.counters.slow_consumers_closed.fetch_add(1, Ordering::Relaxed);
+                        tracing::info!(session = %session.ctx.name, user = %session.ctx.principal.user, "closing a client that does not read: {reason}");
                     }
+                    break end;
                 }
                 match msg {
                     Message::Text(text) => {
@@ -259,6 +259,32 @@ pub(super) async fn run(
     tracing::debug!(session = %name, "websocket session closed");
 }
 
+/// Waits until the replies still unsent fit the session's window, so the
+/// next client frame may be handled. Gives up (4008) on a client whose
+/// writer takes no reply for [`REPLY_STALL`]: it sends but does not read.
+async fn pace_replies(
+    outbox: &OutboxState,
+    window: usize,
+    shutdown: &mut tokio::sync::watch::Receiver<bool>,
+) -> Result<(), End> {
+    loop {
+        let progress = outbox.progress();
+        tokio::select! {
+            biased;
+            _ = outbox.overflowed() => {
+                return Err(End::Close(CLOSE_TOO_SLOW, "too slow: messages were queued faster than the client read them"));
+            }
+            _ = shutdown.changed() => return Err(End::Close(CLOSE_GOING_AWAY, "server shutting down")),
+            _ = outbox.replies_drained(window, REPLY_WINDOW_BYTES) => return Ok(()),
+            _ = tokio::time::sleep(REPLY_STALL) => {
+                if outbox.progress() == progress {
+                    return Err(End::Close(CLOSE_TOO_SLOW, "too slow: replies were not read for 10 s"));
+                }
+            }
+        }
+    }
+}
+
 /// A new, unguessable resume token.
 fn resume_token() -> String {
     let mut bytes = [0u8; 16];
@@ -318,7 +344,7 @@ impl Drop for Slot {
 /// What the writer hands back when it stops: the outbox's receiving end
 /// (a parked session keeps collecting into it).
 struct WriterBack {
-    rx: mpsc::Receiver<Outgoing>,
+    rx: OutboxReceiver,
     /// A write failed with messages taken from the outbox: they are lost.
     lost_in_flight: bool,
 }
@@ -329,7 +355,7 @@ struct WriterBack {
 async fn write_loop(
     mut sink: SplitSink<WebSocket, Message>,
     preamble: Vec<String>,
-    mut rx: mpsc::Receiver<Outgoing>,
+    mut rx: OutboxReceiver,
     mut stop_rx: oneshot::Receiver<Stop>,
 ) -> WriterBack {
     let mut batch: Vec<Message> = preamble
@@ -351,8 +377,8 @@ async fn write_loop(
         }
         while batch.len() < WRITE_BATCH {
             match rx.try_recv() {
-                Ok(item) => batch.push(render(item)),
-                Err(_) => break,
+                Some(item) => batch.push(render(item)),
+                None => break,
             }
         }
         let write = async {
@@ -380,7 +406,7 @@ async fn write_loop(
         // except to a client closed for not reading.
         let drain = code != CLOSE_TOO_SLOW;
         let farewell = async {
-            while drain && let Ok(item) = rx.try_recv() {
+            while drain && let Some(item) = rx.try_recv() {
                 sink.feed(render(item)).await?;
             }
             sink.feed(Message::Close(Some(CloseFrame {
@@ -400,7 +426,7 @@ async fn write_loop(
 
 fn render(item: Outgoing) -> Message {
     match item {
-        Outgoing::Text(text) => Message::Text(text),
+        Outgoing::Text(text) | Outgoing::Reply(text) => Message::Text(text),
         Outgoing::Publish(frame, request_id) => Message::Text(frame.render(&request_id).into()),
     }
 }
