@@ -115,6 +115,7 @@ fn bench(c: &mut Criterion) {
             config: serde_json::json!({}),
             queue: 1024,
             call_timeout: Duration::from_secs(10),
+            publishes_per_second: 50_000,
         },
         Arc::new(NoServices),
     )

@@ -251,6 +251,14 @@ fn describe_module(name: &str, old: &ModuleSettings, new: &ModuleSettings, out: 
             show(new.call_timeout)
         ));
     }
+    if old.publishes_per_second != new.publishes_per_second {
+        let show = |n: Option<u32>| n.map_or_else(|| "default".to_owned(), |n| n.to_string());
+        out.push(format!(
+            "module {name} publishes_per_second {} → {}",
+            show(old.publishes_per_second),
+            show(new.publishes_per_second)
+        ));
+    }
     if old.config != new.config {
         out.push(format!("module {name} config changed"));
     }

@@ -320,6 +320,7 @@ ws_echo_path = "/echo"
                     ModuleSettings {
                         enabled: false,
                         call_timeout: Some(Duration::from_millis(2000)),
+                        publishes_per_second: None,
                         config: json!({
                             "max_notes_per_user": 100,
                             "ratio": 0.5,
@@ -420,11 +421,13 @@ ws_echo_path = "/echo"
     #[test]
     fn module_tables_lose_host_keys_and_keep_the_rest_as_json() {
         let c = ok(
-            "[modules.echo]\nenabled = true\ncall_timeout_ms = 5\ngreeting = \"hi\"\nn = [1, 2.5, false]\n[modules.empty]\n",
+            "[modules.echo]\nenabled = true\ncall_timeout_ms = 5\npublishes_per_second = 7\ngreeting = \"hi\"\nn = [1, 2.5, false]\n[modules.empty]\n",
         );
         let echo = &c.modules.settings["echo"];
         assert!(echo.enabled);
         assert_eq!(echo.call_timeout, Some(Duration::from_millis(5)));
+        assert_eq!(echo.publishes_per_second, Some(7));
+        assert_eq!(c.modules.settings["empty"].publishes_per_second, None);
         assert_eq!(echo.config, json!({"greeting": "hi", "n": [1, 2.5, false]}));
         assert_eq!(c.modules.settings["empty"].config, json!({}));
         assert_eq!(c.modules.settings_for("other").config, json!({}));
@@ -459,6 +462,21 @@ ws_echo_path = "/echo"
             "too large",
         );
         invalid_at("[modules.notes]\nx = { y = nan }\n", 2, "no JSON form");
+        invalid_at(
+            "[modules.notes]\npublishes_per_second = 0\n",
+            2,
+            "too small",
+        );
+        invalid_at(
+            "[modules.notes]\npublishes_per_second = 10000001\n",
+            2,
+            "too large",
+        );
+        let (e, shown) = err("[modules.notes]\npublishes_per_second = \"5\"\n");
+        assert!(
+            matches!(e, ConfigError::Type(_)) && e.line() == Some(2),
+            "{shown}"
+        );
     }
 
     #[test]

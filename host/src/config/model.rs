@@ -179,6 +179,9 @@ pub struct ModuleSettings {
     pub enabled: bool,
     /// `call_timeout_ms = ...` (host key): overrides `[limits] call_timeout_ms`.
     pub call_timeout: Option<Duration>,
+    /// `publishes_per_second = ...` (host key): the module's publish
+    /// budget; `None` is the host default (50,000).
+    pub publishes_per_second: Option<u32>,
     /// Every other key, as JSON, handed to the module untouched.
     pub config: serde_json::Value,
 }
@@ -200,6 +203,7 @@ impl ModulesConfig {
             .unwrap_or(ModuleSettings {
                 enabled: true,
                 call_timeout: None,
+                publishes_per_second: None,
                 config: serde_json::Value::Object(Default::default()),
             })
     }

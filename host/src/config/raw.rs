@@ -179,6 +179,8 @@ const MODULES_SETTINGS: &[&str] = &["dir", "verify_keys", "state_dir", "allow_ro
 
 /// Longest call timeout anywhere (1 h): a call that long is a hung module.
 const MAX_CALL_TIMEOUT_MS: u64 = 3_600_000;
+/// Largest `[modules.<name>] publishes_per_second`.
+const MAX_PUBLISHES_PER_SECOND: u64 = 10_000_000;
 const MIB: u64 = 1024 * 1024;
 
 /// Bounds for one `[limits]` key. Zero is refused everywhere: a zero queue
@@ -851,6 +853,34 @@ fn validate_module(mut table: toml::Table, path: &KeyPath) -> Result<ModuleSetti
             ));
         }
     };
+    let publishes_per_second = match table.remove("publishes_per_second") {
+        None => None,
+        Some(toml::Value::Integer(n)) => {
+            let p = path.key("publishes_per_second");
+            let Ok(n) = u64::try_from(n) else {
+                return Err(Problem::invalid(
+                    &p,
+                    format!("{p} = {n} is negative"),
+                    "publishes per second, 1 to 10000000; remove the key to use the default (50000)",
+                ));
+            };
+            Some(bounded(
+                &p,
+                n,
+                1,
+                MAX_PUBLISHES_PER_SECOND,
+                "how many messages this module may publish per second, at most 10000000",
+            )? as u32)
+        }
+        Some(other) => {
+            let p = path.key("publishes_per_second");
+            return Err(Problem::wrong_type(
+                &p,
+                format!("{p} is {}, expected a whole number", describe(&other)),
+                "`publishes_per_second` is read by the host; write it without quotes: publishes_per_second = 1000",
+            ));
+        }
+    };
     let mut config = serde_json::Map::new();
     for (key, value) in &table {
         config.insert(key.clone(), to_json(value, &path.key(key))?);
@@ -858,6 +888,7 @@ fn validate_module(mut table: toml::Table, path: &KeyPath) -> Result<ModuleSetti
     Ok(ModuleSettings {
         enabled,
         call_timeout,
+        publishes_per_second,
         config: serde_json::Value::Object(config),
     })
 }

@@ -5,7 +5,7 @@
 use std::{
     sync::{
         Arc, Mutex, RwLock,
-        atomic::{AtomicU8, AtomicU64, Ordering},
+        atomic::{AtomicU8, AtomicU32, AtomicU64, Ordering},
         mpsc,
     },
     thread::JoinHandle,
@@ -93,6 +93,8 @@ pub struct StartOptions {
     pub queue: usize,
     /// How long a call may take.
     pub call_timeout: Duration,
+    /// Publishes the module may make per second.
+    pub publishes_per_second: u32,
 }
 
 /// A loaded, running build of a module.
@@ -123,6 +125,8 @@ pub struct Generation {
     pending: Arc<PendingCalls>,
     queue: usize,
     call_timeout_ms: AtomicU64,
+    /// Shared with the module's sink, which charges its publishes to it.
+    publishes_per_second: Arc<AtomicU32>,
     state: Arc<AtomicU8>,
     restarts: Arc<AtomicU64>,
     timeouts: AtomicU64,
@@ -154,6 +158,7 @@ impl Generation {
         let pending = Arc::new(PendingCalls::default());
         let restarts = Arc::new(AtomicU64::new(0));
         let state = Arc::new(AtomicU8::new(GenState::Running as u8));
+        let publish_budget = Arc::new(AtomicU32::new(options.publishes_per_second));
         let sink = ModuleSink {
             module: name.clone(),
             generation: options.generation,
@@ -162,6 +167,7 @@ impl Generation {
             inbox: tx.clone(),
             restarts: restarts.clone(),
             log_budget: Mutex::default(),
+            publishes_per_second: publish_budget.clone(),
         };
         let ctx = HostContext {
             module: name.clone().into(),
@@ -239,6 +245,7 @@ impl Generation {
             pending,
             queue: options.queue,
             call_timeout_ms: AtomicU64::new(options.call_timeout.as_millis() as u64),
+            publishes_per_second: publish_budget,
             state,
             restarts,
             timeouts: AtomicU64::new(0),
@@ -269,6 +276,16 @@ impl Generation {
     /// The per-call timeout in milliseconds.
     pub fn call_timeout_ms(&self) -> u64 {
         self.call_timeout_ms.load(Ordering::Relaxed)
+    }
+
+    /// The publish budget per second.
+    pub fn publishes_per_second(&self) -> u32 {
+        self.publishes_per_second.load(Ordering::Relaxed)
+    }
+
+    /// Sets the publish budget (config reload).
+    pub fn set_publishes_per_second(&self, budget: u32) {
+        self.publishes_per_second.store(budget, Ordering::Relaxed);
     }
 
     /// Sets the per-call timeout (config reload).

@@ -30,6 +30,7 @@ use super::{
     generation::{Generation, StartOptions},
     loader::{self, LoadedLibrary},
     services::HostServices,
+    sink::DEFAULT_PUBLISHES_PER_SECOND,
 };
 
 /// Libraries are never unloaded (abi_stable cannot), so every build loaded
@@ -446,6 +447,9 @@ impl Registry {
                 call_timeout: module_settings
                     .call_timeout
                     .unwrap_or(settings.call_timeout),
+                publishes_per_second: module_settings
+                    .publishes_per_second
+                    .unwrap_or(DEFAULT_PUBLISHES_PER_SECOND),
             },
             services,
         )
@@ -567,6 +571,13 @@ impl Registry {
             if timeout.as_millis() as u64 != g.call_timeout_ms() {
                 g.set_call_timeout(timeout);
                 tracing::info!(module = %g.name, "module call timeout is now {} ms", timeout.as_millis());
+            }
+            let budget = now
+                .publishes_per_second
+                .unwrap_or(DEFAULT_PUBLISHES_PER_SECOND);
+            if budget != g.publishes_per_second() {
+                g.set_publishes_per_second(budget);
+                tracing::info!(module = %g.name, "module may now publish {budget} messages per second");
             }
             if old.modules.settings_for(&g.name).config != now.config {
                 if g.reconfigure(&now.config) {

@@ -4,7 +4,7 @@
 use std::{
     sync::{
         Arc, Mutex,
-        atomic::{AtomicU64, Ordering},
+        atomic::{AtomicU32, AtomicU64, Ordering},
     },
     time::Instant,
 };
@@ -23,14 +23,15 @@ use super::{
 const LOG_LINES_PER_SECOND: u32 = 1_000;
 
 /// Publishes a module may make per second before the rest are refused
-/// (`rate-limited`). Memory does not need it: a publish is delivered (or
+/// (`rate-limited`), unless `[modules.<name>] publishes_per_second` says
+/// otherwise. Memory does not need it: a publish is delivered (or
 /// dropped for a full outbox) before `publish` returns, so nothing queues.
 /// It bounds the CPU a runaway loop spends parsing and matching rooms, and
 /// makes the host say which module floods: without it, the only sign is
 /// its subscribers being closed as slow consumers (4008). Far above what a
 /// fan-out can deliver anyway (250 publishes/s to 1,000 subscribers is
 /// 250,000 deliveries/s).
-const PUBLISHES_PER_SECOND: u32 = 50_000;
+pub(super) const DEFAULT_PUBLISHES_PER_SECOND: u32 = 50_000;
 
 pub(crate) struct ModuleSink {
     pub(crate) module: String,
@@ -42,6 +43,8 @@ pub(crate) struct ModuleSink {
     /// The per-second budgets of log lines *and* publishes (named for the
     /// first; `Generation::start` builds it with `Mutex::default()`).
     pub(crate) log_budget: Mutex<LogBudget>,
+    /// The publish budget, set by config (live).
+    pub(crate) publishes_per_second: Arc<AtomicU32>,
 }
 
 /// What a module may send per second.
@@ -140,10 +143,8 @@ impl ModuleSink {
     /// most once per second per module (the first refusal of a second, and
     /// the count refused in the previous one).
     fn charge_publish(&self) -> Result<(), CallFailure> {
-        let take = self
-            .budget()
-            .publish
-            .take(PUBLISHES_PER_SECOND, Instant::now());
+        let limit = self.publishes_per_second.load(Ordering::Relaxed);
+        let take = self.budget().publish.take(limit, Instant::now());
         let module = self.module.as_str();
         match take {
             Take::Allowed { over: 0 } => Ok(()),
@@ -151,7 +152,7 @@ impl ModuleSink {
                 tracing::warn!(
                     module,
                     refused,
-                    "module published more than {PUBLISHES_PER_SECOND} messages in a second; {refused} publishes were refused (rate-limited)"
+                    "module published more than {limit} messages in a second; {refused} publishes were refused (rate-limited)"
                 );
                 Ok(())
             }
@@ -159,13 +160,13 @@ impl ModuleSink {
                 if over == Take::FirstOver {
                     tracing::warn!(
                         module,
-                        "module publishes more than {PUBLISHES_PER_SECOND} messages per second; refusing the rest of this second's (rate-limited)"
+                        "module publishes more than {limit} messages per second; refusing the rest of this second's (rate-limited)"
                     );
                 }
                 Err(CallFailure::new(
                     ErrorCode::RateLimited,
                     format!(
-                        "publish budget spent: at most {PUBLISHES_PER_SECOND} publishes per second per module"
+                        "publish budget spent: at most {limit} publishes per second per module"
                     ),
                 ))
             }
