@@ -6,22 +6,28 @@
 //! - `signing`: `.sig` envelopes, verify keys, ed25519 signing and verification, rollback guard
 //! - `modules`: loader (verify → sealed copy → dlopen), actors, registry
 //! - `auth`: who a websocket client is (static tokens, bootstrap URL, JWT)
-//! - `protocol`: client frames in and out (serde, no I/O)
+//! - `protocol`: client frames in and out, error codes, dialects (serde, no I/O)
+//! - `sessions`: each session's outbox and calls; open and parked sessions
 //! - `rooms`: room objects, permission and match rules, the subscription index
+//! - `fanout`: engines that decide who gets a publish (in memory today)
 //! - `broker`: validates calls against manifests, routes them to module actors
+//! - `state`: the shared state and the services modules call back into
+//! - `cmd`: one file per client command, applied to a session
 //! - `gateway`: the websocket endpoint and the per-connection session loop
 //! - `http`: health, trigger, admin API
-//! - `state`: the shared state and the services modules call back into
 //! - `server`: builds the shared state, loads modules and serves until shutdown
 
 pub mod auth;
 pub mod broker;
+pub mod cmd;
 pub mod config;
+pub mod fanout;
 pub mod gateway;
 pub mod http;
 pub mod modules;
 pub mod protocol;
 pub mod rooms;
 pub mod server;
+pub mod sessions;
 pub mod signing;
 pub mod state;

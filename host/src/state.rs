@@ -2,7 +2,7 @@
 //! call back into.
 
 use std::{
-    sync::{Arc, Weak},
+    sync::{Arc, Weak, atomic::Ordering},
     time::SystemTime,
 };
 
@@ -14,9 +14,11 @@ use crate::{
     auth::Authenticator,
     broker::{Broker, CallRequest},
     config::Config,
-    gateway::{Fanout, Sessions},
+    fanout::FanoutEngine,
     modules::{CallFailure, CallSink, HostServices, Registry},
+    protocol::MAX_PUBLISH_BYTES,
     rooms::Room,
+    sessions::Sessions,
 };
 
 /// Shared by every connection and request.
@@ -25,8 +27,8 @@ pub struct AppState {
     pub config: ArcSwap<Config>,
     /// How websocket clients are authenticated.
     pub auth: ArcSwap<Authenticator>,
-    /// Room subscriptions and delivery.
-    pub fanout: Fanout,
+    /// Room subscriptions: who gets each publish.
+    pub fanout: Box<dyn FanoutEngine>,
     /// Open sessions and traffic counters.
     pub sessions: Sessions,
     /// Routes calls to modules.
@@ -61,7 +63,16 @@ impl AppState {
 
     /// Publishes `data` to `rooms`; returns the deliveries.
     pub fn publish(&self, rooms: &[Room], data: &RawValue) -> u64 {
-        self.fanout.publish(rooms, data, &self.sessions.counters)
+        let counters = &self.sessions.counters;
+        counters.publishes.fetch_add(1, Ordering::Relaxed);
+        let delivery = self.fanout.publish(rooms, data);
+        counters
+            .ws_messages_send
+            .fetch_add(delivery.delivered, Ordering::Relaxed);
+        counters
+            .ws_messages_send_error
+            .fetch_add(delivery.dropped, Ordering::Relaxed);
+        delivery.delivered
     }
 }
 
@@ -84,13 +95,13 @@ fn bad_input(message: String) -> CallFailure {
 impl HostServices for Services {
     fn publish(&self, _module: &str, rooms: &str, data: &str) -> Result<u64, CallFailure> {
         let state = self.state()?;
-        if data.len() > crate::gateway::MAX_PUBLISH_BYTES {
+        if data.len() > MAX_PUBLISH_BYTES {
             return Err(CallFailure::new(
                 ErrorCode::TooLarge,
                 format!(
                     "publish data is {} bytes; the limit is {}",
                     data.len(),
-                    crate::gateway::MAX_PUBLISH_BYTES
+                    MAX_PUBLISH_BYTES
                 ),
             ));
         }
@@ -104,19 +115,19 @@ impl HostServices for Services {
 
     fn send_to_user(&self, module: &str, user: &str, data: &str) -> Result<u64, CallFailure> {
         let state = self.state()?;
-        if data.len() > crate::gateway::MAX_PUBLISH_BYTES {
+        if data.len() > MAX_PUBLISH_BYTES {
             return Err(CallFailure::new(
                 ErrorCode::TooLarge,
                 format!(
                     "pushed data is {} bytes; the limit is {}",
                     data.len(),
-                    crate::gateway::MAX_PUBLISH_BYTES
+                    MAX_PUBLISH_BYTES
                 ),
             ));
         }
         let data: &RawValue = serde_json::from_str(data)
             .map_err(|e| bad_input(format!("data is not valid JSON: {e}")))?;
-        let frame = crate::protocol::push(module, data);
+        let frame = crate::protocol::encode::push(module, data);
         Ok(state.sessions.send_to_user(user, &frame))
     }
 

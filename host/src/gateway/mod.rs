@@ -1,135 +1,22 @@
-//! The websocket gateway: `GET /ws/` upgrades, per-connection sessions,
-//! outboxes and room fan-out.
+//! The websocket gateway: `GET /ws/` upgrades and the per-connection
+//! session loop. What a session does with each frame is in `cmd`; its
+//! outbox, calls and the session table are in `sessions`.
 //!
 //! # Layout
-//! - `outbox`: a session's bounded outbox (publishers never wait)
-//! - `sessions`: open sessions by id and user; traffic counters
-//! - `fanout`: room index + outboxes: encode once, push to each subscriber
-//! - `commands`: what a session does with each client frame
-//! - `parked`: sessions whose client dropped, kept for `?resume=<token>`
-//! - `session`: the connection loop: authenticate, read, write, close
-//! - this file: the upgrade handler (limits, buffer sizes)
+//! - `upgrade`: the upgrade handler (limits, buffer sizes, dialect)
+//! - `session`: the connection loop: authenticate, resume or start, read
+//!   frames, pace them by unsent replies, close or park
+//! - `writer`: drains a session's outbox into the socket
+//! - `close`: close codes, and the code for each read error
 
-mod commands;
-mod fanout;
-mod outbox;
-mod parked;
+mod close;
 mod session;
-mod sessions;
+mod upgrade;
+mod writer;
 
-use std::{net::SocketAddr, sync::Arc};
+#[cfg(test)]
+mod tests;
 
-use axum::{
-    extract::{ConnectInfo, RawQuery, State, WebSocketUpgrade},
-    http::{HeaderMap, StatusCode},
-    response::{IntoResponse, Response},
-};
-
-pub use fanout::Fanout;
-pub use outbox::{CLOSE_TOO_SLOW, Outbox, Outgoing};
-pub use session::{CLOSE_GOING_AWAY, CLOSE_IDLE, CLOSE_UNAUTHORIZED};
-pub use sessions::{ConnectionInfo, Counters, Sessions};
-
-use crate::{auth::Credentials, rooms::Room, state::AppState};
-
-/// Socket buffer sizes (DESIGN §9: tungstenite's 128 KiB default read
-/// buffer costs ~83 KB per idle connection; 4 KiB costs ~5 KB).
-const READ_BUFFER: usize = 4 * 1024;
-const WRITE_BUFFER: usize = 8 * 1024;
-
-/// The largest publish a client may have to receive (a `/trigger/` body is
-/// bounded by this too).
-pub const MAX_PUBLISH_BYTES: usize = 1024 * 1024;
-
-/// Bytes tungstenite may hold unsent for one connection: room for the
-/// largest publish plus a batch. Finite, so a stuck client cannot grow it.
-fn max_write_buffer(limits: &crate::config::Limits) -> usize {
-    limits.max_frame_bytes.max(MAX_PUBLISH_BYTES) * 2 + WRITE_BUFFER
-}
-
-/// `GET /ws/`: upgrades and runs a session.
-pub async fn upgrade(
-    State(state): State<Arc<AppState>>,
-    ConnectInfo(remote): ConnectInfo<SocketAddr>,
-    RawQuery(query): RawQuery,
-    headers: HeaderMap,
-    ws: WebSocketUpgrade,
-) -> Response {
-    let limits = state.config.load().limits.clone();
-    if !state.sessions.try_reserve(limits.max_connections) {
-        tracing::warn!(
-            limit = limits.max_connections,
-            "websocket connection refused: the connection limit is reached (raise [limits] max_connections if the machine allows)"
-        );
-        return (StatusCode::SERVICE_UNAVAILABLE, "connection limit reached").into_response();
-    }
-    let creds = Credentials::from_request(&headers, query.as_deref(), Some(remote));
-    let resume = query.as_deref().and_then(resume_param);
-    ws.read_buffer_size(READ_BUFFER)
-        .write_buffer_size(WRITE_BUFFER)
-        .max_write_buffer_size(max_write_buffer(&limits))
-        .max_message_size(limits.max_frame_bytes)
-        .max_frame_size(limits.max_frame_bytes)
-        .on_failed_upgrade(|error| tracing::debug!("websocket upgrade failed: {error}"))
-        // The slot travels with the upgrade: if it never completes, the
-        // callback is dropped and the slot with it.
-        .on_upgrade({
-            let slot = session::Slot(state.clone());
-            move |socket| session::run(socket, state, creds, resume, Some(remote), slot)
-        })
-}
-
-/// The `resume` query parameter (a hex token; anything else is ignored).
-fn resume_param(query: &str) -> Option<String> {
-    query
-        .split('&')
-        .find_map(|pair| pair.strip_prefix("resume="))
-        .filter(|t| !t.is_empty() && t.len() <= 64 && t.bytes().all(|b| b.is_ascii_hexdigit()))
-        .map(str::to_owned)
-}
-
-/// The client-visible name of session `id`.
-pub fn session_name(id: u64) -> String {
-    format!("s{id:x}")
-}
-
-/// Parses a principal's allowed rooms; any unusable entry refuses the client
-/// (high-templar: unparsable rooms → unauthorized).
-pub(crate) fn parse_allowed_rooms(rooms: &[serde_json::Value]) -> Result<Vec<Room>, String> {
-    rooms
-        .iter()
-        .map(|r| Room::parse(r).map_err(|e| format!("{r}: {e}")))
-        .collect()
-}
-
-/// `[diagnostics] ws_echo_path`: echoes every message back, on the same
-/// websocket stack and settings as `/ws/` (for conformance test suites).
-pub async fn echo(State(state): State<Arc<AppState>>, ws: WebSocketUpgrade) -> Response {
-    use axum::extract::ws::Message;
-    use futures_util::StreamExt;
-    let limits = state.config.load().limits.clone();
-    if !state.sessions.try_reserve(limits.max_connections) {
-        return (StatusCode::SERVICE_UNAVAILABLE, "connection limit reached").into_response();
-    }
-    let slot = session::Slot(state.clone());
-    ws.read_buffer_size(READ_BUFFER)
-        .write_buffer_size(WRITE_BUFFER)
-        .max_write_buffer_size(max_write_buffer(&limits))
-        .max_message_size(limits.max_frame_bytes)
-        .max_frame_size(limits.max_frame_bytes)
-        .on_upgrade(move |mut socket| async move {
-            let _slot = slot;
-            while let Some(Ok(msg)) = socket.next().await {
-                let reply = match msg {
-                    Message::Text(_) | Message::Binary(_) => msg,
-                    // tungstenite queued the close reply; the next read
-                    // flushes it and then ends the stream (a clean close).
-                    // Leaving now would drop the socket unflushed.
-                    Message::Close(_) | Message::Ping(_) | Message::Pong(_) => continue,
-                };
-                if socket.send(reply).await.is_err() {
-                    break;
-                }
-            }
-        })
-}
+pub use close::{CLOSE_GOING_AWAY, CLOSE_IDLE, CLOSE_UNAUTHORIZED};
+pub use session::{Connection, Slot, run};
+pub use upgrade::{echo, upgrade};

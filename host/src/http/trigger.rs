@@ -49,7 +49,7 @@ pub(super) async fn trigger(
         > config
             .limits
             .max_frame_bytes
-            .max(crate::gateway::MAX_PUBLISH_BYTES)
+            .max(crate::protocol::MAX_PUBLISH_BYTES)
     {
         return plain(StatusCode::PAYLOAD_TOO_LARGE, "body too large");
     }

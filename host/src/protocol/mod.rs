@@ -1,16 +1,24 @@
 //! Client frames in and out (DESIGN §5). Serde only, no I/O.
 //!
 //! # Layout
-//! - `frame`: [`decode`] of client text frames into [`ClientFrame`], and the
-//!   server frames as exact JSON text
+//! - `decode`: [`decode`] of client text frames into [`ClientFrame`]
+//! - `error`: [`WireError`], the codes of `{"code":"error"}` replies
+//! - `encode`: the server frames as exact JSON text
+//! - `dialect`: [`Dialect`], how a session writes its frames, chosen at
+//!   upgrade; [`Extended`] is modhost's protocol
 //! - `publish`: [`PublishFrame`], the fan-out fast path (data encoded once,
 //!   only the subscription's `requestId` spliced in per subscriber)
 
-pub mod frame;
-pub mod publish;
+mod decode;
+mod dialect;
+pub mod encode;
+mod error;
+mod publish;
 
-pub use frame::{
-    ClientFrame, DecodeError, PONG, ack, authorized, call_error, decode, error, push, reply,
-    resource_offer, resume_failed, resumed, success, unauthorized,
-};
-pub use publish::PublishFrame;
+pub use decode::{ClientFrame, DecodeError, PONG, decode};
+pub use dialect::{Dialect, Extended};
+pub use error::WireError;
+pub use publish::{MAX_PUBLISH_BYTES, PublishFrame};
+
+#[cfg(test)]
+mod tests;

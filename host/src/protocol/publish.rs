@@ -12,6 +12,10 @@ use std::sync::Arc;
 use serde_json::Value;
 use serde_json::value::RawValue;
 
+/// The largest publish a client may have to receive (a `/trigger/` body is
+/// bounded by this too).
+pub const MAX_PUBLISH_BYTES: usize = 1024 * 1024;
+
 /// One publish, ready to render for each subscription. Cloning shares the
 /// encoded prefix.
 #[derive(Clone, Debug)]

@@ -2,29 +2,27 @@
 //! A publish encodes its data once and pushes a shared frame into each
 //! matching session's outbox without waiting.
 
-use std::sync::{Arc, RwLock, atomic::Ordering};
+use std::sync::{Arc, RwLock};
 
 use serde_json::value::RawValue;
 
 use crate::{
     protocol::PublishFrame,
     rooms::{IndexError, Room, RoomIndex},
+    sessions::{Outbox, Outgoing},
 };
 
-use super::{
-    outbox::{Outbox, Outgoing},
-    sessions::Counters,
-};
+use super::{Delivery, FanoutEngine};
 
 /// Subscriptions of all sessions on this host.
 #[derive(Default)]
-pub struct Fanout {
+pub struct MemoryEngine {
     index: RwLock<RoomIndex<Outbox>>,
 }
 
-impl Fanout {
+impl FanoutEngine for MemoryEngine {
     /// Subscribes `request_id` of `session` to `room`.
-    pub fn subscribe(
+    fn subscribe(
         &self,
         session: u64,
         request_id: Arc<str>,
@@ -35,24 +33,23 @@ impl Fanout {
     }
 
     /// Removes one subscription; false if there was none.
-    pub fn unsubscribe(&self, session: u64, request_id: &str) -> bool {
+    fn unsubscribe(&self, session: u64, request_id: &str) -> bool {
         self.write().unsubscribe(session, request_id)
     }
 
     /// Removes all of a session's subscriptions.
-    pub fn remove_session(&self, session: u64) -> usize {
+    fn remove_session(&self, session: u64) -> usize {
         self.write().remove_session(session)
     }
 
     /// Subscriptions held by `session`.
-    pub fn session_subscriptions(&self, session: u64) -> usize {
+    fn session_subscriptions(&self, session: u64) -> usize {
         self.read().session_subscriptions(session)
     }
 
     /// Delivers `data` to every subscription matching any of `rooms`, once
     /// each. Returns how many outboxes took it.
-    pub fn publish(&self, rooms: &[Room], data: &RawValue, counters: &Counters) -> u64 {
-        counters.publishes.fetch_add(1, Ordering::Relaxed);
+    fn publish(&self, rooms: &[Room], data: &RawValue) -> Delivery {
         let frame = PublishFrame::new(data);
         let (mut delivered, mut failed) = (0u64, 0u64);
         self.read()
@@ -63,33 +60,32 @@ impl Fanout {
                     failed += 1;
                 }
             });
-        counters
-            .ws_messages_send
-            .fetch_add(delivered, Ordering::Relaxed);
-        counters
-            .ws_messages_send_error
-            .fetch_add(failed, Ordering::Relaxed);
-        delivered
+        Delivery {
+            delivered,
+            dropped: failed,
+        }
     }
 
     /// Number of rooms with at least one subscriber.
-    pub fn num_rooms(&self) -> usize {
+    fn num_rooms(&self) -> usize {
         self.read().num_rooms()
     }
 
     /// Number of subscriptions.
-    pub fn num_subscriptions(&self) -> usize {
+    fn num_subscriptions(&self) -> usize {
         self.read().num_subscriptions()
     }
 
     /// Rooms and their subscriber counts, for the admin API.
-    pub fn rooms(&self) -> Vec<(serde_json::Value, usize)> {
+    fn rooms(&self) -> Vec<(serde_json::Value, usize)> {
         self.read()
             .rooms()
             .map(|(room, n)| (room.to_json(), n))
             .collect()
     }
+}
 
+impl MemoryEngine {
     fn read(&self) -> std::sync::RwLockReadGuard<'_, RoomIndex<Outbox>> {
         self.index.read().unwrap_or_else(|p| p.into_inner())
     }

@@ -15,6 +15,11 @@ use serde::Serialize;
 
 use super::{outbox::Outbox, parked::ParkedSessions};
 
+/// The client-visible name of session `id`.
+pub fn session_name(id: u64) -> String {
+    format!("s{id:x}")
+}
+
 /// Counters reported by `{"type":"status"}` and `/metrics`.
 #[derive(Default)]
 pub struct Counters {
@@ -64,7 +69,7 @@ pub struct Sessions {
     /// Traffic counters.
     pub counters: Counters,
     /// Sessions whose client dropped, by resume token.
-    pub(super) parked: ParkedSessions,
+    pub parked: ParkedSessions,
 }
 
 impl Sessions {
@@ -169,7 +174,7 @@ impl Sessions {
         let mut rows: Vec<ConnectionInfo> = by_id
             .iter()
             .map(|(id, e)| ConnectionInfo {
-                session: super::session_name(*id),
+                session: session_name(*id),
                 user: e.user.clone(),
                 state: if parked.contains(id) {
                     "parked"

@@ -5,33 +5,33 @@
 use std::{collections::HashMap, sync::Mutex};
 
 use super::{
-    commands::CallShared,
+    calls::SessionCalls,
     outbox::{Outbox, OutboxReceiver},
 };
 
 /// A session waiting for its client.
-pub(super) struct Parked {
+pub struct Parked {
     /// Session number (subscriptions are indexed by it).
-    pub(super) id: u64,
+    pub id: u64,
     /// The user it belongs to: only they can resume it.
-    pub(super) user: String,
+    pub user: String,
     /// Its outbox (subscriptions and running calls hold clones).
-    pub(super) outbox: Outbox,
+    pub outbox: Outbox,
     /// What it collected while parked.
-    pub(super) rx: OutboxReceiver,
+    pub rx: OutboxReceiver,
     /// Its calls by requestId, so repeats after a resume still run once.
-    pub(super) calls: std::sync::Arc<CallShared>,
+    pub calls: std::sync::Arc<SessionCalls>,
 }
 
 /// Parked sessions by resume token.
 #[derive(Default)]
-pub(super) struct ParkedSessions {
+pub struct ParkedSessions {
     by_token: Mutex<HashMap<String, Parked>>,
 }
 
 /// Why a resume did not happen.
 #[derive(Debug, PartialEq, Eq)]
-pub(super) enum ResumeRefused {
+pub enum ResumeRefused {
     /// No session is parked under that token (never was, or it expired).
     Unknown,
     /// The token belongs to another user's session.
@@ -39,12 +39,12 @@ pub(super) enum ResumeRefused {
 }
 
 impl ParkedSessions {
-    pub(super) fn park(&self, token: String, parked: Parked) {
+    pub fn park(&self, token: String, parked: Parked) {
         self.lock().insert(token, parked);
     }
 
     /// Takes the session parked under `token` for `user`.
-    pub(super) fn take(&self, token: &str, user: &str) -> Result<Parked, ResumeRefused> {
+    pub fn take(&self, token: &str, user: &str) -> Result<Parked, ResumeRefused> {
         let mut table = self.lock();
         match table.get(token) {
             None => Err(ResumeRefused::Unknown),
@@ -55,7 +55,7 @@ impl ParkedSessions {
 
     /// Removes the session parked under `token` if it is still session `id`
     /// (the grace period ended). Returns it.
-    pub(super) fn expire(&self, token: &str, id: u64) -> Option<Parked> {
+    pub fn expire(&self, token: &str, id: u64) -> Option<Parked> {
         let mut table = self.lock();
         if table.get(token).is_some_and(|p| p.id == id) {
             table.remove(token)
@@ -65,13 +65,18 @@ impl ParkedSessions {
     }
 
     /// Session numbers of the parked sessions.
-    pub(super) fn ids(&self) -> std::collections::HashSet<u64> {
+    pub fn ids(&self) -> std::collections::HashSet<u64> {
         self.lock().values().map(|p| p.id).collect()
     }
 
     /// Number of parked sessions.
-    pub(super) fn len(&self) -> usize {
+    pub fn len(&self) -> usize {
         self.lock().len()
+    }
+
+    /// Whether no session is parked.
+    pub fn is_empty(&self) -> bool {
+        self.lock().is_empty()
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Parked>> {

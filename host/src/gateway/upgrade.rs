@@ -1,0 +1,114 @@
+//! `GET /ws/`: the upgrade (connection limit, socket buffer sizes,
+//! credentials, dialect) that hands the socket to a session, and the
+//! diagnostic echo endpoint on the same stack.
+
+use std::{net::SocketAddr, sync::Arc};
+
+use axum::{
+    extract::{ConnectInfo, RawQuery, State, WebSocketUpgrade},
+    http::{HeaderMap, StatusCode},
+    response::{IntoResponse, Response},
+};
+use futures_util::StreamExt;
+
+use crate::{
+    auth::Credentials,
+    protocol::{Extended, MAX_PUBLISH_BYTES},
+    state::AppState,
+};
+
+use super::session::{self, Connection, Slot};
+
+/// Socket buffer sizes (DESIGN §9: tungstenite's 128 KiB default read
+/// buffer costs ~83 KB per idle connection; 4 KiB costs ~5 KB).
+const READ_BUFFER: usize = 4 * 1024;
+const WRITE_BUFFER: usize = 8 * 1024;
+
+/// Bytes tungstenite may hold unsent for one connection: room for the
+/// largest publish plus a batch. Finite, so a stuck client cannot grow it.
+fn max_write_buffer(limits: &crate::config::Limits) -> usize {
+    limits.max_frame_bytes.max(MAX_PUBLISH_BYTES) * 2 + WRITE_BUFFER
+}
+
+/// `GET /ws/`: upgrades and runs a session.
+pub async fn upgrade(
+    State(state): State<Arc<AppState>>,
+    ConnectInfo(remote): ConnectInfo<SocketAddr>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+    ws: WebSocketUpgrade,
+) -> Response {
+    let limits = state.config.load().limits.clone();
+    if !state.sessions.try_reserve(limits.max_connections) {
+        tracing::warn!(
+            limit = limits.max_connections,
+            "websocket connection refused: the connection limit is reached (raise [limits] max_connections if the machine allows)"
+        );
+        return (StatusCode::SERVICE_UNAVAILABLE, "connection limit reached").into_response();
+    }
+    let creds = Credentials::from_request(&headers, query.as_deref(), Some(remote));
+    let resume = query.as_deref().and_then(resume_param);
+    ws.read_buffer_size(READ_BUFFER)
+        .write_buffer_size(WRITE_BUFFER)
+        .max_write_buffer_size(max_write_buffer(&limits))
+        .max_message_size(limits.max_frame_bytes)
+        .max_frame_size(limits.max_frame_bytes)
+        .on_failed_upgrade(|error| tracing::debug!("websocket upgrade failed: {error}"))
+        // The slot travels with the upgrade: if it never completes, the
+        // callback is dropped and the slot with it.
+        .on_upgrade({
+            let slot = Slot(state.clone());
+            move |socket| {
+                let (sink, stream) = socket.split();
+                let connection = Connection {
+                    state,
+                    creds,
+                    resume,
+                    remote: Some(remote),
+                    slot,
+                    dialect: &Extended,
+                };
+                session::run(sink, stream, connection)
+            }
+        })
+}
+
+/// The `resume` query parameter (a hex token; anything else is ignored).
+fn resume_param(query: &str) -> Option<String> {
+    query
+        .split('&')
+        .find_map(|pair| pair.strip_prefix("resume="))
+        .filter(|t| !t.is_empty() && t.len() <= 64 && t.bytes().all(|b| b.is_ascii_hexdigit()))
+        .map(str::to_owned)
+}
+
+/// `[diagnostics] ws_echo_path`: echoes every message back, on the same
+/// websocket stack and settings as `/ws/` (for conformance test suites).
+pub async fn echo(State(state): State<Arc<AppState>>, ws: WebSocketUpgrade) -> Response {
+    use axum::extract::ws::Message;
+    let limits = state.config.load().limits.clone();
+    if !state.sessions.try_reserve(limits.max_connections) {
+        return (StatusCode::SERVICE_UNAVAILABLE, "connection limit reached").into_response();
+    }
+    let slot = Slot(state.clone());
+    ws.read_buffer_size(READ_BUFFER)
+        .write_buffer_size(WRITE_BUFFER)
+        .max_write_buffer_size(max_write_buffer(&limits))
+        .max_message_size(limits.max_frame_bytes)
+        .max_frame_size(limits.max_frame_bytes)
+        .on_upgrade(move |mut socket| async move {
+            let _slot = slot;
+            while let Some(Ok(msg)) = socket.next().await {
+                let reply = match msg {
+                    Message::Text(_) | Message::Binary(_) => msg,
+                    // tungstenite queued the close reply; the next read
+                    // flushes it and then ends the stream (a clean close).
+                    // Leaving now would drop the socket unflushed.
+                    Message::Close(_) | Message::Ping(_) | Message::Pong(_) => continue,
+                };
+                if socket.send(reply).await.is_err() {
+                    break;
+                }
+            }
+        })
+}

@@ -1,0 +1,118 @@
+//! A session's writer: drains the outbox into the socket, everything
+//! pending then one flush, until the session tells it to stop.
+
+use std::time::Duration;
+
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes};
+use futures_util::{Sink, SinkExt};
+use tokio::sync::oneshot;
+
+use crate::sessions::{CLOSE_TOO_SLOW, OutboxReceiver, Outgoing};
+
+/// Items the writer sends per flush at most (and so the most it holds
+/// taken from the outbox but not yet in the socket).
+pub(super) const WRITE_BATCH: usize = 128;
+
+/// What the writer is told when the session ends: close with this code and
+/// reason, or (`None`) just stop.
+pub(super) type Stop = Option<(u16, &'static str)>;
+
+/// What the writer hands back when it stops: the outbox's receiving end
+/// (a parked session keeps collecting into it).
+pub(super) struct WriterBack {
+    pub(super) rx: OutboxReceiver,
+    /// A write failed with messages taken from the outbox: they are lost.
+    pub(super) lost_in_flight: bool,
+}
+
+/// Drains the outbox into the socket: everything pending, then one flush.
+/// A stop request interrupts even a write blocked on a client that does
+/// not read.
+pub(super) async fn write_loop<W>(
+    mut sink: W,
+    preamble: Vec<String>,
+    mut rx: OutboxReceiver,
+    mut stop_rx: oneshot::Receiver<Stop>,
+) -> WriterBack
+where
+    W: Sink<Message> + Unpin,
+{
+    let mut batch: Vec<Message> = preamble
+        .into_iter()
+        .map(|t| Message::Text(t.into()))
+        .collect();
+    let mut failed = false;
+    let stop: Stop = loop {
+        if batch.is_empty() {
+            let first = tokio::select! {
+                biased;
+                stop = &mut stop_rx => break stop.unwrap_or(None),
+                item = rx.recv() => match item {
+                    Some(item) => item,
+                    None => break None,
+                },
+            };
+            batch.push(render(first));
+        }
+        while batch.len() < WRITE_BATCH {
+            match rx.try_recv() {
+                Some(item) => batch.push(render(item)),
+                None => break,
+            }
+        }
+        let write = async {
+            for msg in batch.drain(..) {
+                sink.feed(msg).await?;
+            }
+            sink.flush().await
+        };
+        tokio::select! {
+            biased;
+            // Stopped mid-write: what was taken from the outbox may be lost.
+            stop = &mut stop_rx => {
+                failed = true;
+                break stop.unwrap_or(None);
+            }
+            result = write => if result.is_err() {
+                // The connection is gone; wait for the session to decide.
+                let _ = stop_rx.await;
+                return WriterBack { rx, lost_in_flight: true };
+            },
+        }
+    };
+    if let Some((code, reason)) = stop {
+        farewell(&mut sink, &mut rx, code, reason).await;
+    }
+    WriterBack {
+        rx,
+        lost_in_flight: failed,
+    }
+}
+
+/// Sends what is queued (final replies) and the close frame, within half
+/// a second; a client closed for not reading gets only the close frame.
+async fn farewell<W>(sink: &mut W, rx: &mut OutboxReceiver, code: u16, reason: &'static str)
+where
+    W: Sink<Message> + Unpin,
+{
+    let drain = code != CLOSE_TOO_SLOW;
+    let send = async {
+        while drain && let Some(item) = rx.try_recv() {
+            sink.feed(render(item)).await?;
+        }
+        sink.feed(Message::Close(Some(CloseFrame {
+            code,
+            reason: Utf8Bytes::from_static(reason),
+        })))
+        .await?;
+        sink.flush().await
+    };
+    let _ = tokio::time::timeout(Duration::from_millis(500), send).await;
+}
+
+fn render(item: Outgoing) -> Message {
+    match item {
+        Outgoing::Text(text) | Outgoing::Reply(text) => Message::Text(text),
+        Outgoing::Publish(frame, request_id) => Message::Text(frame.render(&request_id).into()),
+    }
+}

@@ -1,0 +1,20 @@
+//! The sessions of this host, below the gateway that serves their sockets:
+//! each session's outbox, its calls, the table of open and parked
+//! sessions, and the traffic counters.
+//!
+//! # Layout
+//! - `outbox`: a session's outbox in two lanes (replies; unrequested frames
+//!   bounded, 4008 past the bound); publishers never wait
+//! - `calls`: a session's calls by `requestId`, for exactly-once execution
+//! - `parked`: sessions whose client dropped, kept for `?resume=<token>`
+//! - `table`: open sessions by id and user, parked ones, traffic counters
+
+mod calls;
+mod outbox;
+mod parked;
+mod table;
+
+pub use calls::{CallState, SessionCalls};
+pub use outbox::{CLOSE_TOO_SLOW, Outbox, OutboxReceiver, OutboxState, Outgoing};
+pub use parked::{Parked, ParkedSessions, ResumeRefused};
+pub use table::{ConnectionInfo, Counters, Sessions, session_name};
