@@ -1,4 +1,4 @@
-use modhost_plugin_api::{ErrorCode, Module, RunExit};
+use modhost_plugin_api::{ErrorCode, Module, abi::RunExit};
 use modhost_plugin_testkit::TestHost;
 use serde_json::{Value, json};
 

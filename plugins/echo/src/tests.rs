@@ -207,7 +207,7 @@ fn module_echoes_streams_and_publishes() {
     );
     assert!(matches!(
         echo.shutdown(),
-        modhost_plugin_api::RunExit::Shutdown
+        modhost_plugin_api::abi::RunExit::Shutdown
     ));
 }
 

@@ -6,7 +6,7 @@
 //! `Module::handle` itself. What it can do is what the host does: take the
 //! library's exported `LibHeader` (the `export_module!` static, reachable
 //! through the module crate's `rlib`), check it with `init_root_module`, and
-//! call `start` with a [`HostContext`] whose sink this crate implements.
+//! call `start` with a `HostContext` whose sink this crate implements.
 //! Every call then takes the real path: `Call::from_msg`, `catch_unwind`,
 //! `Host::emit`, `Host::publish`, `Host::call`.
 //!
@@ -25,7 +25,7 @@
 //! - [`Running`]: sends calls, config changes and shutdown; collects what
 //!   the module sent back into an [`Outcome`]
 //! - [`Sent`]: one thing the module sent besides its reply
-//! - `Sink`: the [`HostSink`] that records all of it
+//! - `Sink`: the `HostSink` that records all of it
 
 use std::{
     sync::{Arc, Mutex, mpsc},
@@ -34,8 +34,11 @@ use std::{
 };
 
 use modhost_plugin_api::{
-    CallMsg, CallResultMsg, Caller, CallerKind, Failure, FromModule, HostContext, HostSink,
-    HostSink_TO, LogLevel, ModuleRoot_Ref, RunExit, ToModule,
+    Caller, CallerKind, LogLevel,
+    abi::{
+        CallMsg, CallResultMsg, Failure, FromModule, HostContext, HostSink, HostSink_TO,
+        ModuleRoot_Ref, RunExit, ToModule,
+    },
     abi_stable::{
         external_types::crossbeam_channel::{self, RSender},
         library::LibHeader,
