@@ -46,12 +46,12 @@
 //!
 //! The crate root holds only what an author writes against. The binary
 //! interface the host and the testkit drive (root module, messages, the
-//! context an instance starts with) is in [`abi`].
+//! context an instance starts with, the checks a call passes) is in [`abi`].
 //!
 //! # Layout
 //! - `types`: manifest, command specs, caller identity, error codes, log levels
-//! - `abi/`: the wire side: messages, host context, root module and ABI id
-//!   (see its own Layout)
+//! - `abi/`: the wire side: messages, host context, root module and ABI id,
+//!   call validation (see its own Layout)
 //! - `error`: [`ModuleError`], what handlers and `Host` methods fail with
 //! - `call`: the [`Call`] a handler gets, with its params parsed
 //! - `host`: the author's [`Host`] handle over the host context

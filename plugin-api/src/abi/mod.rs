@@ -13,10 +13,13 @@
 //!   [`HostSink`] its messages go to
 //! - `root`: the [`ModuleRoot`] the host finds in the library, [`ABI`] id,
 //!   and the [`ModuleInstance`] the host runs
+//! - `validate`: [`check_call`], the manifest checks every call passes
+//!   before the module sees it
 
 mod context;
 mod message;
 mod root;
+mod validate;
 
 pub use context::{HostContext, HostSink, HostSink_TO, HostSinkBox};
 pub use message::{CallMsg, CallResultMsg, EventMsg, Failure, FromModule, ToModule};
@@ -24,3 +27,4 @@ pub use root::{
     ABI, AbiInfo, ModuleInstance, ModuleInstance_TO, ModuleInstanceBox, ModuleRoot, ModuleRoot_Ref,
     RunExit,
 };
+pub use validate::{DEFAULT_MAX_PARAMS_BYTES, check_call};
