@@ -34,6 +34,18 @@ pub fn root_module<M: Module, const UNWIND: bool>() -> ModuleRoot_Ref {
     .leak_into_prefix()
 }
 
+impl ModuleRoot_Ref {
+    /// The root module `export_module!(M)` would export, built in this
+    /// process without a library: for hosts that run a module they link
+    /// (the testkit), so tests need not name the exported symbol.
+    ///
+    /// No layout check is needed: both sides are this same build. Each call
+    /// leaks one small prefix struct, as loading a library does.
+    pub fn of<M: Module>() -> Self {
+        root_module::<M, { cfg!(panic = "unwind") }>()
+    }
+}
+
 extern "C" fn abi_info<const UNWIND: bool>() -> AbiInfo {
     AbiInfo {
         abi: ABI.into(),

@@ -42,7 +42,8 @@
 //! ```
 //!
 //! Build it with `crate-type = ["cdylib", "rlib"]` and `panic = "unwind"`
-//! (the default); a library built with `panic = "abort"` is refused.
+//! (the default); a library built with `panic = "abort"` is refused. Test it
+//! in-process with `modhost-plugin-testkit`: `TestHost::of::<Greeter>()`.
 //!
 //! The crate root holds only what an author writes against. The binary
 //! interface the host and the testkit drive (root module, messages, the
