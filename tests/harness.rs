@@ -157,7 +157,7 @@ impl Workspace {
             version,
             seq,
             &key,
-            modhost_plugin_api::ABI,
+            modhost_plugin_api::abi::ABI,
         )
     }
 
@@ -240,7 +240,15 @@ impl Workspace {
     /// `module`'s trusted key.
     pub fn sign_bytes(&mut self, bytes: &[u8], module: &str, version: &str, seq: u64) -> String {
         let key = self.key(module);
-        signing::sign(bytes, &key, module, version, seq, modhost_plugin_api::ABI).to_toml()
+        signing::sign(
+            bytes,
+            &key,
+            module,
+            version,
+            seq,
+            modhost_plugin_api::abi::ABI,
+        )
+        .to_toml()
     }
 
     /// Publishes like a careful deploy tool: the `.so`, then its `.sig`,

@@ -121,7 +121,7 @@ async fn each_bad_build_is_refused_with_its_own_reason() {
         VERSION,
         5,
         &echo_key,
-        modhost_plugin_api::ABI,
+        modhost_plugin_api::abi::ABI,
     );
 
     // Envelope says `hostile` (valid key for it), library's manifest says `divide`.

@@ -702,7 +702,14 @@ async fn a_key_added_at_runtime_lets_a_refused_build_load() {
     // Signed with a key the host does not trust yet.
     let key = ed25519_dalek::SigningKey::from_bytes(&[7; 32]);
     let bytes = Workspace::build_bytes("stamp", 0);
-    let sig = signing::sign(&bytes, &key, "stamp", VERSION, 1, modhost_plugin_api::ABI);
+    let sig = signing::sign(
+        &bytes,
+        &key,
+        "stamp",
+        VERSION,
+        1,
+        modhost_plugin_api::abi::ABI,
+    );
     ws.publish_bytes("stamp.so", &bytes, &sig.to_toml());
     wait_refusal(&host, "stamp.so", "no verify key").await;
 

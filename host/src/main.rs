@@ -161,7 +161,7 @@ fn sign(
         (Some(m), Some(v)) => {
             let abi = modules::inspect(lib)
                 .map(|(_, abi)| abi)
-                .unwrap_or_else(|_| modhost_plugin_api::ABI.to_owned());
+                .unwrap_or_else(|_| modhost_plugin_api::abi::ABI.to_owned());
             (m, v, abi)
         }
         (module, version) => {
@@ -178,11 +178,11 @@ fn sign(
             )
         }
     };
-    if abi != modhost_plugin_api::ABI {
+    if abi != modhost_plugin_api::abi::ABI {
         bail!(
             "{} was built for ABI `{abi}` but this modhost speaks `{}`: rebuild it against this modhost-plugin-api",
             lib.display(),
-            modhost_plugin_api::ABI
+            modhost_plugin_api::abi::ABI
         );
     }
     let seq = seq.unwrap_or_else(tools::default_seq);
@@ -200,7 +200,7 @@ fn sign(
 }
 
 fn verify(lib: &Path, verify_keys: &[PathBuf]) -> anyhow::Result<()> {
-    let verified = tools::verify_lib(lib, verify_keys, modhost_plugin_api::ABI)?;
+    let verified = tools::verify_lib(lib, verify_keys, modhost_plugin_api::abi::ABI)?;
     println!(
         "ok: module {} version {} seq {} key {}",
         verified.module, verified.version, verified.seq, verified.key_id

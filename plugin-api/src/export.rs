@@ -13,13 +13,13 @@ use abi_stable::{
 };
 
 use crate::{
-    host::{Host, HostContext, failure},
-    message::{FromModule, ToModule},
-    module::{Call, Module},
-    root::{
-        ABI, AbiInfo, ModuleInstance, ModuleInstance_TO, ModuleInstanceBox, ModuleRoot,
-        ModuleRoot_Ref, RunExit,
+    abi::{
+        ABI, AbiInfo, Failure, FromModule, HostContext, ModuleInstance, ModuleInstance_TO,
+        ModuleInstanceBox, ModuleRoot, ModuleRoot_Ref, RunExit, ToModule,
     },
+    call::Call,
+    host::Host,
+    module::Module,
     types::{ErrorCode, Manifest},
 };
 
@@ -32,6 +32,18 @@ pub fn root_module<M: Module, const UNWIND: bool>() -> ModuleRoot_Ref {
         start: start::<M>,
     }
     .leak_into_prefix()
+}
+
+impl ModuleRoot_Ref {
+    /// The root module `export_module!(M)` would export, built in this
+    /// process without a library: for hosts that run a module they link
+    /// (the testkit), so tests need not name the exported symbol.
+    ///
+    /// No layout check is needed: both sides are this same build. Each call
+    /// leaks one small prefix struct, as loading a library does.
+    pub fn of<M: Module>() -> Self {
+        root_module::<M, { cfg!(panic = "unwind") }>()
+    }
 }
 
 extern "C" fn abi_info<const UNWIND: bool>() -> AbiInfo {
@@ -116,7 +128,7 @@ impl<M: Module> Runner<M> {
                 let message = panic_message(&*payload);
                 self.host.send(FromModule::Error {
                     id,
-                    failure: failure(
+                    failure: Failure::new(
                         ErrorCode::ModulePanicked,
                         format!(
                             "module panicked in `{}`: {message}; it was restarted",
@@ -220,7 +232,7 @@ macro_rules! export_module {
             // SAFETY: the constructor returns the root module of type
             // `ModuleRoot_Ref`, the type the header is declared for.
             unsafe {
-                $crate::__private::LibHeader::from_constructor::<$crate::ModuleRoot_Ref>(
+                $crate::__private::LibHeader::from_constructor::<$crate::abi::ModuleRoot_Ref>(
                     __modhost_root,
                     $crate::__private::CheckTypeLayout::Yes,
                 )

@@ -1,5 +1,8 @@
-//! The host side as a module sees it: the FFI-safe [`HostContext`] the host
-//! hands to `start`, and the [`Host`] handle authors use.
+//! The [`Host`] handle: the host as a module author sees it.
+//!
+//! It wraps the FFI-safe `HostContext` the host passes to `start` and turns
+//! the host's answers into [`ModuleError`]s, so an author's `?` works on
+//! them and the wire types stay out of the author's API.
 
 use std::{
     cell::{Cell, RefCell},
@@ -8,48 +11,15 @@ use std::{
     time::Duration,
 };
 
-use abi_stable::{
-    StableAbi,
-    external_types::crossbeam_channel::RReceiver,
-    std_types::{RArc, RResult, RString},
-};
+use abi_stable::std_types::{RResult, RString};
 use serde_json::Value;
 
 use crate::{
-    message::{Failure, FromModule, ToModule},
-    module::Call,
+    abi::{FromModule, HostContext, ToModule},
+    call::Call,
+    error::ModuleError,
     types::{ErrorCode, LogLevel},
 };
-
-/// Receives everything a module sends to the host. Implemented by the host.
-#[abi_stable::sabi_trait]
-pub trait HostSink: Send + Sync {
-    /// Delivers `msg`. For `Publish` and `SendToUser` the `Ok` value is the
-    /// number of deliveries; an `Err` says why the host could not take it.
-    #[sabi(last_prefix_field)]
-    fn send(&self, msg: FromModule) -> RResult<u64, Failure>;
-}
-
-/// A shareable, FFI-safe [`HostSink`].
-pub type HostSinkBox = HostSink_TO<'static, RArc<()>>;
-
-/// Everything an instance gets from the host when it starts.
-#[repr(C)]
-#[derive(StableAbi)]
-pub struct HostContext {
-    /// The module's name.
-    pub module: RString,
-    /// Which build of the module this is (1 for the first load).
-    pub generation: u64,
-    /// The module's `[modules.<name>]` table as JSON text (`{}` if absent).
-    pub config: RString,
-    /// Lines above this level are dropped before they are formatted.
-    pub log_level: LogLevel,
-    /// Where the module's messages go.
-    pub sink: HostSinkBox,
-    /// Calls, events and shutdown arrive here.
-    pub inbox: RReceiver<ToModule>,
-}
 
 /// How long [`Host::call`] waits at most. The host answers a call that
 /// outlives its own timeout with `module-timeout` well before this.
@@ -125,31 +95,33 @@ impl Host {
 
     /// Publishes `data` to every subscriber of the matching `rooms` (a JSON
     /// array of room objects). Returns how many subscriptions it reached.
-    pub fn publish(&self, rooms: &Value, data: &Value) -> Result<u64, Failure> {
+    pub fn publish(&self, rooms: &Value, data: &Value) -> Result<u64, ModuleError> {
         self.ctx
             .sink
             .send(FromModule::Publish {
                 rooms: rooms.to_string().into(),
                 data: data.to_string().into(),
             })
-            .into()
+            .into_result()
+            .map_err(ModuleError::from)
     }
 
     /// Pushes `data` to every open session of `user`. Returns how many
     /// sessions it reached.
-    pub fn send_to_user(&self, user: &str, data: &Value) -> Result<u64, Failure> {
+    pub fn send_to_user(&self, user: &str, data: &Value) -> Result<u64, ModuleError> {
         self.ctx
             .sink
             .send(FromModule::SendToUser {
                 user: user.into(),
                 data: data.to_string().into(),
             })
-            .into()
+            .into_result()
+            .map_err(ModuleError::from)
     }
 
     /// Sends one item of a streaming reply to `call`'s caller. The value the
     /// handler returns is the stream's last item.
-    pub fn emit(&self, call: &Call, item: &Value) -> Result<(), Failure> {
+    pub fn emit(&self, call: &Call, item: &Value) -> Result<(), ModuleError> {
         self.ctx
             .sink
             .send(FromModule::Reply {
@@ -157,14 +129,15 @@ impl Host {
                 result: item.to_string().into(),
                 done: false,
             })
+            .into_result()
             .map(|_| ())
-            .into()
+            .map_err(ModuleError::from)
     }
 
     /// Calls `command` of `module` and waits for its result. The callee sees
     /// this module as the caller. Calls that form a cycle (A calls B which
     /// calls A) end in `module-timeout`: this module's thread is waiting.
-    pub fn call(&self, module: &str, command: &str, params: &Value) -> Result<Value, Failure> {
+    pub fn call(&self, module: &str, command: &str, params: &Value) -> Result<Value, ModuleError> {
         let id = self.next_call_id.get();
         self.next_call_id.set(id + 1);
         let sent = self.ctx.sink.send(FromModule::Call {
@@ -174,16 +147,15 @@ impl Host {
             params: params.to_string().into(),
         });
         if let RResult::RErr(failure) = sent {
-            return Err(failure);
+            return Err(failure.into());
         }
         loop {
             match self.ctx.inbox.recv_timeout(CALL_WAIT_LIMIT) {
                 Ok(ToModule::CallResult(result)) if result.id == id => {
                     return match result.outcome {
-                        RResult::ROk(text) => serde_json::from_str(text.as_str()).map_err(|e| {
-                            failure(ErrorCode::ModuleError, format!("invalid JSON result: {e}"))
-                        }),
-                        RResult::RErr(failure) => Err(failure),
+                        RResult::ROk(text) => serde_json::from_str(text.as_str())
+                            .map_err(|e| ModuleError::new(format!("invalid JSON result: {e}"))),
+                        RResult::RErr(failure) => Err(failure.into()),
                     };
                 }
                 // A late answer to an earlier call that already timed out here.
@@ -191,16 +163,16 @@ impl Host {
                 // Anything else waits until the current handler returns.
                 Ok(other) => self.deferred.borrow_mut().push_back(other),
                 Err(error) if error.is_timeout() => {
-                    return Err(failure(
-                        ErrorCode::ModuleTimeout,
-                        format!("{module}.{command} did not answer in time"),
-                    ));
+                    return Err(ModuleError {
+                        code: ErrorCode::ModuleTimeout,
+                        message: format!("{module}.{command} did not answer in time"),
+                    });
                 }
                 Err(_) => {
-                    return Err(failure(
-                        ErrorCode::ModuleUnavailable,
-                        "the host is shutting this module down".into(),
-                    ));
+                    return Err(ModuleError {
+                        code: ErrorCode::ModuleUnavailable,
+                        message: "the host is shutting this module down".into(),
+                    });
                 }
             }
         }
@@ -216,12 +188,5 @@ impl Host {
 
     pub(crate) fn send(&self, msg: FromModule) {
         let _ = self.ctx.sink.send(msg);
-    }
-}
-
-pub(crate) fn failure(code: ErrorCode, message: String) -> Failure {
-    Failure {
-        code,
-        message: message.into(),
     }
 }

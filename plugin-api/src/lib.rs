@@ -42,33 +42,40 @@
 //! ```
 //!
 //! Build it with `crate-type = ["cdylib", "rlib"]` and `panic = "unwind"`
-//! (the default); a library built with `panic = "abort"` is refused.
+//! (the default); a library built with `panic = "abort"` is refused. Test it
+//! in-process with `modhost-plugin-testkit`: `TestHost::of::<Greeter>()`.
+//!
+//! The crate root holds only what an author writes against. The binary
+//! interface the host and the testkit drive (root module, messages, the
+//! context an instance starts with, the checks a call passes) is in [`abi`].
 //!
 //! # Layout
 //! - `types`: manifest, command specs, caller identity, error codes, log levels
-//! - `message`: the typed messages host → module and module → host
-//! - `host`: the context the host hands to a module, and the author's `Host` handle
-//! - `module`: the author's `Module` trait, `Call` and `ModuleError`
-//! - `root`: the root module the host finds in the library, and the ABI id
+//! - `abi/`: the wire side: messages, host context, root module and ABI id,
+//!   call validation (see its own Layout)
+//! - `error`: [`ModuleError`], what handlers and `Host` methods fail with
+//! - `call`: the [`Call`] a handler gets, with its params parsed
+//! - `host`: the author's [`Host`] handle over the host context
+//! - `module`: the author's [`Module`] trait
 //! - `export`: `export_module!` and the panic-safe runtime behind it
 
 // `#[sabi_trait]` expands to items rustc warns about; they are abi_stable's.
 #![allow(non_local_definitions, non_camel_case_types)]
 
+pub mod abi;
+mod call;
+mod error;
 mod export;
 mod host;
-mod message;
 mod module;
-mod root;
 mod types;
 
-pub use host::{Host, HostContext, HostSink, HostSink_TO, HostSinkBox};
-pub use message::{CallMsg, CallResultMsg, EventMsg, Failure, FromModule, ToModule};
-pub use module::{Call, Module, ModuleError};
-pub use root::{
-    ABI, AbiInfo, ModuleInstance, ModuleInstance_TO, ModuleInstanceBox, ModuleRoot, ModuleRoot_Ref,
-    RunExit,
-};
+// The author's API. Consider semver implications carefully: every item here
+// is something a module's source names.
+pub use call::Call;
+pub use error::ModuleError;
+pub use host::Host;
+pub use module::Module;
 pub use types::{Caller, CallerKind, CommandSpec, ErrorCode, LogLevel, Manifest};
 
 /// abi_stable, re-exported so hosts and tools use the exact same version.

@@ -39,5 +39,5 @@ pub(crate) fn key_and_keyring() -> (SigningKey, Keyring) {
 
 /// Signs `bytes` as echo 0.1.0, seq 1, for the host's ABI.
 pub(crate) fn envelope(bytes: &[u8], key: &SigningKey, version: &str) -> Envelope {
-    sign(bytes, key, "echo", version, 1, modhost_plugin_api::ABI)
+    sign(bytes, key, "echo", version, 1, modhost_plugin_api::abi::ABI)
 }

@@ -1,9 +1,10 @@
 //! Manifest checks the broker runs before a module sees a call.
+//!
+//! The checks themselves are `plugin-api`'s `check_call`, shared with the
+//! testkit so a module's in-process tests meet the same refusals; this file
+//! adapts them to the broker's request and error types.
 
-use std::{borrow::Cow, collections::HashMap};
-
-use modhost_plugin_api::{CallerKind, ErrorCode, Manifest};
-use serde::de::IgnoredAny;
+use modhost_plugin_api::{Manifest, abi::check_call};
 
 use super::CallRequest;
 use crate::modules::CallFailure;
@@ -22,59 +23,9 @@ pub(super) fn check(
     req: &CallRequest<'_>,
     max_params: usize,
 ) -> Result<CommandInfo, CallFailure> {
-    let spec = manifest.find(req.command).ok_or_else(|| {
-        CallFailure::new(
-            ErrorCode::UnknownCommand,
-            format!("module {} has no command {:?}", manifest.name, req.command),
-        )
-    })?;
-    let role = spec.min_role.as_str();
-    let allowed = role.is_empty()
-        || matches!(req.caller.kind, CallerKind::Module | CallerKind::Operator)
-        || req.caller.has_role(role)
-        || req.caller.has_role("admin");
-    if !allowed {
-        return Err(CallFailure::new(
-            ErrorCode::Forbidden,
-            format!("{}.{} needs the role {role:?}", manifest.name, spec.name),
-        ));
-    }
     let params = req.params.unwrap_or("{}");
-    if params.len() > max_params {
-        return Err(CallFailure::new(
-            ErrorCode::TooLarge,
-            format!(
-                "params are {} bytes; the limit is {max_params}",
-                params.len()
-            ),
-        ));
-    }
-    if !params.trim_start().starts_with('{') {
-        return Err(CallFailure::new(
-            ErrorCode::MissingParam,
-            "params must be a JSON object",
-        ));
-    }
-    if !spec.params.is_empty() {
-        let keys: HashMap<Cow<'_, str>, IgnoredAny> =
-            serde_json::from_str(params).map_err(|e| {
-                CallFailure::new(
-                    ErrorCode::MissingParam,
-                    format!("params are not a valid JSON object: {e}"),
-                )
-            })?;
-        if let Some(missing) = spec.params.iter().find(|p| !keys.contains_key(p.as_str())) {
-            return Err(CallFailure::new(
-                ErrorCode::MissingParam,
-                format!(
-                    "{}.{} needs the param {:?}",
-                    manifest.name,
-                    spec.name,
-                    missing.as_str()
-                ),
-            ));
-        }
-    }
+    let spec = check_call(manifest, req.command, params, &req.caller, max_params)
+        .map_err(|f| CallFailure::new(f.code, f.message.into_string()))?;
     Ok(CommandInfo {
         needs_reply: spec.needs_reply,
         streams: spec.streams,
@@ -83,7 +34,7 @@ pub(super) fn check(
 
 #[cfg(test)]
 mod tests {
-    use modhost_plugin_api::{Caller, CommandSpec};
+    use modhost_plugin_api::{Caller, CallerKind, CommandSpec, ErrorCode};
 
     use super::*;
 

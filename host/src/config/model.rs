@@ -150,7 +150,8 @@ impl Default for Limits {
             calls_per_second: 10_000,
             max_calls_in_flight: 256,
             call_timeout: Duration::from_secs(10),
-            max_params_bytes: 64 * 1024,
+            // Shared with the testkit, so module tests meet the same limit.
+            max_params_bytes: modhost_plugin_api::abi::DEFAULT_MAX_PARAMS_BYTES,
             module_queue: 1024,
             resume_buffer: 1024,
         }

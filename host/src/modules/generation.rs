@@ -13,8 +13,8 @@ use std::{
 };
 
 use modhost_plugin_api::{
-    CallMsg, Caller, ErrorCode, HostContext, HostSink_TO, LogLevel, Manifest, ModuleRoot_Ref,
-    RunExit, ToModule,
+    Caller, ErrorCode, LogLevel, Manifest,
+    abi::{CallMsg, HostContext, HostSink_TO, ModuleRoot_Ref, RunExit, ToModule},
     abi_stable::{
         external_types::crossbeam_channel::{self as channel, RSender},
         sabi_trait::TD_Opaque,

@@ -13,8 +13,9 @@ use std::{
 };
 
 use modhost_plugin_api::{
-    ABI, Manifest, ModuleRoot_Ref, abi_stable::library::lib_header_from_path,
-    abi_stable::std_types::RResult,
+    Manifest,
+    abi::{ABI, ModuleRoot_Ref},
+    abi_stable::{library::lib_header_from_path, std_types::RResult},
 };
 
 use crate::signing::{Envelope, Keyring, SeqStore, SignatureError, verify_file};

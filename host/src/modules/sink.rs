@@ -10,7 +10,8 @@ use std::{
 };
 
 use modhost_plugin_api::{
-    CallResultMsg, ErrorCode, Failure, FromModule, HostSink, LogLevel, ToModule,
+    ErrorCode, LogLevel,
+    abi::{CallResultMsg, Failure, FromModule, HostSink, ToModule},
     abi_stable::{external_types::crossbeam_channel::RSender, std_types::RResult},
 };
 

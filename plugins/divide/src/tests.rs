@@ -1,5 +1,5 @@
-use modhost_plugin_api::{ErrorCode, Module, RunExit};
-use modhost_plugin_testkit::TestHost;
+use modhost_plugin_api::{ErrorCode, Module};
+use modhost_plugin_testkit::{RunExit, TestHost};
 use serde_json::{Value, json};
 
 use crate::{BOOM, Divide, divide};
@@ -77,13 +77,11 @@ fn manifest() {
     assert!(manifest.find("boom").is_some());
 }
 
-// The `Module` impl, through the exported root module.
+// The `Module` impl, through the root module and the host's call checks.
 
 #[test]
 fn module_divides_and_survives_its_own_panic() {
-    let mut module = TestHost::new(&crate::_1as_0lib_1header_0root_bmodule_bloader)
-        .start()
-        .unwrap();
+    let mut module = TestHost::of::<Divide>().start().unwrap();
     let ok = module.call("divide", json!({"dividend": 10, "divisor": 4}));
     assert_eq!(ok.ok(), &json!({"quotient": 2.5}));
     let zero = module.call("divide", json!({"dividend": 10, "divisor": 0}));

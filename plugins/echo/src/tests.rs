@@ -1,5 +1,5 @@
 use modhost_plugin_api::{Call, ErrorCode, Module};
-use modhost_plugin_testkit::{Running, Sent, TestHost, module, user};
+use modhost_plugin_testkit::{RunExit, Running, Sent, TestHost, module, user};
 use serde_json::{Value, json};
 
 use crate::{Command, Echo, MAX_COUNT, caller_json, count_items, count_last};
@@ -18,7 +18,7 @@ fn parse(command: &str, params: Value) -> Result<Command, ErrorCode> {
 }
 
 fn start(config: Value) -> Running {
-    TestHost::new(&crate::_1as_0lib_1header_0root_bmodule_bloader)
+    TestHost::of::<Echo>()
         .config(config)
         .deliveries(3)
         .start()
@@ -147,7 +147,7 @@ fn manifest_declares_every_command() {
     );
 }
 
-// The `Module` impl, through the exported root module.
+// The `Module` impl, through the root module and the host's call checks.
 
 #[test]
 fn module_echoes_streams_and_publishes() {
@@ -179,14 +179,20 @@ fn module_echoes_streams_and_publishes() {
         vec![Sent::SendToUser("bob".into(), json!("hey"))]
     );
 
+    // `config` is for admins only; the testkit checks roles as the host does.
+    let admin = || user("alice", &["admin"]);
     assert_eq!(
-        echo.call("config", json!({})).ok(),
+        echo.call_as(admin(), "config", json!({})).ok(),
         &json!({"greeting": "hi"})
     );
     echo.reconfigure(json!({"greeting": "yo"}));
     assert_eq!(
-        echo.call("config", json!({})).ok(),
+        echo.call_as(admin(), "config", json!({})).ok(),
         &json!({"greeting": "yo"})
+    );
+    assert_eq!(
+        echo.call("config", json!({})).err().code,
+        ErrorCode::Forbidden
     );
 
     let fired = echo.call("fire", json!({"k": "v"}));
@@ -205,10 +211,7 @@ fn module_echoes_streams_and_publishes() {
         echo.call("count", json!({"n": 0})).err().code,
         ErrorCode::MissingParam
     );
-    assert!(matches!(
-        echo.shutdown(),
-        modhost_plugin_api::RunExit::Shutdown
-    ));
+    assert!(matches!(echo.shutdown(), RunExit::Shutdown));
 }
 
 #[test]

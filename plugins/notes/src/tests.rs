@@ -5,9 +5,7 @@ use serde_json::{Value, json};
 use crate::{DEFAULT_MAX_NOTES_PER_USER, MAX_NOTE_BYTES, Notebook, Notes, limit_from_config};
 
 fn start(config: Value) -> Result<Running, String> {
-    TestHost::new(&crate::_1as_0lib_1header_0root_bmodule_bloader)
-        .config(config)
-        .start()
+    TestHost::of::<Notes>().config(config).start()
 }
 
 #[test]
@@ -104,7 +102,7 @@ fn manifest() {
     assert!(manifest.find("fetch_notes").unwrap().needs_reply);
 }
 
-// The `Module` impl, through the exported root module.
+// The `Module` impl, through the root module and the host's call checks.
 
 #[test]
 fn module_stores_per_caller_and_ignores_forged_user() {

@@ -75,12 +75,12 @@ fn manifest() {
     assert_eq!(params, ["module", "command"]);
 }
 
-// The `Module` impl, through the exported root module, with a host that
-// answers relay's calls the way echo and divide would.
+// The `Module` impl, through the root module and the host's call checks,
+// with a host that answers relay's calls the way echo and divide would.
 
 #[test]
 fn module_relays_results_and_failures() {
-    let mut relay = TestHost::new(&crate::_1as_0lib_1header_0root_bmodule_bloader)
+    let mut relay = TestHost::of::<RelayModule>()
         .on_call(|module, command, params| match (module, command) {
             ("echo", "echo") => Ok(params.clone()),
             ("divide", "divide") => Err(failure(
@@ -127,7 +127,7 @@ fn module_relays_results_and_failures() {
 
 #[test]
 fn module_refuses_a_bad_allow_list() {
-    let refused = TestHost::new(&crate::_1as_0lib_1header_0root_bmodule_bloader)
+    let refused = TestHost::of::<RelayModule>()
         .config(json!({"allow": "echo"}))
         .start()
         .err()

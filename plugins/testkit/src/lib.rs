@@ -1,31 +1,30 @@
-//! Runs one module in-process, through the same exported root module and
-//! runner the host drives, so a module's `Module` impl (not only its pure
-//! logic) can be tested without the host, a socket or `dlopen`.
+//! Runs one module in-process, through the same root module, runner and
+//! call validation the host drives, so a module's `Module` impl (not only
+//! its pure logic) can be tested without the host, a socket or `dlopen`.
 //!
 //! `plugin-api` keeps `Host::new` private, so a test cannot hand a `Host` to
 //! `Module::handle` itself. What it can do is what the host does: take the
-//! library's exported `LibHeader` (the `export_module!` static, reachable
-//! through the module crate's `rlib`), check it with `init_root_module`, and
-//! call `start` with a [`HostContext`] whose sink this crate implements.
-//! Every call then takes the real path: `Call::from_msg`, `catch_unwind`,
-//! `Host::emit`, `Host::publish`, `Host::call`.
+//! module's root module (`ModuleRoot_Ref::of::<M>()`, the one
+//! `export_module!(M)` exports), and call `start` with a `HostContext` whose
+//! sink this crate implements. Every call is first checked against the
+//! manifest by the host's own `check_call` (unknown command, role, size,
+//! required params), then takes the real path: `Call::from_msg`,
+//! `catch_unwind`, `Host::emit`, `Host::publish`, `Host::call`.
 //!
 //! ```ignore
-//! let mut module = TestHost::new(&echo::_1as_0lib_1header_0root_bmodule_bloader).start()?;
+//! let mut module = TestHost::of::<Echo>().start()?;
 //! let outcome = module.call("echo", json!({"a": 1}));
 //! assert_eq!(outcome.result, Ok(json!({"a": 1})));
 //! ```
 //!
-//! Only one module can be linked into a test binary: every module exports
-//! the same symbol name.
-//!
 //! # Layout
 //! - [`TestHost`]: builder (config, deliveries per publish, module-to-module
-//!   call answers) that starts the instance on a thread
-//! - [`Running`]: sends calls, config changes and shutdown; collects what
-//!   the module sent back into an [`Outcome`]
+//!   call answers, params limit) that starts the instance on a thread
+//! - [`Running`]: validates and sends calls, config changes and shutdown;
+//!   collects what the module sent back into an [`Outcome`]
 //! - [`Sent`]: one thing the module sent besides its reply
-//! - `Sink`: the [`HostSink`] that records all of it
+//! - `Sink`: the `HostSink` that records all of it
+//! - `tests.rs`: the testkit's own tests, with a module defined inline
 
 use std::{
     sync::{Arc, Mutex, mpsc},
@@ -34,16 +33,24 @@ use std::{
 };
 
 use modhost_plugin_api::{
-    CallMsg, CallResultMsg, Caller, CallerKind, Failure, FromModule, HostContext, HostSink,
-    HostSink_TO, LogLevel, ModuleRoot_Ref, RunExit, ToModule,
+    Caller, CallerKind, ErrorCode, LogLevel, Manifest, Module, ModuleError,
+    abi::{
+        CallMsg, CallResultMsg, DEFAULT_MAX_PARAMS_BYTES, Failure, FromModule, HostContext,
+        HostSink, HostSink_TO, ModuleRoot_Ref, ToModule, check_call,
+    },
     abi_stable::{
         external_types::crossbeam_channel::{self, RSender},
-        library::LibHeader,
         sabi_trait::TD_Opaque,
         std_types::{RArc, RResult, RString, RVec},
     },
 };
 use serde_json::Value;
+
+/// Why an instance's `run` returned; what [`Running::shutdown`] reports.
+pub use modhost_plugin_api::abi::RunExit;
+
+#[cfg(test)]
+mod tests;
 
 /// How long a test waits for the module before it fails instead of hanging.
 const WAIT: Duration = Duration::from_secs(30);
@@ -53,31 +60,34 @@ const WAIT: Duration = Duration::from_secs(30);
 const INBOX: usize = 64;
 
 /// Answers a module-to-module call: `(module, command, params)`.
-type Responder = dyn Fn(&str, &str, &Value) -> Result<Value, Failure> + Send + Sync;
+type Responder = dyn Fn(&str, &str, &Value) -> Result<Value, ModuleError> + Send + Sync;
 
 /// Builds and starts one module instance.
 pub struct TestHost {
-    header: &'static LibHeader,
+    root: ModuleRoot_Ref,
     config: Value,
     deliveries: u64,
     responder: Arc<Responder>,
     log_level: LogLevel,
+    max_params_bytes: usize,
 }
 
 impl TestHost {
-    /// A host for the module exported as `header`, with config `{}`.
-    pub fn new(header: &'static LibHeader) -> Self {
+    /// A host for module `M`, with config `{}` and the host's default
+    /// params limit.
+    pub fn of<M: Module>() -> Self {
         Self {
-            header,
+            root: ModuleRoot_Ref::of::<M>(),
             config: Value::Object(Default::default()),
             deliveries: 1,
             responder: Arc::new(|module: &str, _: &str, _: &Value| {
                 Err(failure(
-                    modhost_plugin_api::ErrorCode::UnknownModule,
+                    ErrorCode::UnknownModule,
                     &format!("no module {module}"),
                 ))
             }),
             log_level: LogLevel::Trace,
+            max_params_bytes: DEFAULT_MAX_PARAMS_BYTES,
         }
     }
 
@@ -96,21 +106,25 @@ impl TestHost {
     /// How the module's `Host::call`s are answered (default: `unknown-module`).
     pub fn on_call(
         mut self,
-        responder: impl Fn(&str, &str, &Value) -> Result<Value, Failure> + Send + Sync + 'static,
+        responder: impl Fn(&str, &str, &Value) -> Result<Value, ModuleError> + Send + Sync + 'static,
     ) -> Self {
         self.responder = Arc::new(responder);
         self
     }
 
-    /// Checks the root module and starts an instance on its own thread.
-    /// `Err` carries the load error or `on_load`'s refusal.
+    /// Calls with params longer than this (serialized) are refused with
+    /// `too-large`, as the host's `limits.max_params_bytes` does.
+    pub fn max_params_bytes(mut self, bytes: usize) -> Self {
+        self.max_params_bytes = bytes;
+        self
+    }
+
+    /// Starts an instance on its own thread. `Err` carries a panic in
+    /// `manifest()` or `on_load`'s refusal.
     pub fn start(self) -> Result<Running, String> {
-        let root = self
-            .header
-            .init_root_module::<ModuleRoot_Ref>()
-            .map_err(|e| format!("root module refused: {e}"))?;
-        let name = match root.manifest()() {
-            RResult::ROk(manifest) => manifest.name.into_string(),
+        let root = self.root;
+        let manifest = match root.manifest()() {
+            RResult::ROk(manifest) => manifest,
             RResult::RErr(reason) => return Err(reason.into_string()),
         };
         let (inbox, receiver) = crossbeam_channel::bounded(INBOX);
@@ -122,7 +136,7 @@ impl TestHost {
             deliveries: self.deliveries,
         };
         let ctx = HostContext {
-            module: name.into(),
+            module: manifest.name.clone(),
             generation: 1,
             config: self.config.to_string().into(),
             log_level: self.log_level,
@@ -135,6 +149,8 @@ impl TestHost {
         };
         let thread = std::thread::spawn(move || instance.run());
         Ok(Running {
+            manifest,
+            max_params_bytes: self.max_params_bytes,
             inbox,
             sent,
             thread: Some(thread),
@@ -145,6 +161,8 @@ impl TestHost {
 
 /// A running instance.
 pub struct Running {
+    manifest: Manifest,
+    max_params_bytes: usize,
     inbox: RSender<ToModule>,
     sent: mpsc::Receiver<FromModule>,
     thread: Option<JoinHandle<RunExit>>,
@@ -157,7 +175,7 @@ pub struct Outcome {
     /// Stream items sent with `Host::emit`, in order.
     pub items: Vec<Value>,
     /// The final result, or the error the call ended with.
-    pub result: Result<Value, Failure>,
+    pub result: Result<Value, ModuleError>,
     /// Everything else the module sent while handling the call.
     pub sent: Vec<Sent>,
 }
@@ -174,7 +192,7 @@ impl Outcome {
 
     /// The failure; panics if the call succeeded.
     #[track_caller]
-    pub fn err(&self) -> &Failure {
+    pub fn err(&self) -> &ModuleError {
         match &self.result {
             Ok(value) => panic!("call succeeded with {value}"),
             Err(failure) => failure,
@@ -213,22 +231,34 @@ impl Running {
     }
 
     /// Calls `command` as `caller` and collects everything up to its last
-    /// reply or its error.
+    /// reply or its error. A call the host would refuse (see `check_call`)
+    /// never reaches the module: its outcome is the host's refusal.
     #[track_caller]
     pub fn call_as(&mut self, caller: Caller, command: &str, params: Value) -> Outcome {
-        let id = self.next_id;
-        self.next_id += 1;
-        self.send(ToModule::Call(CallMsg {
-            id,
-            command: command.into(),
-            params: params.to_string().into(),
-            caller,
-        }));
         let mut outcome = Outcome {
             items: Vec::new(),
             result: Ok(Value::Null),
             sent: Vec::new(),
         };
+        let params = params.to_string();
+        if let Err(refusal) = check_call(
+            &self.manifest,
+            command,
+            &params,
+            &caller,
+            self.max_params_bytes,
+        ) {
+            outcome.result = Err(refusal.into());
+            return outcome;
+        }
+        let id = self.next_id;
+        self.next_id += 1;
+        self.send(ToModule::Call(CallMsg {
+            id,
+            command: command.into(),
+            params: params.into(),
+            caller,
+        }));
         loop {
             match self.next_sent() {
                 FromModule::Reply {
@@ -244,7 +274,7 @@ impl Running {
                     outcome.items.push(value);
                 }
                 FromModule::Error { id: got, failure } if got == id => {
-                    outcome.result = Err(failure);
+                    outcome.result = Err(failure.into());
                     return outcome;
                 }
                 FromModule::Reply { id: got, .. } | FromModule::Error { id: got, .. } => {
@@ -352,9 +382,9 @@ pub fn module(name: &str) -> Caller {
     }
 }
 
-/// A [`Failure`] with `code` and `message`, for responders.
-pub fn failure(code: modhost_plugin_api::ErrorCode, message: &str) -> Failure {
-    Failure {
+/// A [`ModuleError`] with `code` and `message`, for responders.
+pub fn failure(code: ErrorCode, message: &str) -> ModuleError {
+    ModuleError {
         code,
         message: message.into(),
     }
@@ -386,7 +416,7 @@ impl HostSink for Sink {
                 let params = parse(params);
                 let outcome = match (self.responder)(module.as_str(), command.as_str(), &params) {
                     Ok(value) => RResult::ROk(RString::from(value.to_string())),
-                    Err(failure) => RResult::RErr(failure),
+                    Err(error) => RResult::RErr(Failure::new(error.code, error.message)),
                 };
                 // The module reads this right after `send` returns.
                 let _ = self

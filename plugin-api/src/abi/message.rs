@@ -2,10 +2,10 @@
 //!
 //! Host → module travels over a bounded channel the host creates
 //! ([`ToModule`]); module → host goes through the host's [`HostSink`]
-//! (see `host.rs`), which the host implements so a reply is handed to the
+//! (see `context.rs`), which the host implements so a reply is handed to the
 //! waiting caller on the module's own thread, without a relay thread.
 //!
-//! [`HostSink`]: crate::HostSink
+//! [`HostSink`]: super::HostSink
 
 use abi_stable::{
     StableAbi,
@@ -65,6 +65,8 @@ pub struct CallResultMsg {
 }
 
 /// Why a call failed: a protocol error code and a message for people.
+///
+/// Authors never see it: `Host`'s methods turn it into a `ModuleError`.
 #[repr(C)]
 #[derive(StableAbi, Debug, Clone, PartialEq, Eq)]
 pub struct Failure {
@@ -72,6 +74,16 @@ pub struct Failure {
     pub code: ErrorCode,
     /// What happened, for the caller.
     pub message: RString,
+}
+
+impl Failure {
+    /// A failure with `code` and `message`.
+    pub fn new(code: ErrorCode, message: impl Into<RString>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+        }
+    }
 }
 
 /// A message from a module instance to the host.

@@ -13,7 +13,8 @@ use abi_stable::{
     std_types::{RBox, RResult, RStr, RString},
 };
 
-use crate::{host::HostContext, types::Manifest};
+use super::context::HostContext;
+use crate::types::Manifest;
 
 /// Identifies the binary interface a module was built against:
 /// `modhost-plugin-api=<major.minor>;abi_stable=0.11;<target triple>`.
