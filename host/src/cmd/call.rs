@@ -14,7 +14,7 @@ use crate::{
     sessions::{CallState, Outbox, SessionCalls},
 };
 
-use super::Session;
+use super::context::Session;
 
 /// A call frame.
 pub struct Call {

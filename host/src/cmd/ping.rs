@@ -1,6 +1,6 @@
 //! `ping` (the raw text, not JSON): the keep-alive, answered `pong`.
 
-use super::Session;
+use super::context::Session;
 
 /// The raw keep-alive.
 pub struct Ping;

@@ -6,7 +6,7 @@ use serde_json::json;
 
 use crate::protocol::WireError;
 
-use super::Session;
+use super::context::Session;
 
 /// A status frame.
 pub struct Status;

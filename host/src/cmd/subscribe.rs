@@ -10,7 +10,7 @@ use crate::{
     rooms::{IndexError, Room},
 };
 
-use super::Session;
+use super::context::Session;
 
 /// A subscribe frame.
 pub struct Subscribe {

@@ -3,7 +3,7 @@
 
 use crate::protocol::WireError;
 
-use super::Session;
+use super::context::Session;
 
 /// A frame refused before it became a command.
 pub struct Unknown {

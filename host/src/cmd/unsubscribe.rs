@@ -2,7 +2,7 @@
 
 use crate::protocol::WireError;
 
-use super::Session;
+use super::context::Session;
 
 /// An unsubscribe frame.
 pub struct Unsubscribe {

@@ -12,7 +12,7 @@ use crate::{
     sessions::{Outbox, Outgoing},
 };
 
-use super::{Delivery, FanoutEngine};
+use super::engine::{Delivery, FanoutEngine};
 
 /// Subscriptions of all sessions on this host.
 #[derive(Default)]

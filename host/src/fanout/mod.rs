@@ -5,64 +5,11 @@
 //! (offsets, epochs) and one that spans hosts over NATS plug in here.
 //!
 //! # Layout
-//! - this file: the [`FanoutEngine`] contract
+//! - `engine`: the [`FanoutEngine`] contract
 //! - `memory`: [`MemoryEngine`], the room index of this host's sessions
 
+mod engine;
 mod memory;
 
-use std::sync::Arc;
-
-use serde_json::value::RawValue;
-
+pub use engine::{Delivery, FanoutEngine};
 pub use memory::MemoryEngine;
-
-use crate::{
-    rooms::{IndexError, Room},
-    sessions::Outbox,
-};
-
-/// What a publish reached.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Delivery {
-    /// Outboxes that took the message.
-    pub delivered: u64,
-    /// Outboxes that refused it (the session fell behind or left).
-    pub dropped: u64,
-}
-
-/// Decides who gets each publish. Implementations never block a publisher
-/// on a subscriber: a full outbox drops the message (and closes its
-/// session), it does not wait.
-pub trait FanoutEngine: Send + Sync + 'static {
-    /// Subscribes `request_id` of `session` to `room`; room messages go to
-    /// `outbox`. A `request_id` already subscribed in the session is refused.
-    fn subscribe(
-        &self,
-        session: u64,
-        request_id: Arc<str>,
-        room: Room,
-        outbox: Outbox,
-    ) -> Result<(), IndexError>;
-
-    /// Removes one subscription; false if there was none.
-    fn unsubscribe(&self, session: u64, request_id: &str) -> bool;
-
-    /// Removes every subscription of `session`; returns how many.
-    fn remove_session(&self, session: u64) -> usize;
-
-    /// Subscriptions held by `session`.
-    fn session_subscriptions(&self, session: u64) -> usize;
-
-    /// Delivers `data` to every subscription matching any of `rooms`, once
-    /// per subscription.
-    fn publish(&self, rooms: &[Room], data: &RawValue) -> Delivery;
-
-    /// Rooms with at least one subscriber.
-    fn num_rooms(&self) -> usize;
-
-    /// Subscriptions of all sessions.
-    fn num_subscriptions(&self) -> usize;
-
-    /// Rooms and their subscriber counts, for the admin API.
-    fn rooms(&self) -> Vec<(serde_json::Value, usize)>;
-}

@@ -116,6 +116,6 @@ impl Dialect for Extended {
     }
 
     fn pong(&self) -> &'static str {
-        super::PONG
+        super::decode::PONG
     }
 }
