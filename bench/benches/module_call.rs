@@ -43,18 +43,11 @@ impl HostServices for NoServices {
     fn send_to_user(&self, _: &str, _: &str, _: &str) -> Result<u64, CallFailure> {
         Ok(0)
     }
-    fn call_from_module(
-        &self,
-        _: &str,
-        _: &str,
-        _: &str,
-        _: &str,
-        _: Box<dyn CallSink>,
-    ) -> Result<(), CallFailure> {
-        Err(CallFailure::new(
+    fn call_from_module(&self, _: &str, _: &str, _: &str, _: &str, sink: Box<dyn CallSink>) {
+        sink.finish(Err(CallFailure::new(
             ErrorCode::UnknownModule,
             "no modules here",
-        ))
+        )))
     }
 }
 

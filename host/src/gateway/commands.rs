@@ -10,7 +10,7 @@ use std::{
     time::Instant,
 };
 
-use modhost_plugin_api::{Caller, CallerKind, ErrorCode};
+use modhost_plugin_api::ErrorCode;
 
 use crate::{
     auth::Principal,
@@ -310,19 +310,8 @@ impl Session {
             ));
         }
         let p = &self.ctx.principal;
-        let caller = Caller {
-            kind: CallerKind::User,
-            user: p.user.as_str().into(),
-            session: self.ctx.name.as_str().into(),
-            roles: p.roles.iter().map(|r| r.as_str().into()).collect(),
-            module: "".into(),
-        };
-        let req = CallRequest {
-            module: &module,
-            command: &command,
-            params: params.as_deref().map(|p| p.get()),
-            caller,
-        };
+        let params = params.as_deref().map(|p| p.get());
+        let req = CallRequest::by_user(p, &self.ctx.name, &module, &command, params);
         self.calls
             .log
             .lock()
@@ -332,44 +321,29 @@ impl Session {
         self.calls.in_flight.fetch_add(1, Ordering::AcqRel);
         let outbox = self.ctx.outbox.clone();
         let shared = self.calls.clone();
-        let sink_rid = rid.clone();
-        let sink_built = std::cell::Cell::new(false);
-        let result = self.ctx.state.broker.call(req, |info| {
-            sink_built.set(true);
+        // The broker builds this sink exactly once, refusals included, and
+        // the sink answers the client; nothing is left to answer here.
+        self.ctx.state.broker.call(req, |info| {
             if info.needs_reply {
                 Box::new(SessionSink {
                     outbox,
-                    request_id: sink_rid,
+                    request_id: rid,
                     streams: info.streams,
                     shared,
                 })
             } else {
                 // Accepted now: ack it and record the ack for repeats.
-                let ack = protocol::ack(&sink_rid);
+                let ack = protocol::ack(&rid);
                 outbox.reply(ack.clone());
                 shared.in_flight.fetch_sub(1, Ordering::AcqRel);
                 shared
                     .log
                     .lock()
                     .unwrap_or_else(|p| p.into_inner())
-                    .complete(&sink_rid, ack);
+                    .complete(&rid, ack);
                 Box::new(Discard)
             }
         });
-        // Rejected before a sink existed: answer here. A sink, once built,
-        // answers by itself, rejection included.
-        if let Err(failure) = result
-            && !sink_built.get()
-        {
-            let frame = fail(failure.code, failure.message);
-            self.calls
-                .log
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .complete(&rid, frame.clone());
-            self.calls.in_flight.fetch_sub(1, Ordering::AcqRel);
-            self.reply(frame);
-        }
     }
 }
 

@@ -7,12 +7,11 @@ use axum::{
     extract::{Path, State},
     http::{HeaderMap, StatusCode, header},
 };
-use modhost_plugin_api::{Caller, CallerKind};
 use serde::Deserialize;
 use tokio::sync::oneshot;
 
 use crate::{
-    broker::CallRequest,
+    broker::{CallRequest, Dispatched},
     modules::{CallFailure, CallSink, ModuleInfo, ResetError},
     server::ConfigStatus,
     state::AppState,
@@ -182,27 +181,20 @@ pub(super) async fn call(
         ))
     })?;
     let (tx, rx) = oneshot::channel();
-    let caller = Caller {
-        kind: CallerKind::Operator,
-        user: "".into(),
-        session: "".into(),
-        roles: vec!["admin".into()].into(),
-        module: "".into(),
+    let req = CallRequest::by_operator(
+        &body.module,
+        &body.command,
+        body.params.as_deref().map(|p| p.get()),
+    );
+    let sink = HttpSink {
+        items: Vec::new(),
+        tx,
     };
-    let req = CallRequest {
-        module: &body.module,
-        command: &body.command,
-        params: body.params.as_deref().map(|p| p.get()),
-        caller,
-    };
-    let mut tx = Some(tx);
-    let info = state.broker.call(req, |_| {
-        Box::new(HttpSink {
-            items: Vec::new(),
-            tx: tx.take().expect("sink built once"),
-        })
-    })?;
-    if !info.needs_reply {
+    // A refused call's failure arrives through `rx` like any other answer.
+    let dispatched = state.broker.call(req, |_| Box::new(sink));
+    if let Dispatched::Accepted(info) = dispatched
+        && !info.needs_reply
+    {
         return Ok(Json(serde_json::json!({ "result": null, "ack": true })));
     }
     let text = rx.await.map_err(|_| {
