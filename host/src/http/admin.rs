@@ -5,7 +5,7 @@ use std::sync::Arc;
 use axum::{
     Extension, Json,
     extract::{Path, State},
-    http::{HeaderMap, StatusCode, header},
+    http::{HeaderMap, StatusCode},
 };
 use serde::Deserialize;
 use tokio::sync::oneshot;
@@ -13,18 +13,14 @@ use tokio::sync::oneshot;
 use crate::{
     broker::{CallRequest, Dispatched},
     modules::{CallFailure, CallSink, ModuleInfo, ResetError},
-    server::ConfigStatus,
     state::AppState,
 };
 
-use super::{error::ApiError, trigger::constant_eq};
-
-/// The token of an `Authorization: Bearer` header.
-pub(crate) fn bearer(headers: &HeaderMap) -> Option<&str> {
-    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
-    let (scheme, token) = value.split_once(' ')?;
-    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
-}
+use super::{
+    ConfigStatus,
+    auth::{bearer, constant_eq},
+    error::ApiError,
+};
 
 fn require_admin(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
     let config = state.config.load();
