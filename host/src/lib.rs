@@ -8,7 +8,8 @@
 //! - `auth`: who a websocket client is (static tokens, bootstrap URL, JWT)
 //! - `protocol`: client frames in and out (serde, no I/O)
 //! - `rooms`: room objects, permission and match rules, the subscription index
-//! - `broker`: validates calls against manifests, routes them to module actors
+//! - `broker`: checks calls against manifests, stamps callers, dispatches them to
+//!   module endpoints (in-process generations today; external and remote next)
 //! - `gateway`: the websocket endpoint and the per-connection session loop
 //! - `http`: health, trigger, admin API
 //! - `state`: the shared state and the services modules call back into

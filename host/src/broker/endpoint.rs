@@ -65,6 +65,10 @@ pub struct StampedCall<'a> {
 /// endpoint cannot both keep it and return it; `CallSink::finish` consumes
 /// the sink, so it cannot be answered twice.
 ///
+/// Admission is decided inside `dispatch` rather than by a separate
+/// `admit` call first: between the two, a queue could fill or a drain
+/// begin, and the endpoint would have to refuse again anyway.
+///
 /// `dispatch` runs on the caller's thread, often a tokio worker: it must
 /// only queue the call (a bounded `try_send`), never wait for the module.
 ///
