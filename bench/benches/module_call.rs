@@ -15,6 +15,7 @@
 //!   it, calls submitted 64 at a time.
 
 use std::{
+    path::Path,
     sync::{
         Arc,
         atomic::{AtomicU64, Ordering},
@@ -25,7 +26,8 @@ use std::{
 use criterion::{Criterion, criterion_group, criterion_main};
 use modhost::{
     modules::{
-        CallFailure, CallSink, Generation, HostServices, LoadPolicy, StartOptions, inspect, load,
+        CallFailure, CallSink, Generation, HostServices, LoadPolicy, LoadedLibrary, StartOptions,
+        inspect, load,
     },
     signing::SeqStore,
 };
@@ -43,18 +45,11 @@ impl HostServices for NoServices {
     fn send_to_user(&self, _: &str, _: &str, _: &str) -> Result<u64, CallFailure> {
         Ok(0)
     }
-    fn call_from_module(
-        &self,
-        _: &str,
-        _: &str,
-        _: &str,
-        _: &str,
-        _: Box<dyn CallSink>,
-    ) -> Result<(), CallFailure> {
-        Err(CallFailure::new(
+    fn call_from_module(&self, _: &str, _: &str, _: &str, _: &str, sink: Box<dyn CallSink>) {
+        sink.finish(Err(CallFailure::new(
             ErrorCode::UnknownModule,
             "no modules here",
-        ))
+        )))
     }
 }
 
@@ -89,17 +84,17 @@ fn module_thread_cpu() -> u64 {
     total
 }
 
-fn bench(c: &mut Criterion) {
+/// The echo module, signed and verified, from a copy in `dir`.
+fn load_echo(dir: &Path) -> LoadedLibrary {
     let bytes = common::echo_bytes();
-    let dir = tempfile::tempdir().expect("tempdir");
-    let so = dir.path().join("echo.so");
+    let so = dir.join("echo.so");
     std::fs::write(&so, &bytes).expect("copy echo.so");
     let (manifest, _abi) = inspect(&so).expect("inspect echo.so");
     let (key, keyring) = common::key_and_keyring();
     let envelope = common::envelope(&bytes, &key, manifest.version.as_str());
-    std::fs::write(dir.path().join("echo.so.sig"), envelope.to_toml()).expect("write sig");
-    let seqs = SeqStore::open(&dir.path().join("state")).expect("state dir");
-    let lib = load(
+    std::fs::write(dir.join("echo.so.sig"), envelope.to_toml()).expect("write sig");
+    let seqs = SeqStore::open(&dir.join("state")).expect("state dir");
+    load(
         &so,
         &LoadPolicy {
             keyring: &keyring,
@@ -107,7 +102,12 @@ fn bench(c: &mut Criterion) {
             allow_rollback: false,
         },
     )
-    .expect("load echo.so");
+    .expect("load echo.so")
+}
+
+fn bench(c: &mut Criterion) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let lib = load_echo(dir.path());
     let generation = Generation::start(
         Arc::new(lib),
         StartOptions {

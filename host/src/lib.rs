@@ -10,7 +10,8 @@
 //! - `sessions`: each session's outbox and calls; open and parked sessions
 //! - `rooms`: room objects, permission and match rules, the subscription index
 //! - `fanout`: engines that decide who gets a publish (in memory today)
-//! - `broker`: validates calls against manifests, routes them to module actors
+//! - `broker`: checks calls against manifests, stamps callers, dispatches them to
+//!   module endpoints (in-process generations today; external and remote next)
 //! - `state`: the shared state and the services modules call back into
 //! - `cmd`: one file per client command, applied to a session
 //! - `gateway`: the websocket endpoint and the per-connection session loop

@@ -34,8 +34,7 @@ use crate::{
     state::{AppState, Services},
 };
 
-/// What config.toml reloads did, shared with `GET /api/config`.
-pub type ConfigStatus = Arc<Mutex<ReloadStatus>>;
+pub use crate::http::ConfigStatus;
 
 /// Why the host could not start.
 #[derive(Debug, thiserror::Error)]

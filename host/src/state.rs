@@ -7,7 +7,7 @@ use std::{
 };
 
 use arc_swap::ArcSwap;
-use modhost_plugin_api::{Caller, CallerKind, ErrorCode};
+use modhost_plugin_api::ErrorCode;
 use serde_json::value::RawValue;
 
 use crate::{
@@ -138,36 +138,20 @@ impl HostServices for Services {
         command: &str,
         params: &str,
         sink: Box<dyn CallSink>,
-    ) -> Result<(), CallFailure> {
-        let state = self.state()?;
-        let caller = Caller {
-            kind: CallerKind::Module,
-            user: "".into(),
-            session: "".into(),
-            roles: Default::default(),
-            module: from.into(),
+    ) {
+        let state = match self.state() {
+            Ok(state) => state,
+            Err(failure) => return sink.finish(Err(failure)),
         };
-        let req = CallRequest {
-            module: target,
-            command,
-            params: Some(params),
-            caller,
-        };
-        let mut sink = Some(sink);
-        let result = state.broker.call(req, |info| {
-            let sink = sink.take().expect("sink used once");
+        let req = CallRequest::by_module(from, target, command, params);
+        // The broker answers `sink` exactly once, refusals included.
+        state.broker.call(req, |info| {
             if info.needs_reply {
                 sink
             } else {
                 Box::new(AckNow(sink))
             }
         });
-        match (result, sink) {
-            // Rejected before a sink was built: the caller answers itself.
-            (Err(failure), Some(_)) => Err(failure),
-            // Rejected after: the sink was already answered.
-            (Err(_), None) | (Ok(_), _) => Ok(()),
-        }
     }
 }
 

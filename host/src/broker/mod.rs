@@ -1,55 +1,79 @@
 //! The command broker: checks a call against the module's manifest, stamps
-//! the caller, and hands it to the module's running generation.
+//! the caller, and hands it to the endpoint serving the module.
 //!
 //! # Layout
+//! - `request`: `CallRequest` and the caller stamps (user, module, operator)
 //! - `validate`: manifest checks (command, role, params) before a module sees a call
-//! - this file: `Broker::call`, admission with retry across a hot swap
+//! - `endpoint`: `ModuleEndpoint` (where calls run, and its answer-once
+//!   contract), `EndpointSource`, `Endpoints` (lookup by module name)
+//! - `in_process`: in-process generations as endpoints, the registry as a source
+//! - this file: `Broker::call`, the one entry: check, build the sink, dispatch,
+//!   with retry across a hot swap
 
+mod endpoint;
+mod in_process;
+mod request;
 mod validate;
+
+#[cfg(test)]
+mod tests;
 
 use std::sync::{
     Arc,
     atomic::{AtomicU64, AtomicUsize, Ordering},
 };
 
-use modhost_plugin_api::{Caller, ErrorCode};
+use modhost_plugin_api::ErrorCode;
 
 use crate::modules::{Admission, CallFailure, CallSink, Registry};
 
+pub use endpoint::{EndpointSource, Endpoints, ModuleEndpoint, StampedCall};
+pub use request::CallRequest;
 pub use validate::CommandInfo;
 
-/// A call as the broker receives it.
-pub struct CallRequest<'a> {
-    /// Target module.
-    pub module: &'a str,
-    /// Target command.
-    pub command: &'a str,
-    /// Params as JSON text (`None`: `{}`).
-    pub params: Option<&'a str>,
-    /// Who is calling (stamped by the host, never taken from params).
-    pub caller: Caller,
+/// Times a call is offered to a module's endpoint that answers `Stopping`
+/// (it is being swapped out) before the caller is told to try again. A swap
+/// installs the successor before draining, so one retry nearly always does.
+const SWAP_ATTEMPTS: usize = 8;
+
+/// What the sink factory is told about a call refused before its command
+/// was known to be valid: one answer is due (the error), no stream.
+const REFUSED: CommandInfo = CommandInfo {
+    needs_reply: true,
+    streams: false,
+};
+
+/// What became of a call. Either way its sink has been, or will be,
+/// answered exactly once; a caller never answers a call itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dispatched {
+    /// An endpoint took the call and will answer its sink.
+    Accepted(CommandInfo),
+    /// The call was refused (checks or admission); its sink already has
+    /// the failure.
+    Refused,
 }
 
-/// Routes calls to modules.
+/// Routes calls to module endpoints.
 pub struct Broker {
-    registry: Arc<Registry>,
+    endpoints: Endpoints,
     next_id: AtomicU64,
     max_params_bytes: AtomicUsize,
 }
 
 impl Broker {
-    /// A broker over `registry`.
+    /// A broker over the in-process modules of `registry`.
     pub fn new(registry: Arc<Registry>, max_params_bytes: usize) -> Self {
+        Self::with_endpoints(Endpoints::new(registry), max_params_bytes)
+    }
+
+    /// A broker over `endpoints` (in-process modules and any other source).
+    pub fn with_endpoints(endpoints: Endpoints, max_params_bytes: usize) -> Self {
         Self {
-            registry,
+            endpoints,
             next_id: AtomicU64::new(1),
             max_params_bytes: AtomicUsize::new(max_params_bytes),
         }
-    }
-
-    /// The registry behind this broker.
-    pub fn registry(&self) -> &Arc<Registry> {
-        &self.registry
     }
 
     /// Changes the params size limit (config reload).
@@ -59,61 +83,126 @@ impl Broker {
 
     /// Checks a call without running it: the command it names, or why not.
     pub fn check(&self, req: &CallRequest<'_>) -> Result<CommandInfo, CallFailure> {
-        let generation = self.registry.get(req.module).ok_or_else(|| {
+        self.resolve_checked(req).map(|(_, info)| info)
+    }
+
+    /// The one way to make a call: checks it (module known, command in its
+    /// manifest, params, role), then dispatches it to the module's endpoint.
+    ///
+    /// `make_sink` is called exactly once, before anything is dispatched,
+    /// with what the manifest says about the command — so a fire-and-forget
+    /// command can get a sink that acks at once and discards the result.
+    /// For a call refused by the checks it gets a one-answer, no-stream
+    /// [`CommandInfo`] (the error is the answer). The sink it returns is
+    /// answered exactly once: here if the call is refused, otherwise by the
+    /// endpoint (reply, error, timeout or drain). The result only says
+    /// which; the caller has nothing left to answer.
+    pub fn call(
+        &self,
+        req: CallRequest<'_>,
+        make_sink: impl FnOnce(&CommandInfo) -> Box<dyn CallSink>,
+    ) -> Dispatched {
+        let checked = self.resolve_checked(&req);
+        // The only sink of this call. From here it is moved into exactly one
+        // place: `refuse` (which answers it) or `dispatch`.
+        let sink = make_sink(checked.as_ref().map_or(&REFUSED, |(_, info)| info));
+        match checked {
+            Err(failure) => refuse(sink, failure),
+            Ok((endpoint, info)) => self.dispatch(&req, endpoint, info, sink),
+        }
+    }
+
+    /// The endpoint serving the call's module and what its manifest says
+    /// about the call's command, or why the call is refused.
+    fn resolve_checked(
+        &self,
+        req: &CallRequest<'_>,
+    ) -> Result<(Arc<dyn ModuleEndpoint>, CommandInfo), CallFailure> {
+        let endpoint = self.endpoints.resolve(req.module).ok_or_else(|| {
             CallFailure::new(
                 ErrorCode::UnknownModule,
                 format!("no module named {:?} is loaded", req.module),
             )
         })?;
-        validate::check(
-            &generation.manifest,
+        let info = validate::check(
+            endpoint.manifest(),
             req,
             self.max_params_bytes.load(Ordering::Relaxed),
-        )
+        )?;
+        Ok((endpoint, info))
     }
 
-    /// Validates and dispatches a call; `make_sink` builds the answer's
-    /// destination once the command is known (so a fire-and-forget command
-    /// can get a sink that discards the result). On `Err` nothing was run.
-    pub fn call(
+    /// Offers a checked call to `endpoint`, and to its successors while an
+    /// endpoint answers `Stopping`. Every exit either leaves the sink with an
+    /// endpoint that accepted it or answers it.
+    fn dispatch(
         &self,
-        req: CallRequest<'_>,
-        make_sink: impl FnOnce(&CommandInfo) -> Box<dyn CallSink>,
-    ) -> Result<CommandInfo, CallFailure> {
-        let info = self.check(&req)?;
+        req: &CallRequest<'_>,
+        mut endpoint: Arc<dyn ModuleEndpoint>,
+        info: CommandInfo,
+        mut sink: Box<dyn CallSink>,
+    ) -> Dispatched {
         let params = req.params.unwrap_or("{}");
-        let mut sink = make_sink(&info);
-        // A generation that is being swapped out refuses new calls; the
-        // registry then already holds its successor, so ask again.
-        for _ in 0..8 {
-            let Some(generation) = self.registry.get(req.module) else {
-                let failure = CallFailure::new(
-                    ErrorCode::UnknownModule,
-                    format!("module {:?} was removed", req.module),
-                );
-                sink.finish(Err(failure.clone()));
-                return Err(failure);
+        for attempt in 0..SWAP_ATTEMPTS {
+            if attempt > 0 {
+                endpoint = match self.successor(req) {
+                    Ok(next) => next,
+                    Err(failure) => return refuse(sink, failure),
+                };
+            }
+            let call = StampedCall {
+                id: self.next_id.fetch_add(1, Ordering::Relaxed),
+                module: req.module,
+                command: req.command,
+                params,
+                caller: req.caller.clone(),
+                info,
             };
-            let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-            match generation.call(id, req.command, params, req.caller.clone(), sink) {
-                Admission::Accepted => return Ok(info),
+            match endpoint.dispatch(call, sink) {
+                Admission::Accepted => return Dispatched::Accepted(info),
+                Admission::Rejected(back, failure) => return refuse(back, failure),
                 Admission::Stopping(back) => {
                     sink = back;
+                    // The successor is installed before the old endpoint
+                    // stops taking calls; let the swap finish.
                     std::thread::yield_now();
-                }
-                Admission::Rejected(back, failure) => {
-                    back.finish(Err(failure.clone()));
-                    return Err(failure);
                 }
             }
         }
-        let failure = CallFailure::new(
-            ErrorCode::ModuleUnavailable,
-            format!("module {:?} is being replaced; try again", req.module),
-        );
-        sink.finish(Err(failure.clone()));
-        Err(failure)
+        refuse(
+            sink,
+            CallFailure::new(
+                ErrorCode::ModuleUnavailable,
+                format!("module {:?} is being replaced; try again", req.module),
+            ),
+        )
     }
+
+    /// The endpoint that serves the module after a swap. Its manifest may
+    /// differ from the one the call was first checked against (a new
+    /// build), so the call is checked again: a command that now needs a role
+    /// must not slip through a swap. The sink was already built for the
+    /// first answer shape, which a new build rarely changes.
+    fn successor(&self, req: &CallRequest<'_>) -> Result<Arc<dyn ModuleEndpoint>, CallFailure> {
+        let endpoint = self.endpoints.resolve(req.module).ok_or_else(|| {
+            CallFailure::new(
+                ErrorCode::UnknownModule,
+                format!("module {:?} was removed", req.module),
+            )
+        })?;
+        validate::check(
+            endpoint.manifest(),
+            req,
+            self.max_params_bytes.load(Ordering::Relaxed),
+        )?;
+        Ok(endpoint)
+    }
+}
+
+/// Answers a refused call's sink with `failure`.
+fn refuse(sink: Box<dyn CallSink>, failure: CallFailure) -> Dispatched {
+    sink.finish(Err(failure));
+    Dispatched::Refused
 }
 
 /// A sink that drops the module's answer (fire-and-forget commands).

@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use modhost_plugin_api::{Caller, CallerKind, ErrorCode};
+use modhost_plugin_api::ErrorCode;
 use serde_json::value::RawValue;
 
 use crate::{
@@ -85,52 +85,31 @@ impl Call {
                 format!("more than {limit} calls in flight"),
             );
         }
-        let p = &session.principal;
-        let caller = Caller {
-            kind: CallerKind::User,
-            user: p.user.as_str().into(),
-            session: session.name.as_str().into(),
-            roles: p.roles.iter().map(|r| r.as_str().into()).collect(),
-            module: "".into(),
-        };
-        let req = CallRequest {
-            module: &module,
-            command: &command,
-            params: self.params.as_deref().map(RawValue::get),
-            caller,
-        };
+        let params = self.params.as_deref().map(RawValue::get);
+        let req =
+            CallRequest::by_user(&session.principal, &session.name, &module, &command, params);
         session.calls.start(&rid);
         let outbox = session.outbox.clone();
         let calls = session.calls.clone();
-        let sink_rid = rid.clone();
-        let sink_built = std::cell::Cell::new(false);
-        let result = session.state.broker.call(req, |info| {
-            sink_built.set(true);
+        // The broker builds this sink exactly once, refusals included, and
+        // the sink answers the client; nothing is left to answer here.
+        session.state.broker.call(req, |info| {
             if info.needs_reply {
                 Box::new(SessionSink {
                     outbox,
-                    request_id: sink_rid,
+                    request_id: rid,
                     streams: info.streams,
                     calls,
                     dialect,
                 })
             } else {
                 // Accepted now: ack it and record the ack for repeats.
-                let ack = dialect.ack(&sink_rid);
+                let ack = dialect.ack(&rid);
                 outbox.reply(ack.clone());
-                calls.finish(&sink_rid, ack);
+                calls.finish(&rid, ack);
                 Box::new(Discard)
             }
         });
-        // Rejected before a sink existed: answer here. A sink, once built,
-        // answers by itself, rejection included.
-        if let Err(failure) = result
-            && !sink_built.get()
-        {
-            let frame = dialect.call_error(&rid, failure.code, &failure.message);
-            session.calls.finish(&rid, frame.clone());
-            session.reply(frame);
-        }
     }
 }
 

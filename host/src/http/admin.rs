@@ -5,27 +5,22 @@ use std::sync::Arc;
 use axum::{
     Extension, Json,
     extract::{Path, State},
-    http::{HeaderMap, StatusCode, header},
+    http::{HeaderMap, StatusCode},
 };
-use modhost_plugin_api::{Caller, CallerKind};
 use serde::Deserialize;
 use tokio::sync::oneshot;
 
 use crate::{
-    broker::CallRequest,
+    broker::{CallRequest, Dispatched},
     modules::{CallFailure, CallSink, ModuleInfo, ResetError},
-    server::ConfigStatus,
     state::AppState,
 };
 
-use super::{error::ApiError, trigger::constant_eq};
-
-/// The token of an `Authorization: Bearer` header.
-pub(crate) fn bearer(headers: &HeaderMap) -> Option<&str> {
-    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
-    let (scheme, token) = value.split_once(' ')?;
-    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
-}
+use super::{
+    ConfigStatus,
+    auth::{bearer, constant_eq},
+    error::ApiError,
+};
 
 fn require_admin(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
     let config = state.config.load();
@@ -182,27 +177,20 @@ pub(super) async fn call(
         ))
     })?;
     let (tx, rx) = oneshot::channel();
-    let caller = Caller {
-        kind: CallerKind::Operator,
-        user: "".into(),
-        session: "".into(),
-        roles: vec!["admin".into()].into(),
-        module: "".into(),
+    let req = CallRequest::by_operator(
+        &body.module,
+        &body.command,
+        body.params.as_deref().map(|p| p.get()),
+    );
+    let sink = HttpSink {
+        items: Vec::new(),
+        tx,
     };
-    let req = CallRequest {
-        module: &body.module,
-        command: &body.command,
-        params: body.params.as_deref().map(|p| p.get()),
-        caller,
-    };
-    let mut tx = Some(tx);
-    let info = state.broker.call(req, |_| {
-        Box::new(HttpSink {
-            items: Vec::new(),
-            tx: tx.take().expect("sink built once"),
-        })
-    })?;
-    if !info.needs_reply {
+    // A refused call's failure arrives through `rx` like any other answer.
+    let dispatched = state.broker.call(req, |_| Box::new(sink));
+    if let Dispatched::Accepted(info) = dispatched
+        && !info.needs_reply
+    {
         return Ok(Json(serde_json::json!({ "result": null, "ack": true })));
     }
     let text = rx.await.map_err(|_| {

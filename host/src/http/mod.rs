@@ -1,28 +1,38 @@
 //! HTTP routes: every `.route()` is here.
 //!
 //! # Layout
+//! - `auth`: bearer tokens (admin and trigger), compared in constant time
 //! - `error`: JSON error responses (`{"error":{"code","message"}}`)
 //! - `metrics`: `GET /metrics` (Prometheus text), read from live state
 //! - `trigger`: `POST /trigger/` (high-templar 2.x publish, authenticated)
 //! - `admin`: `/api/*` (admin token): modules (list, reset), config reload
 //!   status, call, connections, rooms
-//! - this file: the router, `/health`
+//! - this file: the router, `/health`, the config reload status it serves
+//!
+//! `server` builds this router, so nothing here imports from `server`.
 
 mod admin;
+mod auth;
 mod error;
 mod metrics;
 mod trigger;
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use axum::{
     Json, Router,
     routing::{get, post},
 };
 
-use crate::{gateway, state::AppState};
+use crate::{config::watch::ReloadStatus, gateway, state::AppState};
 
 pub use error::ApiError;
+
+/// What config.toml reloads did: written by the server's config watcher,
+/// read by `GET /api/config` (an `Extension` layered on the router). It is
+/// defined here, below `server`, so the router does not import back from
+/// the module that builds it.
+pub type ConfigStatus = Arc<Mutex<ReloadStatus>>;
 
 /// All routes of the host.
 pub fn router(state: Arc<AppState>) -> Router {

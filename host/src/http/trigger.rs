@@ -15,7 +15,7 @@ use serde_json::value::RawValue;
 
 use crate::state::AppState;
 
-use super::admin::bearer;
+use super::auth::{bearer, constant_eq};
 
 #[derive(Deserialize)]
 struct TriggerBody<'a> {
@@ -69,12 +69,4 @@ pub(super) async fn trigger(
     };
     let delivered = state.publish(&rooms, data);
     Json(serde_json::json!({ "delivered": delivered })).into_response()
-}
-
-/// Compares secrets without an early exit on the first differing byte.
-pub(crate) fn constant_eq(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }

@@ -13,9 +13,9 @@ pub trait HostServices: Send + Sync + 'static {
     /// Pushes `data` (JSON text) to every session of `user`.
     fn send_to_user(&self, module: &str, user: &str, data: &str) -> Result<u64, CallFailure>;
 
-    /// Calls `command` of `target` on behalf of module `from`; the answer
-    /// goes to `sink`. An `Err` means the call was not accepted (and `sink`
-    /// was not used).
+    /// Calls `command` of `target` on behalf of module `from`. The answer
+    /// goes to `sink`, exactly once, a refusal included: there is no second
+    /// way back for a caller to answer itself.
     fn call_from_module(
         &self,
         from: &str,
@@ -23,5 +23,5 @@ pub trait HostServices: Send + Sync + 'static {
         command: &str,
         params: &str,
         sink: Box<dyn CallSink>,
-    ) -> Result<(), CallFailure>;
+    );
 }

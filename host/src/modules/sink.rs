@@ -226,9 +226,16 @@ impl HostSink for ModuleSink {
                     id,
                     inbox: self.inbox.clone(),
                 };
-                self.services
-                    .call_from_module(&self.module, &module, &command, &params, Box::new(reply))
-                    .map(|()| 0)
+                // Refusals come back through `reply` too, into the inbox
+                // the calling module waits on.
+                self.services.call_from_module(
+                    &self.module,
+                    &module,
+                    &command,
+                    &params,
+                    Box::new(reply),
+                );
+                Ok(0)
             }
             FromModule::Log { level, message } => {
                 self.log(level, &message);
