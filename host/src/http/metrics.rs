@@ -44,69 +44,82 @@ fn counter(registry: &mut Registry, name: &str, help: &str, value: u64) {
 /// The current metrics as Prometheus text.
 pub(crate) fn render(state: &AppState) -> String {
     let mut r = Registry::with_prefix("modhost");
+    register_sessions(&mut r, state);
+    register_modules(&mut r, state);
+    let mut text = String::new();
+    // Writing into a String cannot fail.
+    let _ = encode(&mut text, &r);
+    text
+}
+
+/// Connections, rooms and traffic.
+fn register_sessions(r: &mut Registry, state: &AppState) {
     let c = &state.sessions.counters;
     gauge(
-        &mut r,
+        r,
         "connections_open",
         "Open websocket connections",
         state.sessions.open() as u64,
     );
     gauge(
-        &mut r,
+        r,
         "sessions_parked",
         "Sessions waiting to be resumed",
         state.sessions.parked() as u64,
     );
     gauge(
-        &mut r,
+        r,
         "rooms",
         "Rooms with at least one subscriber",
         state.fanout.num_rooms() as u64,
     );
     gauge(
-        &mut r,
+        r,
         "subscriptions",
         "Room subscriptions",
         state.fanout.num_subscriptions() as u64,
     );
     let load = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
     counter(
-        &mut r,
+        r,
         "ws_messages_received",
         "Frames received from clients",
         load(&c.ws_messages_received),
     );
     counter(
-        &mut r,
+        r,
         "ws_messages_sent",
         "Room messages queued to clients",
         load(&c.ws_messages_send),
     );
     counter(
-        &mut r,
+        r,
         "ws_messages_dropped",
         "Room messages not queued: the client had fallen behind or left",
         load(&c.ws_messages_send_error),
     );
     counter(
-        &mut r,
+        r,
         "slow_consumers_closed",
         "Clients closed with 4008 for falling behind",
         load(&c.slow_consumers_closed),
     );
     counter(
-        &mut r,
+        r,
         "connections_refused",
         "Connections refused at max_connections",
         load(&c.connections_refused),
     );
     counter(
-        &mut r,
+        r,
         "publishes",
         "Publishes received (trigger and modules)",
         load(&c.publishes),
     );
+}
 
+/// Modules by state, and per module: restarts, timeouts, builds, calls.
+fn register_modules(r: &mut Registry, state: &AppState) {
     let rows = state.registry.list();
     let by_state = Family::<StateLabels, Gauge<i64>>::default();
     let restarts = Family::<ModuleLabels, Counter<u64>>::default();
@@ -158,11 +171,6 @@ pub(crate) fn render(state: &AppState) -> String {
         "Calls accepted and not yet answered",
         in_flight,
     );
-
-    let mut text = String::new();
-    // Writing into a String cannot fail.
-    let _ = encode(&mut text, &r);
-    text
 }
 
 pub(super) async fn metrics(State(state): State<Arc<AppState>>) -> Response {
