@@ -92,19 +92,25 @@ fn bad_input(message: String) -> CallFailure {
     CallFailure::new(ErrorCode::MissingParam, message)
 }
 
+/// Refuses `data` (a module's publish or push) past the largest frame a
+/// client may have to receive.
+fn within_publish_limit(what: &str, data: &str) -> Result<(), CallFailure> {
+    if data.len() > MAX_PUBLISH_BYTES {
+        return Err(CallFailure::new(
+            ErrorCode::TooLarge,
+            format!(
+                "{what} is {} bytes; the limit is {MAX_PUBLISH_BYTES}",
+                data.len()
+            ),
+        ));
+    }
+    Ok(())
+}
+
 impl HostServices for Services {
     fn publish(&self, _module: &str, rooms: &str, data: &str) -> Result<u64, CallFailure> {
         let state = self.state()?;
-        if data.len() > MAX_PUBLISH_BYTES {
-            return Err(CallFailure::new(
-                ErrorCode::TooLarge,
-                format!(
-                    "publish data is {} bytes; the limit is {}",
-                    data.len(),
-                    MAX_PUBLISH_BYTES
-                ),
-            ));
-        }
+        within_publish_limit("publish data", data)?;
         let rooms: serde_json::Value = serde_json::from_str(rooms)
             .map_err(|e| bad_input(format!("rooms are not valid JSON: {e}")))?;
         let rooms = AppState::parse_rooms(&rooms).map_err(|e| bad_input(e.to_string()))?;
@@ -115,16 +121,7 @@ impl HostServices for Services {
 
     fn send_to_user(&self, module: &str, user: &str, data: &str) -> Result<u64, CallFailure> {
         let state = self.state()?;
-        if data.len() > MAX_PUBLISH_BYTES {
-            return Err(CallFailure::new(
-                ErrorCode::TooLarge,
-                format!(
-                    "pushed data is {} bytes; the limit is {}",
-                    data.len(),
-                    MAX_PUBLISH_BYTES
-                ),
-            ));
-        }
+        within_publish_limit("pushed data", data)?;
         let data: &RawValue = serde_json::from_str(data)
             .map_err(|e| bad_input(format!("data is not valid JSON: {e}")))?;
         let frame = crate::protocol::encode::push(module, data);

@@ -54,68 +54,67 @@ pub(crate) fn render(state: &AppState) -> String {
 
 /// Connections, rooms and traffic.
 fn register_sessions(r: &mut Registry, state: &AppState) {
+    let gauges: [(&str, &str, usize); 4] = [
+        (
+            "connections_open",
+            "Open websocket connections",
+            state.sessions.open(),
+        ),
+        (
+            "sessions_parked",
+            "Sessions waiting to be resumed",
+            state.sessions.parked(),
+        ),
+        (
+            "rooms",
+            "Rooms with at least one subscriber",
+            state.fanout.num_rooms(),
+        ),
+        (
+            "subscriptions",
+            "Room subscriptions",
+            state.fanout.num_subscriptions(),
+        ),
+    ];
+    for (name, help, value) in gauges {
+        gauge(r, name, help, value as u64);
+    }
     let c = &state.sessions.counters;
-    gauge(
-        r,
-        "connections_open",
-        "Open websocket connections",
-        state.sessions.open() as u64,
-    );
-    gauge(
-        r,
-        "sessions_parked",
-        "Sessions waiting to be resumed",
-        state.sessions.parked() as u64,
-    );
-    gauge(
-        r,
-        "rooms",
-        "Rooms with at least one subscriber",
-        state.fanout.num_rooms() as u64,
-    );
-    gauge(
-        r,
-        "subscriptions",
-        "Room subscriptions",
-        state.fanout.num_subscriptions() as u64,
-    );
-    let load = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
-    counter(
-        r,
-        "ws_messages_received",
-        "Frames received from clients",
-        load(&c.ws_messages_received),
-    );
-    counter(
-        r,
-        "ws_messages_sent",
-        "Room messages queued to clients",
-        load(&c.ws_messages_send),
-    );
-    counter(
-        r,
-        "ws_messages_dropped",
-        "Room messages not queued: the client had fallen behind or left",
-        load(&c.ws_messages_send_error),
-    );
-    counter(
-        r,
-        "slow_consumers_closed",
-        "Clients closed with 4008 for falling behind",
-        load(&c.slow_consumers_closed),
-    );
-    counter(
-        r,
-        "connections_refused",
-        "Connections refused at max_connections",
-        load(&c.connections_refused),
-    );
-    counter(
-        r,
-        "publishes",
-        "Publishes received (trigger and modules)",
-        load(&c.publishes),
-    );
+    let counters = [
+        (
+            "ws_messages_received",
+            "Frames received from clients",
+            &c.ws_messages_received,
+        ),
+        (
+            "ws_messages_sent",
+            "Room messages queued to clients",
+            &c.ws_messages_send,
+        ),
+        (
+            "ws_messages_dropped",
+            "Room messages not queued: the client had fallen behind or left",
+            &c.ws_messages_send_error,
+        ),
+        (
+            "slow_consumers_closed",
+            "Clients closed with 4008 for falling behind",
+            &c.slow_consumers_closed,
+        ),
+        (
+            "connections_refused",
+            "Connections refused at max_connections",
+            &c.connections_refused,
+        ),
+        (
+            "publishes",
+            "Publishes received (trigger and modules)",
+            &c.publishes,
+        ),
+    ];
+    for (name, help, value) in counters {
+        counter(r, name, help, value.load(Ordering::Relaxed));
+    }
 }
 
 /// Modules by state, and per module: restarts, timeouts, builds, calls.
