@@ -663,7 +663,7 @@ async fn readers_and_stuck_clients(host: &ProcessHost) -> Cycle {
         "every client that never read was closed with 4008 ({rounds} rounds)"
     );
     drop(stuck);
-    let open = wait_connections(host, 0, Duration::from_secs(30)).await;
+    let open = wait_connections(host, 0, Duration::from_secs(120)).await;
     assert_eq!(open, 0);
     tokio::time::sleep(Duration::from_millis(500)).await;
     Cycle {
@@ -741,7 +741,7 @@ async fn connection_storm_past_max_connections_is_refused_with_503() {
             let addr = host.addr;
             wave.spawn(async move {
                 tokio::time::timeout(
-                    Duration::from_secs(30),
+                    Duration::from_secs(120),
                     Client::connect_small(addr, "/ws/?token=alice-token", None),
                 )
                 .await
@@ -787,7 +787,7 @@ async fn connection_storm_past_max_connections_is_refused_with_503() {
     );
 
     drop(kept);
-    let open = wait_connections(&host, 1, Duration::from_secs(30)).await;
+    let open = wait_connections(&host, 1, Duration::from_secs(120)).await;
     assert_eq!(open, 1, "only the existing client is left");
     let mut fresh = Client::authorized_at(host.addr, "bob-token").await;
     still_serves(&mut fresh).await;
@@ -821,8 +821,11 @@ async fn connection_storm_past_the_file_limit_leaves_the_host_serving() {
     for _ in 0..1_000 {
         let addr = host.addr;
         storm.spawn(async move {
+            // Past the file limit, connections wait unaccepted in the
+            // backlog until this runs out: long enough that a busy machine
+            // never fails one that would have been served.
             tokio::time::timeout(
-                Duration::from_secs(5),
+                Duration::from_secs(30),
                 Client::connect_small(addr, "/ws/?token=alice-token", None),
             )
             .await
@@ -848,13 +851,13 @@ async fn connection_storm_past_the_file_limit_leaves_the_host_serving() {
     let start = Instant::now();
     let fresh = loop {
         match tokio::time::timeout(
-            Duration::from_secs(5),
+            Duration::from_secs(30),
             Client::connect_small(host.addr, "/ws/?token=bob-token", None),
         )
         .await
         {
             Ok(Ok(c)) => break c,
-            _ if start.elapsed() < Duration::from_secs(30) => {
+            _ if start.elapsed() < Duration::from_secs(120) => {
                 tokio::time::sleep(Duration::from_millis(200)).await
             }
             other => panic!(
@@ -950,7 +953,9 @@ async fn a_module_flooding_publishes_cannot_grow_the_host() {
         mib(peak),
     );
     // Whatever the machine's speed, no second took more than the budget.
-    let secs = elapsed.as_secs() + 1;
+    // Budgets count in one-second windows; a run of `elapsed` touches at
+    // most this many (the first may have opened before the run began).
+    let secs = elapsed.as_secs() + 2;
     assert!(
         accepted <= 50_000 * secs,
         "{accepted} accepted in {elapsed:?}"
@@ -984,7 +989,9 @@ async fn a_module_over_its_publish_budget_is_refused_and_named() {
     let refused = result["refused"].as_u64().unwrap();
     assert_eq!(accepted + refused, N, "{result}");
     eprintln!("budget 1,000/s, {N} publishes in {elapsed:?}: {result}");
-    let secs = elapsed.as_secs() + 1;
+    // Budgets count in one-second windows; a run of `elapsed` touches at
+    // most this many (the first may have opened before the run began).
+    let secs = elapsed.as_secs() + 2;
     assert!(
         accepted <= 1_000 * secs,
         "{accepted} accepted in {elapsed:?}"
