@@ -1,6 +1,7 @@
 //! Unit tests of config parsing: the file in, `Config` or `ConfigError` out.
 
 mod diff;
+mod docs;
 mod errors;
 mod raw;
 
