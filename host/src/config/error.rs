@@ -5,11 +5,12 @@
 //! fix. The line points at the offending key, not at the table header, so an
 //! editor's "go to line" lands on it.
 //!
-//! Locations come from two directions:
+//! Locations come from two directions, never from an error's text:
 //! - toml and serde errors carry a byte span; [`path_at`] finds the key that
 //!   span belongs to, so the message can name it (`server.listen`);
-//! - validation in `raw.rs` knows the key path (`limits.send_queue`) but not
-//!   where it is; [`span_of`] walks the parsed document to find its line.
+//! - the key check (`shape.rs`) and validation know the key path
+//!   (`limits.send_queue`) but not where it is; [`span_of`] walks the parsed
+//!   document to find its line.
 //!
 //! Both walk the same spanned document (`toml::de::DeTable`), which keeps the
 //! raw serde structs free of `Spanned<T>` wrappers.
@@ -17,6 +18,8 @@
 use std::{fmt, ops::Range, path::PathBuf};
 
 use toml::de::{DeTable, DeValue};
+
+use super::{raw::RawConfig, shape};
 
 /// Largest config file we read (1 MiB). A config is a few kilobytes; anything
 /// bigger is a mistake (wrong file) or an attack on a watched path.
@@ -357,48 +360,28 @@ impl Ctx<'_> {
         ))
     }
 
-    /// An error from deserializing the parsed document into the raw structs:
-    /// an unknown key (from `deny_unknown_fields`) or a type mismatch.
+    /// An error from deserializing the parsed document into the raw
+    /// structs: a value of the wrong type or a missing required key
+    /// (unknown keys were found before, by `shape::check`). serde's span
+    /// locates it; the key it belongs to and the hint come from the
+    /// document and the declared shape, not from the message text.
     pub(crate) fn serde(&self, err: &toml::de::Error) -> ConfigError {
         let span = err.span();
         let key_path = match (self.doc, &span) {
             (Some(doc), Some(span)) => path_at(doc, span),
             _ => None,
         };
-        let message = err.message().trim();
-        if let Some(rest) = message.strip_prefix("unknown field `") {
-            let (key, allowed) = parse_unknown_field(rest);
-            let path = key_path.unwrap_or_else(|| KeyPath(vec![Seg::Key(key.clone())]));
-            let allowed: Vec<&str> = allowed.iter().map(String::as_str).collect();
-            let problem = Problem::unknown_key(&path, &allowed, "");
-            return ConfigError::UnknownKey(self.diagnostic(span, problem.message, problem.hint));
-        }
-        let message = friendlier(message);
-        let (message, hint) = match key_path {
-            Some(p) if !p.0.is_empty() => (format!("{p}: {message}"), type_hint(&message)),
-            _ => (message.clone(), type_hint(&message)),
+        let hint = match (self.doc, &key_path) {
+            (Some(doc), Some(path)) => shape::type_hint(doc, RawConfig::FIELDS, path),
+            _ => None,
+        };
+        let message = friendlier(err.message().trim());
+        let message = match key_path {
+            Some(p) if !p.0.is_empty() => format!("{p}: {message}"),
+            _ => message,
         };
         ConfigError::Type(self.diagnostic(span, message, hint))
     }
-}
-
-/// Split serde's "`key`, expected one of `a`, `b`" (after the first backtick)
-/// into the key and the allowed names.
-fn parse_unknown_field(rest: &str) -> (String, Vec<String>) {
-    let (key, tail) = match rest.rfind("`, expected ") {
-        Some(i) => (&rest[..i], &rest[i + "`, expected ".len()..]),
-        None => match rest.rfind("`, there are no fields") {
-            Some(i) => (&rest[..i], ""),
-            None => (rest.trim_end_matches('`'), ""),
-        },
-    };
-    let allowed = tail
-        .split('`')
-        .skip(1)
-        .step_by(2)
-        .map(str::to_owned)
-        .collect();
-    (key.to_owned(), allowed)
 }
 
 /// serde speaks Rust (`expected u64`); operators read TOML.
@@ -410,18 +393,6 @@ fn friendlier(message: &str) -> String {
         .replace("expected i64", "expected a whole number")
         .replace("expected a sequence", "expected an array")
         .replace("expected a boolean", "expected true or false")
-}
-
-fn type_hint(message: &str) -> Option<String> {
-    if message.contains("missing field") {
-        Some("add the key; see the repository's config.toml for an example".to_owned())
-    } else if message.contains("invalid value: integer `-") {
-        Some("this value cannot be negative".to_owned())
-    } else if message.contains("invalid type: string") && message.contains("whole number") {
-        Some("write numbers without quotes".to_owned())
-    } else {
-        None
-    }
 }
 
 fn syntax_hint(message: &str, line: Option<&str>) -> Option<String> {
@@ -574,19 +545,6 @@ mod tests {
             Some("listen")
         );
         assert_eq!(closest("porty", &["listen"]), None);
-    }
-
-    #[test]
-    fn unknown_field_messages_parse() {
-        let (k, a) = parse_unknown_field("lisen`, expected one of `listen`, `idle`");
-        assert_eq!(
-            (k.as_str(), a),
-            ("lisen", vec!["listen".to_owned(), "idle".to_owned()])
-        );
-        let (k, a) = parse_unknown_field("x`, expected `a` or `b`");
-        assert_eq!((k.as_str(), a.len()), ("x", 2));
-        let (k, a) = parse_unknown_field("x`, there are no fields");
-        assert_eq!((k.as_str(), a.len()), ("x", 0));
     }
 
     #[test]

@@ -3,8 +3,15 @@
 //! `config.toml` is parsed into these types (see `raw.rs` for the file's
 //! shape and validation). Paths are absolute here: relative paths in the
 //! file are resolved against the file's folder.
+//!
+//! The tables made of settings with defaults (`ServerConfig`, `Limits`,
+//! `ModulesConfig`, `ModuleSettings`, `Diagnostics`) are generated from
+//! their declarations in `settings.rs` and re-exported here; the rest
+//! (clients, tokens, secrets) are written out below.
 
-use std::{collections::BTreeMap, net::SocketAddr, path::PathBuf, time::Duration};
+use std::{path::PathBuf, time::Duration};
+
+pub use super::settings::{Diagnostics, Limits, ModuleSettings, ModulesConfig, ServerConfig};
 
 /// The whole configuration.
 #[derive(Debug, Clone, PartialEq)]
@@ -25,18 +32,6 @@ pub struct Config {
     pub modules: ModulesConfig,
     /// `[diagnostics]`
     pub diagnostics: Diagnostics,
-}
-
-/// `[server]`
-#[derive(Debug, Clone, PartialEq)]
-pub struct ServerConfig {
-    /// `listen = "127.0.0.1:8080"` (restart needed to change).
-    pub listen: SocketAddr,
-    /// `idle_timeout_secs = 300`: a websocket with no client message for this
-    /// long is closed.
-    pub idle_timeout: Duration,
-    /// `resume_grace_secs = 30`: how long a closed session can be resumed.
-    pub resume_grace: Duration,
 }
 
 /// `[admin]`
@@ -109,103 +104,4 @@ pub struct TriggerConfig {
     /// `tokens = ["..."]`: Bearer tokens accepted by `POST /trigger/`. Empty:
     /// the trigger endpoint refuses every request.
     pub tokens: Vec<String>,
-}
-
-/// `[limits]`: every input has a bound.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Limits {
-    /// `max_frame_bytes = 65536`: largest client websocket message.
-    pub max_frame_bytes: usize,
-    /// `max_json_depth = 32`: deepest nesting in a client frame.
-    pub max_json_depth: usize,
-    /// `max_subscriptions = 1024`: per connection.
-    pub max_subscriptions: usize,
-    /// `send_queue = 1024`: per-connection outbox (messages); a client that
-    /// falls this far behind is closed with code 4008.
-    pub send_queue: usize,
-    /// `max_connections = 19000`: websocket connections in total.
-    pub max_connections: usize,
-    /// `calls_per_second = 10000`: per connection.
-    pub calls_per_second: u32,
-    /// `max_calls_in_flight = 256`: per connection.
-    pub max_calls_in_flight: usize,
-    /// `call_timeout_ms = 10000`: default module call timeout.
-    pub call_timeout: Duration,
-    /// `max_params_bytes = 65536`: serialized params of one call.
-    pub max_params_bytes: usize,
-    /// `module_queue = 1024`: calls waiting for one module instance.
-    pub module_queue: usize,
-    /// `resume_buffer = 1024`: messages kept for a disconnected session.
-    pub resume_buffer: usize,
-}
-
-impl Default for Limits {
-    fn default() -> Self {
-        Self {
-            max_frame_bytes: 64 * 1024,
-            max_json_depth: 32,
-            max_subscriptions: 1024,
-            send_queue: 1024,
-            max_connections: 19_000,
-            calls_per_second: 10_000,
-            max_calls_in_flight: 256,
-            call_timeout: Duration::from_secs(10),
-            // Shared with the testkit, so module tests meet the same limit.
-            max_params_bytes: modhost_plugin_api::abi::DEFAULT_MAX_PARAMS_BYTES,
-            module_queue: 1024,
-            resume_buffer: 1024,
-        }
-    }
-}
-
-/// `[modules]`
-#[derive(Debug, Clone, PartialEq)]
-pub struct ModulesConfig {
-    /// `dir = "plugins"`: where signed `*.so` + `*.so.sig` are dropped.
-    pub dir: PathBuf,
-    /// `verify_keys = ["verify_keys"]`: folders of `<module>.pub` files.
-    pub verify_keys: Vec<PathBuf>,
-    /// `state_dir = ".modhost/state"`: rollback high-water marks and the like.
-    pub state_dir: PathBuf,
-    /// `allow_rollback = false`: accept a `seq` lower than one seen before.
-    pub allow_rollback: bool,
-    /// `[modules.<name>]` tables.
-    pub settings: BTreeMap<String, ModuleSettings>,
-}
-
-/// One `[modules.<name>]` table.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ModuleSettings {
-    /// `enabled = true` (host key, not passed to the module).
-    pub enabled: bool,
-    /// `call_timeout_ms = ...` (host key): overrides `[limits] call_timeout_ms`.
-    pub call_timeout: Option<Duration>,
-    /// `publishes_per_second = ...` (host key): the module's publish
-    /// budget; `None` is the host default (50,000).
-    pub publishes_per_second: Option<u32>,
-    /// Every other key, as JSON, handed to the module untouched.
-    pub config: serde_json::Value,
-}
-
-/// `[diagnostics]`
-#[derive(Debug, Clone, PartialEq, Default)]
-pub struct Diagnostics {
-    /// `ws_echo_path = "/echo"`: serve a websocket echo endpoint on the same
-    /// stack as `/ws/` (for conformance testing). Off by default.
-    pub ws_echo_path: Option<String>,
-}
-
-impl ModulesConfig {
-    /// Settings for `module` (defaults when it has no table).
-    pub fn settings_for(&self, module: &str) -> ModuleSettings {
-        self.settings
-            .get(module)
-            .cloned()
-            .unwrap_or(ModuleSettings {
-                enabled: true,
-                call_timeout: None,
-                publishes_per_second: None,
-                config: serde_json::Value::Object(Default::default()),
-            })
-    }
 }

@@ -1,0 +1,238 @@
+//! `[auth]` validation: static tokens, `[auth.jwt]` and the bootstrap URL,
+//! from their raw structs (`raw.rs`) into [`AuthConfig`].
+//!
+//! These tables are lists of clients and secrets rather than settings with
+//! a default each, so they are checked by hand here instead of being
+//! declared in `settings.rs`; their keys are still declared once, by the
+//! raw structs.
+
+use std::{path::Path, time::Duration};
+
+use super::{
+    codec::{bounded, resolve},
+    error::{KeyPath, Problem},
+    model::{AuthConfig, BootstrapConfig, JwtConfig, StaticToken},
+    raw::{RawAuth, RawJwt, RawToken, describe, to_json, token_text},
+};
+
+const DEFAULT_JWT_LEEWAY_SECS: u64 = 30;
+const DEFAULT_BOOTSTRAP_TIMEOUT_MS: u64 = 5000;
+/// Roles of a `[[auth.tokens]]` entry that lists none.
+const DEFAULT_ROLES: &[&str] = &["user"];
+
+fn secs(v: u64) -> Duration {
+    Duration::from_secs(v)
+}
+
+fn millis(v: u64) -> Duration {
+    Duration::from_millis(v)
+}
+
+pub(super) fn validate_auth(raw: RawAuth, base: &Path) -> Result<AuthConfig, Problem> {
+    let table = KeyPath::default().key("auth");
+    let tokens = validate_tokens(raw.tokens, &table)?;
+    let jwt = raw
+        .jwt
+        .map(|j| validate_jwt(j, &table.key("jwt"), base))
+        .transpose()?;
+
+    let bootstrap = match (raw.bootstrap, raw.bootstrap_url) {
+        (Some(_), Some(_)) => {
+            return Err(Problem::invalid(
+                &table.key("bootstrap_url"),
+                "auth.bootstrap_url and [auth.bootstrap] are both set",
+                "bootstrap_url is shorthand for [auth.bootstrap] url; keep one of them",
+            ));
+        }
+        (Some(b), None) => {
+            let path = table.key("bootstrap");
+            let url = bootstrap_url(&path.key("url"), &b.url)?;
+            let timeout = bounded(
+                &path.key("timeout_ms"),
+                b.timeout_ms.unwrap_or(DEFAULT_BOOTSTRAP_TIMEOUT_MS),
+                1,
+                300_000,
+                "how long to wait for the bootstrap URL, in milliseconds, at most 5 minutes (default 5000)",
+            )?;
+            Some(BootstrapConfig {
+                url,
+                timeout: millis(timeout),
+            })
+        }
+        (None, Some(url)) => Some(BootstrapConfig {
+            url: bootstrap_url(&table.key("bootstrap_url"), &url)?,
+            timeout: millis(DEFAULT_BOOTSTRAP_TIMEOUT_MS),
+        }),
+        (None, None) => None,
+    };
+    Ok(AuthConfig {
+        tokens,
+        jwt,
+        bootstrap,
+    })
+}
+
+/// `[[auth.tokens]]`: each entry's secret unique, its names non-empty.
+fn validate_tokens(raw: Vec<RawToken>, table: &KeyPath) -> Result<Vec<StaticToken>, Problem> {
+    let mut tokens: Vec<StaticToken> = Vec::with_capacity(raw.len());
+    for (i, t) in raw.into_iter().enumerate() {
+        let entry = table.key("tokens").index(i);
+        let token = token_text(
+            &entry.key("token"),
+            &t.token,
+            "the secret this client presents",
+        )?;
+        if let Some(first) = tokens.iter().position(|other| other.token == token) {
+            return Err(Problem::invalid(
+                &entry.key("token"),
+                format!(
+                    "auth.tokens[{i}].token is the same secret as auth.tokens[{first}].token (user {:?})",
+                    tokens[first].user
+                ),
+                "every static token must be unique: a token decides who the client is",
+            ));
+        }
+        let user = token_text(
+            &entry.key("user"),
+            &t.user,
+            "the user id this token stands for",
+        )?;
+        let roles = match t.roles {
+            Some(roles) => roles
+                .iter()
+                .enumerate()
+                .map(|(j, r)| {
+                    token_text(
+                        &entry.key("roles").index(j),
+                        r,
+                        "a role name such as \"user\" or \"admin\"",
+                    )
+                })
+                .collect::<Result<Vec<_>, _>>()?,
+            None => DEFAULT_ROLES.iter().map(|r| (*r).to_owned()).collect(),
+        };
+        let allowed_rooms = t
+            .allowed_rooms
+            .iter()
+            .enumerate()
+            .map(|(j, room)| room_pattern(&entry.key("allowed_rooms").index(j), room))
+            .collect::<Result<Vec<_>, _>>()?;
+        tokens.push(StaticToken {
+            token,
+            user,
+            roles,
+            allowed_rooms,
+        });
+    }
+    Ok(tokens)
+}
+
+fn bootstrap_url(path: &KeyPath, url: &str) -> Result<String, Problem> {
+    let lower = url.to_ascii_lowercase();
+    let rest = lower
+        .strip_prefix("http://")
+        .or_else(|| lower.strip_prefix("https://"));
+    match rest {
+        Some(rest) if !rest.is_empty() && !rest.starts_with('/') && url.trim() == url => {
+            Ok(url.to_owned())
+        }
+        _ => Err(Problem::invalid(
+            path,
+            format!("{path} = {url:?} is not an http(s) URL"),
+            "write a full URL: \"http://127.0.0.1:8000/api/bootstrap/\"",
+        )),
+    }
+}
+
+/// One `allowed_rooms` entry: an object whose values are strings, numbers or
+/// booleans (`"*"` is the wildcard), as JSON.
+fn room_pattern(path: &KeyPath, room: &toml::Value) -> Result<serde_json::Value, Problem> {
+    let example = "write a room as an inline table of plain values: { target = \"message\", customer = \"*\" }";
+    let toml::Value::Table(table) = room else {
+        return Err(Problem::wrong_type(
+            path,
+            format!("{path} is {}, not a room", describe(room)),
+            example,
+        ));
+    };
+    let mut object = serde_json::Map::new();
+    for (key, value) in table {
+        let vpath = path.key(key);
+        let json = match value {
+            toml::Value::String(_)
+            | toml::Value::Integer(_)
+            | toml::Value::Float(_)
+            | toml::Value::Boolean(_)
+            | toml::Value::Datetime(_) => to_json(value, &vpath)?,
+            other => {
+                return Err(Problem::wrong_type(
+                    &vpath,
+                    format!(
+                        "{vpath} is {}; room values must be strings, numbers or booleans",
+                        describe(other)
+                    ),
+                    example,
+                ));
+            }
+        };
+        object.insert(key.clone(), json);
+    }
+    Ok(serde_json::Value::Object(object))
+}
+
+fn validate_jwt(raw: RawJwt, path: &KeyPath, base: &Path) -> Result<JwtConfig, Problem> {
+    let secret = raw
+        .secret
+        .as_deref()
+        .map(|s| token_text(&path.key("secret"), s, "the HS256 shared secret"))
+        .transpose()?;
+    let jwks_file = raw
+        .jwks_file
+        .as_deref()
+        .map(|f| resolve(base, &path.key("jwks_file"), f))
+        .transpose()?;
+    if secret.is_none() && jwks_file.is_none() {
+        return Err(Problem::invalid(
+            path,
+            "[auth.jwt] has neither secret nor jwks_file, so no token could ever be verified",
+            "add secret = \"...\" (HS256) and/or jwks_file = \"keys.json\" (RS256/ES256/EdDSA public keys), or remove [auth.jwt]",
+        ));
+    }
+    let issuer = raw
+        .issuer
+        .as_deref()
+        .map(|s| token_text(&path.key("issuer"), s, "the expected `iss`"))
+        .transpose()?;
+    let audience = raw
+        .audience
+        .into_vec()
+        .iter()
+        .map(|a| token_text(&path.key("audience"), a, "an accepted `aud` value"))
+        .collect::<Result<Vec<_>, _>>()?;
+    let claim = |key: &str, value: Option<String>, default: &str| -> Result<String, Problem> {
+        match value {
+            Some(v) => token_text(&path.key(key), &v, "a claim name (dotted paths allowed)"),
+            None => Ok(default.to_owned()),
+        }
+    };
+    let user_claim = claim("user_claim", raw.user_claim, "sub")?;
+    let roles_claim = claim("roles_claim", raw.roles_claim, "roles")?;
+    let rooms_claim = claim("rooms_claim", raw.rooms_claim, "allowed_rooms")?;
+    let leeway = bounded(
+        &path.key("leeway_secs"),
+        raw.leeway_secs.unwrap_or(DEFAULT_JWT_LEEWAY_SECS),
+        0,
+        3600,
+        "clock skew tolerated for exp/nbf, in seconds, at most 1 hour (default 30)",
+    )?;
+    Ok(JwtConfig {
+        secret,
+        jwks_file,
+        issuer,
+        audience,
+        user_claim,
+        roles_claim,
+        rooms_claim,
+        leeway: secs(leeway),
+    })
+}

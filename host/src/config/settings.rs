@@ -1,0 +1,184 @@
+//! Every setting of config.toml with a default, declared once.
+//!
+//! Each entry below is the only place its setting is written down: the
+//! model field other code reads, the raw serde field, the default, the
+//! bounds and the hint shown when a value is outside them, whether a change
+//! applies live or needs a restart, and its live-diff line all come from it
+//! (see `declare.rs` for the entry's shape and why it is a macro). A unit
+//! test checks that the repository's config.toml shows each key with this
+//! default and names no key that is not declared.
+//!
+//! The tables that are structure rather than settings (`[admin]`, `[auth]`,
+//! `[trigger]`: secrets and lists of clients) are plain serde structs in
+//! `raw.rs`; their keys are still declared once, by those structs.
+
+use std::{collections::BTreeMap, net::SocketAddr, path::PathBuf, time::Duration};
+
+use super::{
+    codec::{
+        Addr, Count, Flag, Folder, Folders, Millis, OptCount, OptMillis, RoutePath, Secs, Switch,
+    },
+    declare::{At, section},
+    error::KeyPath,
+};
+
+const MIB: u64 = 1024 * 1024;
+/// Longest call timeout anywhere (1 h): a call that long is a hung module.
+const MAX_CALL_TIMEOUT_MS: u64 = 3_600_000;
+const DAY_SECS: u64 = 86_400;
+
+section! {
+    /// `[server]`
+    pub struct ServerConfig, table "server", raw RawServer {
+        /// The socket is bound once at start (restart needed to change).
+        listen: SocketAddr = listen, Addr { default: "127.0.0.1:8080" }, Restart,
+            "the address and port to listen on";
+        idle_timeout: Duration = idle_timeout_secs,
+            Secs { default: 300, min: 1, max: 7 * DAY_SECS }, Live,
+            "seconds without a client message before a websocket is closed, at most a week";
+        resume_grace: Duration = resume_grace_secs,
+            Secs { default: 30, min: 0, max: DAY_SECS }, Live,
+            "seconds a closed session can be resumed, at most a day; 0 turns resuming off";
+    }
+}
+
+section! {
+    /// `[limits]`: every input has a bound. Zero is refused everywhere (a
+    /// zero queue or rate would make the host refuse everything, which is
+    /// never meant).
+    pub struct Limits, table "limits", raw RawLimits {
+        max_frame_bytes: usize = max_frame_bytes,
+            Count { default: 64 * 1024, min: 256, max: 64 * MIB }, Live,
+            "largest client websocket message, in bytes";
+        max_json_depth: usize = max_json_depth,
+            Count { default: 32, min: 1, max: 512 }, Live,
+            "deepest JSON nesting in a client frame";
+        max_subscriptions: usize = max_subscriptions,
+            Count { default: 1024, min: 1, max: 1_000_000 }, Live,
+            "rooms one connection may subscribe to";
+        /// A client that falls this far behind is closed with code 4008.
+        send_queue: usize = send_queue,
+            Count { default: 1024, min: 1, max: 1_000_000 }, Live,
+            "per-connection outbox, in messages";
+        max_connections: usize = max_connections,
+            Count { default: 19_000, min: 1, max: 10_000_000 }, Live,
+            "websocket connections in total";
+        calls_per_second: u32 = calls_per_second,
+            Count { default: 10_000, min: 1, max: 10_000_000 }, Live,
+            "module calls per second per connection";
+        max_calls_in_flight: usize = max_calls_in_flight,
+            Count { default: 256, min: 1, max: 1_000_000 }, Live,
+            "unanswered calls per connection";
+        call_timeout: Duration = call_timeout_ms,
+            Millis { default: 10_000, min: 1, max: MAX_CALL_TIMEOUT_MS }, Live,
+            "module call timeout in milliseconds, at most 1 hour";
+        max_params_bytes: usize = max_params_bytes,
+            Count { default: modhost_plugin_api::abi::DEFAULT_MAX_PARAMS_BYTES as u64, min: 64, max: 64 * MIB }, Live,
+            "serialized params of one call, in bytes";
+        module_queue: usize = module_queue,
+            Count { default: 1024, min: 1, max: 1_000_000 }, Live,
+            "calls waiting for one module instance";
+        resume_buffer: usize = resume_buffer,
+            Count { default: 1024, min: 1, max: 1_000_000 }, Live,
+            "messages kept for a disconnected session";
+    }
+}
+
+section! {
+    /// `[modules]`
+    pub struct ModulesConfig, table "modules", raw RawModulesSettings {
+        /// The file watcher is set up on this folder at start.
+        dir: PathBuf = dir, Folder { default: "plugins" }, Restart,
+            "where signed `*.so` + `*.so.sig` are dropped";
+        verify_keys: Vec<PathBuf> = verify_keys, Folders { default: "verify_keys" }, Live,
+            "folders of `<module>.pub` files";
+        /// Rollback high-water marks are opened at start.
+        state_dir: PathBuf = state_dir, Folder { default: ".modhost/state" }, Restart,
+            "host state, such as rollback high-water marks";
+        allow_rollback: bool = allow_rollback, Flag { default: false }, Live,
+            "accept a `seq` lower than one seen before";
+    }
+    extra {
+        /// `[modules.<name>]` tables.
+        settings: BTreeMap<String, ModuleSettings>,
+    }
+}
+
+section! {
+    /// One `[modules.<name>]` table: the keys the host reads itself, and
+    /// the rest for the module.
+    pub struct ModuleSettings, table "modules.<name>", raw RawModuleHost {
+        /// Not passed to the module.
+        enabled: bool = enabled, Switch { default: true, on: "enabled", off: "disabled" }, Live,
+            "false keeps the module from loading";
+        /// Overrides `[limits] call_timeout_ms`.
+        call_timeout: Option<Duration> = call_timeout_ms,
+            OptMillis { min: 1, max: MAX_CALL_TIMEOUT_MS }, Live,
+            "this module's call timeout in milliseconds, at most 1 hour; overrides limits.call_timeout_ms";
+        /// The module's publish budget; `None` is the host default (50,000).
+        publishes_per_second: Option<u32> = publishes_per_second,
+            OptCount { min: 1, max: 10_000_000 }, Live,
+            "how many messages this module may publish per second, at most 10000000";
+    }
+    extra {
+        /// Every other key, as JSON, handed to the module untouched.
+        config: serde_json::Value,
+    }
+}
+
+section! {
+    /// `[diagnostics]`
+    pub struct Diagnostics, table "diagnostics", raw RawDiagnostics {
+        /// Serve a websocket echo endpoint on the same stack as `/ws/` (for
+        /// conformance testing). Off by default. The HTTP router is built at
+        /// start.
+        ws_echo_path: Option<String> = ws_echo_path, RoutePath {}, Restart,
+            "a websocket echo endpoint's path";
+    }
+}
+
+/// Every declared table, for the restart list and the config.toml test.
+#[cfg(test)]
+pub(crate) const TABLES: &[(&str, &[super::declare::Decl])] = &[
+    ("server", ServerConfig::DECLS),
+    ("limits", Limits::DECLS),
+    ("modules", ModulesConfig::DECLS),
+    ("modules.<name>", ModuleSettings::DECLS),
+    ("diagnostics", Diagnostics::DECLS),
+];
+
+/// The declared defaults of a table without paths to resolve.
+fn defaults<T>(read: impl FnOnce(&At<'_>) -> Result<T, super::error::Problem>) -> T {
+    read(&At::table(KeyPath::default(), std::path::Path::new("")))
+        .expect("declared defaults are within their bounds (checked by a unit test)")
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        defaults(|at| Self::read(RawLimits::default(), at))
+    }
+}
+
+impl Default for Diagnostics {
+    fn default() -> Self {
+        defaults(|at| Self::read(RawDiagnostics::default(), at))
+    }
+}
+
+impl ModulesConfig {
+    /// Settings for `module` (defaults when it has no table).
+    pub fn settings_for(&self, module: &str) -> ModuleSettings {
+        self.settings
+            .get(module)
+            .cloned()
+            .unwrap_or_else(ModuleSettings::default)
+    }
+}
+
+impl Default for ModuleSettings {
+    fn default() -> Self {
+        let mut settings = defaults(|at| Self::read(RawModuleHost::default(), at));
+        settings.config = serde_json::Value::Object(serde_json::Map::new());
+        settings
+    }
+}

@@ -1,0 +1,271 @@
+//! Refused configs: each error's kind, line, message and hint.
+
+use super::*;
+
+#[test]
+fn module_names_and_reserved_keys() {
+    invalid_at("[modules.Notes]\nx = 1\n", 1, "not a module name");
+    let long = "a".repeat(65);
+    invalid_at(&format!("\n[modules.{long}]\n"), 2, "not a module name");
+    // A reserved key written as a module table.
+    let (e, shown) = err("[modules.dir]\nx = 1\n");
+    assert!(matches!(e, ConfigError::Type(_)), "{shown}");
+    assert!(shown.contains("cannot be a module name"), "{shown}");
+    assert_eq!(e.line(), Some(1), "{shown}");
+    // A typo of a setting is an unknown key, with a suggestion.
+    let (e, shown) = err("[modules]\n\ndri = \"plugins\"\n");
+    assert!(matches!(e, ConfigError::UnknownKey(_)), "{shown}");
+    assert_eq!(e.line(), Some(3), "{shown}");
+    assert!(shown.contains("did you mean `dir`?"), "{shown}");
+    assert!(shown.contains("[modules.dri]"), "{shown}");
+    // Host keys are type-checked on their own line.
+    let (e, shown) = err("[modules.notes]\nx = 1\nenabled = \"yes\"\n");
+    assert!(
+        matches!(e, ConfigError::Type(_)) && e.line() == Some(3),
+        "{shown}"
+    );
+    invalid_at("[modules.notes]\ncall_timeout_ms = 0\n", 2, "too small");
+    invalid_at(
+        "[modules.notes]\ncall_timeout_ms = 3600001\n",
+        2,
+        "too large",
+    );
+    invalid_at("[modules.notes]\nx = { y = nan }\n", 2, "no JSON form");
+    invalid_at(
+        "[modules.notes]\npublishes_per_second = 0\n",
+        2,
+        "too small",
+    );
+    invalid_at(
+        "[modules.notes]\npublishes_per_second = 10000001\n",
+        2,
+        "too large",
+    );
+    let (e, shown) = err("[modules.notes]\npublishes_per_second = \"5\"\n");
+    assert!(
+        matches!(e, ConfigError::Type(_)) && e.line() == Some(2),
+        "{shown}"
+    );
+}
+
+#[test]
+fn unknown_keys_name_the_table_and_suggest() {
+    let (e, shown) = err("[server]\nlisen = \"127.0.0.1:8080\"\n");
+    assert!(matches!(e, ConfigError::UnknownKey(_)), "{shown}");
+    assert_eq!(e.line(), Some(2), "{shown}");
+    assert_eq!(
+        shown,
+        "/srv/modhost/config.toml:2:1: unknown key `lisen` in [server]\nhint: did you mean `listen`? keys allowed in [server]: listen, idle_timeout_secs, resume_grace_secs"
+    );
+    // Top level, nested tables and array-of-tables entries.
+    let (_, shown) = err("[srever]\n");
+    assert!(
+        shown.contains("unknown key `srever` in the top level")
+            && shown.contains("did you mean `server`?"),
+        "{shown}"
+    );
+    let (e, shown) = err(
+        "[[auth.tokens]]\ntoken = \"a\"\nuser = \"u\"\n[[auth.tokens]]\ntoken = \"b\"\nuser = \"v\"\nrole = [\"x\"]\n",
+    );
+    assert_eq!(e.line(), Some(7), "{shown}");
+    assert!(
+        shown.contains("in [[auth.tokens]] entry 2") && shown.contains("did you mean `roles`?"),
+        "{shown}"
+    );
+    let (e, shown) = err("[auth.jwt]\nsecret = \"x\"\nleeway = 3\n");
+    assert_eq!(e.line(), Some(3), "{shown}");
+    assert!(
+        shown.contains("in [auth.jwt]") && shown.contains("leeway_secs"),
+        "{shown}"
+    );
+    // Far from everything: no guess, but the list.
+    let (_, shown) = err("[limits]\nfoo = 1\n");
+    assert!(
+        !shown.contains("did you mean") && shown.contains("send_queue"),
+        "{shown}"
+    );
+    // TLS is not supported yet: an unknown key, not silently ignored.
+    let (e, _) = err("[server]\ntls = { cert = \"a\", key = \"b\" }\n");
+    assert!(matches!(e, ConfigError::UnknownKey(_)));
+}
+
+#[test]
+fn syntax_and_type_errors_have_lines() {
+    let (e, shown) = err("[server]\nlisten = 127.0.0.1:8080\n");
+    assert!(matches!(e, ConfigError::Syntax(_)), "{shown}");
+    assert_eq!(e.line(), Some(2), "{shown}");
+    assert!(
+        shown.contains("hint: if this is text, put it in quotes: listen = \"127.0.0.1:8080\""),
+        "{shown}"
+    );
+    let (e, shown) = err("a = 1\n[server]\n[server]\n");
+    assert!(
+        matches!(e, ConfigError::Syntax(_)) && e.line() == Some(3),
+        "{shown}"
+    );
+    assert!(shown.contains("duplicate key `server`"), "{shown}");
+    let (e, shown) = err("[server]\n\nlisten = 8080\n");
+    assert!(matches!(e, ConfigError::Type(_)), "{shown}");
+    assert_eq!(e.line(), Some(3), "{shown}");
+    assert!(shown.contains("server.listen"), "{shown}");
+    let (e, shown) = err("[limits]\nsend_queue = -1\n");
+    assert!(
+        matches!(e, ConfigError::Type(_)) && e.line() == Some(2),
+        "{shown}"
+    );
+    assert!(shown.contains("cannot be negative"), "{shown}");
+    let (e, shown) = err("[[auth.tokens]]\ntoken = \"a\"\n");
+    assert!(
+        matches!(e, ConfigError::Type(_)) && shown.contains("missing field `user`"),
+        "{shown}"
+    );
+    assert_eq!(e.line(), Some(1), "{shown}");
+}
+
+#[test]
+fn listen_must_be_a_socket_address() {
+    invalid_at(
+        "[server]\nlisten = \"localhost:8080\"\n",
+        2,
+        "not a socket address",
+    );
+    let shown = invalid_at(
+        "[server]\nlisten = \"127.0.0.1\"\n",
+        2,
+        "not a socket address",
+    );
+    assert!(shown.contains("add a port"), "{shown}");
+    assert_eq!(
+        ok("[server]\nlisten = \"[::1]:80\"\n").server.listen.port(),
+        80
+    );
+}
+
+#[test]
+fn limits_refuse_zero_and_absurd_values() {
+    invalid_at("[limits]\nmax_frame_bytes = 255\n", 2, "at least 256");
+    invalid_at("[limits]\nmax_frame_bytes = 67108865\n", 2, "too large");
+    invalid_at("[limits]\n\nsend_queue = 0\n", 3, "send_queue = 0");
+    invalid_at("[limits]\ncalls_per_second = 0\n", 2, "too small");
+    invalid_at("[limits]\ncall_timeout_ms = 0\n", 2, "too small");
+    invalid_at("[limits]\ncall_timeout_ms = 3600001\n", 2, "too large");
+    invalid_at("[limits]\nmax_json_depth = 0\n", 2, "too small");
+    invalid_at("[limits]\nmax_json_depth = 513\n", 2, "too large");
+    invalid_at("[server]\nidle_timeout_secs = 0\n", 2, "too small");
+    let c = ok(
+        "[limits]\nmax_frame_bytes = 67108864\nmax_json_depth = 512\ncall_timeout_ms = 3600000\n",
+    );
+    assert_eq!(c.limits.max_frame_bytes, 64 * 1024 * 1024);
+}
+
+#[test]
+fn tokens_must_be_non_empty_and_unique() {
+    invalid_at("[admin]\ntoken = \"\"\n", 2, "admin.token is empty");
+    invalid_at(
+        "[[auth.tokens]]\ntoken = \"\"\nuser = \"a\"\n",
+        2,
+        "auth.tokens[0].token is empty",
+    );
+    invalid_at(
+        "[[auth.tokens]]\ntoken = \"x\"\nuser = \"\"\n",
+        3,
+        "user is empty",
+    );
+    invalid_at(
+        "[trigger]\ntokens = [\"a\", \"\"]\n",
+        2,
+        "trigger.tokens[1] is empty",
+    );
+    invalid_at("[trigger]\ntokens = [\"a\", \"a\"]\n", 2, "repeats");
+    invalid_at("[auth.jwt]\nsecret = \"\"\n", 2, "secret is empty");
+    invalid_at("[admin]\ntoken = \" padded \"\n", 2, "whitespace");
+    let shown = invalid_at(
+        "[[auth.tokens]]\ntoken = \"same\"\nuser = \"a\"\n\n[[auth.tokens]]\ntoken = \"same\"\nuser = \"b\"\n",
+        6,
+        "same secret as auth.tokens[0].token",
+    );
+    assert!(!shown.contains("\"same\""), "a secret leaked into: {shown}");
+}
+
+#[test]
+fn auth_sources_are_checked() {
+    invalid_at(
+        "[auth]\nbootstrap_url = \"ftp://x\"\n",
+        2,
+        "not an http(s) URL",
+    );
+    invalid_at(
+        "[auth.bootstrap]\nurl = \"http://\"\n",
+        2,
+        "not an http(s) URL",
+    );
+    invalid_at(
+        "[auth]\nbootstrap_url = \"http://a/\"\n[auth.bootstrap]\nurl = \"http://b/\"\n",
+        2,
+        "both set",
+    );
+    invalid_at(
+        "[auth]\n[auth.jwt]\nissuer = \"x\"\n",
+        2,
+        "neither secret nor jwks_file",
+    );
+    invalid_at(
+        "[auth.jwt]\nsecret = \"x\"\nleeway_secs = 3601\n",
+        3,
+        "too large",
+    );
+}
+
+#[test]
+fn allowed_rooms_are_objects_of_plain_values() {
+    let (e, shown) = err(
+        "[[auth.tokens]]\ntoken = \"x\"\nuser = \"a\"\nallowed_rooms = [\n  { a = 1 },\n  \"room\",\n]\n",
+    );
+    assert!(
+        matches!(e, ConfigError::Type(_)) && e.line() == Some(6),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("allowed_rooms[1] is a string, not a room"),
+        "{shown}"
+    );
+    let (e, shown) =
+        err("[[auth.tokens]]\ntoken = \"x\"\nuser = \"a\"\nallowed_rooms = [{ a = [1] }]\n");
+    assert!(
+        matches!(e, ConfigError::Type(_)) && e.line() == Some(4),
+        "{shown}"
+    );
+    assert!(shown.contains("strings, numbers or booleans"), "{shown}");
+    let (_, shown) =
+        err("[[auth.tokens]]\ntoken = \"x\"\nuser = \"a\"\nallowed_rooms = [{ a = { b = 1 } }]\n");
+    assert!(
+        shown.contains("auth.tokens[0].allowed_rooms[0].a is a table"),
+        "{shown}"
+    );
+}
+
+#[test]
+fn echo_path_must_be_its_own_path() {
+    invalid_at("[diagnostics]\nws_echo_path = \"echo\"\n", 2, "not a path");
+    invalid_at("[diagnostics]\nws_echo_path = \"/ws/\"\n", 2, "shadow");
+    invalid_at("[diagnostics]\nws_echo_path = \"/api/echo\"\n", 2, "shadow");
+}
+
+#[test]
+fn the_placeholder_admin_token_is_refused_off_loopback() {
+    assert_eq!(
+        ok("[admin]\ntoken = \"change-me\"\n")
+            .admin
+            .token
+            .as_deref(),
+        Some("change-me")
+    );
+    ok("[server]\nlisten = \"[::1]:8080\"\n[admin]\ntoken = \"change-me\"\n");
+    let shown = invalid_at(
+        "[server]\nlisten = \"0.0.0.0:8080\"\n[admin]\ntoken = \"change-me\"\n",
+        4,
+        "placeholder",
+    );
+    assert!(shown.contains("openssl rand"), "{shown}");
+    ok("[server]\nlisten = \"0.0.0.0:8080\"\n[admin]\ntoken = \"a-real-secret\"\n");
+}
