@@ -13,6 +13,8 @@
 //! - `http`: health, trigger, admin API
 //! - `state`: the shared state and the services modules call back into
 //! - `server`: builds the shared state, loads modules and serves until shutdown
+//! - `util`: shared helpers: folder watcher thread, atomic file write,
+//!   constant-time comparison, poison-tolerant locks
 
 pub mod auth;
 pub mod broker;
@@ -25,3 +27,4 @@ pub mod rooms;
 pub mod server;
 pub mod signing;
 pub mod state;
+pub(crate) mod util;
