@@ -2,7 +2,9 @@
 //! that each is written (and reasoned about) once.
 //!
 //! # Layout
+//! - `fs`: [`fs::write_atomically`], temp file → fsync → rename → fsync folder
 //! - `sync`: [`sync::lock`], [`sync::read`], [`sync::write`], lock guards
 //!   that recover a poisoned lock, and why that is right here
 
+pub(crate) mod fs;
 pub(crate) mod sync;
