@@ -3,8 +3,10 @@
 //!
 //! # Layout
 //! - `fs`: [`fs::write_atomically`], temp file → fsync → rename → fsync folder
+//! - `secret`: [`secret::ct_eq`], comparing secrets in constant time
 //! - `sync`: [`sync::lock`], [`sync::read`], [`sync::write`], lock guards
 //!   that recover a poisoned lock, and why that is right here
 
 pub(crate) mod fs;
+pub(crate) mod secret;
 pub(crate) mod sync;
