@@ -2,6 +2,8 @@
 //! that each is written (and reasoned about) once.
 //!
 //! # Layout
+//! - `watch`: [`watch::FileWatcher`], a folder watched on its own thread,
+//!   events debounced and handed over in batches (module and config watchers)
 //! - `fs`: [`fs::write_atomically`], temp file → fsync → rename → fsync folder
 //! - `secret`: [`secret::ct_eq`], comparing secrets in constant time
 //! - `sync`: [`sync::lock`], [`sync::read`], [`sync::write`], lock guards
@@ -10,3 +12,4 @@
 pub(crate) mod fs;
 pub(crate) mod secret;
 pub(crate) mod sync;
+pub(crate) mod watch;
