@@ -1,6 +1,7 @@
 //! Tests for `layers`: the two fixtures under `xtask/fixtures/layers/`, one
 //! with a circle and one without, plus the lexer's traps.
 
+use super::lex::{Tok, tokenize};
 use super::*;
 
 fn fixture(name: &str) -> Graph {
