@@ -17,6 +17,8 @@
 //! - `gateway`: the websocket endpoint and the per-connection session loop
 //! - `http`: health, trigger, admin API
 //! - `server`: builds the shared state, loads modules and serves until shutdown
+//! - `util`: shared helpers: folder watcher thread, atomic file write,
+//!   constant-time comparison, poison-tolerant locks
 
 pub mod auth;
 pub mod broker;
@@ -32,3 +34,4 @@ pub mod server;
 pub mod sessions;
 pub mod signing;
 pub mod state;
+pub(crate) mod util;

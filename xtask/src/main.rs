@@ -1,9 +1,13 @@
 //! Build automation: `cargo xtask run` starts the host with the bundled
-//! modules built and signed by a dev key generated on first use.
+//! modules built and signed by a dev key generated on first use;
+//! `cargo xtask layers` checks the host's source files for import circles.
 //!
 //! # Layout
 //! - `main`: the subcommands
 //! - `quickstart`: build → dev keys → copy + sign into plugins/ → run
+//! - `layers`: the file graph of `host/src` and `plugin-api/src`, and its circles
+
+mod layers;
 
 use std::{
     env,
@@ -21,7 +25,11 @@ fn main() -> ExitCode {
     let result = match args.first().map(String::as_str) {
         Some("run") => quickstart(&args[1..]),
         Some("plugins") => build_and_sign().map(|_| ()),
-        _ => Err("usage: cargo xtask run [-- modhost run args] | cargo xtask plugins".to_owned()),
+        Some("layers") => layers::main(&root(), &args[1..]),
+        _ => Err(
+            "usage: cargo xtask run [-- modhost run args] | cargo xtask plugins | cargo xtask layers [--dot]"
+                .to_owned(),
+        ),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

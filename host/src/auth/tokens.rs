@@ -1,15 +1,17 @@
 //! `[[auth.tokens]]`: fixed tokens, each standing for one user.
 //!
 //! Tokens are compared in constant time: we hash the presented token and
-//! every configured token with SHA-256 and compare the digests with a
-//! branch-free fold, visiting every entry whatever matches. Hashing first
-//! also hides the configured tokens' lengths, and a timing difference on a
-//! digest prefix tells an attacker nothing about the token itself.
+//! every configured token with SHA-256 and compare the digests with
+//! [`ct_eq`], visiting every entry whatever matches. Hashing first also
+//! hides the configured tokens' lengths (only digests are kept), and a
+//! timing difference on a digest tells an attacker nothing about the token
+//! itself.
 
 use sha2::{Digest, Sha256};
 
 use super::{AuthSetupError, Principal};
 use crate::config::StaticToken;
+use crate::util::secret::ct_eq;
 
 /// The configured static tokens, ready to compare.
 pub(crate) struct StaticTokens {
@@ -58,7 +60,7 @@ impl StaticTokens {
         for entry in &self.entries {
             // Every entry is compared; `found` is only set once, so a
             // duplicate token in the config resolves to the first entry.
-            if constant_time_eq(&presented, &entry.digest) && found.is_none() {
+            if ct_eq(&presented, &entry.digest) && found.is_none() {
                 found = Some(&entry.principal);
             }
         }
@@ -70,11 +72,4 @@ fn sha256(s: &str) -> [u8; 32] {
     let mut out = [0u8; 32];
     out.copy_from_slice(&Sha256::digest(s.as_bytes()));
     out
-}
-
-/// Compare two digests without an early exit.
-fn constant_time_eq(a: &[u8; 32], b: &[u8; 32]) -> bool {
-    let diff = a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y));
-    // Keep the optimiser from turning the fold back into a short-circuit.
-    std::hint::black_box(diff) == 0
 }

@@ -13,23 +13,20 @@
 //! outcome for `GET /api/config`.
 
 use std::{
+    ffi::OsStr,
     os::unix::fs::MetadataExt,
     path::{Path, PathBuf},
-    sync::mpsc,
-    thread::JoinHandle,
     time::Duration,
 };
 
-use notify_debouncer_full::{
-    DebounceEventResult, new_debouncer,
-    notify::{
-        EventKind, RecursiveMode,
-        event::{AccessKind, AccessMode, ModifyKind},
-    },
+use notify_debouncer_full::notify::{
+    EventKind,
+    event::{AccessKind, AccessMode, ModifyKind},
 };
 use serde::Serialize;
 
 use super::{Config, ConfigError};
+use crate::util::watch::{Events, FileWatcher};
 
 /// Quiet time before a burst of events is handed over.
 const DEBOUNCE: Duration = Duration::from_millis(200);
@@ -64,17 +61,9 @@ pub fn one_line(message: &str) -> String {
     message.lines().collect::<Vec<_>>().join("; ")
 }
 
-enum Msg {
-    Fs(DebounceEventResult),
-    Stop,
-}
-
 /// The running watcher; stops when [`ConfigWatcher::stop`] is called or it
 /// is dropped.
-pub struct ConfigWatcher {
-    tx: mpsc::Sender<Msg>,
-    thread: Option<JoinHandle<()>>,
-}
+pub struct ConfigWatcher(FileWatcher);
 
 impl ConfigWatcher {
     /// Watches `file` and calls `on_change` (on the watcher's own thread)
@@ -93,82 +82,51 @@ impl ConfigWatcher {
             .file_name()
             .ok_or_else(|| format!("{} names no file", file.display()))?
             .to_owned();
-        let (tx, rx) = mpsc::channel();
-        let (ready_tx, ready_rx) = mpsc::channel::<Result<(), String>>();
-        let events = tx.clone();
-        let thread = std::thread::Builder::new()
-            .name("config-watcher".into())
-            .spawn(move || {
-                let debouncer = new_debouncer(DEBOUNCE, None, move |r| {
-                    let _ = events.send(Msg::Fs(r));
-                })
-                .map_err(|e| format!("cannot start a file watcher: {e}"))
-                .and_then(|mut d| {
-                    d.watch(&dir, RecursiveMode::NonRecursive)
-                        .map(|()| d)
-                        .map_err(|e| format!("cannot watch {}: {e}", dir.display()))
-                });
-                let _debouncer = match debouncer {
-                    Ok(d) => {
-                        let _ = ready_tx.send(Ok(()));
-                        d
-                    }
-                    Err(e) => {
-                        let _ = ready_tx.send(Err(e));
-                        return;
-                    }
-                };
-                tracing::info!(file = %file.display(), "watching config.toml: valid edits are applied live");
-                while let Ok(msg) = rx.recv() {
-                    let mut touched = false;
-                    for msg in std::iter::once(msg).chain(std::iter::from_fn(|| rx.try_recv().ok())) {
-                        match msg {
-                            Msg::Stop => return,
-                            Msg::Fs(Ok(events)) => {
-                                touched |= events.iter().any(|e| {
-                                    relevant(&e.kind)
-                                        && e.paths.iter().any(|p| p.file_name() == Some(&name))
-                                });
-                            }
-                            Msg::Fs(Err(errors)) => {
-                                for e in errors {
-                                    tracing::warn!(file = %file.display(), "file watcher error: {e}; an edit may be noticed late");
-                                }
-                            }
-                        }
-                    }
-                    if touched {
-                        wait_until_stable(&file);
-                        on_change(super::load(&file));
-                    }
-                }
-            })
-            .map_err(|e| format!("cannot start the config watcher thread: {e}"))?;
-        match ready_rx.recv() {
-            Ok(Ok(())) => Ok(ConfigWatcher {
-                tx,
-                thread: Some(thread),
-            }),
-            Ok(Err(e)) => {
-                let _ = thread.join();
-                Err(e)
-            }
-            Err(_) => Err("the config watcher thread ended before it started".into()),
-        }
+        // The debouncer only has to live as long as the loop.
+        let run = move |events: Events, _debouncer| {
+            tracing::info!(file = %file.display(), "watching config.toml: valid edits are applied live");
+            watch_loop(&file, &name, &events, &mut on_change);
+        };
+        FileWatcher::start(
+            "config-watcher",
+            "config watcher thread",
+            dir,
+            DEBOUNCE,
+            run,
+        )
+        .map(ConfigWatcher)
     }
 
     /// Stops watching; waits for a reload in progress (blocking).
-    pub fn stop(mut self) {
-        let _ = self.tx.send(Msg::Stop);
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
+    pub fn stop(self) {
+        self.0.stop();
     }
 }
 
-impl Drop for ConfigWatcher {
-    fn drop(&mut self) {
-        let _ = self.tx.send(Msg::Stop);
+/// Until stopped: reads `file` again after each burst of events that
+/// touches a file called `name`, and hands the outcome to `on_change`.
+fn watch_loop(
+    file: &Path,
+    name: &OsStr,
+    events: &Events,
+    on_change: &mut impl FnMut(Result<Config, ConfigError>),
+) {
+    loop {
+        let arrived = events.wait(None);
+        for e in arrived.errors {
+            tracing::warn!(file = %file.display(), "file watcher error: {e}; an edit may be noticed late");
+        }
+        if arrived.stop {
+            return;
+        }
+        let touched = arrived
+            .events
+            .iter()
+            .any(|e| relevant(&e.kind) && e.paths.iter().any(|p| p.file_name() == Some(name)));
+        if touched {
+            wait_until_stable(file);
+            on_change(super::load(file));
+        }
     }
 }
 

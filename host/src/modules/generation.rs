@@ -22,6 +22,8 @@ use modhost_plugin_api::{
     },
 };
 
+use crate::util::sync;
+
 use super::{
     loader::LoadedLibrary,
     pending::{CallFailure, CallSink, PendingCalls},
@@ -304,7 +306,7 @@ impl Generation {
         caller: Caller,
         sink: Box<dyn CallSink>,
     ) -> Admission {
-        let accepting = self.accepting.read().unwrap_or_else(|p| p.into_inner());
+        let accepting = sync::read(&self.accepting);
         if !*accepting {
             return Admission::Stopping(sink);
         }
@@ -406,9 +408,7 @@ impl Generation {
     /// Whether the instance thread has returned (false while it runs or is
     /// stuck).
     pub fn thread_finished(&self) -> bool {
-        self.thread
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
+        sync::lock(&self.thread)
             .as_ref()
             .is_none_or(|t| t.is_finished())
     }
@@ -423,7 +423,7 @@ impl Generation {
     /// Stops taking calls and queues `Shutdown` behind the ones already
     /// accepted, which the instance still answers.
     pub fn begin_drain(&self) {
-        let mut accepting = self.accepting.write().unwrap_or_else(|p| p.into_inner());
+        let mut accepting = sync::write(&self.accepting);
         if !*accepting {
             return;
         }
@@ -447,7 +447,7 @@ impl Generation {
         let start = Instant::now();
         while start.elapsed() < deadline {
             if self.thread_finished() {
-                if let Some(t) = self.thread.lock().unwrap_or_else(|p| p.into_inner()).take() {
+                if let Some(t) = sync::lock(&self.thread).take() {
                     let _ = t.join();
                 }
                 return true;

@@ -15,6 +15,8 @@ use std::{
 
 use modhost_plugin_api::ErrorCode;
 
+use crate::util::sync;
+
 /// Why a call failed, as the caller is told.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CallFailure {
@@ -149,9 +151,9 @@ impl PendingCalls {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Entry>> {
-        // A panic while holding this lock cannot leave the map half-updated
-        // (single insert/remove calls), so a poisoned lock is still usable.
-        self.calls.lock().unwrap_or_else(|p| p.into_inner())
+        // Single insert/remove/drain calls: see `sync` for why recovering
+        // a poisoned lock is right.
+        sync::lock(&self.calls)
     }
 }
 

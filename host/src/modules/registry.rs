@@ -33,6 +33,7 @@ use std::{
 use crate::{
     config::ModulesConfig,
     signing::{Keyring, SeqStore},
+    util::sync::{lock, read, write},
 };
 
 use super::{generation::Generation, services::HostServices};
@@ -283,16 +284,4 @@ impl Registry {
             }
         }
     }
-}
-
-fn read<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
-    lock.read().unwrap_or_else(|p| p.into_inner())
-}
-
-fn write<T>(lock: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
-    lock.write().unwrap_or_else(|p| p.into_inner())
-}
-
-fn lock<T>(lock: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    lock.lock().unwrap_or_else(|p| p.into_inner())
 }

@@ -15,6 +15,8 @@ use modhost_plugin_api::{
     abi_stable::{external_types::crossbeam_channel::RSender, std_types::RResult},
 };
 
+use crate::util::sync;
+
 use super::{
     pending::{CallFailure, CallSink, PendingCalls},
     services::HostServices,
@@ -109,7 +111,7 @@ impl Window {
 
 impl ModuleSink {
     fn budget(&self) -> std::sync::MutexGuard<'_, LogBudget> {
-        self.log_budget.lock().unwrap_or_else(|p| p.into_inner())
+        sync::lock(&self.log_budget)
     }
 
     fn log(&self, level: LogLevel, message: &str) {

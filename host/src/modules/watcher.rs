@@ -27,20 +27,20 @@ use std::{
     collections::{BTreeMap, BTreeSet},
     os::unix::fs::MetadataExt,
     path::{Path, PathBuf},
-    sync::{Arc, mpsc},
-    thread::JoinHandle,
+    sync::Arc,
     time::{Duration, Instant, SystemTime},
 };
 
 use notify_debouncer_full::{
-    DebounceEventResult, DebouncedEvent, new_debouncer,
+    DebouncedEvent,
     notify::{
-        EventKind, RecommendedWatcher, RecursiveMode,
+        EventKind, RecursiveMode,
         event::{AccessKind, AccessMode, ModifyKind},
     },
 };
 
 use crate::signing::sig_path;
+use crate::util::watch::{Debouncer, Events, FileWatcher};
 
 use super::{
     error::LoadErrorKind,
@@ -65,88 +65,30 @@ pub const SETTLE: Duration = Duration::from_secs(2);
 /// Longest wait between two passes of the loop (new key folders to watch).
 const IDLE: Duration = Duration::from_secs(1);
 
-type Debouncer =
-    notify_debouncer_full::Debouncer<RecommendedWatcher, notify_debouncer_full::RecommendedCache>;
-
-enum Msg {
-    Fs(DebounceEventResult),
-    Stop,
-}
-
 /// The running watcher; stops when [`ModuleWatcher::stop`] is called or it
 /// is dropped.
-pub struct ModuleWatcher {
-    tx: mpsc::Sender<Msg>,
-    thread: Option<JoinHandle<()>>,
-}
+pub struct ModuleWatcher(FileWatcher);
 
 impl ModuleWatcher {
     /// Starts watching the registry's modules folder. `Err` if the folder
     /// cannot be watched (the host then runs without hot reload).
     pub fn start(registry: Arc<Registry>) -> Result<ModuleWatcher, String> {
-        let (tx, rx) = mpsc::channel();
-        let (ready_tx, ready_rx) = mpsc::channel::<Result<(), String>>();
-        let events = tx.clone();
-        let thread = std::thread::Builder::new()
-            .name("module-watcher".into())
-            .spawn(move || {
-                let dir = registry.settings().modules.dir;
-                let debouncer = new_debouncer(DEBOUNCE, None, move |r| {
-                    let _ = events.send(Msg::Fs(r));
-                })
-                .map_err(|e| format!("cannot start a file watcher: {e}"))
-                .and_then(|mut d| {
-                    d.watch(&dir, RecursiveMode::NonRecursive)
-                        .map(|()| d)
-                        .map_err(|e| format!("cannot watch {}: {e}", dir.display()))
-                });
-                let debouncer = match debouncer {
-                    Ok(d) => {
-                        let _ = ready_tx.send(Ok(()));
-                        d
-                    }
-                    Err(e) => {
-                        let _ = ready_tx.send(Err(e));
-                        return;
-                    }
-                };
-                tracing::info!(dir = %dir.display(), "watching the modules folder: signed builds dropped there are loaded, replaced and removed live");
-                Scanner {
-                    registry,
-                    dir,
-                    key_dirs: BTreeSet::new(),
-                    retry: BTreeMap::new(),
-                }
-                .run(&rx, debouncer);
-            })
-            .map_err(|e| format!("cannot start the watcher thread: {e}"))?;
-        match ready_rx.recv() {
-            Ok(Ok(())) => Ok(ModuleWatcher {
-                tx,
-                thread: Some(thread),
-            }),
-            Ok(Err(e)) => {
-                let _ = thread.join();
-                Err(e)
-            }
-            Err(_) => Err("the watcher thread ended before it started".into()),
-        }
+        let dir = registry.settings().modules.dir;
+        let scanner = Scanner {
+            registry,
+            dir: dir.clone(),
+            key_dirs: BTreeSet::new(),
+            retry: BTreeMap::new(),
+        };
+        let run = move |events: Events, debouncer| scanner.run(&events, debouncer);
+        FileWatcher::start("module-watcher", "watcher thread", dir, DEBOUNCE, run)
+            .map(ModuleWatcher)
     }
 
     /// Stops watching and waits for a rescan in progress to finish
     /// (blocking: call it from a blocking context).
-    pub fn stop(mut self) {
-        let _ = self.tx.send(Msg::Stop);
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-    }
-}
-
-impl Drop for ModuleWatcher {
-    fn drop(&mut self) {
-        // Not joined here: a drop may happen on an async worker.
-        let _ = self.tx.send(Msg::Stop);
+    pub fn stop(self) {
+        self.0.stop();
     }
 }
 
@@ -170,7 +112,8 @@ struct Scanner {
 }
 
 impl Scanner {
-    fn run(mut self, rx: &mpsc::Receiver<Msg>, mut debouncer: Debouncer) {
+    fn run(mut self, events: &Events, mut debouncer: Debouncer) {
+        tracing::info!(dir = %self.dir.display(), "watching the modules folder: signed builds dropped there are loaded, replaced and removed live");
         self.watch_key_dirs(&mut debouncer);
         loop {
             let wait = self
@@ -179,27 +122,16 @@ impl Scanner {
                 .min()
                 .map_or(IDLE, |t| t.saturating_duration_since(Instant::now()))
                 .min(IDLE);
-            let mut batch = Batch::default();
-            let first = match rx.recv_timeout(wait) {
-                Ok(msg) => Some(msg),
-                Err(mpsc::RecvTimeoutError::Timeout) => None,
-                Err(mpsc::RecvTimeoutError::Disconnected) => return,
-            };
-            // Take whatever else is queued too, to handle it in one pass.
-            for msg in first
-                .into_iter()
-                .chain(std::iter::from_fn(|| rx.try_recv().ok()))
-            {
-                match msg {
-                    Msg::Stop => return,
-                    Msg::Fs(Ok(events)) => self.classify(&events, &mut batch),
-                    Msg::Fs(Err(errors)) => {
-                        for e in errors {
-                            tracing::warn!(dir = %self.dir.display(), "file watcher error: {e}; a change may be noticed late");
-                        }
-                    }
-                }
+            // Everything queued comes at once, to handle it in one pass.
+            let arrived = events.wait(Some(wait));
+            for e in arrived.errors {
+                tracing::warn!(dir = %self.dir.display(), "file watcher error: {e}; a change may be noticed late");
             }
+            if arrived.stop {
+                return;
+            }
+            let mut batch = Batch::default();
+            self.classify(&arrived.events, &mut batch);
             let now = Instant::now();
             let due: Vec<PathBuf> = self
                 .retry

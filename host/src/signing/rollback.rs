@@ -13,14 +13,15 @@
 //! file holds either the old mark or the new one, never a mix. Leftover
 //! temp files (`.<module>.tmp-*`) are ignored and cleaned up on open.
 
-use std::fs::{self, DirBuilder, File, OpenOptions};
-use std::io::{self, Write as _};
-use std::os::unix::fs::{DirBuilderExt as _, MetadataExt as _, OpenOptionsExt as _};
+use std::fs::{self, DirBuilder, File};
+use std::io;
+use std::os::unix::fs::{DirBuilderExt as _, MetadataExt as _};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::envelope::{EnvelopeError, validate_module_name};
+use crate::util::fs::{WriteError, write_atomically};
+use crate::util::sync;
 
 /// Why the rollback guard refused or failed.
 #[derive(Debug, thiserror::Error)]
@@ -89,8 +90,6 @@ pub struct SeqStore {
     /// Serialises `accept` (and reads, so they never see a rename midway)
     /// within this process. Held only for small file operations.
     lock: Mutex<()>,
-    /// Makes temp file names unique within the process.
-    counter: AtomicU64,
 }
 
 impl SeqStore {
@@ -132,7 +131,6 @@ impl SeqStore {
         Ok(SeqStore {
             dir,
             lock: Mutex::new(()),
-            counter: AtomicU64::new(0),
         })
     }
 
@@ -178,12 +176,10 @@ impl SeqStore {
         self.write_mark(module, seq)
     }
 
-    /// The lock guards no data, so a panic while holding it leaves nothing
-    /// inconsistent: a poisoned lock is still usable.
+    /// The lock guards no data, only the order of file operations, so
+    /// [`sync::lock`]'s recovery from poisoning is trivially right here.
     fn lock(&self) -> std::sync::MutexGuard<'_, ()> {
-        self.lock
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        sync::lock(&self.lock)
     }
 
     fn path_for(&self, module: &str) -> Result<PathBuf, SeqError> {
@@ -216,38 +212,12 @@ impl SeqStore {
             .map_err(|_| corrupt(format!("{digits} is out of range")))
     }
 
-    /// temp file → write → fsync → rename → fsync folder.
+    /// Durably, through [`write_atomically`]: after a crash the file holds
+    /// the old mark or the new one.
     fn write_mark(&self, module: &str, seq: u64) -> Result<(), SeqError> {
         let path = self.path_for(module)?;
-        let n = self.counter.fetch_add(1, Ordering::Relaxed);
-        let tmp = self
-            .dir
-            .join(format!(".{module}.tmp-{}-{n}", std::process::id()));
-        let io_err = |path: &Path| {
-            let path = path.to_owned();
-            move |source| SeqError::Io { path, source }
-        };
-        let written = (|| {
-            let mut file = OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .open(&tmp)?;
-            file.write_all(format!("{seq}\n").as_bytes())?;
-            file.sync_all()
-        })();
-        if let Err(e) = written {
-            let _ = fs::remove_file(&tmp);
-            return Err(io_err(&tmp)(e));
-        }
-        if let Err(e) = fs::rename(&tmp, &path) {
-            let _ = fs::remove_file(&tmp);
-            return Err(io_err(&path)(e));
-        }
-        // The rename is durable only once the folder entry is on disk.
-        File::open(&self.dir)
-            .and_then(|d| d.sync_all())
-            .map_err(io_err(&self.dir))
+        write_atomically(&path, format!("{seq}\n").as_bytes(), 0o600)
+            .map_err(|WriteError { path, source }| SeqError::Io { path, source })
     }
 }
 

@@ -3,16 +3,14 @@
 //! error; nothing here prints.
 
 use std::fmt;
-use std::fs::{self, File, OpenOptions};
-use std::io::{self, Write as _};
-use std::os::unix::fs::OpenOptionsExt as _;
+use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use super::envelope::{Envelope, EnvelopeError, MAX_TOML_INT};
 use super::keys::{KeyError, Keyring, generate_key, read_signing_key};
 use super::verify::{SignatureError, Verified, read_library, read_signed, sig_path, sign, verify};
+use crate::util::fs::write_atomically;
 
 /// Why a signing tool failed.
 #[derive(Debug, thiserror::Error)]
@@ -123,9 +121,11 @@ pub fn sign_file(
     let envelope = sign(&bytes, &key, module, version, seq, abi);
     envelope.validate()?;
     let sig = sig_path(lib);
-    write_atomically(&sig, envelope.to_toml().as_bytes()).map_err(|source| ToolError::Write {
+    // 0644: a signature is public, and the host reading it may run as
+    // another user.
+    write_atomically(&sig, envelope.to_toml().as_bytes(), 0o644).map_err(|e| ToolError::Write {
         path: sig.clone(),
-        source,
+        source: e.source,
     })?;
     Ok(envelope)
 }
@@ -161,38 +161,10 @@ pub fn default_seq() -> u64 {
         .unwrap_or(0)
 }
 
-/// temp file in the same folder → write → fsync → rename → fsync folder.
-fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    let tmp = dir.join(format!(".{name}.tmp-{}-{n}", std::process::id()));
-    let result = (|| {
-        let mut file = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o644)
-            .open(&tmp)?;
-        file.write_all(bytes)?;
-        file.sync_all()?;
-        fs::rename(&tmp, path)?;
-        File::open(dir)?.sync_all()
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    result
-}
-
 #[cfg(test)]
 mod tests {
+    use std::fs;
+
     use super::*;
 
     const ABI: &str = "modhost-plugin-api=0.1;abi_stable=0.11;x86_64-unknown-linux-gnu";

@@ -1,0 +1,15 @@
+//! Small helpers that several parts of the host need, kept in one place so
+//! that each is written (and reasoned about) once.
+//!
+//! # Layout
+//! - `watch`: [`watch::FileWatcher`], a folder watched on its own thread,
+//!   events debounced and handed over in batches (module and config watchers)
+//! - `fs`: [`fs::write_atomically`], temp file → fsync → rename → fsync folder
+//! - `secret`: [`secret::ct_eq`], comparing secrets in constant time
+//! - `sync`: [`sync::lock`], [`sync::read`], [`sync::write`], lock guards
+//!   that recover a poisoned lock, and why that is right here
+
+pub(crate) mod fs;
+pub(crate) mod secret;
+pub(crate) mod sync;
+pub(crate) mod watch;
