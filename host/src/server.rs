@@ -32,6 +32,7 @@ use crate::{
     sessions::Sessions,
     signing::{Keyring, SeqStore},
     state::{AppState, Services},
+    util::sync::lock,
 };
 
 pub use crate::http::ConfigStatus;
@@ -334,8 +335,4 @@ pub fn apply_config(
     drop(st);
     // Module changes last: loading a module that was switched on blocks.
     state.registry.apply_settings(settings);
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
 }

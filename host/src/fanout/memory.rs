@@ -10,6 +10,7 @@ use crate::{
     protocol::PublishFrame,
     rooms::{IndexError, Room, RoomIndex},
     sessions::{Outbox, Outgoing},
+    util::sync::{read, write},
 };
 
 use super::engine::{Delivery, FanoutEngine};
@@ -87,10 +88,10 @@ impl FanoutEngine for MemoryEngine {
 
 impl MemoryEngine {
     fn read(&self) -> std::sync::RwLockReadGuard<'_, RoomIndex<Outbox>> {
-        self.index.read().unwrap_or_else(|p| p.into_inner())
+        read(&self.index)
     }
 
     fn write(&self) -> std::sync::RwLockWriteGuard<'_, RoomIndex<Outbox>> {
-        self.index.write().unwrap_or_else(|p| p.into_inner())
+        write(&self.index)
     }
 }

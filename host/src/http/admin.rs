@@ -14,13 +14,10 @@ use crate::{
     broker::{CallRequest, Dispatched},
     modules::{CallFailure, CallSink, ModuleInfo, ResetError},
     state::AppState,
+    util::{secret::ct_eq, sync::lock},
 };
 
-use super::{
-    ConfigStatus,
-    auth::{bearer, constant_eq},
-    error::ApiError,
-};
+use super::{ConfigStatus, auth::bearer, error::ApiError};
 
 fn require_admin(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
     let config = state.config.load();
@@ -30,7 +27,7 @@ fn require_admin(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> 
         ));
     };
     match bearer(headers) {
-        Some(token) if constant_eq(token.as_bytes(), expected.as_bytes()) => Ok(()),
+        Some(token) if ct_eq(token.as_bytes(), expected.as_bytes()) => Ok(()),
         _ => Err(ApiError::unauthorized(
             "missing or wrong admin token (Authorization: Bearer <token>)",
         )),
@@ -96,7 +93,7 @@ pub(super) async fn config_status(
     require_admin(&state, &headers)?;
     let body = match status {
         Some(Extension(status)) => {
-            let status = status.lock().unwrap_or_else(|p| p.into_inner()).clone();
+            let status = lock(&status).clone();
             serde_json::to_value(status).unwrap_or_default()
         }
         None => serde_json::json!({ "watching": false }),

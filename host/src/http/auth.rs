@@ -1,5 +1,5 @@
 //! Bearer tokens of the HTTP API: reading one from a request and comparing
-//! it with the configured secrets. Shared by the admin API and `/trigger/`,
+//! it with the configured secrets (`util::secret::ct_eq`). Shared by the admin API and `/trigger/`,
 //! which is why it sits below both rather than in either.
 
 use axum::http::{HeaderMap, header};
@@ -9,12 +9,4 @@ pub(super) fn bearer(headers: &HeaderMap) -> Option<&str> {
     let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = value.split_once(' ')?;
     scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
-}
-
-/// Compares secrets without an early exit on the first differing byte.
-pub(super) fn constant_eq(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }

@@ -15,7 +15,8 @@ use serde_json::value::RawValue;
 
 use crate::state::AppState;
 
-use super::auth::{bearer, constant_eq};
+use super::auth::bearer;
+use crate::util::secret::ct_eq;
 
 #[derive(Deserialize)]
 struct TriggerBody<'a> {
@@ -40,7 +41,7 @@ pub(super) async fn trigger(
             .trigger
             .tokens
             .iter()
-            .any(|k| constant_eq(k.as_bytes(), t.as_bytes()))
+            .any(|k| ct_eq(k.as_bytes(), t.as_bytes()))
     });
     if !authorized {
         return plain(StatusCode::UNAUTHORIZED, "missing or unknown trigger token");

@@ -78,7 +78,7 @@ impl SessionCalls {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, CallLog> {
-        self.log.lock().unwrap_or_else(|p| p.into_inner())
+        crate::util::sync::lock(&self.log)
     }
 }
 

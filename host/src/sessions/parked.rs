@@ -80,6 +80,6 @@ impl ParkedSessions {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Parked>> {
-        self.by_token.lock().unwrap_or_else(|p| p.into_inner())
+        crate::util::sync::lock(&self.by_token)
     }
 }

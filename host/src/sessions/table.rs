@@ -13,6 +13,8 @@ use std::{
 
 use serde::Serialize;
 
+use crate::util::sync::{read, write};
+
 use super::{outbox::Outbox, parked::ParkedSessions};
 
 /// The client-visible name of session `id`.
@@ -106,21 +108,16 @@ impl Sessions {
 
     /// Registers an authenticated session.
     pub fn insert(&self, id: u64, user: &str, outbox: Outbox, remote: Option<SocketAddr>) {
-        self.by_id
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(
-                id,
-                Entry {
-                    user: user.to_owned(),
-                    outbox,
-                    remote,
-                    connected_at: SystemTime::now(),
-                },
-            );
-        self.by_user
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
+        write(&self.by_id).insert(
+            id,
+            Entry {
+                user: user.to_owned(),
+                outbox,
+                remote,
+                connected_at: SystemTime::now(),
+            },
+        );
+        write(&self.by_user)
             .entry(user.to_owned())
             .or_default()
             .push(id);
@@ -128,13 +125,9 @@ impl Sessions {
 
     /// Forgets a session.
     pub fn remove(&self, id: u64) {
-        let entry = self
-            .by_id
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&id);
+        let entry = write(&self.by_id).remove(&id);
         if let Some(entry) = entry {
-            let mut by_user = self.by_user.write().unwrap_or_else(|p| p.into_inner());
+            let mut by_user = write(&self.by_user);
             if let Some(ids) = by_user.get_mut(&entry.user) {
                 ids.retain(|i| *i != id);
                 if ids.is_empty() {
@@ -146,16 +139,11 @@ impl Sessions {
 
     /// Queues `frame` to every session of `user`; returns how many took it.
     pub fn send_to_user(&self, user: &str, frame: &str) -> u64 {
-        let ids = match self
-            .by_user
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(user)
-        {
+        let ids = match read(&self.by_user).get(user) {
             Some(ids) => ids.clone(),
             None => return 0,
         };
-        let by_id = self.by_id.read().unwrap_or_else(|p| p.into_inner());
+        let by_id = read(&self.by_id);
         ids.iter()
             .filter_map(|id| by_id.get(id))
             .filter(|e| e.outbox.text(frame.to_owned()))
@@ -170,7 +158,7 @@ impl Sessions {
     /// Rows for the admin API.
     pub fn list(&self) -> Vec<ConnectionInfo> {
         let parked = self.parked.ids();
-        let by_id = self.by_id.read().unwrap_or_else(|p| p.into_inner());
+        let by_id = read(&self.by_id);
         let mut rows: Vec<ConnectionInfo> = by_id
             .iter()
             .map(|(id, e)| ConnectionInfo {
