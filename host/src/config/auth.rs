@@ -8,12 +8,61 @@
 
 use std::{path::Path, time::Duration};
 
+use serde::Deserialize;
+
 use super::{
-    codec::{bounded, resolve},
+    codec::{OneOrMany, bounded, resolve},
+    declare::keyed,
     error::{KeyPath, Problem},
     model::{AuthConfig, BootstrapConfig, JwtConfig, StaticToken},
-    raw::{RawAuth, RawJwt, RawToken, describe, to_json, token_text},
+    value::{describe, to_json, token_text},
 };
+
+keyed! {
+    #[derive(Debug, Default, Deserialize)]
+    #[serde(default)]
+    pub(super) struct RawAuth {
+        pub(super) tokens: Vec<RawToken>,
+        pub(super) jwt: Option<RawJwt>,
+        pub(super) bootstrap: Option<RawBootstrap>,
+        /// Shorthand for `[auth.bootstrap] url = ...`.
+        pub(super) bootstrap_url: Option<String>,
+    }
+}
+
+keyed! {
+    #[derive(Debug, Deserialize)]
+    pub(super) struct RawToken {
+        pub(super) token: String,
+        pub(super) user: String,
+        pub(super) roles: Option<Vec<String>>,
+        #[serde(default)]
+        pub(super) allowed_rooms: Vec<toml::Value>,
+    }
+}
+
+keyed! {
+    #[derive(Debug, Default, Deserialize)]
+    #[serde(default)]
+    pub(super) struct RawJwt {
+        pub(super) secret: Option<String>,
+        pub(super) jwks_file: Option<String>,
+        pub(super) issuer: Option<String>,
+        pub(super) audience: OneOrMany,
+        pub(super) user_claim: Option<String>,
+        pub(super) roles_claim: Option<String>,
+        pub(super) rooms_claim: Option<String>,
+        pub(super) leeway_secs: Option<u64>,
+    }
+}
+
+keyed! {
+    #[derive(Debug, Deserialize)]
+    pub(super) struct RawBootstrap {
+        pub(super) url: String,
+        pub(super) timeout_ms: Option<u64>,
+    }
+}
 
 const DEFAULT_JWT_LEEWAY_SECS: u64 = 30;
 const DEFAULT_BOOTSTRAP_TIMEOUT_MS: u64 = 5000;

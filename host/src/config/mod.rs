@@ -32,10 +32,12 @@ mod diff;
 mod error;
 mod model;
 mod raw;
+mod report;
 mod settings;
 mod shape;
 #[cfg(test)]
 mod tests;
+mod value;
 pub mod watch;
 
 use std::{
@@ -82,7 +84,7 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
         Err(e) => {
             let valid = e.utf8_error().valid_up_to();
             let prefix = String::from_utf8_lossy(&e.as_bytes()[..valid]);
-            let ctx = error::Ctx {
+            let ctx = report::Ctx {
                 path,
                 text: &prefix,
                 doc: None,
@@ -129,7 +131,7 @@ fn absolute(path: &Path) -> PathBuf {
 
 /// Both stages; `path` is only used in messages, `base` anchors relative paths.
 fn parse_with_base(text: &str, path: &Path, base: &Path) -> Result<Config, ConfigError> {
-    let mut ctx = error::Ctx {
+    let mut ctx = report::Ctx {
         path,
         text,
         doc: None,

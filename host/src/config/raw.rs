@@ -27,8 +27,7 @@ use std::{collections::BTreeMap, path::Path};
 use serde::{Deserialize, de::MapAccess};
 
 use super::{
-    auth::validate_auth,
-    codec::OneOrMany,
+    auth::{RawAuth, validate_auth},
     declare::{At, Take, keyed, take_all},
     error::{KeyPath, Problem},
     model::{AdminConfig, Config, ServerConfig, TriggerConfig},
@@ -37,6 +36,7 @@ use super::{
         RawModuleHost, RawModulesSettings, RawServer,
     },
     shape::{Shape, Shaped},
+    value::{to_json, token_text},
 };
 
 keyed! {
@@ -59,52 +59,6 @@ keyed! {
     #[serde(default)]
     struct RawAdmin {
         token: Option<String>,
-    }
-}
-
-keyed! {
-    #[derive(Debug, Default, Deserialize)]
-    #[serde(default)]
-    pub(super) struct RawAuth {
-        pub(super) tokens: Vec<RawToken>,
-        pub(super) jwt: Option<RawJwt>,
-        pub(super) bootstrap: Option<RawBootstrap>,
-        /// Shorthand for `[auth.bootstrap] url = ...`.
-        pub(super) bootstrap_url: Option<String>,
-    }
-}
-
-keyed! {
-    #[derive(Debug, Deserialize)]
-    pub(super) struct RawToken {
-        pub(super) token: String,
-        pub(super) user: String,
-        pub(super) roles: Option<Vec<String>>,
-        #[serde(default)]
-        pub(super) allowed_rooms: Vec<toml::Value>,
-    }
-}
-
-keyed! {
-    #[derive(Debug, Default, Deserialize)]
-    #[serde(default)]
-    pub(super) struct RawJwt {
-        pub(super) secret: Option<String>,
-        pub(super) jwks_file: Option<String>,
-        pub(super) issuer: Option<String>,
-        pub(super) audience: OneOrMany,
-        pub(super) user_claim: Option<String>,
-        pub(super) roles_claim: Option<String>,
-        pub(super) rooms_claim: Option<String>,
-        pub(super) leeway_secs: Option<u64>,
-    }
-}
-
-keyed! {
-    #[derive(Debug, Deserialize)]
-    pub(super) struct RawBootstrap {
-        pub(super) url: String,
-        pub(super) timeout_ms: Option<u64>,
     }
 }
 
@@ -178,26 +132,6 @@ const PLACEHOLDER_ADMIN_TOKEN: &str = "change-me";
 
 fn root() -> KeyPath {
     KeyPath::default()
-}
-
-/// A secret or name that must be non-empty and have no surrounding spaces
-/// (an HTTP header value is trimmed, so a padded token could never match).
-pub(super) fn token_text(path: &KeyPath, value: &str, what: &str) -> Result<String, Problem> {
-    if value.is_empty() {
-        return Err(Problem::invalid(
-            path,
-            format!("{path} is empty"),
-            format!("give {what}"),
-        ));
-    }
-    if value.trim() != value {
-        return Err(Problem::invalid(
-            path,
-            format!("{path} starts or ends with whitespace"),
-            "remove the spaces; clients could never present it exactly",
-        ));
-    }
-    Ok(value.to_owned())
 }
 
 impl RawConfig {
@@ -296,51 +230,4 @@ fn validate_modules(raw: RawModules, at: &At<'_>) -> Result<ModulesConfig, Probl
         modules.settings.insert(name, settings);
     }
     Ok(modules)
-}
-
-/// TOML → JSON: datetimes become their TOML text; NaN and infinities have no
-/// JSON form and are refused.
-pub(super) fn to_json(value: &toml::Value, path: &KeyPath) -> Result<serde_json::Value, Problem> {
-    use serde_json::Value as J;
-    Ok(match value {
-        toml::Value::String(s) => J::String(s.clone()),
-        toml::Value::Integer(i) => J::from(*i),
-        toml::Value::Float(f) => match serde_json::Number::from_f64(*f) {
-            Some(n) => J::Number(n),
-            None => {
-                return Err(Problem::invalid(
-                    path,
-                    format!("{path} = {f} has no JSON form"),
-                    "nan and inf cannot be handed to a module; use a string or a finite number",
-                ));
-            }
-        },
-        toml::Value::Boolean(b) => J::Bool(*b),
-        toml::Value::Datetime(d) => J::String(d.to_string()),
-        toml::Value::Array(items) => J::Array(
-            items
-                .iter()
-                .enumerate()
-                .map(|(i, v)| to_json(v, &path.index(i)))
-                .collect::<Result<_, _>>()?,
-        ),
-        toml::Value::Table(t) => J::Object(
-            t.iter()
-                .map(|(k, v)| Ok((k.clone(), to_json(v, &path.key(k))?)))
-                .collect::<Result<_, Problem>>()?,
-        ),
-    })
-}
-
-/// "a string", "an array", … for messages.
-pub(super) fn describe(value: &toml::Value) -> &'static str {
-    match value {
-        toml::Value::String(_) => "a string",
-        toml::Value::Integer(_) => "an integer",
-        toml::Value::Float(_) => "a float",
-        toml::Value::Boolean(_) => "a boolean",
-        toml::Value::Datetime(_) => "a datetime",
-        toml::Value::Array(_) => "an array",
-        toml::Value::Table(_) => "a table",
-    }
 }
