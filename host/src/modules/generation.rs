@@ -199,24 +199,13 @@ impl Generation {
                     }
                 };
                 let exit = instance.run();
-                let final_state = match &exit {
-                    RunExit::Failed(reason) => {
-                        tracing::error!(
-                            module = %thread_name, generation,
-                            "module stopped after a failure it could not recover from: {reason}; calls get module-unavailable until a new build is loaded or an operator resets it (POST /api/modules/{thread_name}/reset)"
-                        );
-                        GenState::Failed
-                    }
-                    RunExit::Shutdown | RunExit::Disconnected => GenState::Stopped,
-                };
-                thread_state.store(final_state as u8, Ordering::SeqCst);
-                let orphans = thread_pending.fail_all(&CallFailure::new(
-                    ErrorCode::ModuleUnavailable,
-                    format!("module {thread_name} stopped before answering"),
-                ));
-                if orphans > 0 {
-                    tracing::warn!(module = %thread_name, generation, orphans, "calls were still waiting when the module stopped");
-                }
+                instance_ended(
+                    &exit,
+                    &thread_name,
+                    generation,
+                    &thread_state,
+                    &thread_pending,
+                );
                 drop(instance);
             })
             .map_err(|e| format!("cannot start a thread for the module: {e}"))?;
@@ -470,5 +459,34 @@ fn current_log_level() -> LogLevel {
         LevelFilter::INFO => LogLevel::Info,
         LevelFilter::DEBUG => LogLevel::Debug,
         _ => LogLevel::Trace,
+    }
+}
+
+/// Records how an instance's run ended and fails the calls it left
+/// unanswered (on the module's own thread, after `run` returned).
+fn instance_ended(
+    exit: &RunExit,
+    name: &str,
+    generation: u64,
+    state: &AtomicU8,
+    pending: &PendingCalls,
+) {
+    let final_state = match exit {
+        RunExit::Failed(reason) => {
+            tracing::error!(
+                module = %name, generation,
+                "module stopped after a failure it could not recover from: {reason}; calls get module-unavailable until a new build is loaded or an operator resets it (POST /api/modules/{name}/reset)"
+            );
+            GenState::Failed
+        }
+        RunExit::Shutdown | RunExit::Disconnected => GenState::Stopped,
+    };
+    state.store(final_state as u8, Ordering::SeqCst);
+    let orphans = pending.fail_all(&CallFailure::new(
+        ErrorCode::ModuleUnavailable,
+        format!("module {name} stopped before answering"),
+    ));
+    if orphans > 0 {
+        tracing::warn!(module = %name, generation, orphans, "calls were still waiting when the module stopped");
     }
 }
