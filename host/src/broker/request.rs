@@ -4,7 +4,10 @@
 //! knows (the session's authenticated principal, the calling module's own
 //! name, the admin token), never from anything the call carries.
 
-use modhost_plugin_api::{Caller, CallerKind};
+use modhost_plugin_api::{
+    Caller, CallerKind,
+    abi_stable::std_types::{RString, RVec},
+};
 
 use crate::auth::Principal;
 
@@ -30,54 +33,59 @@ impl<'a> CallRequest<'a> {
         command: &'a str,
         params: Option<&'a str>,
     ) -> Self {
-        let caller = Caller {
-            kind: CallerKind::User,
-            user: principal.user.as_str().into(),
-            session: session.into(),
-            roles: principal.roles.iter().map(|r| r.as_str().into()).collect(),
-            module: "".into(),
-        };
-        Self {
+        let roles = principal.roles.iter().map(|r| r.as_str().into()).collect();
+        Self::stamped(
             module,
             command,
             params,
-            caller,
-        }
+            caller(CallerKind::User, &principal.user, session, roles, ""),
+        )
     }
 
     /// A call by module `from` through its `Host` handle. Modules pass role
     /// checks: they are signed code the operator installed.
     pub fn by_module(from: &str, module: &'a str, command: &'a str, params: &'a str) -> Self {
-        let caller = Caller {
-            kind: CallerKind::Module,
-            user: "".into(),
-            session: "".into(),
-            roles: Default::default(),
-            module: from.into(),
-        };
-        Self {
-            module,
-            command,
-            params: Some(params),
-            caller,
-        }
+        let caller = caller(CallerKind::Module, "", "", Default::default(), from);
+        Self::stamped(module, command, Some(params), caller)
     }
 
     /// A call by the operator through the admin API (which checked the
     /// admin token): stamped with the `admin` role.
     pub fn by_operator(module: &'a str, command: &'a str, params: Option<&'a str>) -> Self {
-        let caller = Caller {
-            kind: CallerKind::Operator,
-            user: "".into(),
-            session: "".into(),
-            roles: vec!["admin".into()].into(),
-            module: "".into(),
-        };
+        let caller = caller(
+            CallerKind::Operator,
+            "",
+            "",
+            vec!["admin".into()].into(),
+            "",
+        );
+        Self::stamped(module, command, params, caller)
+    }
+
+    fn stamped(module: &'a str, command: &'a str, params: Option<&'a str>, caller: Caller) -> Self {
         Self {
             module,
             command,
             params,
             caller,
         }
+    }
+}
+
+/// The identity stamped on a call; whatever the call's params say about
+/// the caller is never read.
+fn caller(
+    kind: CallerKind,
+    user: &str,
+    session: &str,
+    roles: RVec<RString>,
+    module: &str,
+) -> Caller {
+    Caller {
+        kind,
+        user: user.into(),
+        session: session.into(),
+        roles,
+        module: module.into(),
     }
 }
