@@ -18,7 +18,9 @@ async fn host(extra: &str) -> (Workspace, TestHost) {
 
 #[tokio::test]
 async fn replies_and_every_error_code() {
-    let (_ws, host) = host("[modules.echo]\ncall_timeout_ms = 300").await;
+    // A timeout a busy machine never reaches for an echo; the sleep is far
+    // past it.
+    let (_ws, host) = host("[modules.echo]\ncall_timeout_ms = 3000").await;
     let mut c = Client::authorized(&host, "alice-token").await;
     assert_eq!(
         c.call("echo", "echo", json!({"a": [1, 2]}), "1").await,
@@ -50,7 +52,7 @@ async fn replies_and_every_error_code() {
             "module-panicked",
         ),
         (
-            json!({"type":"call","module":"echo","command":"sleep","params":{"ms":2000},"requestId":"8"}),
+            json!({"type":"call","module":"echo","command":"sleep","params":{"ms":30000},"requestId":"8"}),
             "module-timeout",
         ),
     ];
@@ -84,6 +86,7 @@ async fn forbidden_too_large_and_rate_limited() {
         .await;
     assert_eq!(reply["code"], "too-large", "{reply}");
     let mut limited = 0;
+    let started = std::time::Instant::now();
     for i in 0..120 {
         c.send_json(json!({"type":"call","module":"echo","command":"echo","params":{},"requestId":format!("r{i}")})).await;
     }
@@ -92,7 +95,16 @@ async fn forbidden_too_large_and_rate_limited() {
             limited += 1;
         }
     }
-    assert!(limited >= 60, "{limited} of 120 rate-limited");
+    // The limit counts in one-second windows (the first opened when the
+    // session did): however slow the machine, no window let more than 50
+    // through, so a burst of 120 within a few seconds is limited.
+    let windows = started.elapsed().as_secs() + 2;
+    assert!(
+        120 - limited <= 50 * windows,
+        "{} of 120 served in {windows} windows",
+        120 - limited
+    );
+    assert!(limited > 0 || windows > 3, "none of 120 rate-limited");
     host.stop().await;
 }
 
@@ -205,7 +217,7 @@ async fn a_full_module_queue_answers_module_unavailable() {
     let (_ws, host) = host("[limits]\nmodule_queue = 4").await;
     let mut c = Client::authorized(&host, "alice-token").await;
     for i in 0..12 {
-        c.send_json(json!({"type":"call","module":"echo","command":"sleep","params":{"ms": 200},"requestId": format!("q{i}")}))
+        c.send_json(json!({"type":"call","module":"echo","command":"sleep","params":{"ms": 1000},"requestId": format!("q{i}")}))
             .await;
     }
     let mut unavailable = 0;
@@ -214,7 +226,7 @@ async fn a_full_module_queue_answers_module_unavailable() {
         let r = c.next().await;
         if r["code"] == "module-unavailable" {
             unavailable += 1;
-        } else if r["result"]["slept"] == 200 {
+        } else if r["result"]["slept"] == 1000 {
             slept += 1;
         }
     }
@@ -331,7 +343,7 @@ async fn resume_returns_missed_replies_and_publishes() {
         .await;
     // The connection breaks (no close frame).
     drop(c);
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    crate::harness::eventually("parked", || host.state.sessions.parked() == 1).await;
     let rows = crate::harness::api_connections(&host.url("")).await;
     assert_eq!(rows.len(), 1);
     assert_eq!(
@@ -390,7 +402,7 @@ async fn resume_tells_the_client_when_messages_were_lost() {
     c.subscribe(json!({"target": "message", "customer": "1"}), "sub")
         .await;
     drop(c);
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    crate::harness::eventually("parked", || host.state.sessions.parked() == 1).await;
     for i in 0..10 {
         host.trigger(
             Some(crate::harness::TRIGGER_TOKEN),
@@ -420,7 +432,7 @@ async fn after_the_grace_period_or_for_another_user_it_is_a_fresh_session() {
     let (c, hello) = Client::hello(&host, "alice-token", "").await;
     let (token, session) = resume_of(&hello);
     drop(c);
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    crate::harness::eventually("parked", || host.state.sessions.parked() == 1).await;
     // Another user cannot take alice's session.
     let (mut bob, hello) = Client::hello(&host, "bob-token", &format!("&resume={token}")).await;
     assert_ne!(hello["session"], session.as_str());
@@ -437,12 +449,10 @@ async fn after_the_grace_period_or_for_another_user_it_is_a_fresh_session() {
         .await;
     drop(c);
     // Rooms of a parked session stay until the grace period ends.
-    tokio::time::sleep(Duration::from_millis(1600)).await;
-    assert_eq!(
-        host.state.fanout.num_rooms(),
-        0,
-        "the parked session expired"
-    );
+    crate::harness::eventually("expired after the grace period", || {
+        host.state.fanout.num_rooms() == 0
+    })
+    .await;
     let (mut late, hello) = Client::hello(&host, "alice-token", &format!("&resume={token}")).await;
     assert_ne!(hello["session"], session.as_str());
     assert_eq!(
@@ -470,12 +480,7 @@ async fn parked_sessions_are_capped_like_connections() {
         let (c, _) = Client::hello(&host, "alice-token", "").await;
         drop(c);
         // The slot comes back once the server has seen the drop.
-        for _ in 0..200 {
-            if host.state.sessions.open() == 0 {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+        crate::harness::eventually("the slot given back", || host.state.sessions.open() == 0).await;
     }
     assert_eq!(
         host.state.sessions.parked(),

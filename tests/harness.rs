@@ -486,6 +486,20 @@ pub fn http() -> reqwest::Client {
         .unwrap()
 }
 
+/// Waits until `done()` holds, checking every 10 ms; fails the test with
+/// `what` only after 60 s, so that a busy machine is never mistaken for a
+/// bug (tests wait for what must happen instead of sleeping a guess).
+pub async fn eventually(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while !done() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "still not {what} after 60 s"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
 /// A websocket client.
 pub struct Client {
     pub ws: WebSocketStream<MaybeTlsStream<TcpStream>>,

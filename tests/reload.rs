@@ -530,7 +530,9 @@ async fn a_hung_handler_times_out_then_degrades_until_reset() {
     let mut ws = Workspace::new();
     ws.install("echo", "echo.so", "echo", VERSION, 1);
     ws.install("divide", "divide.so", "divide", VERSION, 1);
-    let host = TestHost::start(&ws, "[modules.echo]\ncall_timeout_ms = 300").await;
+    // A timeout a busy machine never reaches for an echo; the hung
+    // handler sleeps far past it.
+    let host = TestHost::start(&ws, "[modules.echo]\ncall_timeout_ms = 3000").await;
     let mut client = Client::authorized(&host, "alice-token").await;
 
     // A handler that does not return: it and the calls queued behind it
