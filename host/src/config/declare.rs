@@ -202,6 +202,7 @@ macro_rules! section {
                     key: stringify!($key),
                     shape: <<$codec as $crate::config::declare::Codec<$ty>>::Raw
                         as $crate::config::shape::Shaped>::SHAPE,
+                    what: $what,
                 },
             )*];
         }
@@ -333,6 +334,7 @@ macro_rules! keyed {
                 $crate::config::shape::Field {
                     key: stringify!($field),
                     shape: <$ty as $crate::config::shape::Shaped>::SHAPE,
+                    what: "",
                 },
             )*];
         }

@@ -167,7 +167,7 @@ impl KeyPath {
         }
     }
 
-    fn last_key(&self) -> Option<&str> {
+    pub(crate) fn last_key(&self) -> Option<&str> {
         match self.0.last() {
             Some(Seg::Key(k)) => Some(k),
             _ => None,

@@ -27,6 +27,9 @@ use super::error::{KeyPath, Problem, Seg};
 pub(crate) struct Field {
     pub(crate) key: &'static str,
     pub(crate) shape: Shape,
+    /// What the key means, from its declaration ("" where undeclared):
+    /// the hint when its value has the wrong type.
+    pub(crate) what: &'static str,
 }
 
 /// What a key holds, as far as key checking and hints care.
@@ -163,19 +166,30 @@ fn walk_modules(table: &DeTable<'_>, here: &KeyPath, settings: &[Field], first: 
 }
 
 /// The shape the file expects at `path`, if the path is declared.
-pub(crate) fn at(fields: &'static [Field], path: &KeyPath) -> Option<Shape> {
-    let mut shape = Shape::Table(fields);
+/// Also says, where a declared key is there, what it means.
+pub(crate) fn declared_at(
+    fields: &'static [Field],
+    path: &KeyPath,
+) -> Option<(Shape, &'static str)> {
+    let mut here = (Shape::Table(fields), "");
     for seg in &path.0 {
-        shape = match (shape, seg) {
-            (Shape::Table(f), Seg::Key(k)) => find(f, k)?,
-            (Shape::Entries(f), Seg::Index(_)) => Shape::Table(f),
+        here = match (here.0, seg) {
+            (Shape::Table(f), Seg::Key(k)) => field(f, k)?,
+            (Shape::Entries(f), Seg::Index(_)) => (Shape::Table(f), ""),
             (Shape::Modules { settings, module }, Seg::Key(k)) => {
-                find(settings, k).unwrap_or(Shape::Table(module))
+                field(settings, k).unwrap_or((Shape::Table(module), ""))
             }
             _ => return None,
         };
     }
-    Some(shape)
+    Some(here)
+}
+
+fn field(fields: &[Field], key: &str) -> Option<(Shape, &'static str)> {
+    fields
+        .iter()
+        .find(|f| f.key == key)
+        .map(|f| (f.shape, f.what))
 }
 
 /// The written value at `path`, if there is one.
@@ -201,7 +215,7 @@ pub(crate) fn type_hint(
     path: &KeyPath,
 ) -> Option<String> {
     let value = written(doc, path)?;
-    let expected = at(fields, path);
+    let (expected, what) = declared_at(fields, path).unzip();
     let hint = match (expected, value) {
         (Some(Shape::Number), DeValue::Integer(i)) if i.as_str().starts_with('-') => {
             "this value cannot be negative".to_owned()
@@ -215,7 +229,11 @@ pub(crate) fn type_hint(
         (Some(_), DeValue::Table(_)) if is_modules_setting(path) => {
             format!("{path} is a [modules] setting, so it cannot be a module name")
         }
-        _ => return None,
+        // Otherwise say what the key is for (and so what it takes).
+        _ => match (path.last_key(), what) {
+            (Some(key), Some(what)) if !what.is_empty() => format!("`{key}`: {what}"),
+            _ => return None,
+        },
     };
     Some(hint)
 }

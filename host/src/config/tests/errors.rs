@@ -24,6 +24,21 @@ fn module_names_and_reserved_keys() {
         matches!(e, ConfigError::Type(_)) && e.line() == Some(3),
         "{shown}"
     );
+    // A host key of the wrong type says what the key is for.
+    assert!(
+        shown.contains("`enabled`: false keeps the module from loading"),
+        "{shown}"
+    );
+    let (_, shown) = err("[modules.notes]\ncall_timeout_ms = true\n");
+    assert!(
+        shown.contains("`call_timeout_ms`: this module's call timeout"),
+        "{shown}"
+    );
+    let (_, shown) = err("[limits]\nsend_queue = [1]\n");
+    assert!(
+        shown.contains("`send_queue`: per-connection outbox"),
+        "{shown}"
+    );
     invalid_at("[modules.notes]\ncall_timeout_ms = 0\n", 2, "too small");
     invalid_at(
         "[modules.notes]\ncall_timeout_ms = 3600001\n",
