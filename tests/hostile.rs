@@ -1037,7 +1037,11 @@ async fn a_module_flooding_its_log_is_cut_to_its_budget() {
     let written = log.lines().filter(|l| l.contains("log flood line")).count() as u64;
     let secs = elapsed.as_secs() + 2;
     eprintln!("log flood of 300,000 lines in {elapsed:?}: {written} written");
-    assert!(written <= 1_000 * secs, "{written} lines in {elapsed:?}");
+    // Plus the one line of the second call.
+    assert!(
+        written <= 1_000 * secs + 1,
+        "{written} lines in {elapsed:?}"
+    );
     assert!(written >= 1_000, "the budget's worth got through");
     assert!(
         log.contains("module logs more than 1000 lines per second"),
