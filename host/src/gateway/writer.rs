@@ -9,9 +9,14 @@ use tokio::sync::oneshot;
 
 use crate::sessions::{CLOSE_TOO_SLOW, OutboxReceiver, Outgoing};
 
-/// Items the writer sends per flush at most (and so the most it holds
-/// taken from the outbox but not yet in the socket).
+/// Items the writer sends per flush at most.
 pub(super) const WRITE_BATCH: usize = 128;
+
+/// Rendered bytes the writer takes from the outbox per flush at most: what
+/// a client that stops reading pins in the host beyond its outbox (plus
+/// one message, and tungstenite's small write buffer). Counting items
+/// alone let a stuck client hold 128 rendered 32 KiB publishes (4 MiB).
+pub(super) const WRITE_BATCH_BYTES: usize = 64 * 1024;
 
 /// What the writer is told when the session ends: close with this code and
 /// reason, or (`None`) just stop.
@@ -37,6 +42,7 @@ pub(super) async fn write_loop<W>(
 where
     W: Sink<Message> + Unpin,
 {
+    let mut bytes = preamble.iter().map(String::len).sum::<usize>();
     let mut batch: Vec<Message> = preamble
         .into_iter()
         .map(|t| Message::Text(t.into()))
@@ -52,15 +58,16 @@ where
                     None => break None,
                 },
             };
-            batch.push(render(first));
+            batch.push(render(first, &mut bytes));
         }
-        while batch.len() < WRITE_BATCH {
+        while batch.len() < WRITE_BATCH && bytes < WRITE_BATCH_BYTES {
             match rx.try_recv() {
-                Some(item) => batch.push(render(item)),
+                Some(item) => batch.push(render(item, &mut bytes)),
                 None => break,
             }
         }
         let write = async {
+            bytes = 0;
             for msg in batch.drain(..) {
                 sink.feed(msg).await?;
             }
@@ -98,7 +105,7 @@ where
     let drain = code != CLOSE_TOO_SLOW;
     let send = async {
         while drain && let Some(item) = rx.try_recv() {
-            sink.feed(render(item)).await?;
+            sink.feed(render(item, &mut 0)).await?;
         }
         sink.feed(Message::Close(Some(CloseFrame {
             code,
@@ -110,9 +117,44 @@ where
     let _ = tokio::time::timeout(Duration::from_millis(500), send).await;
 }
 
-fn render(item: Outgoing) -> Message {
-    match item {
-        Outgoing::Text(text) | Outgoing::Reply(text) => Message::Text(text),
-        Outgoing::Publish(frame, request_id) => Message::Text(frame.render(&request_id).into()),
+/// The item as a websocket message; adds its length to `bytes`.
+fn render(item: Outgoing, bytes: &mut usize) -> Message {
+    let text = match item {
+        Outgoing::Text(text) | Outgoing::Reply(text) => text,
+        Outgoing::Publish(frame, request_id) => frame.render(&request_id).into(),
+    };
+    *bytes += text.len();
+    Message::Text(text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sessions::Outbox;
+
+    /// A client that reads nothing: the writer takes at most a batch's
+    /// bytes (plus one message) from the outbox, however many are queued.
+    #[tokio::test]
+    async fn a_blocked_writer_holds_at_most_a_batch_of_bytes() {
+        let (outbox, rx) = Outbox::new(1_000);
+        let big = "y".repeat(32 * 1024);
+        for _ in 0..100 {
+            assert!(outbox.text(big.clone()));
+        }
+        let never_ready = futures_util::sink::unfold((), |(), _msg: Message| async {
+            std::future::pending::<Result<(), axum::Error>>().await
+        });
+        let (stop_tx, stop_rx) = oneshot::channel();
+        let writer = tokio::spawn(write_loop(Box::pin(never_ready), Vec::new(), rx, stop_rx));
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        stop_tx.send(None).unwrap();
+        let mut back = writer.await.unwrap();
+        let mut left = 0;
+        while back.rx.try_recv().is_some() {
+            left += 1;
+        }
+        let taken = 100 - left;
+        assert!(back.lost_in_flight);
+        assert_eq!(taken, WRITE_BATCH_BYTES / big.len(), "taken {taken}");
     }
 }
