@@ -509,9 +509,36 @@ pub struct Client {
 /// only a hang, never a busy machine, should reach it.
 pub const WAIT: Duration = Duration::from_secs(30);
 
+/// The subprotocol that selects modhost's extended dialect; the tests speak
+/// it unless they test high-templar's (`Client::connect_legacy`).
+pub const SUBPROTOCOL: &str = "modhost.v1";
+
+/// A websocket request for `url` offering `protocol`, if any.
+fn request(
+    url: &str,
+    protocol: Option<&str>,
+) -> tokio_tungstenite::tungstenite::handshake::client::Request {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let mut req = url.into_client_request().expect("a websocket URL");
+    if let Some(p) = protocol {
+        req.headers_mut()
+            .insert("sec-websocket-protocol", p.parse().expect("a header value"));
+    }
+    req
+}
+
 impl Client {
+    /// Connects speaking modhost's extended dialect (`modhost.v1`).
     pub async fn connect(url: &str) -> Client {
-        let (ws, _) = tokio_tungstenite::connect_async(url)
+        let (ws, _) = tokio_tungstenite::connect_async(request(url, Some(SUBPROTOCOL)))
+            .await
+            .expect("websocket connects");
+        Client { ws }
+    }
+
+    /// Connects offering no subprotocol: high-templar's dialect.
+    pub async fn connect_legacy(url: &str) -> Client {
+        let (ws, _) = tokio_tungstenite::connect_async(request(url, None))
             .await
             .expect("websocket connects");
         Client { ws }
@@ -948,7 +975,7 @@ impl Client {
             .write_buffer_size(4096)
             .max_write_buffer_size(1 << 20);
         let (ws, _) = tokio_tungstenite::client_async_with_config(
-            format!("ws://{addr}{path}"),
+            request(&format!("ws://{addr}{path}"), Some(SUBPROTOCOL)),
             MaybeTlsStream::Plain(stream),
             Some(config),
         )
@@ -982,7 +1009,8 @@ impl RawWs {
         let mut stream = TcpStream::connect(addr).await.map_err(|_| 0u16)?;
         let req = format!(
             "GET {path} HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-             Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+             Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\
+             Sec-WebSocket-Protocol: {SUBPROTOCOL}\r\n\r\n"
         );
         stream.write_all(req.as_bytes()).await.map_err(|_| 0u16)?;
         let mut buf = Vec::new();

@@ -5,6 +5,7 @@
 //! - `harness`: builds and signs the plugins, starts hosts, clients
 //! - `modules`: signed loading and every refusal; panics; the CLI
 //! - `gateway`: websocket protocol, auth modes, rooms and fan-out, limits
+//! - `legacy`: high-templar 3.1's dialect, frame by frame
 //! - `calls`: the command broker over websockets
 //! - `reload`: hot reload of modules and config.toml; fault containment
 //! - `hostile`: hostile clients and modules: errors, closes, bounded memory
@@ -19,5 +20,6 @@ mod calls;
 mod durability;
 mod gateway;
 mod hostile;
+mod legacy;
 mod modules;
 mod reload;

@@ -84,7 +84,8 @@ impl Ws {
         let mut stream = tcp_connect(server, source).await?;
         let request = format!(
             "GET {path} HTTP/1.1\r\nHost: {server}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-             Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+             Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\
+             Sec-WebSocket-Protocol: modhost.v1\r\n\r\n"
         );
         stream.write_all(request.as_bytes()).await?;
         let mut ws = Ws {

@@ -124,8 +124,7 @@ impl HostServices for Services {
         within_publish_limit("pushed data", data)?;
         let data: &RawValue = serde_json::from_str(data)
             .map_err(|e| bad_input(format!("data is not valid JSON: {e}")))?;
-        let frame = crate::protocol::encode::push(module, data);
-        Ok(state.sessions.send_to_user(user, &frame))
+        Ok(state.sessions.send_to_user(user, module, data))
     }
 
     fn call_from_module(

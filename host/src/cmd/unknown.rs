@@ -19,6 +19,6 @@ impl Unknown {
 
     /// Answers the error.
     pub fn apply(self, session: &mut Session) {
-        session.refuse(self.error, None);
+        session.reply(session.dialect.unreadable(self.error, &session.name));
     }
 }

@@ -438,3 +438,42 @@ impl Codec<Option<String>> for RoutePath {
         None
     }
 }
+
+/// One word out of a fixed list (`status = "admins"`), each naming a value.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Choice<T: 'static> {
+    pub(crate) default: T,
+    pub(crate) options: &'static [(&'static str, T)],
+}
+
+impl<T: Copy + PartialEq> Codec<T> for Choice<T> {
+    type Raw = String;
+    fn read(&self, written: Option<String>, at: &At<'_>) -> Result<T, Problem> {
+        let Some(word) = written else {
+            return Ok(self.default);
+        };
+        self.options
+            .iter()
+            .find(|(name, _)| *name == word)
+            .map(|(_, value)| *value)
+            .ok_or_else(|| {
+                let path = &at.path;
+                let names: Vec<String> =
+                    self.options.iter().map(|(n, _)| format!("{n:?}")).collect();
+                Problem::invalid(
+                    path,
+                    format!("{path} = {word:?} is not one of {}", names.join(", ")),
+                    format!("{path}: {}", at.what),
+                )
+            })
+    }
+    fn show(&self, value: &T) -> String {
+        self.options
+            .iter()
+            .find(|(_, v)| v == value)
+            .map_or_else(String::new, |(name, _)| (*name).to_owned())
+    }
+    fn default_toml(&self) -> Option<String> {
+        Some(format!("{:?}", self.show(&self.default)))
+    }
+}

@@ -10,7 +10,9 @@
 //! Secrets (tokens, the JWT secret) are never printed: a change is reported
 //! as "changed" and, for lists, with the counts.
 
-use super::model::{Config, Diagnostics, Limits, ModuleSettings, ModulesConfig, ServerConfig};
+use super::model::{
+    Config, Diagnostics, GatewayConfig, Limits, ModuleSettings, ModulesConfig, ServerConfig,
+};
 
 /// The changed settings that only take effect after a restart, by their
 /// config.toml names (`"server.listen"`), in a fixed order.
@@ -22,6 +24,7 @@ use super::model::{Config, Diagnostics, Limits, ModuleSettings, ModulesConfig, S
 pub fn restart_required(old: &Config, new: &Config) -> Vec<&'static str> {
     let mut out = Vec::new();
     ServerConfig::restart_required(&old.server, &new.server, &mut out);
+    GatewayConfig::restart_required(&old.gateway, &new.gateway, &mut out);
     Limits::restart_required(&old.limits, &new.limits, &mut out);
     ModulesConfig::restart_required(&old.modules, &new.modules, &mut out);
     Diagnostics::restart_required(&old.diagnostics, &new.diagnostics, &mut out);
@@ -36,6 +39,7 @@ pub fn describe_changes(old: &Config, new: &Config) -> Vec<String> {
     let mut out = Vec::new();
     // The declared settings, each in its declared words.
     ServerConfig::describe(&old.server, &new.server, "server", ".", &mut out);
+    GatewayConfig::describe(&old.gateway, &new.gateway, "gateway", ".", &mut out);
     Limits::describe(&old.limits, &new.limits, "limits", ".", &mut out);
     let (a, b) = (&old.modules, &new.modules);
     ModulesConfig::describe(a, b, "modules", ".", &mut out);

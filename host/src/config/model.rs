@@ -11,7 +11,9 @@
 
 use std::{path::PathBuf, time::Duration};
 
-pub use super::settings::{Diagnostics, Limits, ModuleSettings, ModulesConfig, ServerConfig};
+pub use super::settings::{
+    Diagnostics, GatewayConfig, Limits, ModuleSettings, ModulesConfig, ServerConfig, StatusAccess,
+};
 
 /// The whole configuration.
 #[derive(Debug, Clone, PartialEq)]
@@ -24,6 +26,8 @@ pub struct Config {
     pub admin: AdminConfig,
     /// `[auth]`
     pub auth: AuthConfig,
+    /// `[gateway]`
+    pub gateway: GatewayConfig,
     /// `[trigger]`
     pub trigger: TriggerConfig,
     /// `[limits]`

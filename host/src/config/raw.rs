@@ -32,8 +32,8 @@ use super::{
     error::{KeyPath, Problem},
     model::{AdminConfig, Config, ServerConfig, TriggerConfig},
     settings::{
-        Diagnostics, Limits, ModuleSettings, ModulesConfig, RawDiagnostics, RawLimits,
-        RawModuleHost, RawModulesSettings, RawServer,
+        Diagnostics, GatewayConfig, Limits, ModuleSettings, ModulesConfig, RawDiagnostics,
+        RawGateway, RawLimits, RawModuleHost, RawModulesSettings, RawServer,
     },
     shape::{Shape, Shaped},
     value::{to_json, token_text},
@@ -45,6 +45,7 @@ keyed! {
     #[serde(default)]
     pub(crate) struct RawConfig {
         server: RawServer,
+        gateway: RawGateway,
         admin: RawAdmin,
         auth: RawAuth,
         trigger: RawTrigger,
@@ -141,6 +142,7 @@ impl RawConfig {
     pub(crate) fn validate(self, base: &Path) -> Result<Config, Problem> {
         let at = |table: &str| At::table(root().key(table), base);
         let server = ServerConfig::read(self.server, &at("server"))?;
+        let gateway = GatewayConfig::read(self.gateway, &at("gateway"))?;
         let admin = validate_admin(self.admin, &server)?;
         let auth = validate_auth(self.auth, base)?;
         let trigger = validate_trigger(self.trigger)?;
@@ -150,6 +152,7 @@ impl RawConfig {
         Ok(Config {
             source: None,
             server,
+            gateway,
             admin,
             auth,
             trigger,

@@ -16,7 +16,8 @@ use std::{collections::BTreeMap, net::SocketAddr, path::PathBuf, time::Duration}
 
 use super::{
     codec::{
-        Addr, Count, Flag, Folder, Folders, Millis, OptCount, OptMillis, RoutePath, Secs, Switch,
+        Addr, Choice, Count, Flag, Folder, Folders, Millis, OptCount, OptMillis, RoutePath, Secs,
+        Switch,
     },
     declare::{At, section},
     error::KeyPath,
@@ -42,6 +43,33 @@ section! {
     }
 }
 
+/// Who may ask for the host's counters with `{"type":"status"}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StatusAccess {
+    /// Every client, as high-templar (counters only, nothing personal).
+    Everyone,
+    /// Users with the `admin` role.
+    Admins,
+    /// Nobody: every client gets `forbidden`.
+    Off,
+}
+
+/// The codec of `[gateway] status` (a declaration names its codec's type).
+type StatusChoice = Choice<StatusAccess>;
+
+section! {
+    /// `[gateway]`: the websocket endpoint's behaviour toward clients.
+    pub struct GatewayConfig, table "gateway", raw RawGateway {
+        status: StatusAccess = status,
+            StatusChoice { default: StatusAccess::Everyone, options: &[
+                ("everyone", StatusAccess::Everyone),
+                ("admins", StatusAccess::Admins),
+                ("off", StatusAccess::Off),
+            ] }, Live,
+            "who may ask for the host's counters: \"everyone\" (high-templar's behaviour), \"admins\" or \"off\"";
+    }
+}
+
 section! {
     /// `[limits]`: every input has a bound. Zero is refused everywhere (a
     /// zero queue or rate would make the host refuse everything, which is
@@ -54,7 +82,7 @@ section! {
             Count { default: 32, min: 1, max: 512 }, Live,
             "deepest JSON nesting in a client frame";
         max_subscriptions: usize = max_subscriptions,
-            Count { default: 1024, min: 1, max: 1_000_000 }, Live,
+            Count { default: 2048, min: 1, max: 1_000_000 }, Live,
             "rooms one connection may subscribe to";
         /// A client that falls this far behind is closed with code 4008.
         send_queue: usize = send_queue,
@@ -141,6 +169,7 @@ section! {
 #[cfg(test)]
 pub(crate) const TABLES: &[(&str, &[super::declare::Decl])] = &[
     ("server", ServerConfig::DECLS),
+    ("gateway", GatewayConfig::DECLS),
     ("limits", Limits::DECLS),
     ("modules", ModulesConfig::DECLS),
     ("modules.<name>", ModuleSettings::DECLS),
@@ -156,6 +185,12 @@ fn defaults<T>(read: impl FnOnce(&At<'_>) -> Result<T, super::error::Problem>) -
 impl Default for Limits {
     fn default() -> Self {
         defaults(|at| Self::read(RawLimits::default(), at))
+    }
+}
+
+impl Default for GatewayConfig {
+    fn default() -> Self {
+        defaults(|at| Self::read(RawGateway::default(), at))
     }
 }
 

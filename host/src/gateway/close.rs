@@ -1,7 +1,5 @@
 //! Close codes, and the close code for each kind of read error.
 
-/// Close code sent after `{"is_authorized": false}`.
-pub const CLOSE_UNAUTHORIZED: u16 = 4001;
 /// Close code for an idle client.
 pub const CLOSE_IDLE: u16 = 4000;
 /// Close code when the host shuts down.

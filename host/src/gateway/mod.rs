@@ -17,6 +17,6 @@ mod writer;
 #[cfg(test)]
 mod tests;
 
-pub use close::{CLOSE_GOING_AWAY, CLOSE_IDLE, CLOSE_UNAUTHORIZED};
+pub use close::{CLOSE_GOING_AWAY, CLOSE_IDLE};
 pub use session::{Connection, Slot, run};
 pub use upgrade::{echo, upgrade};

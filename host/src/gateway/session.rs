@@ -13,7 +13,7 @@ use std::{
     time::Duration,
 };
 
-use axum::extract::ws::{CloseFrame, Message, Utf8Bytes};
+use axum::extract::ws::{CloseFrame, Message};
 use futures_util::{Sink, SinkExt, Stream, StreamExt};
 use tokio::sync::{oneshot, watch};
 
@@ -27,7 +27,7 @@ use crate::{
 };
 
 use super::{
-    close::{CLOSE_GOING_AWAY, CLOSE_IDLE, CLOSE_UNAUTHORIZED, read_error_close},
+    close::{CLOSE_GOING_AWAY, CLOSE_IDLE, read_error_close},
     writer::{Stop, write_loop},
 };
 
@@ -93,7 +93,8 @@ struct Opened {
     session: Session,
     rx: OutboxReceiver,
     preamble: Vec<String>,
-    token: String,
+    /// The resume token, for a dialect that resumes.
+    token: Option<String>,
     resumed: bool,
 }
 
@@ -110,7 +111,7 @@ where
         creds,
         resume,
         remote,
-        slot: _slot,
+        slot,
         dialect,
     } = connection;
     let Some((principal, allowed)) = authenticate(&state, &creds, remote).await else {
@@ -128,16 +129,21 @@ where
     let writer = tokio::spawn(write_loop(sink, preamble, rx, stop_rx));
     if !resumed {
         let user = &session.principal.user;
+        let outbox = session.outbox.clone();
         state
             .sessions
-            .insert(session.id, user, session.outbox.clone(), remote);
+            .insert(session.id, user, outbox, dialect, remote);
     }
     tracing::debug!(
         session = %session.name, user = %session.principal.user, remote = ?remote,
-        resumed, "websocket session opened"
+        resumed, protocol = dialect.name(), "websocket session opened"
     );
     let end = serve(&mut session, &mut stream).await;
-    finish(session, end, writer, stop_tx, token).await;
+    let writer = Writer {
+        task: writer,
+        stop: stop_tx,
+    };
+    finish(session, end, writer, slot, token).await;
 }
 
 /// Who the client is and which rooms it may use; `None` refuses it.
@@ -181,6 +187,8 @@ fn open(
 ) -> Opened {
     let mut parked: Option<(Parked, bool)> = None;
     let mut refused: Option<ResumeRefused> = None;
+    // A dialect without resume never handed out a token to come back with.
+    let resume = resume.filter(|_| dialect.resumes());
     if let Some(token) = resume {
         match state.sessions.parked.take(token, &principal.user) {
             Ok(p) => {
@@ -208,8 +216,8 @@ fn open(
         dialect,
         calls,
     });
-    let token = resume_token();
-    let mut preamble = session.hello(Some(&token));
+    let token = dialect.resumes().then(resume_token);
+    let mut preamble = session.hello(token.as_deref());
     let how = match (complete, refused) {
         (Some(complete), _) => dialect.resumed(complete),
         (None, Some(ResumeRefused::Unknown)) => dialect.resume_failed("unknown-or-expired"),
@@ -330,29 +338,42 @@ async fn pace_replies(
     }
 }
 
+/// The session's writer task and how to stop it.
+struct Writer {
+    task: tokio::task::JoinHandle<super::writer::WriterBack>,
+    stop: oneshot::Sender<Stop>,
+}
+
 /// Stops the writer, then parks the session (the client dropped and may
-/// resume) or forgets it.
-async fn finish(
-    session: Session,
-    end: End,
-    writer: tokio::task::JoinHandle<super::writer::WriterBack>,
-    stop_tx: oneshot::Sender<Stop>,
-    token: String,
-) {
+/// resume) or forgets it. A client that closed is forgotten before its
+/// close is answered, so once it sees the answer, the host's counts no
+/// longer include it.
+async fn finish(session: Session, end: End, writer: Writer, slot: Slot, token: Option<String>) {
     let state = session.state.clone();
     let (id, grace) = (session.id, state.config.load().server.resume_grace);
+    if matches!(end, End::ClientClosed) {
+        forget(&state, &session);
+        drop(slot);
+        let _ = writer.stop.send(Stop::AnswerClose);
+        let _ = tokio::time::timeout(WRITER_GRACE, writer.task).await;
+        return;
+    }
     // Parked sessions hold no connection slot, so they get a cap of their
     // own: at most as many as live connections may exist.
     let park = matches!(end, End::Dropped)
         && !grace.is_zero()
         && state.sessions.parked() < session.limits.max_connections;
-    let stop: Stop = match end {
-        End::Close(code, reason) => Some((code, reason)),
-        End::ClientClosed | End::Dropped => None,
+    let token = token.filter(|_| park);
+    let stop = match end {
+        End::Close(code, reason) => Stop::Close(code, reason),
+        End::ClientClosed | End::Dropped => Stop::Quit,
     };
-    let _ = stop_tx.send(stop);
-    let writer_result = tokio::time::timeout(WRITER_GRACE, writer).await;
-    if park && let Ok(Ok(back)) = writer_result {
+    let _ = writer.stop.send(stop);
+    let writer_result = tokio::time::timeout(WRITER_GRACE, writer.task).await;
+    drop(slot);
+    if let Some(token) = token
+        && let Ok(Ok(back)) = writer_result
+    {
         let outbox_state = session.outbox.state().clone();
         if back.lost_in_flight {
             outbox_state.mark_lost();
@@ -380,8 +401,13 @@ async fn finish(
         });
         return;
     }
-    state.fanout.remove_session(id);
-    state.sessions.remove(id);
+    forget(&state, &session);
+}
+
+/// Removes a session that ends for good from the rooms and the table.
+fn forget(state: &AppState, session: &Session) {
+    state.fanout.remove_session(session.id);
+    state.sessions.remove(session.id);
     tracing::debug!(session = %session.name, "websocket session closed");
 }
 
@@ -395,17 +421,18 @@ fn resume_token() -> String {
     hex::encode(bytes)
 }
 
-/// The refusal frame and close 4001.
+/// The refusal frame and the dialect's close (4001, or high-templar's
+/// 1000).
 async fn refuse<W>(sink: &mut W, dialect: &dyn Dialect)
 where
     W: Sink<Message> + Unpin,
 {
+    let (frame, code, reason) = dialect.unauthorized();
     let farewell = async {
-        sink.send(Message::Text(dialect.unauthorized().into()))
-            .await?;
+        sink.send(Message::Text(frame.into())).await?;
         sink.send(Message::Close(Some(CloseFrame {
-            code: CLOSE_UNAUTHORIZED,
-            reason: Utf8Bytes::from_static("unauthorized"),
+            code,
+            reason: reason.into(),
         })))
         .await
     };

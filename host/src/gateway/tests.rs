@@ -11,7 +11,13 @@ use axum::extract::ws::Message;
 use serde_json::{Value, json, value::RawValue};
 use tokio::sync::mpsc;
 
-use crate::{auth::Credentials, protocol::Extended, rooms::Room, server::Host, state::AppState};
+use crate::{
+    auth::Credentials,
+    protocol::{Dialect, Extended},
+    rooms::Room,
+    server::Host,
+    state::AppState,
+};
 
 use super::{Connection, Slot, run};
 
@@ -58,6 +64,17 @@ struct Client {
 /// Opens a session over channels. `from_host` holds at most `buffer`
 /// frames: a client that does not read blocks the session's writer there.
 fn connect(state: &Arc<AppState>, token: &str, resume: Option<String>, buffer: usize) -> Client {
+    connect_in(state, token, resume, buffer, &Extended)
+}
+
+/// Opens a session speaking `dialect`.
+fn connect_in(
+    state: &Arc<AppState>,
+    token: &str,
+    resume: Option<String>,
+    buffer: usize,
+    dialect: &'static dyn Dialect,
+) -> Client {
     assert!(state.sessions.try_reserve(1_000));
     let (to_host, from_client) = mpsc::unbounded_channel();
     let (to_client, from_host) = mpsc::channel(buffer);
@@ -80,7 +97,7 @@ fn connect(state: &Arc<AppState>, token: &str, resume: Option<String>, buffer: u
         resume,
         remote: None,
         slot: Slot(state.clone()),
-        dialect: &Extended,
+        dialect,
     };
     let session = tokio::spawn(run(sink, stream, connection));
     Client {
@@ -178,7 +195,11 @@ async fn subscribe_publish_unsubscribe() {
     c.send_text("{nope");
     assert_eq!(c.reply().await["message"], "non-json-message");
     c.send(json!({"type": "status"}));
-    assert_eq!(c.reply().await["message"], "forbidden");
+    assert_eq!(
+        c.reply().await["open_connections"],
+        1,
+        "everyone by default"
+    );
     c.send(json!({"type": "call", "module": "ghost", "command": "x", "requestId": "c"}));
     let error = c.reply().await;
     assert_eq!(
@@ -327,4 +348,28 @@ async fn a_dropped_session_is_parked_and_resumed() {
         json!({"type": "publish", "data": "missed", "requestId": "r"})
     );
     assert_eq!(state.sessions.parked(), 0);
+}
+
+/// A high-templar client is sent nothing it did not ask for: no offer, no
+/// module pushes, and its dropped session is not parked (it has no token).
+#[tokio::test]
+async fn legacy_clients_get_nothing_unasked() {
+    let (host, _dir) = host("").await;
+    let state = &host.state;
+    let mut c = connect_in(state, "alice", None, 64, &crate::protocol::Legacy);
+    assert_eq!(
+        c.next().await,
+        json!({"is_authorized": true, "allowed_rooms": [{"target": "message", "customer": "*"}]})
+    );
+    let data = RawValue::from_string("1".into()).unwrap();
+    assert_eq!(state.sessions.send_to_user("alice", "notes", &data), 0);
+    c.send_text("ping");
+    assert_eq!(c.next().await, json!("pong"));
+    drop(c.to_host);
+    tokio::time::timeout(Duration::from_secs(30), c.session)
+        .await
+        .expect("the session ends")
+        .unwrap();
+    assert_eq!(state.sessions.parked(), 0);
+    assert!(state.sessions.list().is_empty());
 }

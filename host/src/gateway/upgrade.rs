@@ -13,7 +13,7 @@ use futures_util::StreamExt;
 
 use crate::{
     auth::Credentials,
-    protocol::{Extended, MAX_PUBLISH_BYTES},
+    protocol::{Dialect, Extended, Legacy, MAX_PUBLISH_BYTES, SUBPROTOCOL},
     state::AppState,
 };
 
@@ -48,6 +48,14 @@ pub async fn upgrade(
     }
     let creds = Credentials::from_request(&headers, query.as_deref(), Some(remote));
     let resume = query.as_deref().and_then(resume_param);
+    // Offering `modhost.v1` selects the extended dialect; a client that
+    // asks for nothing gets high-templar's, unchanged.
+    let ws = ws.protocols([SUBPROTOCOL]);
+    let dialect: &'static dyn Dialect = if ws.selected_protocol().is_some() {
+        &Extended
+    } else {
+        &Legacy
+    };
     ws.read_buffer_size(READ_BUFFER)
         .write_buffer_size(WRITE_BUFFER)
         .max_write_buffer_size(max_write_buffer(&limits))
@@ -66,7 +74,7 @@ pub async fn upgrade(
                     resume,
                     remote: Some(remote),
                     slot,
-                    dialect: &Extended,
+                    dialect,
                 };
                 session::run(sink, stream, connection)
             }

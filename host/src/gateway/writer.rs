@@ -9,6 +9,9 @@ use tokio::sync::oneshot;
 
 use crate::sessions::{CLOSE_TOO_SLOW, OutboxReceiver, Outgoing};
 
+/// How long the last frames may take to go out once the session ends.
+const FAREWELL: Duration = Duration::from_millis(500);
+
 /// Items the writer sends per flush at most.
 pub(super) const WRITE_BATCH: usize = 128;
 
@@ -18,9 +21,17 @@ pub(super) const WRITE_BATCH: usize = 128;
 /// alone let a stuck client hold 128 rendered 32 KiB publishes (4 MiB).
 pub(super) const WRITE_BATCH_BYTES: usize = 64 * 1024;
 
-/// What the writer is told when the session ends: close with this code and
-/// reason, or (`None`) just stop.
-pub(super) type Stop = Option<(u16, &'static str)>;
+/// What the writer is told when the session ends.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Stop {
+    /// Send the final replies and a close frame with this code and reason.
+    Close(u16, &'static str),
+    /// The client closed: send the close reply the websocket layer queued
+    /// when it read the client's close frame (RFC 6455 §5.5.1).
+    AnswerClose,
+    /// The connection is gone: just stop.
+    Quit,
+}
 
 /// What the writer hands back when it stops: the outbox's receiving end
 /// (a parked session keeps collecting into it).
@@ -52,10 +63,10 @@ where
         if batch.is_empty() {
             let first = tokio::select! {
                 biased;
-                stop = &mut stop_rx => break stop.unwrap_or(None),
+                stop = &mut stop_rx => break stop.unwrap_or(Stop::Quit),
                 item = rx.recv() => match item {
                     Some(item) => item,
-                    None => break None,
+                    None => break Stop::Quit,
                 },
             };
             batch.push(render(first, &mut bytes));
@@ -78,17 +89,26 @@ where
             // Stopped mid-write: what was taken from the outbox may be lost.
             stop = &mut stop_rx => {
                 failed = true;
-                break stop.unwrap_or(None);
+                break stop.unwrap_or(Stop::Quit);
             }
             result = write => if result.is_err() {
-                // The connection is gone; wait for the session to decide.
-                let _ = stop_rx.await;
-                return WriterBack { rx, lost_in_flight: true };
+                // The connection is gone or closing (a write after the
+                // client's close frame fails); wait for the session to
+                // decide, then at most answer the close.
+                failed = true;
+                match (&mut stop_rx).await.unwrap_or(Stop::Quit) {
+                    Stop::AnswerClose => break Stop::AnswerClose,
+                    Stop::Close(..) | Stop::Quit => break Stop::Quit,
+                }
             },
         }
     };
-    if let Some((code, reason)) = stop {
-        farewell(&mut sink, &mut rx, code, reason).await;
+    match stop {
+        Stop::Close(code, reason) => farewell(&mut sink, &mut rx, code, reason).await,
+        Stop::AnswerClose => {
+            let _ = tokio::time::timeout(FAREWELL, sink.flush()).await;
+        }
+        Stop::Quit => {}
     }
     WriterBack {
         rx,
@@ -114,7 +134,7 @@ where
         .await?;
         sink.flush().await
     };
-    let _ = tokio::time::timeout(Duration::from_millis(500), send).await;
+    let _ = tokio::time::timeout(FAREWELL, send).await;
 }
 
 /// The item as a websocket message; adds its length to `bytes`.
@@ -147,7 +167,7 @@ mod tests {
         let (stop_tx, stop_rx) = oneshot::channel();
         let writer = tokio::spawn(write_loop(Box::pin(never_ready), Vec::new(), rx, stop_rx));
         tokio::time::sleep(Duration::from_millis(50)).await;
-        stop_tx.send(None).unwrap();
+        stop_tx.send(Stop::Quit).unwrap();
         let mut back = writer.await.unwrap();
         let mut left = 0;
         while back.rx.try_recv().is_some() {

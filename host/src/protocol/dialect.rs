@@ -1,19 +1,62 @@
 //! The seam between what a session says and how it is written: a session
-//! speaks through the [`Dialect`] chosen when its connection is upgraded,
-//! so no command writes JSON by hand and a second dialect (high-templar
-//! 3.1 exactly, DESIGN §5) sits beside today's without touching them.
+//! speaks through the [`Dialect`] chosen when its connection is upgraded
+//! (DESIGN §5), so no command writes JSON by hand. Two live beside each
+//! other: [`Extended`](super::Extended) (`modhost.v1`) and
+//! [`Legacy`](super::Legacy) (high-templar 3.1 exactly).
 //!
 //! Room messages are not here: a publish is encoded once for every
 //! subscriber ([`PublishFrame`](super::PublishFrame)), in the form every
 //! dialect shares.
 
+use std::time::SystemTime;
+
 use modhost_plugin_api::ErrorCode;
 use serde_json::{Value, value::RawValue};
 
-use super::{encode, error::WireError};
+use super::error::WireError;
+
+/// The websocket subprotocol a client offers to get the extended dialect.
+pub const SUBPROTOCOL: &str = "modhost.v1";
+
+/// The host's counters, as `{"type":"status"}` reports them.
+#[derive(Debug, Clone, Default)]
+pub struct StatusReport {
+    /// Open websocket connections.
+    pub open_connections: usize,
+    /// Rooms with at least one subscriber.
+    pub num_rooms: usize,
+    /// Room subscriptions.
+    pub num_subscriptions: usize,
+    /// When the host started.
+    pub online_since: Option<SystemTime>,
+    /// Room messages received from the AMQP trigger source.
+    pub amqp_messages_received: u64,
+    /// Client frames received.
+    pub ws_messages_received: u64,
+    /// Room messages queued for delivery.
+    pub ws_messages_send: u64,
+    /// Room messages that could not be queued (slow or gone clients).
+    pub ws_messages_send_error: u64,
+    /// Room messages queued but not yet written.
+    pub ws_messages_send_queued: u64,
+    /// Clients closed for not reading.
+    pub slow_consumers_closed: u64,
+    /// Connections refused at the connection limit.
+    pub connections_refused: u64,
+    /// Running modules.
+    pub modules: usize,
+}
 
 /// The frames a session sends, in one wire dialect.
 pub trait Dialect: Send + Sync + 'static {
+    /// The dialect's name, for logs and the admin API.
+    fn name(&self) -> &'static str;
+
+    /// Whether sessions get a resume token, are parked when they drop and
+    /// receive unrequested frames other than room messages (offers,
+    /// pushes). A dialect that cannot resume parks nothing.
+    fn resumes(&self) -> bool;
+
     /// The first frame of an authorized connection.
     fn authorized(
         &self,
@@ -23,12 +66,16 @@ pub trait Dialect: Send + Sync + 'static {
         resume_token: Option<&str>,
     ) -> String;
 
-    /// The frame sent to a refused client before it is closed.
-    fn unauthorized(&self) -> String;
+    /// The frame sent to a refused client, and the close that follows it.
+    fn unauthorized(&self) -> (String, u16, &'static str);
 
     /// The modules and commands a user may call (`modules` is the JSON
     /// array); `None` when the dialect sends no offer.
     fn resource_offer(&self, modules: &Value) -> Option<String>;
+
+    /// A module's message to the user's sessions; `None` when the dialect
+    /// takes none.
+    fn push(&self, module: &str, data: &RawValue) -> Option<String>;
 
     /// How a resume went; `None` when the dialect does not resume.
     fn resumed(&self, complete: bool) -> Option<String>;
@@ -42,6 +89,10 @@ pub trait Dialect: Send + Sync + 'static {
     /// A refused client frame.
     fn error(&self, error: WireError, request_id: Option<&str>) -> String;
 
+    /// A frame that could not be read as a command (not JSON, unknown
+    /// `type`), on the connection named `session`.
+    fn unreadable(&self, error: WireError, session: &str) -> String;
+
     /// A call's result (`done`: `Some` for each part of a stream).
     fn reply(&self, request_id: &str, result: &RawValue, done: Option<bool>) -> String;
 
@@ -51,71 +102,9 @@ pub trait Dialect: Send + Sync + 'static {
     /// A call failed.
     fn call_error(&self, request_id: &str, code: ErrorCode, message: &str) -> String;
 
-    /// The answer to `status`: the counters, as a JSON object.
-    fn status(&self, counters: &Value) -> String;
+    /// The answer to `status`.
+    fn status(&self, report: &StatusReport) -> String;
 
     /// The answer to the raw keep-alive `ping`.
     fn pong(&self) -> &'static str;
-}
-
-/// modhost's protocol as served on `/ws/` today (DESIGN §5): the hello
-/// carries user, session and resume token, a resource offer follows, and
-/// every reply echoes its `requestId`.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct Extended;
-
-impl Dialect for Extended {
-    fn authorized(
-        &self,
-        allowed_rooms: &[Value],
-        user: &str,
-        session: &str,
-        resume_token: Option<&str>,
-    ) -> String {
-        encode::authorized(allowed_rooms, user, session, resume_token)
-    }
-
-    fn unauthorized(&self) -> String {
-        encode::unauthorized()
-    }
-
-    fn resource_offer(&self, modules: &Value) -> Option<String> {
-        Some(encode::resource_offer(modules))
-    }
-
-    fn resumed(&self, complete: bool) -> Option<String> {
-        Some(encode::resumed(complete))
-    }
-
-    fn resume_failed(&self, reason: &str) -> Option<String> {
-        Some(encode::resume_failed(reason))
-    }
-
-    fn success(&self, request_id: Option<&str>) -> String {
-        encode::success(request_id)
-    }
-
-    fn error(&self, error: WireError, request_id: Option<&str>) -> String {
-        encode::error(error.as_str(), request_id)
-    }
-
-    fn reply(&self, request_id: &str, result: &RawValue, done: Option<bool>) -> String {
-        encode::reply(request_id, result, done)
-    }
-
-    fn ack(&self, request_id: &str) -> String {
-        encode::ack(request_id)
-    }
-
-    fn call_error(&self, request_id: &str, code: ErrorCode, message: &str) -> String {
-        encode::call_error(request_id, code.as_str(), message)
-    }
-
-    fn status(&self, counters: &Value) -> String {
-        counters.to_string()
-    }
-
-    fn pong(&self) -> &'static str {
-        super::decode::PONG
-    }
 }

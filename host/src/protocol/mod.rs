@@ -5,7 +5,9 @@
 //! - `error`: [`WireError`], the codes of `{"code":"error"}` replies
 //! - `encode`: the server frames as exact JSON text
 //! - `dialect`: [`Dialect`], how a session writes its frames, chosen at
-//!   upgrade; [`Extended`] is modhost's protocol
+//!   upgrade, and the [`StatusReport`] it renders
+//! - `extended`: [`Extended`], modhost's own dialect (`modhost.v1`)
+//! - `legacy`: [`Legacy`], high-templar 3.1 exactly
 //! - `publish`: [`PublishFrame`], the fan-out fast path (data encoded once,
 //!   only the subscription's `requestId` spliced in per subscriber)
 
@@ -13,11 +15,15 @@ mod decode;
 mod dialect;
 pub mod encode;
 mod error;
+mod extended;
+mod legacy;
 mod publish;
 
 pub use decode::{ClientFrame, DecodeError, PONG, decode};
-pub use dialect::{Dialect, Extended};
+pub use dialect::{Dialect, SUBPROTOCOL, StatusReport};
 pub use error::WireError;
+pub use extended::{CLOSE_UNAUTHORIZED, Extended};
+pub use legacy::Legacy;
 pub use publish::{MAX_PUBLISH_BYTES, PublishFrame};
 
 #[cfg(test)]

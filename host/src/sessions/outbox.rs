@@ -89,6 +89,11 @@ impl OutboxState {
         }
     }
 
+    /// Unrequested items queued and not yet taken by the writer.
+    pub fn unsent(&self) -> usize {
+        self.unrequested.load(Ordering::Acquire)
+    }
+
     /// Whether fewer than `count` replies and `bytes` bytes of replies are
     /// unsent: the session may read the next client frame.
     pub fn replies_fit(&self, count: usize, bytes: usize) -> bool {

@@ -13,7 +13,12 @@ use std::{
 
 use serde::Serialize;
 
-use crate::util::sync::{read, write};
+use serde_json::value::RawValue;
+
+use crate::{
+    protocol::Dialect,
+    util::sync::{read, write},
+};
 
 use super::{outbox::Outbox, parked::ParkedSessions};
 
@@ -35,13 +40,16 @@ pub struct Counters {
     pub slow_consumers_closed: AtomicU64,
     /// Connections refused because the limit was reached.
     pub connections_refused: AtomicU64,
-    /// Publishes received (trigger, modules).
+    /// Publishes received (trigger, AMQP, modules).
     pub publishes: AtomicU64,
+    /// Messages received from the AMQP trigger source.
+    pub amqp_messages_received: AtomicU64,
 }
 
 struct Entry {
     user: String,
     outbox: Outbox,
+    dialect: &'static dyn Dialect,
     remote: Option<SocketAddr>,
     connected_at: SystemTime,
 }
@@ -53,6 +61,8 @@ pub struct ConnectionInfo {
     pub session: String,
     /// User id.
     pub user: String,
+    /// The dialect it speaks (`modhost.v1` or `high-templar`).
+    pub protocol: &'static str,
     /// `open`, or `parked` (the client dropped; it may resume).
     pub state: &'static str,
     /// Peer address.
@@ -107,12 +117,20 @@ impl Sessions {
     }
 
     /// Registers an authenticated session.
-    pub fn insert(&self, id: u64, user: &str, outbox: Outbox, remote: Option<SocketAddr>) {
+    pub fn insert(
+        &self,
+        id: u64,
+        user: &str,
+        outbox: Outbox,
+        dialect: &'static dyn Dialect,
+        remote: Option<SocketAddr>,
+    ) {
         write(&self.by_id).insert(
             id,
             Entry {
                 user: user.to_owned(),
                 outbox,
+                dialect,
                 remote,
                 connected_at: SystemTime::now(),
             },
@@ -137,8 +155,9 @@ impl Sessions {
         }
     }
 
-    /// Queues `frame` to every session of `user`; returns how many took it.
-    pub fn send_to_user(&self, user: &str, frame: &str) -> u64 {
+    /// Queues `module`'s `data` to every session of `user` whose dialect
+    /// takes pushes; returns how many took it.
+    pub fn send_to_user(&self, user: &str, module: &str, data: &RawValue) -> u64 {
         let ids = match read(&self.by_user).get(user) {
             Some(ids) => ids.clone(),
             None => return 0,
@@ -146,8 +165,17 @@ impl Sessions {
         let by_id = read(&self.by_id);
         ids.iter()
             .filter_map(|id| by_id.get(id))
-            .filter(|e| e.outbox.text(frame.to_owned()))
+            .filter_map(|e| Some((e, e.dialect.push(module, data)?)))
+            .filter(|(e, frame)| e.outbox.text(frame.clone()))
             .count() as u64
+    }
+
+    /// Room messages queued in every session's outbox, not yet written.
+    pub fn queued(&self) -> u64 {
+        read(&self.by_id)
+            .values()
+            .map(|e| e.outbox.state().unsent() as u64)
+            .sum()
     }
 
     /// Sessions waiting to be resumed.
@@ -164,6 +192,7 @@ impl Sessions {
             .map(|(id, e)| ConnectionInfo {
                 session: session_name(*id),
                 user: e.user.clone(),
+                protocol: e.dialect.name(),
                 state: if parked.contains(id) {
                     "parked"
                 } else {

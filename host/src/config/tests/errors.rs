@@ -157,6 +157,24 @@ fn listen_must_be_a_socket_address() {
 }
 
 #[test]
+fn gateway_status_is_one_of_three_words() {
+    let shown = invalid_at(
+        "[gateway]\nstatus = \"all\"\n",
+        2,
+        "is not one of \"everyone\", \"admins\", \"off\"",
+    );
+    assert!(
+        shown.contains("who may ask for the host's counters"),
+        "{shown}"
+    );
+    assert_eq!(ok("").gateway.status, StatusAccess::Everyone);
+    assert_eq!(
+        ok("[gateway]\nstatus = \"off\"\n").gateway.status,
+        StatusAccess::Off
+    );
+}
+
+#[test]
 fn limits_refuse_zero_and_absurd_values() {
     invalid_at("[limits]\nmax_frame_bytes = 255\n", 2, "at least 256");
     invalid_at("[limits]\nmax_frame_bytes = 67108865\n", 2, "too large");

@@ -60,6 +60,9 @@ listen = "0.0.0.0:9000"
 idle_timeout_secs = 60
 resume_grace_secs = 0
 
+[gateway]
+status = "admins"
+
 [admin]
 token = "s3cret-admin"
 
@@ -128,6 +131,9 @@ fn full_example_parses_to_the_expected_config() {
             listen: "0.0.0.0:9000".parse().unwrap(),
             idle_timeout: Duration::from_secs(60),
             resume_grace: Duration::ZERO,
+        },
+        gateway: GatewayConfig {
+            status: StatusAccess::Admins,
         },
         admin: AdminConfig {
             token: Some("s3cret-admin".into()),

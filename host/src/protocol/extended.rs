@@ -1,0 +1,109 @@
+//! [`Extended`]: modhost's own dialect (`modhost.v1`, DESIGN §5). The hello
+//! carries user, session and resume token, a resource offer follows, every
+//! reply echoes its `requestId`, and errors are typed.
+
+use modhost_plugin_api::ErrorCode;
+use serde_json::{Value, json, value::RawValue};
+
+use super::{
+    dialect::{Dialect, StatusReport},
+    encode,
+    error::WireError,
+};
+
+/// Close code after `{"is_authorized": false}`.
+pub const CLOSE_UNAUTHORIZED: u16 = 4001;
+
+/// modhost's protocol, for clients that offer the `modhost.v1` subprotocol.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Extended;
+
+impl Dialect for Extended {
+    fn name(&self) -> &'static str {
+        super::SUBPROTOCOL
+    }
+
+    fn resumes(&self) -> bool {
+        true
+    }
+
+    fn authorized(
+        &self,
+        allowed_rooms: &[Value],
+        user: &str,
+        session: &str,
+        resume_token: Option<&str>,
+    ) -> String {
+        encode::authorized(allowed_rooms, user, session, resume_token)
+    }
+
+    fn unauthorized(&self) -> (String, u16, &'static str) {
+        (encode::unauthorized(), CLOSE_UNAUTHORIZED, "unauthorized")
+    }
+
+    fn resource_offer(&self, modules: &Value) -> Option<String> {
+        Some(encode::resource_offer(modules))
+    }
+
+    fn push(&self, module: &str, data: &RawValue) -> Option<String> {
+        Some(encode::push(module, data))
+    }
+
+    fn resumed(&self, complete: bool) -> Option<String> {
+        Some(encode::resumed(complete))
+    }
+
+    fn resume_failed(&self, reason: &str) -> Option<String> {
+        Some(encode::resume_failed(reason))
+    }
+
+    fn success(&self, request_id: Option<&str>) -> String {
+        encode::success(request_id)
+    }
+
+    fn error(&self, error: WireError, request_id: Option<&str>) -> String {
+        encode::error(error.as_str(), request_id)
+    }
+
+    fn unreadable(&self, error: WireError, _session: &str) -> String {
+        encode::error(error.as_str(), None)
+    }
+
+    fn reply(&self, request_id: &str, result: &RawValue, done: Option<bool>) -> String {
+        encode::reply(request_id, result, done)
+    }
+
+    fn ack(&self, request_id: &str) -> String {
+        encode::ack(request_id)
+    }
+
+    fn call_error(&self, request_id: &str, code: ErrorCode, message: &str) -> String {
+        encode::call_error(request_id, code.as_str(), message)
+    }
+
+    fn status(&self, r: &StatusReport) -> String {
+        let since = r
+            .online_since
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map_or(0, |d| d.as_secs());
+        json!({
+            "open_connections": r.open_connections,
+            "num_rooms": r.num_rooms,
+            "num_subscriptions": r.num_subscriptions,
+            "online_since": since,
+            "amqp_messages_received": r.amqp_messages_received,
+            "ws_messages_received": r.ws_messages_received,
+            "ws_messages_send": r.ws_messages_send,
+            "ws_messages_send_error": r.ws_messages_send_error,
+            "ws_messages_send_queued": r.ws_messages_send_queued,
+            "slow_consumers_closed": r.slow_consumers_closed,
+            "connections_refused": r.connections_refused,
+            "modules": r.modules,
+        })
+        .to_string()
+    }
+
+    fn pong(&self) -> &'static str {
+        super::PONG
+    }
+}
