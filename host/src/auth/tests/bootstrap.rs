@@ -16,7 +16,7 @@ use serde_json::json;
 
 use super::{jwt_config, static_token};
 use crate::auth::{ANONYMOUS_USER, AuthError, AuthSetupError, Authenticator, Credentials};
-use crate::config::{AuthConfig, BootstrapConfig};
+use crate::config::{AuthConfig, BootstrapConfig, JsonPath};
 
 /// The headers of every request the backend received.
 type Seen = Arc<Mutex<Vec<HeaderMap>>>;
@@ -114,10 +114,10 @@ impl Backend {
 
     fn auth_with_timeout(&self, path: &str, timeout: Duration) -> Authenticator {
         Authenticator::new(&AuthConfig {
-            bootstrap: Some(BootstrapConfig {
-                url: format!("http://{}{path}", self.addr),
+            bootstrap: Some(bootstrap_config(
+                format!("http://{}{path}", self.addr),
                 timeout,
-            }),
+            )),
             ..AuthConfig::default()
         })
         .unwrap()
@@ -125,6 +125,16 @@ impl Backend {
 
     fn requests(&self) -> Vec<HeaderMap> {
         self.seen.lock().unwrap().clone()
+    }
+}
+
+/// `[auth.bootstrap]` at `url` with the default reply paths.
+fn bootstrap_config(url: impl Into<String>, timeout: Duration) -> BootstrapConfig {
+    BootstrapConfig {
+        url: url.into(),
+        timeout,
+        user_id_path: None,
+        roles_path: JsonPath::parse("roles").unwrap(),
     }
 }
 
@@ -314,10 +324,10 @@ async fn unreachable_backend() {
         l.local_addr().unwrap()
     };
     let auth = Authenticator::new(&AuthConfig {
-        bootstrap: Some(BootstrapConfig {
-            url: format!("http://{addr}/bootstrap/"),
-            timeout: Duration::from_secs(2),
-        }),
+        bootstrap: Some(bootstrap_config(
+            format!("http://{addr}/bootstrap/"),
+            Duration::from_secs(2),
+        )),
         ..AuthConfig::default()
     })
     .unwrap();
@@ -335,10 +345,10 @@ async fn earlier_modes_decide_before_bootstrap() {
     let auth = Authenticator::new(&AuthConfig {
         tokens: vec![static_token("static-tok", "svc", &[])],
         jwt: Some(jwt_config(Some("secret"))),
-        bootstrap: Some(BootstrapConfig {
-            url: format!("http://{}/ok/", backend.addr),
-            timeout: Duration::from_secs(5),
-        }),
+        bootstrap: Some(bootstrap_config(
+            format!("http://{}/ok/", backend.addr),
+            Duration::from_secs(5),
+        )),
     })
     .unwrap();
 
@@ -376,10 +386,7 @@ fn bootstrap_setup_errors() {
         "unix:/tmp/sock",
     ] {
         let err = Authenticator::new(&AuthConfig {
-            bootstrap: Some(BootstrapConfig {
-                url: url.into(),
-                timeout: Duration::from_secs(1),
-            }),
+            bootstrap: Some(bootstrap_config(url, Duration::from_secs(1))),
             ..AuthConfig::default()
         })
         .unwrap_err();
