@@ -15,7 +15,7 @@ use axum::{
 use serde_json::json;
 
 use super::{jwt_config, static_token};
-use crate::auth::{ANONYMOUS_USER, AuthError, AuthSetupError, Authenticator, Credentials};
+use crate::auth::{ANONYMOUS_PREFIX, AuthError, AuthSetupError, Authenticator, Credentials};
 use crate::config::{AuthConfig, BootstrapConfig, JsonPath};
 
 /// The headers of every request the backend received.
@@ -57,6 +57,18 @@ impl Backend {
             .route(
                 "/numeric-user/",
                 get(|| async { axum::Json(json!({"user": 42})) }),
+            )
+            .route(
+                "/v2/",
+                get(|| async {
+                    axum::Json(json!({"user": {"id": 1}, "allowed_rooms": [{"target": "message"}]}))
+                }),
+            )
+            .route(
+                "/nested/",
+                get(|| async {
+                    axum::Json(json!({"data": {"user": {"pk": "p-7", "roles": ["staff"]}}}))
+                }),
             )
             .route("/forbidden/", get(|| async { StatusCode::FORBIDDEN }))
             .route("/redirect/", get(|| async { Redirect::temporary("/ok/") }))
@@ -216,7 +228,7 @@ async fn called_without_any_credentials() {
         .authenticate(&Credentials::none())
         .await
         .unwrap();
-    assert_eq!(p.user, ANONYMOUS_USER);
+    assert!(p.user.starts_with(ANONYMOUS_PREFIX), "{}", p.user);
     assert!(p.roles.is_empty());
     assert!(p.allowed_rooms.is_empty());
 
@@ -226,6 +238,37 @@ async fn called_without_any_credentials() {
         .await
         .unwrap();
     assert_eq!(p.user, "42");
+}
+
+#[tokio::test]
+async fn reply_paths_from_the_config_are_followed() {
+    let backend = Backend::start().await;
+    // Unset paths read high-templar 2.x's user object.
+    let p = backend
+        .auth("/v2/")
+        .authenticate(&Credentials::none())
+        .await
+        .unwrap();
+    assert_eq!(p.user, "1");
+    assert_eq!(p.allowed_rooms, [json!({"target": "message"})]);
+
+    let auth = Authenticator::new(&AuthConfig {
+        bootstrap: Some(BootstrapConfig {
+            user_id_path: Some(JsonPath::parse("data.user.pk").unwrap()),
+            roles_path: JsonPath::parse("data.user.roles").unwrap(),
+            ..bootstrap_config(
+                format!("http://{}/nested/", backend.addr),
+                Duration::from_secs(60),
+            )
+        }),
+        ..AuthConfig::default()
+    })
+    .unwrap();
+    let p = auth.authenticate(&Credentials::none()).await.unwrap();
+    assert_eq!(
+        (p.user.as_str(), p.roles),
+        ("p-7", vec!["staff".to_owned()])
+    );
 }
 
 #[tokio::test]
