@@ -5,6 +5,7 @@
 //! - `harness`: builds and signs the plugins, starts hosts, clients
 //! - `modules`: signed loading and every refusal; panics; the CLI
 //! - `gateway`: websocket protocol, auth modes, rooms and fan-out, limits
+//! - `bootstrap`: `[auth.bootstrap]` replies through the real binary
 //! - `calls`: the command broker over websockets
 //! - `reload`: hot reload of modules and config.toml; fault containment
 //! - `hostile`: hostile clients and modules: errors, closes, bounded memory
@@ -15,6 +16,7 @@
 
 mod harness;
 
+mod bootstrap;
 mod calls;
 mod durability;
 mod gateway;
