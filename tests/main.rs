@@ -6,6 +6,7 @@
 //! - `modules`: signed loading and every refusal; panics; the CLI
 //! - `gateway`: websocket protocol, auth modes, rooms and fan-out, limits
 //! - `legacy`: high-templar 3.1's dialect, frame by frame
+//! - `bootstrap`: `[auth.bootstrap]` replies through the real binary
 //! - `calls`: the command broker over websockets
 //! - `reload`: hot reload of modules and config.toml; fault containment
 //! - `hostile`: hostile clients and modules: errors, closes, bounded memory
@@ -16,6 +17,7 @@
 
 mod harness;
 
+mod bootstrap;
 mod calls;
 mod durability;
 mod gateway;

@@ -11,14 +11,23 @@
 //! | `Authorization` | `Token <t>` when the token came from `?token=`, else the client's own header |
 //! | `X-CSRFToken` | the `csrftoken` cookie (Django wants it) |
 //!
-//! A 200 reply with a JSON object authorizes:
-//! `{"allowed_rooms": [{...}], "user"?: "alice", "roles"?: ["admin"]}`.
-//! - `allowed_rooms` missing means no rooms (high-templar accepts `{}`);
-//!   anything but an array of objects (`["foo"]`, `null`) refuses.
-//! - `user` missing, `null` or `""` becomes `"anonymous"`: high-templar's
-//!   backends never sent one, and a session must still have a name for logs.
-//!   A number is accepted as text (Django user ids).
-//! - `roles` missing or `null` means no roles; otherwise an array of strings.
+//! A 200 reply with a JSON object authorizes, e.g. high-templar 3.x's
+//! `{"allowed_rooms": [{...}]}`, 2.x's
+//! `{"user": {"id": 1}, "allowed_rooms": [...]}`, or
+//! `{"allowed_rooms": [...], "user": "alice", "roles": ["admin"]}`.
+//! Paths are dotted keys from the reply's top level (`data.user.pk`):
+//!
+//! | reply field | where (config key, default) | accepted | nothing there (missing, `null`, `""`) | anything else |
+//! |---|---|---|---|---|
+//! | rooms | `allowed_rooms` | array of objects | missing: no rooms (high-templar accepts `{}`) | refuses (`["foo"]`, `null`) |
+//! | user id | `user_id_path`; unset: `user.id` if `user` is an object, else `user` | string, or integer as text (Django ids) | a name of its own: `anonymous-` + 16 random hex digits | refuses, naming the path and the type (object, array, boolean, float) |
+//! | roles | `roles_path`, default `roles` | array of strings | no roles | refuses, naming the path and the type |
+//!
+//! A client the reply names nobody for is never given a shared name: two
+//! such clients are two users, so neither can resume the other's session
+//! or see its per-user state (`bootstrap_reply.rs` says why). It also
+//! means an anonymous client cannot resume its own session: it is someone
+//! new on every connection.
 //!
 //! Any other status refuses. Redirects are not followed (they would carry
 //! the client's cookies to wherever the backend points), proxies from the
@@ -30,16 +39,15 @@
 use std::time::Duration;
 
 use axum::http::{HeaderMap, HeaderName, HeaderValue, header};
-use serde_json::Value;
 
-use super::{AuthError, AuthSetupError, Credentials, Principal, TokenSource, claims};
+use super::{
+    AuthError, AuthSetupError, Credentials, Principal, TokenSource,
+    bootstrap_reply::{ReplyPaths, principal_from_reply},
+};
 use crate::config::BootstrapConfig;
 
 /// Largest bootstrap reply read. A user with a few hundred rooms fits.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
-
-/// The user a bootstrap reply without `user` stands for.
-pub const ANONYMOUS_USER: &str = "anonymous";
 
 /// The cookie whose value is forwarded as `X-CSRFToken`.
 const CSRF_COOKIE: &str = "csrftoken";
@@ -50,6 +58,7 @@ pub(crate) struct Bootstrap {
     client: reqwest::Client,
     url: reqwest::Url,
     timeout: Duration,
+    paths: ReplyPaths,
 }
 
 impl Bootstrap {
@@ -83,6 +92,10 @@ impl Bootstrap {
             client,
             url,
             timeout: cfg.timeout,
+            paths: ReplyPaths {
+                user_id: cfg.user_id_path.clone(),
+                roles: cfg.roles_path.clone(),
+            },
         })
     }
 
@@ -127,7 +140,7 @@ impl Bootstrap {
             }
             body.extend_from_slice(&chunk);
         }
-        principal_from_reply(&body)
+        principal_from_reply(&body, &self.paths)
     }
 }
 
@@ -165,37 +178,4 @@ fn transport_error(e: reqwest::Error) -> AuthError {
         // userinfo in it out of the logs.
         AuthError::BootstrapUnreachable(e.without_url().to_string())
     }
-}
-
-/// Parse a 200 reply's body (see the module docs for the rules).
-fn principal_from_reply(body: &[u8]) -> Result<Principal, AuthError> {
-    let bad = |reason: String| AuthError::BootstrapBadReply(reason);
-    let reply: Value = serde_json::from_slice(body).map_err(|e| bad(format!("not JSON: {e}")))?;
-    let Value::Object(fields) = &reply else {
-        return Err(bad("not a JSON object".into()));
-    };
-
-    let allowed_rooms = claims::rooms_from(fields.get("allowed_rooms"))
-        .map_err(|e| bad(format!("allowed_rooms: {e}")))?;
-    let user = match fields.get("user") {
-        None | Some(Value::Null) => ANONYMOUS_USER.to_owned(),
-        Some(Value::String(s)) if s.is_empty() => ANONYMOUS_USER.to_owned(),
-        Some(Value::String(s)) => s.clone(),
-        Some(Value::Number(n)) => n.to_string(),
-        Some(_) => return Err(bad("user: not a string".into())),
-    };
-    let roles = match fields.get("roles") {
-        None | Some(Value::Null) => Vec::new(),
-        Some(Value::Array(items)) => items
-            .iter()
-            .map(|v| v.as_str().map(str::to_owned))
-            .collect::<Option<Vec<_>>>()
-            .ok_or_else(|| bad("roles: not an array of strings".into()))?,
-        Some(_) => return Err(bad("roles: not an array of strings".into())),
-    };
-    Ok(Principal {
-        user,
-        roles,
-        allowed_rooms,
-    })
 }

@@ -60,12 +60,14 @@ pub(crate) fn rooms_from(value: Option<&Value>) -> Result<Vec<Value>, String> {
 }
 
 /// A JSON value's type, for error messages (never its content, which may
-/// be a secret).
-fn kind(v: &Value) -> &'static str {
+/// be a secret). Integers and floats are told apart because a user id may
+/// be the one but not the other.
+pub(crate) fn kind(v: &Value) -> &'static str {
     match v {
         Value::Null => "null",
         Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
+        Value::Number(n) if n.is_f64() => "a float",
+        Value::Number(_) => "an integer",
         Value::String(_) => "a string",
         Value::Array(_) => "an array",
         Value::Object(_) => "an object",

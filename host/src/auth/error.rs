@@ -37,9 +37,15 @@ pub enum AuthError {
     #[error("bootstrap URL timed out")]
     BootstrapTimeout,
     /// The bootstrap URL answered 200 with a body we cannot use: not JSON,
-    /// too large, or `allowed_rooms` not an array of objects.
+    /// too large, `allowed_rooms` not an array of objects, or a user id or
+    /// roles of the wrong type at their configured paths.
     #[error("bootstrap reply unusable: {0}")]
     BootstrapBadReply(String),
+    /// The system's random source failed, so an anonymous client could not
+    /// be given a name of its own; sharing a guessable one would let its
+    /// state leak to others, so it is refused instead.
+    #[error("no randomness for an anonymous identity: {0}")]
+    NoRandomness(String),
 }
 
 impl AuthError {
@@ -53,6 +59,7 @@ impl AuthError {
             AuthError::BootstrapUnreachable(_)
                 | AuthError::BootstrapTimeout
                 | AuthError::BootstrapBadReply(_)
+                | AuthError::NoRandomness(_)
         )
     }
 }

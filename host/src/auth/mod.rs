@@ -24,12 +24,15 @@
 //! - `tokens`: `[[auth.tokens]]`, compared in constant time
 //! - `jwt`: `[auth.jwt]`, HS256 secret and JWKS keys, key selection, claims checks
 //! - `bootstrap`: `[auth.bootstrap]`, high-templar's `GET bootstrap/` with forwarded headers
+//! - `bootstrap_reply`: its reply → [`Principal`] (user id and roles at
+//!   their paths, a name of its own for an anonymous client)
 //! - `claims`: user, roles and rooms out of JSON (shared by `jwt` and `bootstrap`)
 //! - `principal`: [`Principal`], the result
 //! - `error`: [`AuthError`], [`JwtError`], [`AuthSetupError`]
 
 mod authenticator;
 mod bootstrap;
+mod bootstrap_reply;
 mod claims;
 mod credentials;
 mod error;
@@ -41,7 +44,8 @@ mod tokens;
 mod tests;
 
 pub use authenticator::Authenticator;
-pub use bootstrap::{ANONYMOUS_USER, MAX_BODY_BYTES as MAX_BOOTSTRAP_BODY_BYTES};
+pub use bootstrap::MAX_BODY_BYTES as MAX_BOOTSTRAP_BODY_BYTES;
+pub use bootstrap_reply::ANONYMOUS_PREFIX;
 pub use credentials::{
     Credentials, MAX_CREDENTIAL_HEADER_BYTES, MAX_TOKEN_BYTES, MAX_USER_AGENT_BYTES, TOKEN_COOKIE,
     TOKEN_QUERY_PARAM, TokenSource,

@@ -6,8 +6,9 @@ pub const ADMIN_ROLE: &str = "admin";
 /// An authenticated client.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Principal {
-    /// The user id (static token `user`, JWT user claim, bootstrap `user`,
-    /// or `"anonymous"` when the bootstrap reply names nobody).
+    /// The user id (static token `user`, JWT user claim, the bootstrap
+    /// reply's user id, or `anonymous-<16 random hex digits>`, new for each
+    /// connection, when the bootstrap reply names nobody).
     pub user: String,
     /// Role names, e.g. `["user"]` or `["admin"]`.
     pub roles: Vec<String>,

@@ -1,5 +1,5 @@
-//! `[auth]` validation: static tokens, `[auth.jwt]` and the bootstrap URL,
-//! from their raw structs (`raw.rs`) into [`AuthConfig`].
+//! `[auth]` validation: static tokens, `[auth.jwt]`, and the bootstrap URL
+//! and reply paths, from their raw structs (`raw.rs`) into [`AuthConfig`].
 //!
 //! These tables are lists of clients and secrets rather than settings with
 //! a default each, so they are checked by hand here instead of being
@@ -14,6 +14,7 @@ use super::{
     codec::{OneOrMany, bounded, resolve},
     declare::keyed,
     error::{KeyPath, Problem},
+    json_path::{JsonPath, JsonPathError},
     model::{AuthConfig, BootstrapConfig, JwtConfig, StaticToken},
     value::{describe, to_json, token_text},
 };
@@ -61,11 +62,15 @@ keyed! {
     pub(super) struct RawBootstrap {
         pub(super) url: String,
         pub(super) timeout_ms: Option<u64>,
+        pub(super) user_id_path: Option<String>,
+        pub(super) roles_path: Option<String>,
     }
 }
 
 const DEFAULT_JWT_LEEWAY_SECS: u64 = 30;
 const DEFAULT_BOOTSTRAP_TIMEOUT_MS: u64 = 5000;
+/// Where a bootstrap reply's roles are unless `roles_path` says otherwise.
+const DEFAULT_BOOTSTRAP_ROLES_PATH: &str = "roles";
 /// Roles of a `[[auth.tokens]]` entry that lists none.
 const DEFAULT_ROLES: &[&str] = &["user"];
 
@@ -103,14 +108,29 @@ pub(super) fn validate_auth(raw: RawAuth, base: &Path) -> Result<AuthConfig, Pro
                 300_000,
                 "how long to wait for the bootstrap URL, in milliseconds, at most 5 minutes (default 5000)",
             )?;
+            let user_id_path = b
+                .user_id_path
+                .map(|p| reply_path(&path.key("user_id_path"), &p, "user.id"))
+                .transpose()?;
+            let roles_path = reply_path(
+                &path.key("roles_path"),
+                b.roles_path
+                    .as_deref()
+                    .unwrap_or(DEFAULT_BOOTSTRAP_ROLES_PATH),
+                "user.roles",
+            )?;
             Some(BootstrapConfig {
                 url,
                 timeout: millis(timeout),
+                user_id_path,
+                roles_path,
             })
         }
         (None, Some(url)) => Some(BootstrapConfig {
             url: bootstrap_url(&table.key("bootstrap_url"), &url)?,
             timeout: millis(DEFAULT_BOOTSTRAP_TIMEOUT_MS),
+            user_id_path: None,
+            roles_path: default_roles_path(),
         }),
         (None, None) => None,
     };
@@ -191,6 +211,30 @@ fn bootstrap_url(path: &KeyPath, url: &str) -> Result<String, Problem> {
             "write a full URL: \"http://127.0.0.1:8000/api/bootstrap/\"",
         )),
     }
+}
+
+/// A dotted path into the bootstrap reply; `example` is a path of the same
+/// kind, for the hint.
+fn reply_path(path: &KeyPath, text: &str, example: &str) -> Result<JsonPath, Problem> {
+    JsonPath::parse(text).map_err(|e| {
+        // The text is quoted back only when it is short enough to read.
+        let message = match e {
+            JsonPathError::TooLong { .. } => format!("{path} is not a usable path: {e}"),
+            _ => format!("{path} = {text:?} is not a usable path: {e}"),
+        };
+        Problem::invalid(
+            path,
+            message,
+            format!(
+                "name the reply's keys from its top level down, separated by dots: {} = \"{example}\"",
+                path.last_key().unwrap_or_default()
+            ),
+        )
+    })
+}
+
+fn default_roles_path() -> JsonPath {
+    JsonPath::parse(DEFAULT_BOOTSTRAP_ROLES_PATH).expect("the default roles path is a valid path")
 }
 
 /// One `allowed_rooms` entry: an object whose values are strings, numbers or

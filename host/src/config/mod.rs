@@ -5,7 +5,9 @@
 //!   raw field, default, bounds, hint, live or restart, diff line
 //! - `declare`: the `section!` macro those declarations use, and why it is
 //!   a macro; `codec`: the kinds of value an entry can hold
-//! - `model`: the validated types every part of the host reads
+//! - `model`: the validated types every part of the host reads;
+//!   `json_path`: [`JsonPath`], a checked dotted path into JSON (bootstrap
+//!   replies)
 //! - `raw`: the file's shape (serde) for the top level and the tables that
 //!   are not settings (`[auth]`, …), and validation into `model`;
 //!   `auth`: the `[auth]` part of that validation
@@ -30,6 +32,7 @@ mod codec;
 mod declare;
 mod diff;
 mod error;
+mod json_path;
 mod model;
 mod raw;
 mod report;
@@ -49,6 +52,9 @@ use serde::Deserialize;
 
 pub use diff::{describe_changes, restart_required};
 pub use error::{ConfigError, Diagnostic, MAX_CONFIG_BYTES, Position};
+pub use json_path::{
+    JsonPath, JsonPathError, MAX_JSON_PATH_BYTES, MAX_JSON_PATH_SEGMENTS, PathBlocked,
+};
 pub use model::*;
 
 /// The repository's config.toml, compiled in: what `modhost run` uses when

@@ -11,6 +11,7 @@
 
 use std::{path::PathBuf, time::Duration};
 
+use super::json_path::JsonPath;
 pub use super::settings::{
     Diagnostics, GatewayConfig, Limits, ModuleSettings, ModulesConfig, ServerConfig, StatusAccess,
 };
@@ -100,6 +101,13 @@ pub struct BootstrapConfig {
     pub url: String,
     /// `timeout_ms = 5000`
     pub timeout: Duration,
+    /// `user_id_path = "user.id"`: where the reply holds the user id.
+    /// `None` (not set): `user.id` when `user` is an object, else `user`
+    /// itself, so high-templar 2.x's `{"user": {"id": 1}}` and a plain
+    /// `{"user": "alice"}` both work.
+    pub user_id_path: Option<JsonPath>,
+    /// `roles_path = "roles"`: where the reply holds the role names.
+    pub roles_path: JsonPath,
 }
 
 /// `[trigger]`

@@ -373,3 +373,52 @@ async fn legacy_clients_get_nothing_unasked() {
     assert_eq!(state.sessions.parked(), 0);
     assert!(state.sessions.list().is_empty());
 }
+
+/// Clients a bootstrap reply names nobody for are each someone of their
+/// own: they get different users, and one cannot resume the other's
+/// session with its token.
+#[tokio::test]
+async fn anonymous_clients_cannot_resume_each_others_sessions() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let api = listener.local_addr().unwrap();
+    let backend = axum::Router::new().route(
+        "/bootstrap/",
+        axum::routing::get(|| async {
+            axum::Json(json!({"allowed_rooms": [{"target": "message", "customer": "*"}]}))
+        }),
+    );
+    tokio::spawn(async move { axum::serve(listener, backend).await });
+    let (host, _dir) = host(&format!(
+        "[auth.bootstrap]\nurl = \"http://{api}/bootstrap/\"\ntimeout_ms = 60000\n"
+    ))
+    .await;
+    let state = &host.state;
+
+    let mut first = connect(state, "opaque-1", None, 64);
+    let hello = first.hello().await;
+    let first_user = hello["user"].as_str().unwrap().to_owned();
+    let token = hello["resume"].as_str().unwrap().to_owned();
+    first.send(json!({"type": "subscribe", "room": room("1"), "requestId": "r"}));
+    assert_eq!(first.reply().await["code"], "success");
+    drop(first.to_host);
+    first.session.await.unwrap();
+    assert_eq!(state.sessions.parked(), 1);
+
+    let mut second = connect(state, "opaque-2", Some(token), 64);
+    let hello = second.hello().await;
+    let second_user = hello["user"].as_str().unwrap();
+    for user in [first_user.as_str(), second_user] {
+        assert!(user.starts_with(crate::auth::ANONYMOUS_PREFIX), "{user}");
+    }
+    assert_ne!(first_user, second_user);
+    assert_eq!(
+        second.reply().await,
+        json!({"type": "resume_failed", "reason": "other-user"})
+    );
+    // The first session is still parked, and the second did not get what
+    // is published to it.
+    assert_eq!(state.sessions.parked(), 1);
+    assert_eq!(publish(state, "1", json!("for the first only")), 1);
+    second.send(json!({"type": "status"}));
+    assert_ne!(second.reply().await["type"], "publish");
+}

@@ -15,8 +15,8 @@ use axum::{
 use serde_json::json;
 
 use super::{jwt_config, static_token};
-use crate::auth::{ANONYMOUS_USER, AuthError, AuthSetupError, Authenticator, Credentials};
-use crate::config::{AuthConfig, BootstrapConfig};
+use crate::auth::{ANONYMOUS_PREFIX, AuthError, AuthSetupError, Authenticator, Credentials};
+use crate::config::{AuthConfig, BootstrapConfig, JsonPath};
 
 /// The headers of every request the backend received.
 type Seen = Arc<Mutex<Vec<HeaderMap>>>;
@@ -57,6 +57,18 @@ impl Backend {
             .route(
                 "/numeric-user/",
                 get(|| async { axum::Json(json!({"user": 42})) }),
+            )
+            .route(
+                "/v2/",
+                get(|| async {
+                    axum::Json(json!({"user": {"id": 1}, "allowed_rooms": [{"target": "message"}]}))
+                }),
+            )
+            .route(
+                "/nested/",
+                get(|| async {
+                    axum::Json(json!({"data": {"user": {"pk": "p-7", "roles": ["staff"]}}}))
+                }),
             )
             .route("/forbidden/", get(|| async { StatusCode::FORBIDDEN }))
             .route("/redirect/", get(|| async { Redirect::temporary("/ok/") }))
@@ -114,10 +126,10 @@ impl Backend {
 
     fn auth_with_timeout(&self, path: &str, timeout: Duration) -> Authenticator {
         Authenticator::new(&AuthConfig {
-            bootstrap: Some(BootstrapConfig {
-                url: format!("http://{}{path}", self.addr),
+            bootstrap: Some(bootstrap_config(
+                format!("http://{}{path}", self.addr),
                 timeout,
-            }),
+            )),
             ..AuthConfig::default()
         })
         .unwrap()
@@ -125,6 +137,16 @@ impl Backend {
 
     fn requests(&self) -> Vec<HeaderMap> {
         self.seen.lock().unwrap().clone()
+    }
+}
+
+/// `[auth.bootstrap]` at `url` with the default reply paths.
+fn bootstrap_config(url: impl Into<String>, timeout: Duration) -> BootstrapConfig {
+    BootstrapConfig {
+        url: url.into(),
+        timeout,
+        user_id_path: None,
+        roles_path: JsonPath::parse("roles").unwrap(),
     }
 }
 
@@ -206,7 +228,7 @@ async fn called_without_any_credentials() {
         .authenticate(&Credentials::none())
         .await
         .unwrap();
-    assert_eq!(p.user, ANONYMOUS_USER);
+    assert!(p.user.starts_with(ANONYMOUS_PREFIX), "{}", p.user);
     assert!(p.roles.is_empty());
     assert!(p.allowed_rooms.is_empty());
 
@@ -216,6 +238,37 @@ async fn called_without_any_credentials() {
         .await
         .unwrap();
     assert_eq!(p.user, "42");
+}
+
+#[tokio::test]
+async fn reply_paths_from_the_config_are_followed() {
+    let backend = Backend::start().await;
+    // Unset paths read high-templar 2.x's user object.
+    let p = backend
+        .auth("/v2/")
+        .authenticate(&Credentials::none())
+        .await
+        .unwrap();
+    assert_eq!(p.user, "1");
+    assert_eq!(p.allowed_rooms, [json!({"target": "message"})]);
+
+    let auth = Authenticator::new(&AuthConfig {
+        bootstrap: Some(BootstrapConfig {
+            user_id_path: Some(JsonPath::parse("data.user.pk").unwrap()),
+            roles_path: JsonPath::parse("data.user.roles").unwrap(),
+            ..bootstrap_config(
+                format!("http://{}/nested/", backend.addr),
+                Duration::from_secs(60),
+            )
+        }),
+        ..AuthConfig::default()
+    })
+    .unwrap();
+    let p = auth.authenticate(&Credentials::none()).await.unwrap();
+    assert_eq!(
+        (p.user.as_str(), p.roles),
+        ("p-7", vec!["staff".to_owned()])
+    );
 }
 
 #[tokio::test]
@@ -314,10 +367,10 @@ async fn unreachable_backend() {
         l.local_addr().unwrap()
     };
     let auth = Authenticator::new(&AuthConfig {
-        bootstrap: Some(BootstrapConfig {
-            url: format!("http://{addr}/bootstrap/"),
-            timeout: Duration::from_secs(2),
-        }),
+        bootstrap: Some(bootstrap_config(
+            format!("http://{addr}/bootstrap/"),
+            Duration::from_secs(2),
+        )),
         ..AuthConfig::default()
     })
     .unwrap();
@@ -335,10 +388,10 @@ async fn earlier_modes_decide_before_bootstrap() {
     let auth = Authenticator::new(&AuthConfig {
         tokens: vec![static_token("static-tok", "svc", &[])],
         jwt: Some(jwt_config(Some("secret"))),
-        bootstrap: Some(BootstrapConfig {
-            url: format!("http://{}/ok/", backend.addr),
-            timeout: Duration::from_secs(5),
-        }),
+        bootstrap: Some(bootstrap_config(
+            format!("http://{}/ok/", backend.addr),
+            Duration::from_secs(5),
+        )),
     })
     .unwrap();
 
@@ -376,10 +429,7 @@ fn bootstrap_setup_errors() {
         "unix:/tmp/sock",
     ] {
         let err = Authenticator::new(&AuthConfig {
-            bootstrap: Some(BootstrapConfig {
-                url: url.into(),
-                timeout: Duration::from_secs(1),
-            }),
+            bootstrap: Some(bootstrap_config(url, Duration::from_secs(1))),
             ..AuthConfig::default()
         })
         .unwrap_err();

@@ -2,6 +2,7 @@
 
 mod authenticator;
 mod bootstrap;
+mod bootstrap_reply;
 mod credentials;
 mod jwt;
 

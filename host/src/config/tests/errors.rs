@@ -250,6 +250,67 @@ fn auth_sources_are_checked() {
 }
 
 #[test]
+fn bootstrap_reply_paths_are_checked() {
+    let url = "[auth.bootstrap]\nurl = \"http://127.0.0.1:8000/b/\"\n";
+    let shown = invalid_at(
+        &format!("{url}user_id_path = \"user..id\"\n"),
+        3,
+        "auth.bootstrap.user_id_path = \"user..id\" is not a usable path: segment 2 is empty",
+    );
+    assert!(
+        shown.contains("hint: name the reply's keys from its top level down, separated by dots: user_id_path = \"user.id\""),
+        "{shown}"
+    );
+    invalid_at(
+        &format!("{url}user_id_path = \"\"\n"),
+        3,
+        "the path is empty",
+    );
+    invalid_at(
+        &format!("{url}user_id_path = \".id\"\n"),
+        3,
+        "segment 1 is empty",
+    );
+    invalid_at(
+        &format!("{url}user_id_path = \"user id\"\n"),
+        3,
+        "whitespace",
+    );
+    let shown = invalid_at(
+        &format!("{url}roles_path = \"user.roles.\"\n"),
+        3,
+        "auth.bootstrap.roles_path = \"user.roles.\" is not a usable path: segment 3 is empty",
+    );
+    assert!(shown.contains("roles_path = \"user.roles\""), "{shown}");
+    // A pasted document is not quoted back in full.
+    let long = "a.".repeat(200) + "a";
+    let shown = invalid_at(
+        &format!("{url}user_id_path = \"{long}\"\n"),
+        3,
+        "more than 256",
+    );
+    assert!(!shown.contains(&long), "{shown}");
+    invalid_at(
+        &format!("{url}user_id_path = \"{}\"\n", vec!["k"; 17].join(".")),
+        3,
+        "17 segments, more than 16",
+    );
+    // A value of the wrong type is a type error on its line.
+    let (e, shown) = err(&format!("{url}\nroles_path = [\"roles\"]\n"));
+    assert!(
+        matches!(e, ConfigError::Type(_)) && e.line() == Some(4),
+        "{shown}"
+    );
+    // A misspelt key is unknown, with the right one suggested.
+    let (e, shown) = err(&format!("{url}user_id_pth = \"id\"\n"));
+    assert!(
+        matches!(e, ConfigError::UnknownKey(_)) && e.line() == Some(3),
+        "{shown}"
+    );
+    assert!(shown.contains("did you mean `user_id_path`?"), "{shown}");
+}
+
+#[test]
 fn allowed_rooms_are_objects_of_plain_values() {
     let (e, shown) = err(
         "[[auth.tokens]]\ntoken = \"x\"\nuser = \"a\"\nallowed_rooms = [\n  { a = 1 },\n  \"room\",\n]\n",

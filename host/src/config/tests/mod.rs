@@ -3,6 +3,7 @@
 mod diff;
 mod docs;
 mod errors;
+mod json_path;
 mod raw;
 
 use std::{collections::BTreeMap, time::Duration};
@@ -169,6 +170,8 @@ fn full_example_parses_to_the_expected_config() {
             bootstrap: Some(BootstrapConfig {
                 url: "https://auth.example.com/api/bootstrap/".into(),
                 timeout: Duration::from_millis(5000),
+                user_id_path: None,
+                roles_path: JsonPath::parse("roles").unwrap(),
             }),
         },
         trigger: TriggerConfig {
@@ -252,6 +255,33 @@ fn bootstrap_table_form() {
         .unwrap();
     assert_eq!(b.url, "http://127.0.0.1:8000/b/");
     assert_eq!(b.timeout, Duration::from_millis(250));
+    // Unset paths: the user id where 2.x and 3.x backends put it, roles at `roles`.
+    assert_eq!(b.user_id_path, None);
+    assert_eq!(b.roles_path.as_str(), "roles");
+    let short = ok("[auth]\nbootstrap_url = \"http://127.0.0.1:8000/b/\"\n")
+        .auth
+        .bootstrap
+        .unwrap();
+    assert_eq!(short.user_id_path, None);
+    assert_eq!(short.roles_path.as_str(), "roles");
+}
+
+#[test]
+fn bootstrap_reply_paths() {
+    let b = ok("[auth.bootstrap]\nurl = \"http://127.0.0.1:8000/b/\"\nuser_id_path = \"data.user.pk\"\nroles_path = \"user.roles\"\n")
+        .auth
+        .bootstrap
+        .unwrap();
+    assert_eq!(
+        b.user_id_path.as_ref().map(JsonPath::as_str),
+        Some("data.user.pk")
+    );
+    assert_eq!(b.roles_path.as_str(), "user.roles");
+    let b = ok("[auth.bootstrap]\nurl = \"http://127.0.0.1:8000/b/\"\nuser_id_path = \"id\"\n")
+        .auth
+        .bootstrap
+        .unwrap();
+    assert_eq!(b.user_id_path.as_ref().map(JsonPath::as_str), Some("id"));
 }
 
 #[test]
