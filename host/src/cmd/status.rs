@@ -24,6 +24,7 @@ impl Status {
             "num_rooms": state.fanout.num_rooms(),
             "num_subscriptions": state.fanout.num_subscriptions(),
             "online_since": state.started.duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs()),
+            "rabbitmq_messages_received": c.amqp_messages_received.load(Ordering::Relaxed),
             "ws_messages_received": c.ws_messages_received.load(Ordering::Relaxed),
             "ws_messages_send": c.ws_messages_send.load(Ordering::Relaxed),
             "ws_messages_send_error": c.ws_messages_send_error.load(Ordering::Relaxed),
