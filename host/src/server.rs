@@ -7,6 +7,8 @@
 //! live) and config.toml (`config::watch::ConfigWatcher`, applied here by
 //! [`apply_config`]). Both start before the first modules are loaded, so no
 //! file dropped during start-up is missed, and stop before the modules do.
+//! The AMQP source (`trigger::AmqpSource`) runs beside the server as a task
+//! while it serves.
 
 use std::{
     future::Future,
@@ -161,7 +163,9 @@ impl Host {
                 }
             })
         };
-        // After the modules, so a message that arrives at once finds them.
+        // Here, not in `build`: it ends with the shutdown signal sent below,
+        // and a host that is built but never served holds no broker
+        // connection.
         let amqp = AmqpSource::spawn(state.clone());
         let addr = listener.local_addr()?;
         tracing::info!(%addr, "listening: websocket at ws://{addr}/ws/, health at http://{addr}/health");

@@ -49,9 +49,8 @@ impl Dispatcher {
         }
     }
 
-    /// Publishes `body` to its rooms, or drops it with a warning. Returns
-    /// the number of subscriptions it reached.
-    pub(super) fn dispatch(&mut self, body: &[u8], routing_key: &str) -> u64 {
+    /// Publishes `body` to its rooms, or drops it with a warning.
+    pub(super) fn dispatch(&mut self, body: &[u8], routing_key: &str) {
         let counters = &self.state.sessions.counters;
         counters
             .amqp_messages_received
@@ -61,15 +60,11 @@ impl Dispatcher {
         } else {
             message::publish(&self.state, body).map_err(Dropped::Message)
         };
-        match outcome {
-            Ok(delivered) => delivered,
-            Err(dropped) => {
-                counters
-                    .amqp_messages_dropped
-                    .fetch_add(1, Ordering::Relaxed);
-                self.warn(&dropped, body, routing_key);
-                0
-            }
+        if let Err(dropped) = outcome {
+            counters
+                .amqp_messages_dropped
+                .fetch_add(1, Ordering::Relaxed);
+            self.warn(&dropped, body, routing_key);
         }
     }
 
@@ -79,7 +74,7 @@ impl Dispatcher {
             Take::Allowed { over: 0 } => {}
             Take::Allowed { over } => tracing::warn!(
                 exchange,
-                "{over} more malformed AMQP messages were dropped in the last second without a warning each"
+                "{over} more malformed AMQP messages were dropped earlier without a warning each"
             ),
             Take::FirstOver => {
                 tracing::warn!(
