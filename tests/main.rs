@@ -11,12 +11,16 @@
 //! - `reload`: hot reload of modules and config.toml; fault containment
 //! - `hostile`: hostile clients and modules: errors, closes, bounded memory
 //! - `durability`: state on disk survives `kill -9` at any moment
+//! - `rabbit`: a throw-away RabbitMQ node, shared by the AMQP tests
+//! - `amqp`: the `[trigger.amqp]` source against it
 
 // Items shared between test files are `pub`; a test binary exports nothing.
 #![allow(unreachable_pub)]
 
 mod harness;
+mod rabbit;
 
+mod amqp;
 mod bootstrap;
 mod calls;
 mod durability;

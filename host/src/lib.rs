@@ -13,6 +13,8 @@
 //! - `broker`: checks calls against manifests, stamps callers, dispatches them to
 //!   module endpoints (in-process generations today; external and remote next)
 //! - `state`: the shared state and the services modules call back into
+//! - `trigger`: publishes from backends: the `{"rooms","data"}` message
+//!   (shared with `POST /trigger/`) and the AMQP source (`[trigger.amqp]`)
 //! - `cmd`: one file per client command, applied to a session
 //! - `gateway`: the websocket endpoint and the per-connection session loop
 //! - `http`: health, trigger, admin API
@@ -34,4 +36,5 @@ pub mod server;
 pub mod sessions;
 pub mod signing;
 pub mod state;
+pub mod trigger;
 pub(crate) mod util;

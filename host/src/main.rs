@@ -98,7 +98,16 @@ fn main() -> std::process::ExitCode {
 }
 
 fn init_logging() {
-    let filter = EnvFilter::try_from_env("MODHOST_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    // lapin logs a broken broker connection three times at ERROR; the AMQP
+    // source reports it once, at WARN, with the next attempt's delay. So
+    // lapin is quiet unless MODHOST_LOG names it (`...,lapin=debug`).
+    let spec = std::env::var("MODHOST_LOG").unwrap_or_else(|_| "info".to_owned());
+    let spec = if spec.contains("lapin") {
+        spec
+    } else {
+        format!("{spec},lapin=off")
+    };
+    let filter = EnvFilter::try_new(spec).unwrap_or_else(|_| EnvFilter::new("info,lapin=off"));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_target(false)

@@ -7,6 +7,8 @@
 //! live) and config.toml (`config::watch::ConfigWatcher`, applied here by
 //! [`apply_config`]). Both start before the first modules are loaded, so no
 //! file dropped during start-up is missed, and stop before the modules do.
+//! The AMQP source (`trigger::AmqpSource`) runs beside the server as a task
+//! while it serves.
 
 use std::{
     future::Future,
@@ -32,6 +34,7 @@ use crate::{
     sessions::Sessions,
     signing::{Keyring, SeqStore},
     state::{AppState, Services},
+    trigger::AmqpSource,
     util::sync::lock,
 };
 
@@ -114,6 +117,7 @@ impl Host {
             registry: registry.clone(),
             started: std::time::SystemTime::now(),
             shutdown: shutdown_rx,
+            config_applied: tokio::sync::watch::Sender::new(()),
         });
         registry.set_services(Arc::new(Services(Arc::downgrade(&state))));
         let config_status = ConfigStatus::default();
@@ -159,6 +163,10 @@ impl Host {
                 }
             })
         };
+        // Here, not in `build`: it ends with the shutdown signal sent below,
+        // and a host that is built but never served holds no broker
+        // connection.
+        let amqp = AmqpSource::spawn(state.clone());
         let addr = listener.local_addr()?;
         tracing::info!(%addr, "listening: websocket at ws://{addr}/ws/, health at http://{addr}/health");
         let listener = listener.tap_io(|tcp| {
@@ -179,6 +187,8 @@ impl Host {
             .with_graceful_shutdown(graceful)
             .await?;
         sweeper.abort();
+        // The shutdown signal has reached it: it closes its connection.
+        amqp.stopped(Duration::from_secs(10)).await;
         let registry = state.registry.clone();
         let _ = tokio::task::spawn_blocking(move || {
             // No load may start once the modules are being stopped.
@@ -241,7 +251,8 @@ fn start_watchers(state: Weak<AppState>, status: ConfigStatus) -> Watchers {
 /// limits (read where they are used; new connections get the new ones),
 /// module enable/disable, module config tables (sent to the running
 /// instance), call timeouts, verify key folders, `allow_rollback`, the admin
-/// and trigger tokens. Settings that need a restart (`server.listen`, the
+/// and trigger tokens, `[trigger.amqp]` (the AMQP source reconnects with the
+/// new settings: `config_applied` tells it). Settings that need a restart (`server.listen`, the
 /// modules and state folders, the diagnostics route) keep their running
 /// values, with a warning.
 pub fn apply_config(
@@ -320,6 +331,7 @@ pub fn apply_config(
         call_timeout: next.limits.call_timeout,
     };
     state.config.store(Arc::new(next));
+    state.config_applied.send_replace(());
     for line in &changes {
         tracing::info!(file = %source, "config change applied: {line}");
     }

@@ -39,6 +39,10 @@ pub struct AppState {
     pub started: SystemTime,
     /// Flips to true when the host begins shutting down.
     pub shutdown: tokio::sync::watch::Receiver<bool>,
+    /// Marked changed each time a reloaded config has been stored in
+    /// `config`, for the parts that build long-lived things from it (the
+    /// AMQP source's connection) instead of reading it per use.
+    pub config_applied: tokio::sync::watch::Sender<()>,
 }
 
 /// Errors of a publish request.

@@ -11,7 +11,8 @@
 //! as "changed" and, for lists, with the counts.
 
 use super::model::{
-    Config, Diagnostics, GatewayConfig, Limits, ModuleSettings, ModulesConfig, ServerConfig,
+    AmqpConfig, Config, Diagnostics, GatewayConfig, Limits, ModuleSettings, ModulesConfig,
+    ServerConfig,
 };
 
 /// The changed settings that only take effect after a restart, by their
@@ -82,6 +83,11 @@ pub fn describe_changes(old: &Config, new: &Config) -> Vec<String> {
             v.len()
         ));
     }
+    describe_amqp(
+        old.trigger.amqp.as_ref(),
+        new.trigger.amqp.as_ref(),
+        &mut out,
+    );
 
     // Modules: the union of names, in name order.
     let mut names: Vec<&String> = a.settings.keys().chain(b.settings.keys()).collect();
@@ -93,6 +99,42 @@ pub fn describe_changes(old: &Config, new: &Config) -> Vec<String> {
         describe_module(name, &x, &y, &mut out);
     }
     out
+}
+
+/// `[trigger.amqp]`: the AMQP source restarts on any change (see
+/// `trigger::amqp`), so the line names what changed. The URL can carry a
+/// password: it is named, never shown.
+fn describe_amqp(old: Option<&AmqpConfig>, new: Option<&AmqpConfig>, out: &mut Vec<String>) {
+    let (old, new) = match (old, new) {
+        (None, None) => return,
+        (None, Some(n)) => {
+            out.push(format!("trigger.amqp added (exchange {:?})", n.exchange));
+            return;
+        }
+        (Some(_), None) => {
+            out.push("trigger.amqp removed".to_owned());
+            return;
+        }
+        (Some(o), Some(n)) => (o, n),
+    };
+    let changed: Vec<&str> = [
+        ("url", old.url != new.url),
+        ("exchange", old.exchange != new.exchange),
+        ("exchange_type", old.exchange_type != new.exchange_type),
+        ("routing_key", old.routing_key != new.routing_key),
+        ("queue_prefix", old.queue_prefix != new.queue_prefix),
+        (
+            "max_message_bytes",
+            old.max_message_bytes != new.max_message_bytes,
+        ),
+        ("prefetch", old.prefetch != new.prefetch),
+    ]
+    .into_iter()
+    .filter_map(|(key, differs)| differs.then_some(key))
+    .collect();
+    if !changed.is_empty() {
+        out.push(format!("trigger.amqp changed ({})", changed.join(", ")));
+    }
 }
 
 /// A module without a table has the default settings, so adding an empty

@@ -10,7 +10,8 @@
 //!   replies)
 //! - `raw`: the file's shape (serde) for the top level and the tables that
 //!   are not settings (`[auth]`, …), and validation into `model`;
-//!   `auth`: the `[auth]` part of that validation
+//!   `auth`: the `[auth]` part of that validation; `trigger`: the
+//!   `[trigger]` part (tokens, `[trigger.amqp]`)
 //! - `shape`: the key check, walking the parsed document against the raw
 //!   structs' declared keys
 //! - `error`: [`ConfigError`], `path:line:column: message` plus a hint
@@ -40,6 +41,7 @@ mod settings;
 mod shape;
 #[cfg(test)]
 mod tests;
+mod trigger;
 mod value;
 pub mod watch;
 

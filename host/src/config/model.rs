@@ -116,4 +116,89 @@ pub struct TriggerConfig {
     /// `tokens = ["..."]`: Bearer tokens accepted by `POST /trigger/`. Empty:
     /// the trigger endpoint refuses every request.
     pub tokens: Vec<String>,
+    /// `[trigger.amqp]`: consume trigger messages from a RabbitMQ exchange
+    /// (high-templar 3.x's transport). `None`: no AMQP source.
+    pub amqp: Option<AmqpConfig>,
+}
+
+/// `[trigger.amqp]`: the exchange to consume and how.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AmqpConfig {
+    /// `url = "amqp://user:pass@host:5672/%2f"` (required).
+    pub url: AmqpUrl,
+    /// `exchange = "hightemplar"`: declared as high-templar declares it
+    /// (non-durable, not auto-deleted), so either side may create it.
+    pub exchange: String,
+    /// `exchange_type = "direct"`
+    pub exchange_type: ExchangeType,
+    /// `routing_key = "*"`: the binding key of our queue; high-templar and
+    /// django-binder publish with the literal key `*`.
+    pub routing_key: String,
+    /// `queue_prefix = "modhost_"`: our queue is `<prefix><32 hex digits>`,
+    /// exclusive and auto-deleted, so every host gets every message.
+    pub queue_prefix: String,
+    /// `max_message_bytes = 1048576`: larger messages are dropped with a warning.
+    pub max_message_bytes: usize,
+    /// `prefetch = 256`: unacknowledged messages the broker may send ahead.
+    pub prefetch: u16,
+}
+
+/// An AMQP exchange type, as `exchange_type` names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExchangeType {
+    /// `"direct"`: routed by exact routing key (high-templar's choice).
+    Direct,
+    /// `"fanout"`: every bound queue gets every message.
+    Fanout,
+    /// `"topic"`: routing key patterns (`*`, `#`).
+    Topic,
+    /// `"headers"`: routed by header values.
+    Headers,
+}
+
+impl ExchangeType {
+    /// Every type, for parsing and hints.
+    pub const ALL: [ExchangeType; 4] = [Self::Direct, Self::Fanout, Self::Topic, Self::Headers];
+
+    /// The name AMQP and config.toml use.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Direct => "direct",
+            Self::Fanout => "fanout",
+            Self::Topic => "topic",
+            Self::Headers => "headers",
+        }
+    }
+}
+
+/// The broker URL. It carries a password, so it is never shown as written:
+/// `Debug` and `Display` print it with the password replaced by `***`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct AmqpUrl {
+    written: String,
+    shown: String,
+}
+
+impl AmqpUrl {
+    /// `written` must be a valid URL (checked by the config validation).
+    pub(crate) fn new(written: String, shown: String) -> Self {
+        Self { written, shown }
+    }
+
+    /// The URL as written, password included: only for connecting.
+    pub fn expose(&self) -> &str {
+        &self.written
+    }
+}
+
+impl std::fmt::Display for AmqpUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.shown)
+    }
+}
+
+impl std::fmt::Debug for AmqpUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "AmqpUrl({:?})", self.shown)
+    }
 }

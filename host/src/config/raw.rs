@@ -6,8 +6,9 @@
 //! place: the declarations in `settings.rs`, whose raw tables
 //! (`RawServer`, `RawLimits`, …) are generated there. The structs here are
 //! the rest: the top level, and the tables that are structure rather than
-//! settings (`[admin]`, `[auth]`, `[trigger]`), each declared with `keyed!`
-//! so the key check (`shape.rs`) reads its keys from the struct itself.
+//! settings (`[admin]` here; `[auth]` and `[trigger]` in `auth.rs` and
+//! `trigger.rs`), each declared with `keyed!` so the key check
+//! (`shape.rs`) reads its keys from the struct itself.
 //! Unknown keys are found by that check before serde runs, so serde is not
 //! asked to deny them.
 //!
@@ -30,12 +31,13 @@ use super::{
     auth::{RawAuth, validate_auth},
     declare::{At, Take, keyed, take_all},
     error::{KeyPath, Problem},
-    model::{AdminConfig, Config, ServerConfig, TriggerConfig},
+    model::{AdminConfig, Config, ServerConfig},
     settings::{
         Diagnostics, GatewayConfig, Limits, ModuleSettings, ModulesConfig, RawDiagnostics,
         RawGateway, RawLimits, RawModuleHost, RawModulesSettings, RawServer,
     },
     shape::{Shape, Shaped},
+    trigger::{RawTrigger, validate_trigger},
     value::{to_json, token_text},
 };
 
@@ -60,14 +62,6 @@ keyed! {
     #[serde(default)]
     struct RawAdmin {
         token: Option<String>,
-    }
-}
-
-keyed! {
-    #[derive(Debug, Default, Deserialize)]
-    #[serde(default)]
-    struct RawTrigger {
-        tokens: Vec<String>,
     }
 }
 
@@ -184,24 +178,6 @@ fn validate_admin(raw: RawAdmin, server: &ServerConfig) -> Result<AdminConfig, P
         ));
     }
     Ok(AdminConfig { token: Some(token) })
-}
-
-fn validate_trigger(raw: RawTrigger) -> Result<TriggerConfig, Problem> {
-    let path = root().key("trigger").key("tokens");
-    let mut tokens: Vec<String> = Vec::with_capacity(raw.tokens.len());
-    for (i, t) in raw.tokens.iter().enumerate() {
-        let item = path.index(i);
-        let t = token_text(&item, t, "a Bearer token for POST /trigger/")?;
-        if tokens.contains(&t) {
-            return Err(Problem::invalid(
-                &item,
-                format!("{item} repeats an earlier trigger token"),
-                "remove the duplicate",
-            ));
-        }
-        tokens.push(t);
-    }
-    Ok(TriggerConfig { tokens })
 }
 
 /// A module name as used in `verify_keys/<module>.pub` and `[modules.<name>]`.

@@ -10,7 +10,8 @@
 //!
 //! The tables that are structure rather than settings (`[admin]`, `[auth]`,
 //! `[trigger]`: secrets and lists of clients) are plain serde structs in
-//! `raw.rs`; their keys are still declared once, by those structs.
+//! `raw.rs`, `auth.rs` and `trigger.rs`; their keys are still declared
+//! once, by those structs.
 
 use std::{collections::BTreeMap, net::SocketAddr, path::PathBuf, time::Duration};
 

@@ -108,8 +108,18 @@ fn register_sessions(r: &mut Registry, state: &AppState) {
         ),
         (
             "publishes",
-            "Publishes received (trigger and modules)",
+            "Publishes received (trigger, AMQP and modules)",
             &c.publishes,
+        ),
+        (
+            "amqp_messages_received",
+            "Messages received from the [trigger.amqp] exchange",
+            &c.amqp_messages_received,
+        ),
+        (
+            "amqp_messages_dropped",
+            "AMQP messages dropped: too large or not a trigger message",
+            &c.amqp_messages_dropped,
         ),
     ];
     for (name, help, value) in counters {

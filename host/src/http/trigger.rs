@@ -1,5 +1,6 @@
 //! `POST /trigger/`: publish to rooms over HTTP (high-templar 2.x's body,
-//! authenticated this time).
+//! authenticated this time). The body is read and published by
+//! `trigger::message`, which the AMQP source shares.
 
 use std::sync::Arc;
 
@@ -10,20 +11,11 @@ use axum::{
     http::{HeaderMap, StatusCode},
     response::{IntoResponse, Response},
 };
-use serde::Deserialize;
-use serde_json::value::RawValue;
 
-use crate::state::AppState;
+use crate::{state::AppState, trigger::message};
 
 use super::auth::bearer;
 use crate::util::secret::ct_eq;
-
-#[derive(Deserialize)]
-struct TriggerBody<'a> {
-    rooms: Option<serde_json::Value>,
-    #[serde(borrow)]
-    data: Option<&'a RawValue>,
-}
 
 fn plain(status: StatusCode, text: &'static str) -> Response {
     (status, text).into_response()
@@ -54,20 +46,8 @@ pub(super) async fn trigger(
     {
         return plain(StatusCode::PAYLOAD_TOO_LARGE, "body too large");
     }
-    let parsed: TriggerBody<'_> = match serde_json::from_slice(&body) {
-        Ok(b) => b,
-        Err(_) => return plain(StatusCode::BAD_REQUEST, "invalid JSON"),
-    };
-    let Some(rooms) = parsed.rooms.filter(|r| r.is_array()) else {
-        return plain(StatusCode::BAD_REQUEST, "rooms not specified");
-    };
-    let Some(data) = parsed.data else {
-        return plain(StatusCode::BAD_REQUEST, "data not specified");
-    };
-    let rooms = match AppState::parse_rooms(&rooms) {
-        Ok(r) => r,
-        Err(e) => return (StatusCode::BAD_REQUEST, e.to_string()).into_response(),
-    };
-    let delivered = state.publish(&rooms, data);
-    Json(serde_json::json!({ "delivered": delivered })).into_response()
+    match message::publish(&state, &body) {
+        Ok(delivered) => Json(serde_json::json!({ "delivered": delivered })).into_response(),
+        Err(e) => (StatusCode::BAD_REQUEST, e.to_string()).into_response(),
+    }
 }

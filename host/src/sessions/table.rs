@@ -42,8 +42,12 @@ pub struct Counters {
     pub connections_refused: AtomicU64,
     /// Publishes received (trigger, AMQP, modules).
     pub publishes: AtomicU64,
-    /// Messages received from the AMQP trigger source.
+    /// Messages received from the AMQP source, published or not
+    /// (high-templar's `rabbitmq_messages_received`).
     pub amqp_messages_received: AtomicU64,
+    /// AMQP messages dropped (and acknowledged) as too large or not a
+    /// trigger message.
+    pub amqp_messages_dropped: AtomicU64,
 }
 
 struct Entry {

@@ -2,6 +2,7 @@
 //! that each is written (and reasoned about) once.
 //!
 //! # Layout
+//! - `budget`: [`budget::Window`], "at most N per second", and how many were over
 //! - `watch`: [`watch::FileWatcher`], a folder watched on its own thread,
 //!   events debounced and handed over in batches (module and config watchers)
 //! - `fs`: [`fs::write_atomically`], temp file → fsync → rename → fsync folder
@@ -9,6 +10,7 @@
 //! - `sync`: [`sync::lock`], [`sync::read`], [`sync::write`], lock guards
 //!   that recover a poisoned lock, and why that is right here
 
+pub(crate) mod budget;
 pub(crate) mod fs;
 pub(crate) mod secret;
 pub(crate) mod sync;

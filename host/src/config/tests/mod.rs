@@ -1,5 +1,6 @@
 //! Unit tests of config parsing: the file in, `Config` or `ConfigError` out.
 
+mod amqp;
 mod diff;
 mod docs;
 mod errors;
@@ -91,6 +92,15 @@ leeway_secs = 10
 [trigger]
 tokens = ["t1", "t2"]
 
+[trigger.amqp]
+url = "amqp://ht:s3cret-amqp@rabbit.internal:5673/prod"
+exchange = "rooms"
+exchange_type = "fanout"
+routing_key = ""
+queue_prefix = "web-1."
+max_message_bytes = 4096
+prefetch = 16
+
 [limits]
 max_frame_bytes = 1024
 max_json_depth = 8
@@ -176,6 +186,18 @@ fn full_example_parses_to_the_expected_config() {
         },
         trigger: TriggerConfig {
             tokens: vec!["t1".into(), "t2".into()],
+            amqp: Some(AmqpConfig {
+                url: AmqpUrl::new(
+                    "amqp://ht:s3cret-amqp@rabbit.internal:5673/prod".into(),
+                    "amqp://ht:***@rabbit.internal:5673/prod".into(),
+                ),
+                exchange: "rooms".into(),
+                exchange_type: ExchangeType::Fanout,
+                routing_key: String::new(),
+                queue_prefix: "web-1.".into(),
+                max_message_bytes: 4096,
+                prefetch: 16,
+            }),
         },
         limits: Limits {
             max_frame_bytes: 1024,
