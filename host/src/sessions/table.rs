@@ -5,10 +5,10 @@ use std::{
     collections::HashMap,
     net::SocketAddr,
     sync::{
-        RwLock,
+        Mutex, RwLock,
         atomic::{AtomicU64, AtomicUsize, Ordering},
     },
-    time::SystemTime,
+    time::{Duration, Instant, SystemTime},
 };
 
 use serde::Serialize;
@@ -17,7 +17,7 @@ use serde_json::value::RawValue;
 
 use crate::{
     protocol::Dialect,
-    util::sync::{read, write},
+    util::sync::{lock, read, write},
 };
 
 use super::{outbox::Outbox, parked::ParkedSessions};
@@ -86,7 +86,13 @@ pub struct Sessions {
     pub counters: Counters,
     /// Sessions whose client dropped, by resume token.
     pub parked: ParkedSessions,
+    /// The last sum of queued messages and when it was taken.
+    queued: Mutex<Option<(Instant, u64)>>,
 }
+
+/// How long a sum of queued messages is reused: any client may ask for
+/// `status`, and summing walks every session.
+const QUEUED_REUSE: Duration = Duration::from_secs(1);
 
 impl Sessions {
     /// A new, unique session number.
@@ -175,11 +181,20 @@ impl Sessions {
     }
 
     /// Room messages queued in every session's outbox, not yet written.
+    /// Summed at most once per [`QUEUED_REUSE`].
     pub fn queued(&self) -> u64 {
-        read(&self.by_id)
+        let mut last = lock(&self.queued);
+        if let Some((at, sum)) = *last
+            && at.elapsed() < QUEUED_REUSE
+        {
+            return sum;
+        }
+        let sum = read(&self.by_id)
             .values()
             .map(|e| e.outbox.state().unsent() as u64)
-            .sum()
+            .sum();
+        *last = Some((Instant::now(), sum));
+        sum
     }
 
     /// Sessions waiting to be resumed.
