@@ -106,7 +106,9 @@ impl Host {
             .map_err(ModuleError::from)
     }
 
-    /// Pushes `data` to every open session of `user`. Returns how many
+    /// Pushes `data` to every session of `user` that speaks the `modhost.v1`
+    /// websocket protocol, as `{"type":"push","module":…,"data":…}` (clients
+    /// of the high-templar dialect take no pushes). Returns how many
     /// sessions it reached.
     pub fn send_to_user(&self, user: &str, data: &Value) -> Result<u64, ModuleError> {
         self.ctx

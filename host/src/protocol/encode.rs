@@ -40,7 +40,8 @@ pub fn authorized(
     })
 }
 
-/// `{"is_authorized":false}`, sent before closing with 4001.
+/// `{"is_authorized":false}`, sent before the dialect's close (4001 in
+/// `modhost.v1`, 1000 in high-templar's).
 pub fn unauthorized() -> String {
     r#"{"is_authorized":false}"#.to_owned()
 }

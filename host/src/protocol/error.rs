@@ -23,7 +23,8 @@ pub enum WireError {
     TooManySubscriptions,
     /// A subscription `requestId` already in use in this session.
     RequestIdInUse,
-    /// The user may not do this (for example `status` for non-admins).
+    /// The user may not do this (`status` where `[gateway] status` is
+    /// `admins` and the user is not one, or `off`).
     Forbidden,
 }
 
