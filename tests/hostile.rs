@@ -682,10 +682,14 @@ async fn a_thousand_readers_keep_receiving_while_a_thousand_clients_never_read()
     let ws = Workspace::new();
     let host = ProcessHost::start(&ws, "[limits]\nsend_queue = 16\nmax_connections = 3000");
     let before = host.rss_kib();
-    // Three times. What a cycle leaves behind is mostly allocator caches,
-    // which vary by tens of MiB from run to run but stop growing once they
-    // have served a cycle; a leak grows with every cycle. So the third
-    // cycle must end close to the highest of the first two.
+    // Three times. Each cycle checks that the host's own tables are empty
+    // (the leak check that does not depend on the allocator). What a cycle
+    // leaves in RSS is mostly allocator caches, which follow that cycle's
+    // peak: tens of MiB, more on a busy machine (48/61/99 MiB seen with
+    // both cores busy). A leaked stuck client would keep its write batch
+    // (up to 64 KiB), write buffer and socket state, over 100 MiB per
+    // cycle for the 1,000; so the third cycle must end within 64 MiB of
+    // the highest of the first two.
     let mut plateau = 0;
     for cycle in 1..=3 {
         let c = readers_and_stuck_clients(&host).await;
@@ -710,7 +714,7 @@ async fn a_thousand_readers_keep_receiving_while_a_thousand_clients_never_read()
             plateau = plateau.max(c.after);
         } else {
             assert!(
-                c.after < plateau + 32 * 1024,
+                c.after < plateau + 64 * 1024,
                 "RSS kept growing: {} MiB after the third cycle, {} MiB after the first two",
                 mib(c.after),
                 mib(plateau)
