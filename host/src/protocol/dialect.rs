@@ -13,7 +13,7 @@ use std::time::SystemTime;
 use modhost_plugin_api::ErrorCode;
 use serde_json::{Value, value::RawValue};
 
-use super::error::WireError;
+use super::{encode, error::WireError};
 
 /// The websocket subprotocol a client offers to get the extended dialect.
 pub const SUBPROTOCOL: &str = "modhost.v1";
@@ -93,18 +93,29 @@ pub trait Dialect: Send + Sync + 'static {
     /// `type`), on the connection named `session`.
     fn unreadable(&self, error: WireError, session: &str) -> String;
 
-    /// A call's result (`done`: `Some` for each part of a stream).
-    fn reply(&self, request_id: &str, result: &RawValue, done: Option<bool>) -> String;
-
-    /// A fire-and-forget call was accepted.
-    fn ack(&self, request_id: &str) -> String;
-
-    /// A call failed.
-    fn call_error(&self, request_id: &str, code: ErrorCode, message: &str) -> String;
-
     /// The answer to `status`.
     fn status(&self, report: &StatusReport) -> String;
 
+    // Calls are modhost's own in every dialect (high-templar has none), as
+    // is the keep-alive both share.
+
+    /// A call's result (`done`: `Some` for each part of a stream).
+    fn reply(&self, request_id: &str, result: &RawValue, done: Option<bool>) -> String {
+        encode::reply(request_id, result, done)
+    }
+
+    /// A fire-and-forget call was accepted.
+    fn ack(&self, request_id: &str) -> String {
+        encode::ack(request_id)
+    }
+
+    /// A call failed.
+    fn call_error(&self, request_id: &str, code: ErrorCode, message: &str) -> String {
+        encode::call_error(request_id, code.as_str(), message)
+    }
+
     /// The answer to the raw keep-alive `ping`.
-    fn pong(&self) -> &'static str;
+    fn pong(&self) -> &'static str {
+        super::PONG
+    }
 }

@@ -2,7 +2,6 @@
 //! carries user, session and resume token, a resource offer follows, every
 //! reply echoes its `requestId`, and errors are typed.
 
-use modhost_plugin_api::ErrorCode;
 use serde_json::{Value, json, value::RawValue};
 
 use super::{
@@ -69,18 +68,6 @@ impl Dialect for Extended {
         encode::error(error.as_str(), None)
     }
 
-    fn reply(&self, request_id: &str, result: &RawValue, done: Option<bool>) -> String {
-        encode::reply(request_id, result, done)
-    }
-
-    fn ack(&self, request_id: &str) -> String {
-        encode::ack(request_id)
-    }
-
-    fn call_error(&self, request_id: &str, code: ErrorCode, message: &str) -> String {
-        encode::call_error(request_id, code.as_str(), message)
-    }
-
     fn status(&self, r: &StatusReport) -> String {
         let since = r
             .online_since
@@ -101,9 +88,5 @@ impl Dialect for Extended {
             "modules": r.modules,
         })
         .to_string()
-    }
-
-    fn pong(&self) -> &'static str {
-        super::PONG
     }
 }

@@ -7,7 +7,6 @@
 //! Frames high-templar does not know (`call`) still work and are answered
 //! in the modhost shape, as in [`Extended`](super::Extended).
 
-use modhost_plugin_api::ErrorCode;
 use serde::Serialize;
 use serde_json::{Value, value::RawValue};
 
@@ -94,18 +93,6 @@ impl Dialect for Legacy {
         })
     }
 
-    fn reply(&self, request_id: &str, result: &RawValue, done: Option<bool>) -> String {
-        encode::reply(request_id, result, done)
-    }
-
-    fn ack(&self, request_id: &str) -> String {
-        encode::ack(request_id)
-    }
-
-    fn call_error(&self, request_id: &str, code: ErrorCode, message: &str) -> String {
-        encode::call_error(request_id, code.as_str(), message)
-    }
-
     fn status(&self, r: &StatusReport) -> String {
         #[derive(Serialize)]
         struct Status {
@@ -128,10 +115,6 @@ impl Dialect for Legacy {
             ws_messages_send_error: r.ws_messages_send_error,
             ws_messages_send_queued: r.ws_messages_send_queued,
         })
-    }
-
-    fn pong(&self) -> &'static str {
-        super::PONG
     }
 }
 
