@@ -497,8 +497,9 @@ async fn jwt_hs256_tokens_are_checked() {
     let mut ws = Workspace::new();
     ws.install_bundled();
     let jwt = "[auth.jwt]\nsecret = \"jwt-test-secret\"\nissuer = \"modhost-tests\"\nroles_claim = \"realm_access.roles\"";
+    // Status for admins only, so its answer shows the role was read.
     let text = ws
-        .config_text("")
+        .config_text("[gateway]\nstatus = \"admins\"")
         .replace("[trigger]", &format!("{jwt}\n[trigger]"));
     let host = TestHost::start_text(&ws, &text).await;
     let addr = host.addr;
