@@ -186,7 +186,7 @@ fn seq_writer_child() {
         .expect("log opens");
     loop {
         seq += 1;
-        store.accept("writer", seq).expect("accept");
+        store.accept("writer", seq, &[1; 64]).expect("accept");
         out.write_all(format!("{seq}\n").as_bytes()).unwrap();
     }
 }

@@ -99,8 +99,6 @@ struct History {
     stuck_threads: Arc<AtomicU64>,
     /// The last refusal or failure, cleared when a generation starts.
     last_error: Option<String>,
-    /// `(seq, sha512)` of the last build this process accepted.
-    accepted: Option<(u64, [u8; 64])>,
 }
 
 struct Refusal {

@@ -14,9 +14,9 @@
 //! ```text
 //! let (envelope, bytes) = verify_file(&path, &keyring)?;   // signature over the bytes
 //! // envelope.abi == plugin_api::ABI, else refuse
-//! seq_store.check(&envelope.module, envelope.seq, allow_rollback)?;
+//! seq_store.check(&envelope.module, envelope.seq, &envelope.sha512, allow_rollback)?;
 //! // write `bytes` to a sealed copy, dlopen it, compare manifest name/version
-//! seq_store.accept(&envelope.module, envelope.seq)?;     // only once loaded
+//! seq_store.accept(&envelope.module, envelope.seq, &envelope.sha512)?; // once loaded
 //! ```
 //!
 //! Everything is keyed by the **signed** module name, never the file name.
@@ -34,4 +34,5 @@ pub use envelope::{
 pub use keys::{GeneratedKey, KeyError, Keyring, generate_key, key_id, read_signing_key};
 pub use rollback::{SeqError, SeqStore};
 pub use tools::{KeygenReport, ToolError, default_seq, keygen, sign_file, verify_lib};
+pub(crate) use verify::read_library;
 pub use verify::{MAX_MODULE_BYTES, SignatureError, Verified, sig_path, sign, verify, verify_file};

@@ -5,8 +5,17 @@
 //! or below the high-water mark unless the operator sets
 //! `allow_rollback = true`.
 //!
-//! On disk: `<state_dir>/seq/<module>` holds the mark as decimal digits and
-//! a newline, one small file per module, so modules never contend for one
+//! A mark is the seq *and* the SHA-512 of the build accepted at it: after a
+//! restart the same build loads again (the same files must come back up),
+//! but a different build signed with the same seq is refused like an older
+//! one, because otherwise a leaked key plus one guessable number would let
+//! any build in after a restart.
+//!
+//! On disk: `<state_dir>/seq/<module>` holds the mark as decimal digits, a
+//! space, the build's SHA-512 in hex, and a newline (`7 ab12…\n`); a file
+//! of digits alone (written before the hash was kept) is read as a mark
+//! without a build, whose equal seq is accepted once and then recorded with
+//! its hash. One small file per module, so modules never contend for one
 //! file and a damaged file affects one module only. A write goes to a temp
 //! file in the same folder, is fsynced, renamed over the target, and then
 //! the folder is fsynced: after `kill -9` or a power cut at any point the
@@ -41,10 +50,23 @@ pub enum SeqError {
         /// The highest accepted seq.
         highest: u64,
     },
-    /// A state file holds something other than a number.
+    /// Another build was accepted at this very seq.
+    #[error(
+        "module {module:?}: a different build was already accepted at seq {seq} (rollback \
+         guard): sign this build with a higher `--seq`, or set `allow_rollback = true` under \
+         [modules] to load it on purpose"
+    )]
+    SameSeqOtherBuild {
+        /// The module.
+        module: String,
+        /// The seq both builds carry.
+        seq: u64,
+    },
+    /// A state file holds something other than a mark.
     #[error(
         "rollback state file {} is corrupt ({reason}): it should hold the highest accepted seq \
-         for the module; write that number into it, or delete it to accept any seq once",
+         for the module (digits, optionally a space and the build's SHA-512 in hex); write that \
+         number into it, or delete it to accept any seq once",
         path.display()
     )]
     Corrupt {
@@ -79,8 +101,18 @@ pub enum SeqError {
     InvalidModule(#[from] EnvelopeError),
 }
 
-/// Longest state file accepted: 20 digits and a newline, with room to spare.
-const MAX_STATE_FILE_BYTES: u64 = 64;
+/// Longest state file accepted: 20 digits, a space, 128 hex digits and a
+/// newline, with room to spare.
+const MAX_STATE_FILE_BYTES: u64 = 256;
+
+/// A module's high-water mark: the highest accepted seq and, when known,
+/// the SHA-512 of the build accepted at it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Mark {
+    seq: u64,
+    /// `None` in files written before builds were recorded.
+    sha512: Option<[u8; 64]>,
+}
 
 /// Per-module high-water marks under a state folder. Safe to share between
 /// threads (`Arc<SeqStore>`); each read-modify-write holds an internal lock.
@@ -144,36 +176,62 @@ impl SeqStore {
     /// Like [`SeqStore::highest`], but reports a corrupt or unreadable file.
     pub fn try_highest(&self, module: &str) -> Result<Option<u64>, SeqError> {
         let _guard = self.lock();
-        self.read_mark(module)
+        Ok(self.read_mark(module)?.map(|mark| mark.seq))
     }
 
-    /// Refuses `seq` unless it is above the highest accepted one, or
+    /// Refuses the build `sha512` signed with `seq` unless `seq` is above
+    /// the highest accepted one, or it is the very build accepted at that
+    /// seq (a restart, or a reload of the build that served), or
     /// `allow_rollback` is set. Does not record anything: call
     /// [`SeqStore::accept`] once the module has loaded.
-    pub fn check(&self, module: &str, seq: u64, allow_rollback: bool) -> Result<(), SeqError> {
-        let highest = self.try_highest(module)?;
-        match highest {
-            Some(highest) if seq <= highest && !allow_rollback => Err(SeqError::Rollback {
+    pub fn check(
+        &self,
+        module: &str,
+        seq: u64,
+        sha512: &[u8; 64],
+        allow_rollback: bool,
+    ) -> Result<(), SeqError> {
+        let mark = {
+            let _guard = self.lock();
+            self.read_mark(module)?
+        };
+        match mark {
+            _ if allow_rollback => Ok(()),
+            None => Ok(()),
+            Some(mark) if seq > mark.seq => Ok(()),
+            Some(mark) if seq < mark.seq => Err(SeqError::Rollback {
                 module: module.to_owned(),
                 seq,
-                highest,
+                highest: mark.seq,
             }),
-            _ => Ok(()),
+            Some(Mark { sha512: None, .. }) => Ok(()),
+            Some(Mark {
+                sha512: Some(accepted),
+                ..
+            }) if accepted == *sha512 => Ok(()),
+            Some(_) => Err(SeqError::SameSeqOtherBuild {
+                module: module.to_owned(),
+                seq,
+            }),
         }
     }
 
-    /// Records `seq` as the high-water mark for `module`, durably. A `seq`
-    /// at or below the stored mark (an allowed rollback) leaves the mark
-    /// where it is: marks never go down.
-    pub fn accept(&self, module: &str, seq: u64) -> Result<(), SeqError> {
+    /// Records `seq` and the build `sha512` as the high-water mark for
+    /// `module`, durably. A `seq` below the stored mark (an allowed
+    /// rollback) leaves the mark where it is, and so does an equal one
+    /// whose build is already recorded: marks never go down, and the build
+    /// recorded at a seq is the first accepted at it.
+    pub fn accept(&self, module: &str, seq: u64, sha512: &[u8; 64]) -> Result<(), SeqError> {
         let _guard = self.lock();
-        if self
-            .read_mark(module)?
-            .is_some_and(|highest| seq <= highest)
-        {
-            return Ok(());
+        match self.read_mark(module)? {
+            Some(mark) if seq < mark.seq => return Ok(()),
+            Some(Mark {
+                seq: highest,
+                sha512: Some(_),
+            }) if seq == highest => return Ok(()),
+            _ => {}
         }
-        self.write_mark(module, seq)
+        self.write_mark(module, seq, sha512)
     }
 
     /// The lock guards no data, only the order of file operations, so
@@ -187,7 +245,7 @@ impl SeqStore {
         Ok(self.dir.join(module))
     }
 
-    fn read_mark(&self, module: &str) -> Result<Option<u64>, SeqError> {
+    fn read_mark(&self, module: &str) -> Result<Option<Mark>, SeqError> {
         let path = self.path_for(module)?;
         let text = match fs::read(&path) {
             Ok(bytes) => bytes,
@@ -202,155 +260,41 @@ impl SeqStore {
             return Err(corrupt(format!("{} bytes long", text.len())));
         }
         let text = std::str::from_utf8(&text).map_err(|_| corrupt("not text".into()))?;
-        let digits = text.strip_suffix('\n').unwrap_or(text);
+        let line = text.strip_suffix('\n').unwrap_or(text);
+        let (digits, build) = match line.split_once(' ') {
+            Some((digits, build)) => (digits, Some(build)),
+            None => (line, None),
+        };
         if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
             return Err(corrupt(format!("found {digits:?}, expected a number")));
         }
-        digits
+        let seq = digits
             .parse()
-            .map(Some)
-            .map_err(|_| corrupt(format!("{digits} is out of range")))
+            .map_err(|_| corrupt(format!("{digits} is out of range")))?;
+        let sha512 = match build {
+            None => None,
+            Some(build) => {
+                let mut sha512 = [0u8; 64];
+                hex::decode_to_slice(build, &mut sha512).map_err(|_| {
+                    corrupt(format!(
+                        "after the seq, {build:?} is not a SHA-512 in hex (128 hex digits)"
+                    ))
+                })?;
+                Some(sha512)
+            }
+        };
+        Ok(Some(Mark { seq, sha512 }))
     }
 
     /// Durably, through [`write_atomically`]: after a crash the file holds
     /// the old mark or the new one.
-    fn write_mark(&self, module: &str, seq: u64) -> Result<(), SeqError> {
+    fn write_mark(&self, module: &str, seq: u64, sha512: &[u8; 64]) -> Result<(), SeqError> {
         let path = self.path_for(module)?;
-        write_atomically(&path, format!("{seq}\n").as_bytes(), 0o600)
+        let line = format!("{seq} {}\n", hex::encode(sha512));
+        write_atomically(&path, line.as_bytes(), 0o600)
             .map_err(|WriteError { path, source }| SeqError::Io { path, source })
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use std::sync::Arc;
-
-    #[test]
-    fn accept_highest_check() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = SeqStore::open(dir.path()).unwrap();
-        assert_eq!(store.highest("notes"), None);
-        store.check("notes", 0, false).unwrap();
-        store.accept("notes", 42).unwrap();
-        assert_eq!(store.highest("notes"), Some(42));
-        assert_eq!(store.highest("echo"), None);
-        store.check("notes", 43, false).unwrap();
-        for seq in [42, 41, 0] {
-            let err = store.check("notes", seq, false).unwrap_err();
-            assert!(
-                matches!(err, SeqError::Rollback { highest: 42, .. }),
-                "{err}"
-            );
-        }
-        let msg = store.check("notes", 41, false).unwrap_err().to_string();
-        assert!(msg.contains("seq 41") && msg.contains("seq 42"), "{msg}");
-        assert!(
-            msg.contains("--seq") && msg.contains("allow_rollback = true"),
-            "{msg}"
-        );
-        store.check("notes", 41, true).unwrap();
-    }
-
-    #[test]
-    fn never_lowers_the_mark() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = SeqStore::open(dir.path()).unwrap();
-        store.accept("notes", 10).unwrap();
-        store.accept("notes", 3).unwrap(); // an allowed rollback
-        store.accept("notes", 10).unwrap();
-        assert_eq!(store.highest("notes"), Some(10));
-        store.accept("notes", u64::MAX).unwrap();
-        assert_eq!(store.highest("notes"), Some(u64::MAX));
-    }
-
-    #[test]
-    fn persists_across_reopen_with_private_modes() {
-        let dir = tempfile::tempdir().unwrap();
-        let state = dir.path().join("state");
-        SeqStore::open(&state).unwrap().accept("notes", 7).unwrap();
-        let store = SeqStore::open(&state).unwrap();
-        assert_eq!(store.highest("notes"), Some(7));
-        assert_eq!(fs::read_to_string(state.join("seq/notes")).unwrap(), "7\n");
-        assert_eq!(fs::metadata(&state).unwrap().mode() & 0o777, 0o700);
-        assert_eq!(
-            fs::metadata(state.join("seq")).unwrap().mode() & 0o777,
-            0o700
-        );
-    }
-
-    #[test]
-    fn crash_leftovers_are_ignored_and_cleaned() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = SeqStore::open(dir.path()).unwrap();
-        store.accept("notes", 5).unwrap();
-        // What a kill -9 between "write temp" and "rename" leaves behind.
-        let leftover = dir.path().join("seq/.notes.tmp-1-0");
-        fs::write(&leftover, "9").unwrap();
-        let store = SeqStore::open(dir.path()).unwrap();
-        assert_eq!(store.highest("notes"), Some(5));
-        assert!(!leftover.exists());
-    }
-
-    #[test]
-    fn corrupt_file_is_an_error_naming_it() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = SeqStore::open(dir.path()).unwrap();
-        for junk in ["", "12x\n", "-1\n", "99999999999999999999999\n"] {
-            fs::write(dir.path().join("seq/notes"), junk).unwrap();
-            let err = store.check("notes", 1, false).unwrap_err();
-            assert!(matches!(err, SeqError::Corrupt { .. }), "{junk:?}: {err}");
-            assert!(err.to_string().contains("seq/notes"), "{err}");
-            assert!(matches!(
-                store.accept("notes", 1),
-                Err(SeqError::Corrupt { .. })
-            ));
-            assert_eq!(store.highest("notes"), None);
-        }
-        // Other modules are unaffected.
-        store.accept("echo", 1).unwrap();
-    }
-
-    #[test]
-    fn refuses_bad_module_names_and_open_folders() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = SeqStore::open(dir.path()).unwrap();
-        assert!(matches!(
-            store.accept("../x", 1),
-            Err(SeqError::InvalidModule(_))
-        ));
-        use std::os::unix::fs::PermissionsExt as _;
-        fs::set_permissions(dir.path().join("seq"), fs::Permissions::from_mode(0o777)).unwrap();
-        let err = SeqStore::open(dir.path()).unwrap_err();
-        assert!(matches!(err, SeqError::InsecurePermissions { .. }), "{err}");
-    }
-
-    #[test]
-    fn concurrent_accepts_keep_the_maximum() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Arc::new(SeqStore::open(dir.path()).unwrap());
-        let threads: Vec<_> = (0..8u64)
-            .map(|t| {
-                let store = Arc::clone(&store);
-                std::thread::spawn(move || {
-                    for i in 0..25u64 {
-                        // Interleaved, out-of-order values across threads.
-                        store.accept("notes", i * 8 + t).unwrap();
-                        store.accept("echo", 1000 - (i * 8 + t)).unwrap();
-                    }
-                })
-            })
-            .collect();
-        for t in threads {
-            t.join().unwrap();
-        }
-        assert_eq!(store.highest("notes"), Some(24 * 8 + 7));
-        assert_eq!(store.highest("echo"), Some(1000));
-        assert_eq!(
-            SeqStore::open(dir.path()).unwrap().highest("notes"),
-            Some(199)
-        );
-        let leftovers = fs::read_dir(dir.path().join("seq")).unwrap().count();
-        assert_eq!(leftovers, 2);
-    }
-}
+mod tests;

@@ -8,8 +8,6 @@ use std::{
     time::{Instant, SystemTime},
 };
 
-use crate::signing::SeqError;
-
 use super::{
     super::{
         error::{LoadError, LoadErrorKind},
@@ -142,7 +140,7 @@ impl Registry {
                 },
             ));
         }
-        self.check_seq(file, &name, seq, &sha512, running.is_some(), &settings)?;
+        self.check_seq(file, &name, seq, &sha512, &settings)?;
         let lib = Arc::new(loader::open(build)?);
         let mapped = self.mapped_builds.fetch_add(1, Ordering::Relaxed) + 1;
         let (builds, generation_no) = {
@@ -161,14 +159,13 @@ impl Registry {
                 )
             })?;
         self.seqs
-            .accept(&name, seq)
+            .accept(&name, seq, &sha512)
             .map_err(|e| LoadError::new(file, Some(&name), LoadErrorKind::Rollback(e)))?;
         {
             let mut history = lock(&self.history);
             let h = history.entry(name.clone()).or_default();
             h.last_generation = generation_no;
             h.last_error = None;
-            h.accepted = Some((seq, sha512));
         }
         let previous = write(&self.entries).insert(name.clone(), generation.clone());
         write(&self.refused).remove(file);
@@ -202,34 +199,20 @@ impl Registry {
         Ok(LoadOutcome::Loaded(generation))
     }
 
-    /// The rollback guard. A `seq` equal to the high-water mark is accepted
-    /// only when nothing of the module runs and the build is the one this
-    /// process accepted at that mark (or it accepted none: a restart with
-    /// the same files must load them again). A different build under the
-    /// same `seq` while one serves is refused like a lower one.
+    /// The rollback guard: a `seq` above the mark, or the very build
+    /// accepted at the mark (a restart with the same files), or anything
+    /// with `allow_rollback`.
     fn check_seq(
         &self,
         file: &Path,
         name: &str,
         seq: u64,
         sha512: &[u8; 64],
-        running: bool,
         settings: &RuntimeSettings,
     ) -> Result<(), LoadError> {
-        match self.seqs.check(name, seq, settings.modules.allow_rollback) {
-            Ok(()) => Ok(()),
-            Err(SeqError::Rollback { highest, .. })
-                if highest == seq
-                    && !running
-                    && lock(&self.history)
-                        .get(name)
-                        .and_then(|h| h.accepted)
-                        .is_none_or(|(s, h)| s != seq || h == *sha512) =>
-            {
-                Ok(())
-            }
-            Err(e) => Err(LoadError::new(file, Some(name), e)),
-        }
+        self.seqs
+            .check(name, seq, sha512, settings.modules.allow_rollback)
+            .map_err(|e| LoadError::new(file, Some(name), e))
     }
 
     fn start(
