@@ -196,6 +196,22 @@ async fn rollback_is_refused_also_after_a_restart() {
     echo_answers(&host).await;
     host.stop().await;
 
+    // A different build signed with the mark's own seq: the mark remembers
+    // which build it was, also across the restart.
+    ws.publish("echo.so", &Workspace::build_bytes("echo", 4096), "echo", 10);
+    let host = TestHost::start(&ws, "").await;
+    let reason = refusal(&host, "echo.so").await;
+    assert!(
+        reason.contains("different build") && reason.contains("seq 10"),
+        "{reason}"
+    );
+    host.stop().await;
+    // The build accepted at 10 comes back up.
+    ws.install("echo", "echo.so", "echo", VERSION, 10);
+    let host = TestHost::start(&ws, "").await;
+    echo_answers(&host).await;
+    host.stop().await;
+
     // An older build (lower seq) replaces the file while the host is down.
     ws.install("echo", "echo.so", "echo", VERSION, 9);
     let host = TestHost::start(&ws, "").await;
@@ -284,4 +300,72 @@ fn cli_keygen_sign_verify() {
     std::fs::write(&lib, bytes).unwrap();
     let (code, out) = run(&["verify", "echo.so", "--verify-keys", "vk"]);
     assert_eq!(code, Some(1), "{out}");
+}
+
+/// `mkfifo path`: what a careless (or hostile) deploy could leave behind.
+fn mkfifo(path: &std::path::Path) {
+    let status = std::process::Command::new("mkfifo")
+        .arg(path)
+        .status()
+        .expect("mkfifo runs");
+    assert!(status.success(), "mkfifo {}", path.display());
+}
+
+#[tokio::test]
+async fn fifos_in_the_modules_folder_are_refused_and_block_nothing() {
+    let mut ws = Workspace::new();
+    ws.install_bundled();
+    // A FIFO as the signature of a real library, and a FIFO as a library.
+    std::fs::copy(
+        crate::harness::built_lib("echo"),
+        ws.plugins().join("piped-sig.so"),
+    )
+    .unwrap();
+    mkfifo(&ws.plugins().join("piped-sig.so.sig"));
+    mkfifo(&ws.plugins().join("piped-lib.so"));
+    std::fs::copy(
+        sig_path(&ws.plugins().join("echo.so")),
+        ws.plugins().join("piped-lib.so.sig"),
+    )
+    .unwrap();
+    // Start-up would never finish if either were opened blocking.
+    let host = TestHost::start(&ws, "").await;
+    echo_answers(&host).await;
+    for file in ["piped-sig.so", "piped-lib.so"] {
+        let reason = refusal(&host, file).await;
+        assert!(
+            reason.contains("not a regular file (a FIFO)"),
+            "{file}: {reason}"
+        );
+    }
+    // The watcher meets a new FIFO, then still loads a real build after it.
+    mkfifo(&ws.plugins().join("later.so.sig"));
+    std::fs::copy(
+        crate::harness::built_lib("echo"),
+        ws.plugins().join("later.so"),
+    )
+    .unwrap();
+    ws.publish(
+        "relay.so",
+        &Workspace::build_bytes("relay", 0),
+        "relay",
+        1_000_000,
+    );
+    host.wait_module("relay", "replaced by seq 1000000", |m| {
+        m["seq"] == 1_000_000
+    })
+    .await;
+    let deadline = tokio::time::Instant::now() + crate::harness::WAIT;
+    while !host.refusals().await.iter().any(|r| {
+        r["file"].as_str().is_some_and(|f| f.ends_with("later.so"))
+            && r["error"].as_str().is_some_and(|e| e.contains("a FIFO"))
+    }) {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "later.so not refused: {:#?}",
+            host.refusals().await
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    host.stop().await;
 }

@@ -304,7 +304,7 @@ fn load_jwks(path: &Path) -> Result<Vec<VerifyKey>, AuthSetupError> {
         reason,
     };
 
-    let file = std::fs::File::open(path).map_err(read_err)?;
+    let file = crate::util::fs::open_regular(path).map_err(read_err)?;
     let mut bytes = Vec::new();
     file.take(MAX_JWKS_FILE_BYTES + 1)
         .read_to_end(&mut bytes)

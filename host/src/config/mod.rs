@@ -74,7 +74,7 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
         path: shown.clone(),
         io,
     };
-    let file = std::fs::File::open(path).map_err(io)?;
+    let file = crate::util::fs::open_regular(path).map_err(io)?;
     // `take` bounds the read even if the file grows while we read it.
     let mut bytes = Vec::new();
     file.take(MAX_CONFIG_BYTES as u64 + 1)

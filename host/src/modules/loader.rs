@@ -18,7 +18,7 @@ use modhost_plugin_api::{
     abi_stable::{library::lib_header_from_path, std_types::RResult},
 };
 
-use crate::signing::{Envelope, Keyring, SeqStore, SignatureError, verify_file};
+use crate::signing::{Envelope, Keyring, SeqStore, SignatureError, read_library, verify_file};
 
 use super::{
     abi_error,
@@ -136,7 +136,12 @@ pub fn load(file: &Path, policy: &LoadPolicy<'_>) -> Result<LoadedLibrary, LoadE
     let module = build.envelope.module.clone();
     policy
         .seqs
-        .check(&module, build.envelope.seq, policy.allow_rollback)
+        .check(
+            &module,
+            build.envelope.seq,
+            &build.envelope.sha512,
+            policy.allow_rollback,
+        )
         .map_err(|e| LoadError::new(file, Some(&module), e))?;
     open(build)
 }
@@ -145,7 +150,7 @@ pub fn load(file: &Path, policy: &LoadPolicy<'_>) -> Result<LoadedLibrary, LoadE
 /// Only for `modhost sign` on the author's own build: it runs the library's
 /// constructors.
 pub fn inspect(file: &Path) -> Result<(Manifest, String), LoadError> {
-    let bytes = std::fs::read(file).map_err(|e| {
+    let bytes = read_library(file).map_err(|e| {
         LoadError::new(
             file,
             None,

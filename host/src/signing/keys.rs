@@ -25,6 +25,7 @@ use ed25519_dalek::{SigningKey, VerifyingKey};
 use sha2::{Digest as _, Sha256};
 
 use super::envelope::{EnvelopeError, validate_module_name};
+use crate::util::fs::open_regular;
 
 /// `.pub` files larger than this are refused (a key line is 44 bytes).
 pub(crate) const MAX_PUB_FILE_BYTES: u64 = 64 * 1024;
@@ -373,7 +374,7 @@ pub fn read_signing_key(path: &Path) -> Result<SigningKey, KeyError> {
         path: path.to_owned(),
         source,
     };
-    let file = File::open(path).map_err(io_err)?;
+    let file = open_regular(path).map_err(io_err)?;
     // Check the opened file, not the path, so a swap in between cannot
     // slip a different file past the check.
     let mode = file.metadata().map_err(io_err)?.mode() & 0o777;
@@ -480,7 +481,7 @@ fn create_dir(dir: &Path, mode: u32) -> Result<(), KeyError> {
 }
 
 fn read_bounded(path: &Path, limit: u64) -> Result<String, KeyError> {
-    let file = File::open(path).map_err(|source| KeyError::Io {
+    let file = open_regular(path).map_err(|source| KeyError::Io {
         path: path.to_owned(),
         source,
     })?;

@@ -14,7 +14,6 @@
 //! exist to turn the common accidents (a half-copied file, a rebuild
 //! without re-signing) into messages that say so.
 
-use std::fs::File;
 use std::io::{self, Read as _};
 use std::path::{Path, PathBuf};
 
@@ -23,6 +22,7 @@ use sha2::{Digest as _, Sha512};
 
 use super::envelope::{Envelope, EnvelopeError, FORMAT, MAX_ENVELOPE_BYTES};
 use super::keys::{Keyring, key_id};
+use crate::util::fs::open_regular;
 
 /// Libraries larger than this are refused before they are read (a release
 /// module is about 0.7 MB, a debug one about 9 MB).
@@ -243,7 +243,7 @@ pub fn sig_path(path: &Path) -> PathBuf {
 /// checking anything else.
 pub(crate) fn read_signed(path: &Path) -> Result<(Envelope, Vec<u8>), SignatureError> {
     let sig = sig_path(path);
-    let sig_file = match File::open(&sig) {
+    let sig_file = match open_regular(&sig) {
         Ok(file) => file,
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
             return Err(SignatureError::MissingSignature {
@@ -282,7 +282,7 @@ pub(crate) fn read_library(path: &Path) -> Result<Vec<u8>, SignatureError> {
         path: path.to_owned(),
         source,
     };
-    let file = File::open(path).map_err(read_err)?;
+    let file = open_regular(path).map_err(read_err)?;
     let len = file.metadata().map_err(read_err)?.len();
     if len > MAX_MODULE_BYTES {
         return Err(SignatureError::TooLarge {

@@ -1,5 +1,7 @@
-//! Replacing a file so that a reader, or the file system after a crash,
-//! sees either the old content or the new, never a mix.
+//! Opening files the host reads (modules, signatures, keys, config) so that
+//! a FIFO or device in their place cannot block it, and replacing a file so
+//! that a reader, or the file system after a crash, sees either the old
+//! content or the new, never a mix.
 //!
 //! Used for the rollback guard's marks (`signing/rollback.rs`), where a torn
 //! file would let an old build back in or lock a module out, and for `.sig`
@@ -9,10 +11,45 @@
 use std::{
     fs::{self, File, OpenOptions},
     io::{self, Write as _},
-    os::unix::fs::OpenOptionsExt as _,
+    os::unix::fs::{FileTypeExt as _, OpenOptionsExt as _},
     path::{Path, PathBuf},
     sync::atomic::{AtomicU64, Ordering},
 };
+
+/// Opens `path` for reading and refuses anything but a regular file.
+///
+/// `O_NONBLOCK` is what makes this safe: opening a FIFO for reading
+/// otherwise blocks until someone opens it for writing, so a FIFO named
+/// `x.so.sig` in `plugins/` would freeze the module watcher (and, after a
+/// restart, start-up) for good. With it the open returns at once, the
+/// opened file's type is checked (the file, not the path, so a swap in
+/// between changes nothing), and reads of a regular file are unaffected by
+/// the flag. The error is `InvalidInput` and names the file's type.
+pub(crate) fn open_regular(path: &Path) -> io::Result<File> {
+    let file = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)?;
+    let kind = file.metadata()?.file_type();
+    if kind.is_file() {
+        return Ok(file);
+    }
+    let what = if kind.is_dir() {
+        "a folder"
+    } else if kind.is_fifo() {
+        "a FIFO"
+    } else if kind.is_socket() {
+        "a socket"
+    } else if kind.is_char_device() || kind.is_block_device() {
+        "a device"
+    } else {
+        "not a file"
+    };
+    Err(io::Error::new(
+        io::ErrorKind::InvalidInput,
+        format!("not a regular file ({what}); it is skipped: replace it with a regular file"),
+    ))
+}
 
 /// Why [`write_atomically`] failed: the OS error, and the file or folder of
 /// the step that failed (the temp file, the target for the rename, or the
@@ -87,6 +124,26 @@ mod tests {
     use std::os::unix::fs::MetadataExt as _;
 
     use super::*;
+
+    #[test]
+    fn open_regular_refuses_fifos_and_folders_without_blocking() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("x.so.sig");
+        let c_path = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).unwrap();
+        // SAFETY: a valid NUL-terminated path; mkfifo touches nothing else.
+        assert_eq!(unsafe { libc::mkfifo(c_path.as_ptr(), 0o600) }, 0);
+        // A plain open would block here for good: nobody writes to it.
+        let err = open_regular(&fifo).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidInput);
+        assert!(err.to_string().contains("a FIFO"), "{err}");
+        let err = open_regular(dir.path()).unwrap_err();
+        assert!(err.to_string().contains("a folder"), "{err}");
+        let file = dir.path().join("ok");
+        fs::write(&file, b"content").unwrap();
+        let mut text = String::new();
+        io::Read::read_to_string(&mut open_regular(&file).unwrap(), &mut text).unwrap();
+        assert_eq!(text, "content");
+    }
 
     #[test]
     fn replaces_content_with_mode_and_leaves_no_temp_file() {

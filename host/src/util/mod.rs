@@ -5,7 +5,8 @@
 //! - `budget`: [`budget::Window`], "at most N per second", and how many were over
 //! - `watch`: [`watch::FileWatcher`], a folder watched on its own thread,
 //!   events debounced and handed over in batches (module and config watchers)
-//! - `fs`: [`fs::write_atomically`], temp file → fsync → rename → fsync folder
+//! - `fs`: [`fs::open_regular`], never blocked by a FIFO; [`fs::write_atomically`],
+//!   temp file → fsync → rename → fsync folder
 //! - `secret`: [`secret::ct_eq`], comparing secrets in constant time
 //! - `sync`: [`sync::lock`], [`sync::read`], [`sync::write`], lock guards
 //!   that recover a poisoned lock, and why that is right here

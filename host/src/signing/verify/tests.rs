@@ -266,7 +266,7 @@ fn verify_file_with_missing_library_is_a_read_error() {
 fn oversized_library_is_refused_before_reading() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("big.so");
-    let file = File::create(&path).unwrap();
+    let file = std::fs::File::create(&path).unwrap();
     file.set_len(MAX_MODULE_BYTES + 1).unwrap(); // sparse: no disk used
     let err = read_library(&path).unwrap_err();
     assert!(matches!(err, SignatureError::TooLarge { .. }), "{err}");
