@@ -369,3 +369,71 @@ async fn fifos_in_the_modules_folder_are_refused_and_block_nothing() {
     }
     host.stop().await;
 }
+
+#[test]
+fn cli_sign_with_module_and_version_never_loads_the_library() {
+    let bin = crate::harness::modhost_bin();
+    let dir = tempfile::tempdir().unwrap();
+    let marker = dir.path().join("constructor-ran");
+    // A library whose constructor leaves a mark: what a hostile build
+    // would do with the signer's account.
+    let source = dir.path().join("ctor.c");
+    std::fs::write(
+        &source,
+        format!(
+            "#include <stdio.h>\n__attribute__((constructor)) static void ran(void) {{\n  FILE *f = fopen(\"{}\", \"w\");\n  if (f) fclose(f);\n}}\n",
+            marker.display()
+        ),
+    )
+    .unwrap();
+    let lib = dir.path().join("ctor.so");
+    let built = std::process::Command::new("cc")
+        .args(["-shared", "-fPIC", "-o"])
+        .arg(&lib)
+        .arg(&source)
+        .status()
+        .expect("cc runs");
+    assert!(built.success());
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new(&bin)
+            .current_dir(dir.path())
+            .args(args)
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned()
+                + &String::from_utf8_lossy(&out.stderr),
+        )
+    };
+    let (code, out) = run(&["keygen", "ctor", "--out", "keys", "--verify-keys", "vk"]);
+    assert_eq!(code, Some(0), "{out}");
+
+    let (code, out) = run(&[
+        "sign",
+        "ctor.so",
+        "--key",
+        "keys/ctor.key",
+        "--module",
+        "ctor",
+        "--version",
+        "1.0.0",
+        "--seq",
+        "3",
+    ]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(!marker.exists(), "signing loaded the library: {out}");
+    assert!(sig_path(&lib).exists());
+
+    // Without them it says it loads the library, and it does.
+    let (code, out) = run(&["sign", "ctor.so", "--key", "keys/ctor.key", "--seq", "4"]);
+    assert_eq!(code, Some(1), "not a module, so no manifest: {out}");
+    assert!(
+        out.contains("loads the library") && out.contains("--module and --version"),
+        "{out}"
+    );
+    assert!(
+        marker.exists(),
+        "the manifest was read without loading: {out}"
+    );
+}

@@ -53,7 +53,9 @@ enum Command {
         /// Rollback guard; must grow with every release. Default: Unix time.
         #[arg(long)]
         seq: Option<u64>,
-        /// Module name (default: from the library's manifest).
+        /// Module name (default: from the library's manifest, which loads
+        /// the library; give both --module and --version to sign without
+        /// loading it).
         #[arg(long)]
         module: Option<String>,
         /// Version (default: from the library's manifest).
@@ -167,13 +169,15 @@ fn sign(
     version: Option<String>,
 ) -> anyhow::Result<()> {
     let (module, version, abi) = match (module, version) {
-        (Some(m), Some(v)) => {
-            let abi = modules::inspect(lib)
-                .map(|(_, abi)| abi)
-                .unwrap_or_else(|_| modhost_plugin_api::abi::ABI.to_owned());
-            (m, v, abi)
-        }
+        // Both given: the library is never loaded, so signing an untrusted
+        // build runs none of its code. The host checks its ABI at load time.
+        (Some(m), Some(v)) => (m, v, modhost_plugin_api::abi::ABI.to_owned()),
         (module, version) => {
+            eprintln!(
+                "reading the manifest of {}: this loads the library and runs its constructors \
+                 (pass --module and --version to sign without loading it)",
+                lib.display()
+            );
             let (manifest, abi) = modules::inspect(lib).with_context(|| {
                 format!(
                     "cannot read the manifest of {} (pass --module and --version)",
