@@ -64,6 +64,26 @@ pub use model::*;
 /// parsing.
 const EMBEDDED: &str = include_str!("../../../config.toml");
 
+/// config.toml holds the tokens, roles and module settings: if anyone on
+/// the machine can write it, anyone can make themselves admin. Said at
+/// every load (start-up and each reload) until it is fixed; not refused,
+/// because some deployments manage the file through group tooling on
+/// purpose, and refusing a reload would leave the host on stale settings.
+fn warn_if_world_writable(file: &std::fs::File, shown: &Path) {
+    use std::os::unix::fs::MetadataExt as _;
+    if let Ok(meta) = file.metadata()
+        && meta.mode() & 0o002 != 0
+    {
+        tracing::warn!(
+            path = %shown.display(),
+            "config file {} is world-writable (mode {:04o}): anyone on this machine can change its tokens, roles and modules; run `chmod o-w {}`",
+            shown.display(),
+            meta.mode() & 0o7777,
+            shown.display()
+        );
+    }
+}
+
 /// Read and validate the config file at `path`.
 ///
 /// Relative paths inside it resolve against the file's folder. Files larger
@@ -75,6 +95,7 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
         io,
     };
     let file = crate::util::fs::open_regular(path).map_err(io)?;
+    warn_if_world_writable(&file, &shown);
     // `take` bounds the read even if the file grows while we read it.
     let mut bytes = Vec::new();
     file.take(MAX_CONFIG_BYTES as u64 + 1)

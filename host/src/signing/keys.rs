@@ -9,7 +9,8 @@
 //!
 //! Whoever can write to a verify-keys folder can sign modules for this host,
 //! so [`Keyring::load`] refuses folders and files that are group- or
-//! world-writable, and [`read_signing_key`] refuses a private key others can
+//! world-writable or owned by another user, or that sit under a folder
+//! others could change (`trust.rs`), and [`read_signing_key`] refuses a private key others can
 //! read.
 
 use std::collections::BTreeMap;
@@ -25,6 +26,7 @@ use ed25519_dalek::{SigningKey, VerifyingKey};
 use sha2::{Digest as _, Sha256};
 
 use super::envelope::{EnvelopeError, validate_module_name};
+use super::trust::check_chain;
 use crate::util::fs::open_regular;
 
 /// `.pub` files larger than this are refused (a key line is 44 bytes).
@@ -63,6 +65,22 @@ pub enum KeyError {
         path: PathBuf,
         /// Its permission bits.
         mode: u32,
+    },
+    /// A key folder, a folder above it, or a `.pub` file belongs to a user
+    /// other than root and the one modhost runs as.
+    #[error(
+        "{} belongs to uid {uid}, neither root nor the user modhost runs as (uid {own}): that \
+         user can sign modules for this host; run `chown {own} {}` or move the keys",
+        path.display(),
+        path.display()
+    )]
+    UntrustedOwner {
+        /// The file or folder.
+        path: PathBuf,
+        /// Its owner.
+        uid: u32,
+        /// The user modhost runs as.
+        own: u32,
     },
     /// A line of a `.pub` or `.key` file is not a valid key.
     #[error("{}:{line}: {reason}", path.display())]
@@ -167,6 +185,7 @@ impl Keyring {
             });
         }
         refuse_writable_by_others(dir, &meta)?;
+        check_chain(dir)?;
 
         let io_err = |source| KeyError::Io {
             path: dir.to_owned(),
@@ -207,6 +226,7 @@ impl Keyring {
                 continue;
             }
             refuse_writable_by_others(&path, &meta)?;
+            check_chain(&path)?;
             let text = read_bounded(&path, MAX_PUB_FILE_BYTES)?;
             let keys = parse_pub_file(&path, &text)?;
             if keys.is_empty() {

@@ -6,6 +6,7 @@
 //! - `envelope`: the `.sig` TOML envelope and the exact bytes it signs (no I/O)
 //! - `keys`: `verify_keys/<module>.pub` → [`Keyring`]; `<module>.key` generation and reading
 //! - `verify`: [`sign`] and [`verify`] bytes; [`verify_file`] reads a library and its `.sig` once
+//! - `trust`: owners and modes of key folders, the folders above them, symlink targets
 //! - `rollback`: [`SeqStore`], the per-module `seq` high-water mark, persisted durably
 //! - `tools`: what `modhost keygen`, `modhost sign` and `modhost verify` do
 //!
@@ -25,6 +26,7 @@ mod envelope;
 mod keys;
 mod rollback;
 pub mod tools;
+mod trust;
 mod verify;
 
 pub use envelope::{
