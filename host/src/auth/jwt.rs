@@ -201,7 +201,7 @@ impl JwtVerifier {
                 .iter()
                 .find(|k| k.is_secret && k.alg == alg)
                 .ok_or_else(|| JwtError::UnknownKid {
-                    kid: Some(kid.to_owned()),
+                    kid: Some(shown(kid)),
                     alg: alg_name(),
                 });
         }
@@ -237,13 +237,26 @@ fn peek_header(token: &str) -> Result<(Algorithm, Option<String>), JwtError> {
         return Err(JwtError::AlgNone);
     }
     let alg = Algorithm::from_str(alg)
-        .map_err(|_| JwtError::Malformed(format!("unsupported alg {alg:?}")))?;
+        .map_err(|_| JwtError::Malformed(format!("unsupported alg {:?}", shown(alg))))?;
     let kid = match header.get("kid") {
         None | Some(Value::Null) => None,
         Some(Value::String(kid)) => Some(kid.clone()),
         Some(_) => return Err(JwtError::Malformed("kid is not a string".into())),
     };
     Ok((alg, kid))
+}
+
+/// Longest piece of a token's header that goes into a log line.
+const SHOWN_CHARS: usize = 64;
+
+/// `text` as logged: at most [`SHOWN_CHARS`] characters, and an ellipsis
+/// when cut. A header is the sender's to fill, and a `kid` as long as the
+/// token limit would otherwise be copied into every refusal's log line.
+fn shown(text: &str) -> String {
+    match text.char_indices().nth(SHOWN_CHARS) {
+        Some((cut, _)) => format!("{}…", &text[..cut]),
+        None => text.to_owned(),
+    }
 }
 
 fn map_error(kind: ErrorKind) -> JwtError {

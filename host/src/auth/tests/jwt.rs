@@ -355,6 +355,23 @@ async fn unknown_kid() {
 }
 
 #[tokio::test]
+async fn a_long_kid_or_alg_is_logged_cut_to_64_characters() {
+    let ed = EdKey::generate();
+    let jwks = write_jwks(&[ed.jwk("ed-1")]);
+    let auth = with_jwt(jwks_config(&jwks, None));
+    let kid = "k".repeat(10_000);
+    let refusal = jwt_refusal(&auth, &ed.sign(Some(&kid), &claims())).await;
+    assert_eq!(
+        refusal,
+        JwtError::UnknownKid {
+            kid: Some(format!("{}…", "k".repeat(64))),
+            alg: "EdDSA".into()
+        }
+    );
+    assert!(refusal.to_string().len() < 200, "{refusal}");
+}
+
+#[tokio::test]
 async fn no_kid_with_two_candidate_keys_is_ambiguous() {
     let (a, b) = (EdKey::generate(), EdKey::generate());
     let jwks = write_jwks(&[a.jwk("a"), b.jwk("b")]);
