@@ -13,6 +13,8 @@
 //! - `durability`: state on disk survives `kill -9` at any moment
 //! - `rabbit`: a throw-away RabbitMQ node, shared by the AMQP tests
 //! - `amqp`: the `[trigger.amqp]` source against it
+//! - `security_fanout`: one publish naming many rooms neither stalls other
+//!   clients nor grows the host
 
 // Items shared between test files are `pub`; a test binary exports nothing.
 #![allow(unreachable_pub)]
@@ -29,3 +31,4 @@ mod hostile;
 mod legacy;
 mod modules;
 mod reload;
+mod security_fanout;
