@@ -16,7 +16,7 @@ use crate::{
     broker::{Broker, CallRequest},
     config::Config,
     fanout::FanoutEngine,
-    modules::{CallFailure, CallSink, HostServices, Registry},
+    modules::{CallContext, CallFailure, CallSink, HostServices, Registry},
     protocol::MAX_PUBLISH_BYTES,
     rooms::Room,
     sessions::Sessions,
@@ -144,8 +144,37 @@ fn within_publish_limit(what: &str, data: &str) -> Result<(), CallFailure> {
     Ok(())
 }
 
+/// Refuses a publish, made while a module handles a user's call, to a room
+/// that user could not subscribe to: the module would otherwise be a way
+/// around `allowed_rooms` (and the trigger token) for any user.
+fn within_callers_rooms(
+    module: &str,
+    on_behalf: Option<&CallContext>,
+    rooms: &[Room],
+) -> Result<(), CallFailure> {
+    let Some(context) = on_behalf else {
+        return Ok(());
+    };
+    match rooms.iter().find(|room| !context.may_publish_to(room)) {
+        None => Ok(()),
+        Some(room) => Err(CallFailure::new(
+            ErrorCode::Forbidden,
+            format!(
+                "{module} publishes for {:?} here, who may not subscribe to {room}; nothing was published",
+                context.caller.user.as_str()
+            ),
+        )),
+    }
+}
+
 impl HostServices for Services {
-    fn publish(&self, _module: &str, rooms: &str, data: &str) -> Result<u64, CallFailure> {
+    fn publish(
+        &self,
+        module: &str,
+        on_behalf: Option<&CallContext>,
+        rooms: &str,
+        data: &str,
+    ) -> Result<u64, CallFailure> {
         let state = self.state()?;
         within_publish_limit("publish data", data)?;
         let rooms: serde_json::Value = serde_json::from_str(rooms)
@@ -157,13 +186,31 @@ impl HostServices for Services {
                 }
                 e => bad_input(e.to_string()),
             })?;
+        within_callers_rooms(module, on_behalf, &rooms)?;
         let data: &RawValue = serde_json::from_str(data)
             .map_err(|e| bad_input(format!("data is not valid JSON: {e}")))?;
         Ok(state.publish(&rooms, data))
     }
 
-    fn send_to_user(&self, module: &str, user: &str, data: &str) -> Result<u64, CallFailure> {
+    fn send_to_user(
+        &self,
+        module: &str,
+        on_behalf: Option<&CallContext>,
+        user: &str,
+        data: &str,
+    ) -> Result<u64, CallFailure> {
         let state = self.state()?;
+        if let Some(context) = on_behalf
+            && !context.may_push_to(user)
+        {
+            return Err(CallFailure::new(
+                ErrorCode::Forbidden,
+                format!(
+                    "{module} pushes for {:?} here, who may push only to themselves (another user needs an admin, or an admin-only command); nothing was pushed",
+                    context.caller.user.as_str()
+                ),
+            ));
+        }
         within_publish_limit("pushed data", data)?;
         let data: &RawValue = serde_json::from_str(data)
             .map_err(|e| bad_input(format!("data is not valid JSON: {e}")))?;
@@ -173,6 +220,7 @@ impl HostServices for Services {
     fn call_from_module(
         &self,
         from: &str,
+        on_behalf: Option<&CallContext>,
         target: &str,
         command: &str,
         params: &str,
@@ -182,7 +230,7 @@ impl HostServices for Services {
             Ok(state) => state,
             Err(failure) => return sink.finish(Err(failure)),
         };
-        let req = CallRequest::by_module(from, target, command, params);
+        let req = CallRequest::by_module(from, on_behalf, target, command, params);
         // The broker answers `sink` exactly once, refusals included.
         state.broker.call(req, |info| {
             if info.needs_reply {

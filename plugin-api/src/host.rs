@@ -137,7 +137,9 @@ impl Host {
     }
 
     /// Calls `command` of `module` and waits for its result. The callee sees
-    /// this module as the caller. Calls that form a cycle (A calls B which
+    /// this module as the calling module, with the user and roles of the
+    /// call this module is handling (none outside a call); the callee's
+    /// role checks apply to those. Calls that form a cycle (A calls B which
     /// calls A) end in `module-timeout`: this module's thread is waiting.
     pub fn call(&self, module: &str, command: &str, params: &Value) -> Result<Value, ModuleError> {
         let id = self.next_call_id.get();
