@@ -48,8 +48,10 @@ async fn subscribe_range(c: &mut Client, from: usize) {
     let ids: Vec<usize> = (from..from + ROOMS_EACH).collect();
     for batch in ids.chunks(500) {
         for &i in batch {
-            c.send_json(json!({"type": "subscribe", "room": room(i), "requestId": format!("s{i}")}))
-                .await;
+            c.send_json(
+                json!({"type": "subscribe", "room": room(i), "requestId": format!("s{i}")}),
+            )
+            .await;
         }
         for _ in batch {
             let reply = c.next().await;
@@ -102,7 +104,11 @@ async fn publish_beside_a_subscribe(
     let frame = json!({"type": "call", "module": "echo", "command": "publish",
         "params": {"rooms": rooms, "data": data}, "requestId": data})
     .to_string();
-    assert!(frame.len() < 65_536, "{} bytes: past max_frame_bytes", frame.len());
+    assert!(
+        frame.len() < 65_536,
+        "{} bytes: past max_frame_bytes",
+        frame.len()
+    );
     attacker.send(&frame).await;
     // Let the publish get under way before the bystander asks.
     tokio::time::sleep(Duration::from_millis(200)).await;
@@ -140,7 +146,10 @@ async fn a_publish_naming_a_room_many_times_is_bounded_and_stalls_nobody() {
     ws.install_bundled();
     let host = ProcessHost::start(
         &ws,
-        &format!("[limits]\nmax_subscriptions = {ROOMS_EACH}\nsend_queue = {}", 2 * ROOMS),
+        &format!(
+            "[limits]\nmax_subscriptions = {ROOMS_EACH}\nsend_queue = {}",
+            2 * ROOMS
+        ),
     );
     let mut readers = Vec::new();
     for s in 0..SUBSCRIBERS {
@@ -173,8 +182,7 @@ async fn a_publish_naming_a_room_many_times_is_bounded_and_stalls_nobody() {
     assert_eq!(within["result"], json!({"delivered": ROOMS}), "{within}");
     // Past it: refused before any room is walked, with what to do.
     let (past, waited_past) =
-        publish_beside_a_subscribe(&mut attacker, &mut bystander, FLOOD_COPIES, "refused")
-            .await;
+        publish_beside_a_subscribe(&mut attacker, &mut bystander, FLOOD_COPIES, "refused").await;
     assert_eq!(past["code"], "too-large", "{past}");
     let message = past["message"].as_str().unwrap();
     assert!(

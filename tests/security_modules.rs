@@ -54,10 +54,7 @@ async fn a_user_reaches_no_admin_command_through_another_module() {
     let admin = root
         .call("relay", "relay", relayed("echo", "config", json!({})), "a")
         .await;
-    assert_eq!(
-        admin["result"]["result"]["greeting"], "secret",
-        "{admin}"
-    );
+    assert_eq!(admin["result"]["result"]["greeting"], "secret", "{admin}");
     let (status, body) = host
         .call("relay", "relay", relayed("echo", "config", json!({})))
         .await;
@@ -79,7 +76,11 @@ async fn a_module_publishes_for_a_user_only_where_they_may_subscribe() {
 
     let forged = json!({"forged": true});
     let attempts = [
-        ("echo", "publish", json!({"rooms": [room_1], "data": forged})),
+        (
+            "echo",
+            "publish",
+            json!({"rooms": [room_1], "data": forged}),
+        ),
         (
             "echo",
             "publish",
@@ -184,7 +185,9 @@ async fn a_module_pushes_for_a_user_only_to_that_user_unless_an_admin_asks() {
 async fn only_admins_may_make_echo_sleep() {
     let (_ws, host) = host().await;
     let mut alice = Client::authorized(&host, "alice-token").await;
-    let refused = alice.call("echo", "sleep", json!({"ms": 600_000}), "s").await;
+    let refused = alice
+        .call("echo", "sleep", json!({"ms": 600_000}), "s")
+        .await;
     assert_eq!(refused["code"], "forbidden", "{refused}");
     // echo is not held up: the sleep never ran.
     let echoed = alice.call("echo", "echo", json!({"n": 1}), "e").await;

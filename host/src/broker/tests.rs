@@ -304,7 +304,11 @@ fn the_caller_is_stamped_by_the_host() {
     );
     call(&broker, CallRequest::by_operator("notes", "purge", None));
     let callers: Vec<Caller> = fake.calls().into_iter().map(|c| c.3).collect();
-    assert_eq!(callers.len(), 3, "an admin through a module, and the operator");
+    assert_eq!(
+        callers.len(),
+        3,
+        "an admin through a module, and the operator"
+    );
     let (u, m, o) = (&callers[0], &callers[1], &callers[2]);
     assert_eq!(u.kind, CallerKind::User);
     assert_eq!((u.user.as_str(), u.session.as_str()), ("alice", "s1"));

@@ -370,10 +370,8 @@ impl Generation {
         // message), `cancel` finds nothing and the call stays answered.
         let sent = self
             .handling
-            .queue(id, context, || self.inbox.try_send(msg));
-        if sent.is_err()
-            && let Some(sink) = self.pending.cancel(id)
-        {
+            .queue(id, context, || self.inbox.try_send(msg).is_ok());
+        if !sent && let Some(sink) = self.pending.cancel(id) {
             return Admission::Rejected(
                 sink,
                 CallFailure::new(
