@@ -95,6 +95,9 @@ impl Host {
 
     /// Publishes `data` to every subscriber of the matching `rooms` (a JSON
     /// array of room objects). Returns how many subscriptions it reached.
+    /// While handling a user's call, every room must be one that user may
+    /// subscribe to (else `forbidden`, nothing published); the host also
+    /// bounds the number of rooms (`too-large`).
     pub fn publish(&self, rooms: &Value, data: &Value) -> Result<u64, ModuleError> {
         self.ctx
             .sink
@@ -109,7 +112,9 @@ impl Host {
     /// Pushes `data` to every session of `user` that speaks the `modhost.v1`
     /// websocket protocol, as `{"type":"push","module":…,"data":…}` (clients
     /// of the high-templar dialect take no pushes). Returns how many
-    /// sessions it reached.
+    /// sessions it reached. While handling a user's call, only that user
+    /// may be pushed to, unless the caller is an admin or the command is
+    /// admin-only (else `forbidden`).
     pub fn send_to_user(&self, user: &str, data: &Value) -> Result<u64, ModuleError> {
         self.ctx
             .sink
