@@ -21,7 +21,8 @@ async fn replies_and_every_error_code() {
     // A timeout a busy machine never reaches for an echo; the sleep is far
     // past it.
     let (_ws, host) = host("[modules.echo]\ncall_timeout_ms = 3000").await;
-    let mut c = Client::authorized(&host, "alice-token").await;
+    // An admin: the sleep that times out is admin-only.
+    let mut c = Client::authorized(&host, "admin-token").await;
     assert_eq!(
         c.call("echo", "echo", json!({"a": [1, 2]}), "1").await,
         json!({"type": "reply", "requestId": "1", "result": {"a": [1, 2]}})
@@ -215,7 +216,8 @@ async fn a_repeated_request_id_runs_once() {
 #[tokio::test]
 async fn a_full_module_queue_answers_module_unavailable() {
     let (_ws, host) = host("[limits]\nmodule_queue = 4").await;
-    let mut c = Client::authorized(&host, "alice-token").await;
+    // An admin: echo's sleep is admin-only.
+    let mut c = Client::authorized(&host, "admin-token").await;
     for i in 0..12 {
         c.send_json(json!({"type":"call","module":"echo","command":"sleep","params":{"ms": 1000},"requestId": format!("q{i}")}))
             .await;
@@ -335,7 +337,8 @@ fn resume_of(hello: &Value) -> (String, String) {
 #[tokio::test]
 async fn resume_returns_missed_replies_and_publishes() {
     let (_ws, host) = host("").await;
-    let (mut c, hello) = Client::hello(&host, "alice-token", "").await;
+    // An admin: echo's sleep is admin-only.
+    let (mut c, hello) = Client::hello(&host, "admin-token", "").await;
     let (token, session) = resume_of(&hello);
     c.subscribe(json!({"target": "message", "customer": "1"}), "sub")
         .await;
@@ -360,7 +363,7 @@ async fn resume_returns_missed_replies_and_publishes() {
     assert_eq!(status, 200);
     tokio::time::sleep(Duration::from_millis(400)).await;
 
-    let (mut back, hello) = Client::hello(&host, "alice-token", &format!("&resume={token}")).await;
+    let (mut back, hello) = Client::hello(&host, "admin-token", &format!("&resume={token}")).await;
     assert_eq!(hello["session"], session.as_str(), "same session");
     assert_ne!(
         hello["resume"],
@@ -496,7 +499,10 @@ async fn a_module_pushes_to_every_session_of_a_user() {
     let mut phone = Client::authorized(&host, "alice-token").await;
     let mut laptop = Client::authorized(&host, "alice-token").await;
     let mut bob = Client::authorized(&host, "bob-token").await;
-    let reply = bob
+    // An admin: a user's call may push only to that user
+    // (tests/security_modules.rs).
+    let mut root = Client::authorized(&host, "admin-token").await;
+    let reply = root
         .call(
             "echo",
             "notify",
@@ -512,7 +518,7 @@ async fn a_module_pushes_to_every_session_of_a_user() {
         );
     }
     assert_eq!(bob.silent_for(Duration::from_millis(300)).await, None);
-    let nobody = bob
+    let nobody = root
         .call("echo", "notify", json!({"user": "carol", "data": 1}), "m")
         .await;
     assert_eq!(nobody["result"], json!({"delivered": 0}));

@@ -14,6 +14,10 @@
 //! - `durability`: state on disk survives `kill -9` at any moment
 //! - `rabbit`: a throw-away RabbitMQ node, shared by the AMQP tests
 //! - `amqp`: the `[trigger.amqp]` source against it
+//! - `security_modules`: modules act within the rights of the user they
+//!   call for (roles through other modules, rooms, pushes)
+//! - `security_fanout`: one publish naming many rooms neither stalls other
+//!   clients nor grows the host
 
 // Items shared between test files are `pub`; a test binary exports nothing.
 #![allow(unreachable_pub)]
@@ -30,4 +34,6 @@ mod hostile;
 mod legacy;
 mod modules;
 mod reload;
+mod security_fanout;
 mod security_files;
+mod security_modules;

@@ -533,7 +533,8 @@ async fn a_hung_handler_times_out_then_degrades_until_reset() {
     // A timeout a busy machine never reaches for an echo; the hung
     // handler sleeps far past it.
     let host = TestHost::start(&ws, "[modules.echo]\ncall_timeout_ms = 3000").await;
-    let mut client = Client::authorized(&host, "alice-token").await;
+    // An admin: echo's sleep is admin-only.
+    let mut client = Client::authorized(&host, "admin-token").await;
 
     // A handler that does not return: it and the calls queued behind it
     // time out.

@@ -26,8 +26,8 @@ use std::{
 use criterion::{Criterion, criterion_group, criterion_main};
 use modhost::{
     modules::{
-        CallFailure, CallSink, Generation, HostServices, LoadPolicy, LoadedLibrary, StartOptions,
-        inspect, load,
+        CallContext, CallFailure, CallSink, Generation, HostServices, LoadPolicy, LoadedLibrary,
+        StartOptions, inspect, load,
     },
     signing::SeqStore,
 };
@@ -39,13 +39,33 @@ mod common;
 struct NoServices;
 
 impl HostServices for NoServices {
-    fn publish(&self, _: &str, _: &str, _: &str) -> Result<u64, CallFailure> {
+    fn publish(
+        &self,
+        _: &str,
+        _: Option<&CallContext>,
+        _: &str,
+        _: &str,
+    ) -> Result<u64, CallFailure> {
         Ok(0)
     }
-    fn send_to_user(&self, _: &str, _: &str, _: &str) -> Result<u64, CallFailure> {
+    fn send_to_user(
+        &self,
+        _: &str,
+        _: Option<&CallContext>,
+        _: &str,
+        _: &str,
+    ) -> Result<u64, CallFailure> {
         Ok(0)
     }
-    fn call_from_module(&self, _: &str, _: &str, _: &str, _: &str, sink: Box<dyn CallSink>) {
+    fn call_from_module(
+        &self,
+        _: &str,
+        _: Option<&CallContext>,
+        _: &str,
+        _: &str,
+        _: &str,
+        sink: Box<dyn CallSink>,
+    ) {
         sink.finish(Err(CallFailure::new(
             ErrorCode::UnknownModule,
             "no modules here",
@@ -132,7 +152,14 @@ fn bench(c: &mut Criterion) {
     let call = |id: &mut u64| {
         *id += 1;
         let sink = Box::new(Counted(answered.clone()));
-        match generation.call(*id, "echo", r#"{"text":"hello"}"#, caller.clone(), sink) {
+        match generation.call(
+            *id,
+            "echo",
+            r#"{"text":"hello"}"#,
+            caller.clone(),
+            None,
+            sink,
+        ) {
             modhost::modules::Admission::Accepted => {}
             _ => panic!("call not accepted"),
         }

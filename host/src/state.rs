@@ -2,6 +2,7 @@
 //! call back into.
 
 use std::{
+    collections::HashSet,
     sync::{Arc, Weak, atomic::Ordering},
     time::SystemTime,
 };
@@ -15,7 +16,7 @@ use crate::{
     broker::{Broker, CallRequest},
     config::Config,
     fanout::FanoutEngine,
-    modules::{CallFailure, CallSink, HostServices, Registry},
+    modules::{CallContext, CallFailure, CallSink, HostServices, Registry},
     protocol::MAX_PUBLISH_BYTES,
     rooms::Room,
     sessions::Sessions,
@@ -54,15 +55,47 @@ pub enum PublishError {
     /// A room is not a valid room object.
     #[error("invalid room: {0}")]
     InvalidRoom(String),
+    /// More rooms than `[limits] max_rooms_per_publish`.
+    #[error(
+        "too many rooms: {count} in one publish, the limit is {limit} ([limits] max_rooms_per_publish); publish to fewer rooms, or use \"*\" as a value to reach many"
+    )]
+    TooManyRooms {
+        /// Rooms the publish named.
+        count: usize,
+        /// The limit in force.
+        limit: usize,
+    },
 }
 
 impl AppState {
-    /// Parses a JSON array of rooms.
-    pub fn parse_rooms(rooms: &serde_json::Value) -> Result<Vec<Room>, PublishError> {
+    /// Parses a JSON array of at most `limit` rooms, each room once.
+    ///
+    /// The count is checked before any room is parsed, and repeats are
+    /// dropped before the index sees them: every room named is a walk of
+    /// the subscription index under the fan-out lock, and one wildcard room
+    /// named 1,700 times once held that lock for 28 s.
+    pub fn parse_rooms(rooms: &serde_json::Value, limit: usize) -> Result<Vec<Room>, PublishError> {
         let list = rooms.as_array().ok_or(PublishError::Rooms)?;
-        list.iter()
-            .map(|r| Room::parse(r).map_err(|e| PublishError::InvalidRoom(e.to_string())))
-            .collect()
+        if list.len() > limit {
+            return Err(PublishError::TooManyRooms {
+                count: list.len(),
+                limit,
+            });
+        }
+        let mut seen = HashSet::with_capacity(list.len());
+        let mut distinct = Vec::with_capacity(list.len());
+        for r in list {
+            let room = Room::parse(r).map_err(|e| PublishError::InvalidRoom(e.to_string()))?;
+            if seen.insert(room.clone()) {
+                distinct.push(room);
+            }
+        }
+        Ok(distinct)
+    }
+
+    /// The most rooms one publish may name now (`[limits]`, live).
+    pub fn max_rooms_per_publish(&self) -> usize {
+        self.config.load().limits.max_rooms_per_publish
     }
 
     /// Publishes `data` to `rooms`; returns the deliveries.
@@ -111,20 +144,73 @@ fn within_publish_limit(what: &str, data: &str) -> Result<(), CallFailure> {
     Ok(())
 }
 
+/// Refuses a publish, made while a module handles a user's call, to a room
+/// that user could not subscribe to: the module would otherwise be a way
+/// around `allowed_rooms` (and the trigger token) for any user.
+fn within_callers_rooms(
+    module: &str,
+    on_behalf: Option<&CallContext>,
+    rooms: &[Room],
+) -> Result<(), CallFailure> {
+    let Some(context) = on_behalf else {
+        return Ok(());
+    };
+    match rooms.iter().find(|room| !context.may_publish_to(room)) {
+        None => Ok(()),
+        Some(room) => Err(CallFailure::new(
+            ErrorCode::Forbidden,
+            format!(
+                "{module} publishes for {:?} here, who may not subscribe to {room}; nothing was published",
+                context.caller.user.as_str()
+            ),
+        )),
+    }
+}
+
 impl HostServices for Services {
-    fn publish(&self, _module: &str, rooms: &str, data: &str) -> Result<u64, CallFailure> {
+    fn publish(
+        &self,
+        module: &str,
+        on_behalf: Option<&CallContext>,
+        rooms: &str,
+        data: &str,
+    ) -> Result<u64, CallFailure> {
         let state = self.state()?;
         within_publish_limit("publish data", data)?;
         let rooms: serde_json::Value = serde_json::from_str(rooms)
             .map_err(|e| bad_input(format!("rooms are not valid JSON: {e}")))?;
-        let rooms = AppState::parse_rooms(&rooms).map_err(|e| bad_input(e.to_string()))?;
+        let rooms =
+            AppState::parse_rooms(&rooms, state.max_rooms_per_publish()).map_err(|e| match e {
+                PublishError::TooManyRooms { .. } => {
+                    CallFailure::new(ErrorCode::TooLarge, e.to_string())
+                }
+                e => bad_input(e.to_string()),
+            })?;
+        within_callers_rooms(module, on_behalf, &rooms)?;
         let data: &RawValue = serde_json::from_str(data)
             .map_err(|e| bad_input(format!("data is not valid JSON: {e}")))?;
         Ok(state.publish(&rooms, data))
     }
 
-    fn send_to_user(&self, module: &str, user: &str, data: &str) -> Result<u64, CallFailure> {
+    fn send_to_user(
+        &self,
+        module: &str,
+        on_behalf: Option<&CallContext>,
+        user: &str,
+        data: &str,
+    ) -> Result<u64, CallFailure> {
         let state = self.state()?;
+        if let Some(context) = on_behalf
+            && !context.may_push_to(user)
+        {
+            return Err(CallFailure::new(
+                ErrorCode::Forbidden,
+                format!(
+                    "{module} pushes for {:?} here, who may push only to themselves (another user needs an admin, or an admin-only command); nothing was pushed",
+                    context.caller.user.as_str()
+                ),
+            ));
+        }
         within_publish_limit("pushed data", data)?;
         let data: &RawValue = serde_json::from_str(data)
             .map_err(|e| bad_input(format!("data is not valid JSON: {e}")))?;
@@ -134,6 +220,7 @@ impl HostServices for Services {
     fn call_from_module(
         &self,
         from: &str,
+        on_behalf: Option<&CallContext>,
         target: &str,
         command: &str,
         params: &str,
@@ -143,7 +230,7 @@ impl HostServices for Services {
             Ok(state) => state,
             Err(failure) => return sink.finish(Err(failure)),
         };
-        let req = CallRequest::by_module(from, target, command, params);
+        let req = CallRequest::by_module(from, on_behalf, target, command, params);
         // The broker answers `sink` exactly once, refusals included.
         state.broker.call(req, |info| {
             if info.needs_reply {

@@ -41,8 +41,8 @@ impl Call {
             .map_err(|e| ModuleError::bad_params(format!("param `{name}` is invalid: {e}")))
     }
 
-    /// The calling user's id, stamped by the host (empty for calls from
-    /// modules and the operator).
+    /// The calling user's id, stamped by the host (empty for the operator;
+    /// for a call from a module, the user it was handling a call for).
     pub fn user(&self) -> &str {
         self.caller.user.as_str()
     }

@@ -95,6 +95,9 @@ impl Host {
 
     /// Publishes `data` to every subscriber of the matching `rooms` (a JSON
     /// array of room objects). Returns how many subscriptions it reached.
+    /// While handling a user's call, every room must be one that user may
+    /// subscribe to (else `forbidden`, nothing published); the host also
+    /// bounds the number of rooms (`too-large`).
     pub fn publish(&self, rooms: &Value, data: &Value) -> Result<u64, ModuleError> {
         self.ctx
             .sink
@@ -109,7 +112,9 @@ impl Host {
     /// Pushes `data` to every session of `user` that speaks the `modhost.v1`
     /// websocket protocol, as `{"type":"push","module":…,"data":…}` (clients
     /// of the high-templar dialect take no pushes). Returns how many
-    /// sessions it reached.
+    /// sessions it reached. While handling a user's call, only that user
+    /// may be pushed to, unless the caller is an admin or the command is
+    /// admin-only (else `forbidden`).
     pub fn send_to_user(&self, user: &str, data: &Value) -> Result<u64, ModuleError> {
         self.ctx
             .sink
@@ -137,7 +142,9 @@ impl Host {
     }
 
     /// Calls `command` of `module` and waits for its result. The callee sees
-    /// this module as the caller. Calls that form a cycle (A calls B which
+    /// this module as the calling module, with the user and roles of the
+    /// call this module is handling (none outside a call); the callee's
+    /// role checks apply to those. Calls that form a cycle (A calls B which
     /// calls A) end in `module-timeout`: this module's thread is waiting.
     pub fn call(&self, module: &str, command: &str, params: &Value) -> Result<Value, ModuleError> {
         let id = self.next_call_id.get();

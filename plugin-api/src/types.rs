@@ -125,11 +125,13 @@ impl CommandSpec {
 pub struct Caller {
     /// What kind of party is calling.
     pub kind: CallerKind,
-    /// The user's id (empty for module and operator callers).
+    /// The user's id (empty for the operator; for a module caller, the
+    /// user whose call that module was handling, empty if none).
     pub user: RString,
     /// The websocket session id (empty outside a session).
     pub session: RString,
-    /// The user's roles.
+    /// The user's roles (a module caller carries those of the user whose
+    /// call it was handling; role checks apply to them).
     pub roles: RVec<RString>,
     /// The calling module's name, for module-to-module calls.
     pub module: RString,

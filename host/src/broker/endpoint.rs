@@ -16,7 +16,7 @@ use std::sync::Arc;
 use modhost_plugin_api::{Caller, Manifest};
 
 use super::CommandInfo;
-use crate::modules::{Admission, CallSink};
+use crate::modules::{Admission, CallSink, UserRights};
 
 /// A checked call on its way to an endpoint.
 #[derive(Debug)]
@@ -35,6 +35,10 @@ pub struct StampedCall<'a> {
     /// Who is calling, stamped by this host. An endpoint passes it on
     /// unchanged: a module must never see an identity taken from params.
     pub caller: Caller,
+    /// What the module may do for the user behind the call (host-side:
+    /// an endpoint that runs the module elsewhere enforces it on the
+    /// publishes and pushes that come back from it).
+    pub user: Option<UserRights>,
     /// What the manifest says about the command.
     pub info: CommandInfo,
 }

@@ -21,7 +21,14 @@ impl ModuleEndpoint for Generation {
     }
 
     fn dispatch(&self, call: StampedCall<'_>, sink: Box<dyn CallSink>) -> Admission {
-        self.call(call.id, call.command, call.params, call.caller, sink)
+        self.call(
+            call.id,
+            call.command,
+            call.params,
+            call.caller,
+            call.user,
+            sink,
+        )
     }
 }
 

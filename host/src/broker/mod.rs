@@ -156,6 +156,7 @@ impl Broker {
                 command: req.command,
                 params,
                 caller: req.caller.clone(),
+                user: req.user.clone(),
                 info,
             };
             match endpoint.dispatch(call, sink) {

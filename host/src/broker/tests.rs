@@ -10,7 +10,7 @@ use std::{
 use modhost_plugin_api::{Caller, CallerKind, CommandSpec, ErrorCode, Manifest};
 
 use super::*;
-use crate::auth::Principal;
+use crate::{auth::Principal, modules::CallContext};
 
 /// What a fake endpoint does with the next call it is offered.
 #[derive(Clone, Copy, Debug)]
@@ -202,7 +202,21 @@ fn alice(roles: &[&str]) -> Principal {
 }
 
 fn user<'a>(command: &'a str, params: Option<&'a str>) -> CallRequest<'a> {
-    CallRequest::by_user(&alice(&["user"]), "s1", "notes", command, params)
+    by(&alice(&["user"]), command, params)
+}
+
+fn by<'a>(principal: &Principal, command: &'a str, params: Option<&'a str>) -> CallRequest<'a> {
+    CallRequest::by_user(principal, Vec::new().into(), "s1", "notes", command, params)
+}
+
+/// The call a module is handling for `principal`.
+fn handling_for(principal: &Principal) -> CallContext {
+    let req = by(principal, "purge", None);
+    CallContext {
+        caller: req.caller,
+        user: req.user,
+        admin_command: false,
+    }
 }
 
 fn broker_with(fake: &Arc<Fake>, max_params: usize) -> (Broker, Arc<Table>) {
@@ -221,7 +235,7 @@ fn refused(out: &Outcome, code: ErrorCode) {
 fn refusals_by_the_checks_answer_the_sink_once_and_never_reach_the_endpoint() {
     let fake = Fake::new(notes(), &[Behaviour::Accept]);
     let (broker, _) = broker_with(&fake, 32);
-    let ghost = CallRequest::by_user(&alice(&[]), "s1", "ghost", "x", None);
+    let ghost = CallRequest::by_user(&alice(&[]), Vec::new().into(), "s1", "ghost", "x", None);
     let cases = [
         (call(&broker, ghost), ErrorCode::UnknownModule),
         (call(&broker, user("nope", None)), ErrorCode::UnknownCommand),
@@ -283,22 +297,53 @@ fn the_caller_is_stamped_by_the_host() {
     let (broker, _) = broker_with(&fake, 1000);
     let params = r#"{"note":"x","user":"mallory","roles":["admin"]}"#;
     call(&broker, user("write_note", Some(params)));
+    let for_admin = handling_for(&alice(&["admin"]));
     call(
         &broker,
-        CallRequest::by_module("relay", "notes", "purge", "{}"),
+        CallRequest::by_module("relay", Some(&for_admin), "notes", "purge", "{}"),
     );
     call(&broker, CallRequest::by_operator("notes", "purge", None));
     let callers: Vec<Caller> = fake.calls().into_iter().map(|c| c.3).collect();
-    assert_eq!(callers.len(), 3, "module and operator pass role checks");
+    assert_eq!(
+        callers.len(),
+        3,
+        "an admin through a module, and the operator"
+    );
     let (u, m, o) = (&callers[0], &callers[1], &callers[2]);
     assert_eq!(u.kind, CallerKind::User);
     assert_eq!((u.user.as_str(), u.session.as_str()), ("alice", "s1"));
     assert!(u.has_role("user") && !u.has_role("admin"));
+    // The callee sees the calling module and the user it calls for.
     assert_eq!((m.kind, m.module.as_str()), (CallerKind::Module, "relay"));
-    assert!(m.roles.is_empty() && m.user.is_empty());
+    assert_eq!((m.user.as_str(), m.session.as_str()), ("alice", "s1"));
+    assert!(m.has_role("admin"));
     assert_eq!(o.kind, CallerKind::Operator);
     assert!(o.has_role("admin"));
     fake.answer(Ok("null"));
+}
+
+#[test]
+fn a_module_call_is_held_to_the_roles_of_the_user_it_calls_for() {
+    let fake = Fake::new(notes(), &[Behaviour::Accept]);
+    let (broker, _) = broker_with(&fake, 1000);
+    let direct = call(&broker, user("purge", None));
+    refused(&direct, ErrorCode::Forbidden);
+    let for_user = handling_for(&alice(&["user"]));
+    // For a plain user, and on the module's own behalf (no roles at all).
+    for on_behalf in [Some(&for_user), None] {
+        let out = call(
+            &broker,
+            CallRequest::by_module("relay", on_behalf, "notes", "purge", "{}"),
+        );
+        refused(&out, ErrorCode::Forbidden);
+    }
+    // What needs no role is still reachable on the module's own behalf.
+    let own = call(
+        &broker,
+        CallRequest::by_module("relay", None, "notes", "fire", "{}"),
+    );
+    assert!(matches!(own.dispatched, Dispatched::Accepted(_)));
+    assert!(fake.calls().iter().all(|c| c.1 != "purge"));
 }
 
 #[test]

@@ -61,6 +61,7 @@ mod tests {
             command,
             params,
             caller,
+            user: None,
         }
     }
 

@@ -86,8 +86,14 @@ impl Call {
             );
         }
         let params = self.params.as_deref().map(RawValue::get);
-        let req =
-            CallRequest::by_user(&session.principal, &session.name, &module, &command, params);
+        let req = CallRequest::by_user(
+            &session.principal,
+            session.allowed.clone(),
+            &session.name,
+            &module,
+            &command,
+            params,
+        );
         session.calls.start(&rid);
         let outbox = session.outbox.clone();
         let calls = session.calls.clone();

@@ -20,8 +20,9 @@ pub struct Session {
     pub name: String,
     /// Who is connected.
     pub principal: Principal,
-    /// Room patterns the user may subscribe to.
-    pub allowed: Vec<Room>,
+    /// Room patterns the user may subscribe to (shared with the calls the
+    /// user makes: modules publish for them only where these permit).
+    pub allowed: Arc<[Room]>,
     /// The session's outbox.
     pub outbox: Outbox,
     /// Shared host state.
@@ -62,7 +63,7 @@ impl Session {
             id: parts.id,
             name: crate::sessions::session_name(parts.id),
             principal: parts.principal,
-            allowed: parts.allowed,
+            allowed: parts.allowed.into(),
             outbox: parts.outbox,
             state: parts.state,
             limits,

@@ -110,6 +110,12 @@ section! {
         resume_buffer: usize = resume_buffer,
             Count { default: 1024, min: 1, max: 1_000_000 }, Live,
             "messages kept for a disconnected session";
+        /// One limit for every publisher (module, `POST /trigger/`, AMQP):
+        /// each named room is walked in the index, so the count bounds the
+        /// work one publish does under the fan-out lock.
+        max_rooms_per_publish: usize = max_rooms_per_publish,
+            Count { default: 64, min: 1, max: 10_000 }, Live,
+            "rooms one publish may name (module, /trigger/, AMQP)";
     }
 }
 

@@ -50,17 +50,27 @@ impl FanoutEngine for MemoryEngine {
 
     /// Delivers `data` to every subscription matching any of `rooms`, once
     /// each. Returns how many outboxes took it.
+    ///
+    /// Only the matching is done under the lock: it collects each
+    /// subscription's outbox and id (two reference counts each), and the
+    /// pushes, which allocate and wake writers, happen after the lock is
+    /// released, so a subscribe waits for the index walk alone. The list
+    /// costs less than the queued frames it turns into.
     fn publish(&self, rooms: &[Room], data: &RawValue) -> Delivery {
-        let frame = PublishFrame::new(data);
-        let (mut delivered, mut failed) = (0u64, 0u64);
+        let mut targets: Vec<(Outbox, Arc<str>)> = Vec::new();
         self.read()
             .for_each_match(rooms, |_room, _session, request_id, outbox| {
-                if outbox.push(Outgoing::Publish(frame.clone(), request_id.clone())) {
-                    delivered += 1;
-                } else {
-                    failed += 1;
-                }
+                targets.push((outbox.clone(), request_id.clone()));
             });
+        let frame = PublishFrame::new(data);
+        let (mut delivered, mut failed) = (0u64, 0u64);
+        for (outbox, request_id) in targets {
+            if outbox.push(Outgoing::Publish(frame.clone(), request_id)) {
+                delivered += 1;
+            } else {
+                failed += 1;
+            }
+        }
         Delivery {
             delivered,
             dropped: failed,

@@ -12,7 +12,10 @@ use axum::{
     response::{IntoResponse, Response},
 };
 
-use crate::{state::AppState, trigger::message};
+use crate::{
+    state::{AppState, PublishError},
+    trigger::message,
+};
 
 use super::auth::bearer;
 use crate::util::secret::ct_eq;
@@ -48,6 +51,10 @@ pub(super) async fn trigger(
     }
     match message::publish(&state, &body) {
         Ok(delivered) => Json(serde_json::json!({ "delivered": delivered })).into_response(),
+        // Too many rooms is a size limit, like the body's own (413).
+        Err(e @ message::MessageError::Room(PublishError::TooManyRooms { .. })) => {
+            (StatusCode::PAYLOAD_TOO_LARGE, e.to_string()).into_response()
+        }
         Err(e) => (StatusCode::BAD_REQUEST, e.to_string()).into_response(),
     }
 }

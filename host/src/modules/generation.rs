@@ -25,6 +25,7 @@ use modhost_plugin_api::{
 use crate::util::sync;
 
 use super::{
+    context::{CallContext, Handling, UserRights},
     loader::LoadedLibrary,
     pending::{CallFailure, CallSink, PendingCalls},
     services::HostServices,
@@ -132,6 +133,9 @@ pub struct Generation {
     state: Arc<AtomicU8>,
     restarts: Arc<AtomicU64>,
     timeouts: AtomicU64,
+    /// The calls queued for the instance, in its order (shared with its
+    /// sink, which asks it whose call a callback belongs to).
+    handling: Arc<Handling>,
     thread: Mutex<Option<JoinHandle<()>>>,
 }
 
@@ -161,6 +165,7 @@ impl Generation {
         let restarts = Arc::new(AtomicU64::new(0));
         let state = Arc::new(AtomicU8::new(GenState::Running as u8));
         let publish_budget = Arc::new(AtomicU32::new(options.publishes_per_second));
+        let handling = Arc::new(Handling::default());
         let sink = ModuleSink {
             module: name.clone(),
             generation: options.generation,
@@ -170,6 +175,7 @@ impl Generation {
             restarts: restarts.clone(),
             log_budget: Mutex::default(),
             publishes_per_second: publish_budget.clone(),
+            handling: handling.clone(),
         };
         let ctx = HostContext {
             module: name.clone().into(),
@@ -184,10 +190,12 @@ impl Generation {
         let thread_state = state.clone();
         let thread_pending = pending.clone();
         let thread_name = name.clone();
+        let thread_handling = handling.clone();
         let generation = options.generation;
         let thread = std::thread::Builder::new()
             .name(format!("mod-{name}-g{generation}"))
             .spawn(move || {
+                thread_handling.bind_to_current_thread();
                 let mut instance = match (root.start())(ctx) {
                     RResult::ROk(instance) => {
                         let _ = started_tx.send(Ok(()));
@@ -240,6 +248,7 @@ impl Generation {
             state,
             restarts,
             timeouts: AtomicU64::new(0),
+            handling,
             thread: Mutex::new(Some(thread)),
         }))
     }
@@ -286,13 +295,15 @@ impl Generation {
     }
 
     /// Hands a call to the module. The sink is answered exactly once, now
-    /// (rejection) or later (reply, error, timeout, drain).
+    /// (rejection) or later (reply, error, timeout, drain). `user` is what
+    /// the module may do for the user behind the call while it handles it.
     pub fn call(
         &self,
         id: u64,
         command: &str,
         params: &str,
         caller: Caller,
+        user: Option<UserRights>,
         sink: Box<dyn CallSink>,
     ) -> Admission {
         let accepting = sync::read(&self.accepting);
@@ -341,6 +352,14 @@ impl Generation {
         }
         let timeout = Duration::from_millis(self.call_timeout_ms.load(Ordering::Relaxed));
         self.pending.insert(id, sink, timeout);
+        let context = CallContext {
+            caller: caller.clone(),
+            user,
+            admin_command: self
+                .manifest
+                .find(command)
+                .is_some_and(|spec| spec.min_role.as_str() == crate::auth::ADMIN_ROLE),
+        };
         let msg = ToModule::Call(CallMsg {
             id,
             command: command.into(),
@@ -349,9 +368,10 @@ impl Generation {
         });
         // If the module answered already (it cannot have: it never got the
         // message), `cancel` finds nothing and the call stays answered.
-        if self.inbox.try_send(msg).is_err()
-            && let Some(sink) = self.pending.cancel(id)
-        {
+        let sent = self
+            .handling
+            .queue(id, context, || self.inbox.try_send(msg).is_ok());
+        if !sent && let Some(sink) = self.pending.cancel(id) {
             return Admission::Rejected(
                 sink,
                 CallFailure::new(

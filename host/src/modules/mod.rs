@@ -6,6 +6,8 @@
 //! - `loader`: verify → sealed memfd copy → dlopen → ABI and manifest checks
 //! - `pending`: accepted calls awaiting an answer (answered exactly once)
 //! - `services`: what modules can ask of the host (publish, push, call)
+//! - `context`: which call an instance is handling when it calls back, so
+//!   the services act for that call's user (or the module's own behalf)
 //! - `sink`: the host side of a module's `Host` handle
 //! - `generation`: one running build: instance thread, inbox, drain, degrade
 //! - `registry`: module name → running generation; refusals; swaps; reset;
@@ -13,6 +15,7 @@
 //! - `watcher`: modules folder events → rescans → loads, swaps, removals
 
 mod abi_error;
+mod context;
 mod error;
 mod generation;
 mod loader;
@@ -22,6 +25,7 @@ mod services;
 mod sink;
 mod watcher;
 
+pub use context::{CallContext, UserRights};
 pub use error::{LoadError, LoadErrorKind};
 pub use generation::{Admission, DEGRADE_AFTER_TIMEOUTS, GenState, Generation, StartOptions};
 pub use loader::{LoadPolicy, LoadedLibrary, SignedBuild, inspect, load, open, verify};

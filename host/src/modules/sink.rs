@@ -21,6 +21,7 @@ use crate::util::{
 };
 
 use super::{
+    context::Handling,
     pending::{CallFailure, CallSink, PendingCalls},
     services::HostServices,
 };
@@ -51,6 +52,8 @@ pub(crate) struct ModuleSink {
     pub(crate) log_budget: Mutex<LogBudget>,
     /// The publish budget, set by config (live).
     pub(crate) publishes_per_second: Arc<AtomicU32>,
+    /// Which call the instance is handling, for the services.
+    pub(crate) handling: Arc<Handling>,
 }
 
 /// What a module may send per second.
@@ -140,6 +143,7 @@ impl HostSink for ModuleSink {
         let result = match msg {
             FromModule::Reply { id, result, done } => {
                 if done {
+                    self.handling.answered(id);
                     self.pending.finish(id, Ok(result.as_str()));
                 } else {
                     self.pending.item(id, result.as_str());
@@ -147,6 +151,7 @@ impl HostSink for ModuleSink {
                 Ok(0)
             }
             FromModule::Error { id, failure } => {
+                self.handling.answered(id);
                 if failure.code == ErrorCode::ModulePanicked {
                     let restarts = self.restarts.fetch_add(1, Ordering::Relaxed) + 1;
                     tracing::warn!(
@@ -163,11 +168,15 @@ impl HostSink for ModuleSink {
                 );
                 Ok(0)
             }
-            FromModule::Publish { rooms, data } => self
-                .charge_publish()
-                .and_then(|()| self.services.publish(&self.module, &rooms, &data)),
+            FromModule::Publish { rooms, data } => self.charge_publish().and_then(|()| {
+                let on_behalf = self.handling.current();
+                self.services
+                    .publish(&self.module, on_behalf.as_deref(), &rooms, &data)
+            }),
             FromModule::SendToUser { user, data } => {
-                self.services.send_to_user(&self.module, &user, &data)
+                let on_behalf = self.handling.current();
+                self.services
+                    .send_to_user(&self.module, on_behalf.as_deref(), &user, &data)
             }
             FromModule::Call {
                 id,
@@ -181,8 +190,10 @@ impl HostSink for ModuleSink {
                 };
                 // Refusals come back through `reply` too, into the inbox
                 // the calling module waits on.
+                let on_behalf = self.handling.current();
                 self.services.call_from_module(
                     &self.module,
+                    on_behalf.as_deref(),
                     &module,
                     &command,
                     &params,

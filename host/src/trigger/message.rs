@@ -40,6 +40,9 @@ impl MessageError {
                 "add \"rooms\": a JSON array of room objects, e.g. [{\"target\": \"message\", \"customer\": \"1\"}]"
             }
             Self::NoData => "add \"data\": the JSON value subscribers receive (not null)",
+            Self::Room(PublishError::TooManyRooms { .. }) => {
+                "name at most [limits] max_rooms_per_publish rooms in one message; a \"*\" value reaches every room with that key"
+            }
             Self::Room(_) => {
                 "each room must be a JSON object of strings, numbers or booleans, e.g. {\"target\": \"message\"}"
             }
@@ -63,6 +66,6 @@ pub fn publish(state: &AppState, body: &[u8]) -> Result<u64, MessageError> {
         .filter(serde_json::Value::is_array)
         .ok_or(MessageError::NoRooms)?;
     let data = parsed.data.ok_or(MessageError::NoData)?;
-    let rooms = AppState::parse_rooms(&rooms)?;
+    let rooms = AppState::parse_rooms(&rooms, state.max_rooms_per_publish())?;
     Ok(state.publish(&rooms, data))
 }

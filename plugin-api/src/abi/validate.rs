@@ -22,8 +22,11 @@ pub const DEFAULT_MAX_PARAMS_BYTES: usize = 64 * 1024;
 ///
 /// The checks run in a fixed order (command, role, size, object, required
 /// keys) so a caller always learns about the most basic problem first.
-/// Module and operator callers pass every role check: the host stamped
-/// them, and they act for the platform, not for a user.
+/// Operator callers pass every role check: the host stamped them after
+/// checking the admin token. A module caller is held to the roles it
+/// carries: those of the user whose call it is handling (the host stamps
+/// them), none when it acts on its own behalf. Otherwise a module that
+/// relays calls would hand any user every admin-only command.
 pub fn check_call<'m>(
     manifest: &'m Manifest,
     command: &str,
@@ -39,7 +42,7 @@ pub fn check_call<'m>(
     })?;
     let role = spec.min_role.as_str();
     let allowed = role.is_empty()
-        || matches!(caller.kind, CallerKind::Module | CallerKind::Operator)
+        || caller.kind == CallerKind::Operator
         || caller.has_role(role)
         || caller.has_role("admin");
     if !allowed {

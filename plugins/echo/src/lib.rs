@@ -8,9 +8,16 @@
 //! | `count` | `n` (1..=100000), streams | stream items arrive in order, the last with `done` |
 //! | `whoami` | none | the caller identity is the host's stamp, whatever params say |
 //! | `notify` | `user`, `data` | a module can push to a user's sessions |
-//! | `sleep` | `ms` (≤ 600000) | call timeouts (it blocks its own thread) |
+//! | `sleep` | `ms` (≤ 600000), admins only | call timeouts (it blocks its own thread) |
 //! | `fire` | any, no reply | fire-and-forget calls are acknowledged, not answered |
-//! | `config` | none | the live `[modules.echo]` table reaches the module |
+//! | `config` | none, admins only | the live `[modules.echo]` table reaches the module |
+//!
+//! echo does what it is asked for its caller; the host bounds that. For a
+//! user, `publish` reaches only rooms the user may subscribe to
+//! (`allowed_rooms`), and `notify` only the user's own sessions unless the
+//! caller is an admin: the host checks both on every module's publishes
+//! and pushes. `sleep` is admin-only, since it blocks echo for everyone
+//! while it lasts.
 //!
 //! # Layout
 //! - [`Command`]: one call, parsed and validated without a host
@@ -191,7 +198,10 @@ impl Module for Echo {
             .command(
                 CommandSpec::new("sleep")
                     .param("ms")
-                    .description("Blocks the module for ms milliseconds (≤ 600000)"),
+                    .min_role("admin")
+                    .description(
+                        "Blocks the module for ms milliseconds (≤ 600000; admins only: it holds up every caller of echo)",
+                    ),
             )
             .command(
                 CommandSpec::new("fire")

@@ -204,8 +204,13 @@ fn module_echoes_streams_and_publishes() {
     );
 
     assert_eq!(
-        echo.call("sleep", json!({"ms": 5})).ok(),
+        echo.call_as(admin(), "sleep", json!({"ms": 5})).ok(),
         &json!({"slept": 5})
+    );
+    // Blocking echo for everyone is for admins only.
+    assert_eq!(
+        echo.call("sleep", json!({"ms": 5})).err().code,
+        ErrorCode::Forbidden
     );
     assert_eq!(
         echo.call("count", json!({"n": 0})).err().code,

@@ -5,17 +5,18 @@
 //! |---|---|---|
 //! | `relay` | `module`, `command`, `params` (object, optional: `{}`) | `{"result": <the callee's result>}` |
 //!
-//! The callee sees `relay` as its caller (kind `module`), not the user who
-//! called relay: the host stamps identities, and relay cannot pass one on.
-//! A failed call comes back with the callee's error code and message
-//! (`unknown-module`, `module-error`, `module-panicked`, …).
+//! The callee sees `relay` as the calling module (kind `module`), with the
+//! user, session and roles of whoever called relay: the host stamps them,
+//! relay cannot change them, and the callee's role checks apply to them, so
+//! a user reaches through relay only what they could call directly. A
+//! failed call comes back with the callee's error code and message
+//! (`unknown-module`, `forbidden`, `module-error`, `module-panicked`, …).
 //!
 //! Relay refuses to call itself: the call would wait on the thread that has
 //! to answer it and end in `module-timeout`.
 //!
 //! Config: `[modules.relay] allow = ["echo", "divide"]` limits which modules
-//! it may call; without `allow`, any module. Since the callee sees a module,
-//! not the user, an operator who serves untrusted users should set `allow`.
+//! it may call; without `allow`, any module.
 //!
 //! # Layout
 //! - [`Relay`]: one request, validated without a host ([`Relay::parse`])

@@ -211,6 +211,7 @@ fn full_example_parses_to_the_expected_config() {
             max_params_bytes: 512,
             module_queue: 16,
             resume_buffer: 32,
+            max_rooms_per_publish: 64,
         },
         modules: ModulesConfig {
             dir: p("/srv/modhost/../mods"),
@@ -405,7 +406,7 @@ fn the_embedded_default_parses_and_matches_the_quickstart() {
         .filter_map(|l| l.strip_prefix("# "))
         .filter(|l| l.contains(" = "))
         .collect();
-    assert_eq!(settings.len(), 11, "{settings:?}");
+    assert_eq!(settings.len(), Limits::DECLS.len(), "{settings:?}");
     let again = ok(&format!("[limits]\n{}\n", settings.join("\n")));
     assert_eq!(again.limits, Limits::default());
 }

@@ -42,6 +42,7 @@ proptest! {
                 "max_params_bytes" => limits.max_params_bytes as u64,
                 "module_queue" => limits.module_queue as u64,
                 "resume_buffer" => limits.resume_buffer as u64,
+                "max_rooms_per_publish" => limits.max_rooms_per_publish as u64,
                 other => panic!("a limit this test does not know: {other}"),
             };
             prop_assert_eq!(got, value);

@@ -74,17 +74,29 @@ fn role_is_checked_before_params() {
 }
 
 #[test]
-fn admins_modules_and_the_operator_pass_role_checks() {
+fn admins_the_operator_and_modules_calling_for_them_pass_role_checks() {
     let m = manifest();
     for who in [
         caller(CallerKind::User, &["staff"]),
         caller(CallerKind::User, &["admin"]),
-        caller(CallerKind::Module, &[]),
+        caller(CallerKind::Module, &["staff"]),
         caller(CallerKind::Operator, &[]),
     ] {
         let spec = check_call(&m, "purge", "{}", &who, 100).unwrap();
         assert_eq!(spec.name.as_str(), "purge");
     }
+}
+
+#[test]
+fn a_module_is_held_to_the_roles_it_carries() {
+    // A module calls with the roles of the user it handles a call for, and
+    // none on its own behalf: being a module grants nothing.
+    let m = manifest();
+    for roles in [&[][..], &["user"][..]] {
+        let (code, _) = refusal("purge", "{}", &caller(CallerKind::Module, roles), 100);
+        assert_eq!(code, ErrorCode::Forbidden);
+    }
+    assert!(check_call(&m, "fire", "{}", &caller(CallerKind::Module, &[]), 100).is_ok());
 }
 
 #[test]
