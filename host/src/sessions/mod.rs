@@ -14,7 +14,7 @@ mod outbox;
 mod parked;
 mod table;
 
-pub use calls::{CallState, SessionCalls};
+pub use calls::{CallState, REMEMBERED_REPLY_BYTES, SessionCalls};
 pub use outbox::{CLOSE_TOO_SLOW, Outbox, OutboxReceiver, OutboxState, Outgoing};
-pub use parked::{Parked, ParkedSessions, ResumeRefused};
+pub use parked::{MAX_PARKED_PER_USER, Parked, ParkedSessions, ResumeRefused};
 pub use table::{ConnectionInfo, Counters, Sessions, session_name};
