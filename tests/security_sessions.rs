@@ -100,11 +100,11 @@ const BATCH: usize = 16;
 /// One attacker: over-long ids and names, then calls whose big replies a
 /// session would remember, all answered; then a TCP reset. Returns how
 /// many answers of each expected kind came.
-async fn fill_and_drop(url: String, n: usize) -> [usize; 3] {
+async fn fill_and_drop(url: String) -> [usize; 3] {
     let mut c = Client::connect(&url).await;
     assert_eq!(c.next().await["is_authorized"], true);
     let long = |c: char| c.to_string().repeat(LONG);
-    let short_id = |i: usize| format!("{n}-{i}-{}", "r".repeat(200));
+    let short_id = |i: usize| format!("{i}-{}", "r".repeat(200));
     let kinds: [(
         Box<dyn Fn(usize) -> String + Send + Sync>,
         fn(&Value) -> bool,
@@ -142,14 +142,11 @@ async fn fill_and_drop(url: String, n: usize) -> [usize; 3] {
                 c.ws.feed(Message::text(frame(*i))).await.expect("send");
             }
             c.ws.flush().await.expect("flush");
+            // Counted, not asserted here: the memory they cost is checked
+            // first, then the answers.
             for _ in batch {
                 let v = c.next().await;
-                assert!(
-                    expected(&v),
-                    "attacker {n}, kind {k}: {}",
-                    &v.to_string()[..200.min(v.to_string().len())]
-                );
-                answered[k] += 1;
+                answered[k] += usize::from(expected(&v));
             }
         }
     }
@@ -182,7 +179,7 @@ async fn dropped_sessions_full_of_long_ids_names_and_replies_hold_bounded_memory
     let before = host.rss_kib();
 
     let attackers: Vec<_> = (0..ATTACKERS)
-        .map(|n| tokio::spawn(fill_and_drop(host.ws_url("alice-token"), n)))
+        .map(|_| tokio::spawn(fill_and_drop(host.ws_url("alice-token"))))
         .collect();
     let mut peak = before;
     let mut slowest_pong = Duration::ZERO;
@@ -193,8 +190,9 @@ async fn dropped_sessions_full_of_long_ids_names_and_replies_hold_bounded_memory
         peak = peak.max(host.rss_kib());
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    let mut answered = Vec::new();
     for a in attackers {
-        assert_eq!(a.await.unwrap(), [CALLS; 3]);
+        answered.push(a.await.unwrap());
     }
     let parked = eventually("all attackers parked", || async {
         let rows = crate::harness::api_connections(&host.url("")).await;
@@ -217,6 +215,10 @@ async fn dropped_sessions_full_of_long_ids_names_and_replies_hold_bounded_memory
         mib(after.saturating_sub(before)),
         mib(before),
         mib(after)
+    );
+    assert_eq!(
+        answered, [[CALLS; 3]; ATTACKERS],
+        "every frame got its answer"
     );
     pong(&mut bystander).await;
 }
