@@ -97,6 +97,13 @@ const LONG: usize = 8 * 1024;
 /// the replies it owes, so a client must read too).
 const BATCH: usize = 16;
 
+/// A kind of frame an attacker sends: the `i`th frame, and whether an
+/// answer is the one expected.
+type Kind = (
+    Box<dyn Fn(usize) -> String + Send + Sync>,
+    fn(&Value) -> bool,
+);
+
 /// One attacker: over-long ids and names, then calls whose big replies a
 /// session would remember, all answered; then a TCP reset. Returns how
 /// many answers of each expected kind came.
@@ -105,10 +112,7 @@ async fn fill_and_drop(url: String) -> [usize; 3] {
     assert_eq!(c.next().await["is_authorized"], true);
     let long = |c: char| c.to_string().repeat(LONG);
     let short_id = |i: usize| format!("{i}-{}", "r".repeat(200));
-    let kinds: [(
-        Box<dyn Fn(usize) -> String + Send + Sync>,
-        fn(&Value) -> bool,
-    ); 3] = [
+    let kinds: [Kind; 3] = [
         // The attack as reported: 1,024 calls, each with a long requestId
         // and a long module name.
         (

@@ -117,12 +117,12 @@ impl SessionCalls {
             }
         }
         while log.done_order.len() > REMEMBERED_CALLS {
-            if let Some(old) = log.done_order.pop_front() {
-                if let Some(Some(Some(frame))) = log.records.remove(&old) {
-                    log.kept_bytes -= frame.len();
-                    // Still kept, so it is the oldest kept one.
-                    log.kept_order.pop_front();
-                }
+            if let Some(old) = log.done_order.pop_front()
+                && let Some(Some(Some(frame))) = log.records.remove(&old)
+            {
+                log.kept_bytes -= frame.len();
+                // Still kept, so it is the oldest kept one.
+                log.kept_order.pop_front();
             }
         }
     }
