@@ -15,6 +15,6 @@ mod parked;
 mod table;
 
 pub use calls::{CallState, REMEMBERED_REPLY_BYTES, SessionCalls};
-pub use outbox::{CLOSE_TOO_SLOW, Outbox, OutboxReceiver, OutboxState, Outgoing};
+pub use outbox::{CLOSE_TOO_SLOW, Outbox, OutboxReceiver, OutboxState, Outgoing, PARKED_BYTES};
 pub use parked::{MAX_PARKED_PER_USER, Parked, ParkedSessions, ResumeRefused};
 pub use table::{ConnectionInfo, Counters, Sessions, session_name};
