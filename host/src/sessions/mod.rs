@@ -5,8 +5,10 @@
 //! # Layout
 //! - `outbox`: a session's outbox in two lanes (replies; unrequested frames
 //!   bounded, 4008 past the bound); publishers never wait
-//! - `calls`: a session's calls by `requestId`, for exactly-once execution
+//! - `calls`: a session's calls by `requestId`, for exactly-once execution;
+//!   what it remembers is bounded in count and bytes
 //! - `parked`: sessions whose client dropped, kept for `?resume=<token>`
+//!   (at most 16 per user)
 //! - `table`: open sessions by id and user, parked ones, traffic counters
 
 mod calls;
