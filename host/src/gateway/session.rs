@@ -334,8 +334,8 @@ where
 
 /// Ends at `expires`, when the credentials the session was opened with
 /// stop being valid (a JWT's `exp` plus leeway); never for `None` (the
-/// other modes). Wakes at least
-/// daily to follow the wall clock (the expiry is a wall-clock time).
+/// other modes). Wakes at least daily to follow the wall clock (the expiry
+/// is a wall-clock time).
 async fn credential_expiry(expires: Option<std::time::SystemTime>) {
     const WAKE: Duration = Duration::from_secs(24 * 3600);
     let Some(expires) = expires else {
