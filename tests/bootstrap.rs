@@ -82,7 +82,7 @@ async fn high_templar_2x_user_objects_connect_and_subscribe() {
     let (_ws, host) = host_with_backend().await;
     let mut c = authorized(&host, "v2").await;
     subscribe(&mut c, "1").await;
-    assert_eq!(users(&host).await, ["1"]);
+    assert_eq!(users(&host).await, ["bootstrap:1"]);
 
     let status = host
         .trigger(&json!({"rooms": [{"target": "message", "customer": "1"}], "data": {"n": 1}}))

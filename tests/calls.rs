@@ -441,7 +441,7 @@ async fn after_the_grace_period_or_for_another_user_it_is_a_fresh_session() {
     assert_ne!(hello["session"], session.as_str());
     assert_eq!(
         bob.next().await,
-        json!({"type": "resume_failed", "reason": "other-user"})
+        json!({"type": "resume_failed", "reason": "unknown-or-expired"})
     );
     host.stop().await;
 

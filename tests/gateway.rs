@@ -479,7 +479,7 @@ async fn bootstrap_url_authorizes_like_high_templar() {
     let hello = carol.next().await;
     assert_eq!(
         (hello["is_authorized"].clone(), hello["user"].clone()),
-        (json!(true), json!("carol"))
+        (json!(true), json!("bootstrap:carol"))
     );
     let mut refused = Client::connect(&format!("ws://{addr}/ws/?token=bad")).await;
     assert_eq!(refused.next().await, json!({"is_authorized": false}));
@@ -522,7 +522,7 @@ async fn jwt_hs256_tokens_are_checked() {
     );
     let mut dave = Client::connect(&format!("ws://{addr}/ws/?token={good}")).await;
     let hello = dave.next().await;
-    assert_eq!(hello["user"], "dave", "{hello}");
+    assert_eq!(hello["user"], "jwt:dave", "{hello}");
     dave.send_json(json!({"type": "status"})).await;
     assert!(
         dave.next().await.get("open_connections").is_some(),

@@ -11,6 +11,8 @@
 //! - `reload`: hot reload of modules and config.toml; fault containment
 //! - `hostile`: hostile clients and modules: errors, closes, bounded memory
 //! - `security_files`: world-writable config.toml, key folders others can change
+//! - `security_sessions`: what a session may hold, whose session or state a
+//!   client can reach, and sessions whose credentials end (issue 12)
 //! - `durability`: state on disk survives `kill -9` at any moment
 //! - `rabbit`: a throw-away RabbitMQ node, shared by the AMQP tests
 //! - `amqp`: the `[trigger.amqp]` source against it
@@ -37,3 +39,4 @@ mod reload;
 mod security_fanout;
 mod security_files;
 mod security_modules;
+mod security_sessions;

@@ -72,7 +72,21 @@ impl Authenticator {
     ///
     /// The error says why (for the server log); the client should only
     /// learn that it was refused.
+    /// The user name is namespaced by the mode that vouched for it (see
+    /// [`Principal`]'s module docs).
     pub async fn authenticate(&self, creds: &Credentials) -> Result<Principal, AuthError> {
+        self.authenticate_in_mode(creds)
+            .await
+            .map(Principal::namespaced)
+    }
+
+    /// What the config says now of the static token with SHA-256 `digest`:
+    /// its principal, or `None` once it was removed.
+    pub fn static_principal(&self, digest: &[u8; 32]) -> Option<Principal> {
+        self.tokens.by_digest(digest).cloned()
+    }
+
+    async fn authenticate_in_mode(&self, creds: &Credentials) -> Result<Principal, AuthError> {
         if let Some(token) = creds.token.as_deref() {
             if let Some(principal) = self.tokens.lookup(token) {
                 return Ok(principal.clone());

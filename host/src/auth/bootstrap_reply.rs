@@ -11,14 +11,14 @@
 
 use serde_json::Value;
 
-use super::{AuthError, Principal, claims};
+use super::{AuthError, Principal, Source, claims};
 use crate::config::{JsonPath, PathBlocked};
 
 /// What the name of a client the bootstrap reply names nobody for starts
 /// with; 16 random hex digits follow, new for every connection. It makes
 /// such users easy to spot in logs and the admin API. Nothing may be
-/// granted or refused by it: static tokens and JWTs can name any user,
-/// this prefix included.
+/// granted or refused by it: static tokens can name any user, this prefix
+/// included (JWT and named bootstrap users carry a prefix of their own).
 pub const ANONYMOUS_PREFIX: &str = "anonymous-";
 
 /// Random bytes in an anonymous name: 64 bits, so one can neither be
@@ -48,21 +48,22 @@ pub(crate) fn principal_from_reply(
         .map_err(|e| bad(format!("allowed_rooms: {e}")))?;
     let (user, user_path) = paths.user_id(&reply).map_err(bad)?;
     let roles = roles_at(&reply, &paths.roles).map_err(bad)?;
-    let user = match user {
-        Some(user) => user,
+    let (user, source) = match user {
+        Some(user) => (user, Source::Bootstrap),
         None => {
             let name = anonymous_name()?;
             tracing::debug!(
                 user = %name, path = user_path,
                 "bootstrap reply names no user: the client is anonymous, under a name of its own"
             );
-            name
+            (name, Source::Anonymous)
         }
     };
     Ok(Principal {
         user,
         roles,
         allowed_rooms,
+        source,
     })
 }
 

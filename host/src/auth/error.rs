@@ -136,6 +136,19 @@ pub enum AuthSetupError {
         /// The entry's `user`.
         user: String,
     },
+    /// `[[auth.tokens]]` entry whose `user` starts with another source's
+    /// prefix (`jwt:`, `bootstrap:`): it could take over that source's
+    /// user's state.
+    #[error(
+        "[[auth.tokens]] entry for user {user:?}: a static user may not start with {prefix:?}, \
+         which names users of another auth mode; rename it"
+    )]
+    ReservedUserName {
+        /// The entry's `user`.
+        user: String,
+        /// The prefix it starts with.
+        prefix: &'static str,
+    },
     /// `[auth.jwt]` with neither `secret` nor `jwks_file`.
     #[error("[auth.jwt] needs `secret` (HS256) or `jwks_file` (RS256/ES256/EdDSA)")]
     JwtNoKey,

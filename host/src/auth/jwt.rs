@@ -25,7 +25,12 @@
 //! required and checked when `issuer`/`audience` are configured (and `aud`
 //! is ignored when no audience is configured). All with `leeway_secs`.
 
-use std::{fmt, path::Path, str::FromStr};
+use std::{
+    fmt,
+    path::Path,
+    str::FromStr,
+    time::{Duration, SystemTime},
+};
 
 use base64::{
     Engine as _, alphabet,
@@ -35,7 +40,7 @@ use jsonwebtoken::{Algorithm, DecodingKey, Validation, errors::ErrorKind};
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::{AuthSetupError, JwtError, Principal, claims};
+use super::{AuthSetupError, JwtError, Principal, Source, claims};
 use crate::config::JwtConfig;
 
 /// Largest JWKS file read. Keycloak's certs for a realm with a few rotated
@@ -179,6 +184,9 @@ impl JwtVerifier {
             user,
             roles,
             allowed_rooms,
+            source: Source::Jwt {
+                expires: expiry(&claims, self.leeway_secs),
+            },
         })
     }
 
@@ -461,4 +469,18 @@ fn verify_key(jwk: RawJwk) -> Result<VerifyKey, String> {
         alg,
         key,
     })
+}
+
+/// When a session on a token with these (already validated) claims must
+/// end: `exp` plus the leeway it was accepted with. An `exp` too far out
+/// to represent never ends the session early.
+fn expiry(claims: &Value, leeway_secs: u64) -> SystemTime {
+    let far = SystemTime::now() + Duration::from_secs(100 * 365 * 24 * 3600);
+    claims
+        .get("exp")
+        .and_then(Value::as_f64)
+        .and_then(|exp| Duration::try_from_secs_f64(exp).ok())
+        .and_then(|exp| exp.checked_add(Duration::from_secs(leeway_secs)))
+        .and_then(|at| SystemTime::UNIX_EPOCH.checked_add(at))
+        .map_or(far, |at| at.min(far))
 }

@@ -27,7 +27,8 @@
 //! - `bootstrap_reply`: its reply → [`Principal`] (user id and roles at
 //!   their paths, a name of its own for an anonymous client)
 //! - `claims`: user, roles and rooms out of JSON (shared by `jwt` and `bootstrap`)
-//! - `principal`: [`Principal`], the result
+//! - `principal`: [`Principal`], the result, and [`Source`], the mode that
+//!   vouched for it; user names namespaced by it
 //! - `error`: [`AuthError`], [`JwtError`], [`AuthSetupError`]
 
 mod authenticator;
@@ -51,4 +52,6 @@ pub use credentials::{
     TOKEN_QUERY_PARAM, TokenSource,
 };
 pub use error::{AuthError, AuthSetupError, JwtError};
-pub use principal::{ADMIN_ROLE, Principal};
+pub use principal::{
+    ADMIN_ROLE, BOOTSTRAP_PREFIX, JWT_PREFIX, Principal, RESERVED_PREFIXES, Source,
+};

@@ -1,20 +1,82 @@
 //! Who an authenticated client is: the result of every auth mode.
+//!
+//! # User names are namespaced by their source
+//!
+//! Each auth mode names users on its own: a JWT issuer's `sub` "alice" and
+//! the static token configured for "alice" are not the same person. Every
+//! per-user thing keys on [`Principal::user`] — what modules see as
+//! `caller.user` (notes, their per-user limits), pushes to a user's
+//! sessions, resume — so the name carries its source:
+//!
+//! | source | `user` | example |
+//! |---|---|---|
+//! | `[[auth.tokens]]` | as configured | `alice` |
+//! | `[auth.jwt]` | `jwt:` + the user claim | `jwt:alice` |
+//! | `[auth.bootstrap]` | `bootstrap:` + the reply's user id | `bootstrap:42` |
+//! | bootstrap, no user id | `anonymous-` + 16 random hex digits, new per connection | `anonymous-3f…` |
+//!
+//! Static names stay as operators wrote them, so existing config and
+//! module state keep working; a static name may not start with a prefix
+//! of another source ([`RESERVED_PREFIXES`]), so none can be claimed by a
+//! config entry.
+
+use std::time::SystemTime;
 
 /// The role that makes a principal an administrator (e.g. may ask `status`).
 pub const ADMIN_ROLE: &str = "admin";
 
+/// What JWT users' names start with.
+pub const JWT_PREFIX: &str = "jwt:";
+
+/// What bootstrap users' names start with (anonymous ones excepted).
+pub const BOOTSTRAP_PREFIX: &str = "bootstrap:";
+
+/// Prefixes a `[[auth.tokens]]` user may not start with: they belong to
+/// other sources.
+pub const RESERVED_PREFIXES: [&str; 2] = [JWT_PREFIX, BOOTSTRAP_PREFIX];
+
+/// Which auth mode vouched for a principal, and what a session needs to
+/// know to notice when that stops.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    /// A `[[auth.tokens]]` entry, known by the SHA-256 of its token: a
+    /// session checks it again when the config changes (the entry may have
+    /// been removed, or its roles changed), and only a client with the
+    /// same token may resume it.
+    Static {
+        /// SHA-256 of the token.
+        token_digest: [u8; 32],
+    },
+    /// A JWT, accepted until `expires` (its `exp` plus the configured
+    /// leeway); the session ends then.
+    Jwt {
+        /// When the session must end.
+        expires: SystemTime,
+    },
+    /// A user the bootstrap URL named.
+    Bootstrap,
+    /// A client the bootstrap URL named nobody for: its name is new for
+    /// each connection, so it has nothing to resume and is never parked.
+    Anonymous,
+}
+
 /// An authenticated client.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Principal {
-    /// The user id (static token `user`, JWT user claim, the bootstrap
-    /// reply's user id, or `anonymous-<16 random hex digits>`, new for each
-    /// connection, when the bootstrap reply names nobody).
+    /// The user id, namespaced by its source (see the module docs): a
+    /// static token's `user`, `jwt:<user claim>`, `bootstrap:<user id>`, or
+    /// `anonymous-<16 random hex digits>`, new for each connection, when
+    /// the bootstrap reply names nobody. The auth modes give their own
+    /// name here; the [`Authenticator`](super::Authenticator) adds the
+    /// prefix ([`Principal::namespaced`]).
     pub user: String,
     /// Role names, e.g. `["user"]` or `["admin"]`.
     pub roles: Vec<String>,
     /// Room patterns this client may subscribe to; each is a JSON object
     /// (the auth modes refuse anything else).
     pub allowed_rooms: Vec<serde_json::Value>,
+    /// Which mode vouched for it.
+    pub source: Source,
 }
 
 impl Principal {
@@ -26,5 +88,40 @@ impl Principal {
     /// Whether this principal has role `role` (exact, case-sensitive).
     pub fn has_role(&self, role: &str) -> bool {
         self.roles.iter().any(|r| r == role)
+    }
+
+    /// This principal with its user name prefixed by its source.
+    pub fn namespaced(mut self) -> Self {
+        let prefix = match self.source {
+            Source::Jwt { .. } => JWT_PREFIX,
+            Source::Bootstrap => BOOTSTRAP_PREFIX,
+            Source::Static { .. } | Source::Anonymous => return self,
+        };
+        self.user.insert_str(0, prefix);
+        self
+    }
+
+    /// Whether a session may be resumed by a client authenticated as
+    /// `other`: the same user, and for a static token the same token (so a
+    /// removed token's sessions cannot be taken over with another).
+    pub fn may_resume_as(&self, other: &Principal) -> bool {
+        if self.user != other.user {
+            return false;
+        }
+        match (&self.source, &other.source) {
+            (Source::Static { token_digest: a }, Source::Static { token_digest: b }) => {
+                crate::util::secret::ct_eq(a, b)
+            }
+            (Source::Jwt { .. }, Source::Jwt { .. }) | (Source::Bootstrap, Source::Bootstrap) => {
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Whether sessions of this principal are parked for a resume when
+    /// their client drops.
+    pub fn resumable(&self) -> bool {
+        !matches!(self.source, Source::Anonymous)
     }
 }

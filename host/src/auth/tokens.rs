@@ -9,7 +9,7 @@
 
 use sha2::{Digest, Sha256};
 
-use super::{AuthSetupError, Principal};
+use super::{AuthSetupError, Principal, principal::RESERVED_PREFIXES, principal::Source};
 use crate::config::StaticToken;
 use crate::util::secret::ct_eq;
 
@@ -35,12 +35,22 @@ impl StaticTokens {
                         user: t.user.clone(),
                     });
                 }
+                if let Some(prefix) = RESERVED_PREFIXES.iter().find(|p| t.user.starts_with(*p)) {
+                    return Err(AuthSetupError::ReservedUserName {
+                        user: t.user.clone(),
+                        prefix,
+                    });
+                }
+                let digest = sha256(&t.token);
                 Ok(Entry {
-                    digest: sha256(&t.token),
+                    digest,
                     principal: Principal {
                         user: t.user.clone(),
                         roles: t.roles.clone(),
                         allowed_rooms: t.allowed_rooms.clone(),
+                        source: Source::Static {
+                            token_digest: digest,
+                        },
                     },
                 })
             })
@@ -61,6 +71,21 @@ impl StaticTokens {
             // Every entry is compared; `found` is only set once, so a
             // duplicate token in the config resolves to the first entry.
             if ct_eq(&presented, &entry.digest) && found.is_none() {
+                found = Some(&entry.principal);
+            }
+        }
+        found
+    }
+}
+
+impl StaticTokens {
+    /// The principal of the entry whose token has SHA-256 `digest`, as
+    /// the config says now: an open session checks its token again with it
+    /// when the config changes.
+    pub(crate) fn by_digest(&self, digest: &[u8; 32]) -> Option<&Principal> {
+        let mut found = None;
+        for entry in &self.entries {
+            if ct_eq(digest, &entry.digest) && found.is_none() {
                 found = Some(&entry.principal);
             }
         }

@@ -198,6 +198,7 @@ fn alice(roles: &[&str]) -> Principal {
         user: "alice".into(),
         roles: roles.iter().map(|r| (*r).to_owned()).collect(),
         allowed_rooms: Vec::new(),
+        source: crate::auth::Source::Bootstrap,
     }
 }
 

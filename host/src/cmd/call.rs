@@ -1,6 +1,7 @@
 //! `{"type":"call","module":…,"command":…,"params":{…},"requestId":"7"}`:
 //! a module call through the broker, run once per `requestId` in the
-//! session: a repeat joins the running call or gets its final frame again.
+//! session: a repeat joins the running call or gets its final frame again
+//! (or, if that frame was dropped to bound memory, a `too-large` error).
 
 use std::sync::Arc;
 
@@ -12,9 +13,16 @@ use crate::{
     modules::{CallFailure, CallSink},
     protocol::{Dialect, WireError},
     sessions::{CallState, Outbox, SessionCalls},
+    signing::MAX_MODULE_NAME,
 };
 
 use super::context::Session;
+
+/// Longest command name a call may give, in bytes. Manifests set no bound
+/// of their own; the bundled modules' longest is 11 bytes. Module names
+/// are bounded by the signing rule (`[a-z0-9_-]{1,64}`): a longer one can
+/// name no module.
+pub const MAX_COMMAND_NAME_BYTES: usize = 128;
 
 /// A call frame.
 pub struct Call {
@@ -50,13 +58,22 @@ impl Call {
             return session.refuse(WireError::NoRequestId, None);
         };
         let rid: Arc<str> = Arc::from(rid);
+        let dialect = session.dialect;
         match session.calls.state(&rid) {
             // The first call's reply answers the repeat too.
             CallState::Running => return,
             CallState::Done(frame) => return session.reply(frame),
+            // Running it again would break exactly-once; say so instead.
+            CallState::Evicted => {
+                return session.reply(dialect.call_error(
+                    &rid,
+                    ErrorCode::TooLarge,
+                    "this call already ran; its reply was dropped to bound the \
+                     session's memory and cannot be sent again (use a new requestId to call again)",
+                ));
+            }
             CallState::New => {}
         }
-        let dialect = session.dialect;
         // Refused before it ran: not remembered, so a retry with the same
         // requestId (after a rate limit, say) runs.
         let refuse = |session: &Session, code: ErrorCode, message: String| {
@@ -69,6 +86,22 @@ impl Call {
                 "a call needs `module` and `command`".into(),
             );
         };
+        // Refused here rather than by the broker, whose refusal would quote
+        // the name back and be remembered for repeats.
+        if module.len() > MAX_MODULE_NAME {
+            return refuse(
+                session,
+                ErrorCode::UnknownModule,
+                format!("module names are at most {MAX_MODULE_NAME} bytes"),
+            );
+        }
+        if command.len() > MAX_COMMAND_NAME_BYTES {
+            return refuse(
+                session,
+                ErrorCode::UnknownCommand,
+                format!("command names are at most {MAX_COMMAND_NAME_BYTES} bytes"),
+            );
+        }
         if !session.within_rate() {
             let limit = session.limits.calls_per_second;
             return refuse(

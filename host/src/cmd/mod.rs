@@ -17,7 +17,7 @@ mod subscribe;
 mod unknown;
 mod unsubscribe;
 
-pub use call::Call;
+pub use call::{Call, MAX_COMMAND_NAME_BYTES};
 pub use context::{Session, SessionParts};
 pub use ping::Ping;
 pub use status::Status;
@@ -50,6 +50,9 @@ impl Command {
             Ok(frame) => Command::from_frame(frame),
             Err(DecodeError::TooDeep { .. }) => {
                 Command::Unknown(Unknown::from_frame(WireError::TooDeep))
+            }
+            Err(DecodeError::RequestIdTooLong { .. }) => {
+                Command::Unknown(Unknown::from_frame(WireError::RequestIdTooLong))
             }
             Err(_) => Command::Unknown(Unknown::from_frame(WireError::NonJson)),
         }

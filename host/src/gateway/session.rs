@@ -1,7 +1,9 @@
 //! One websocket connection: authenticate, resume or start a session, then
 //! read frames and write the outbox until either side closes, the client
-//! idles out or falls behind, or the host shuts down. A client that drops
-//! without closing leaves its session parked for the grace period.
+//! idles out or falls behind, its credentials end (a static token removed
+//! from the config, a JWT past its `exp`), or the host shuts down. A client
+//! that drops without closing leaves its session parked for the grace
+//! period.
 //!
 //! The loop is generic over the socket's two halves (a `Sink` and a
 //! `Stream` of messages), so its state machine is tested with channels
@@ -18,11 +20,14 @@ use futures_util::{Sink, SinkExt, Stream, StreamExt};
 use tokio::sync::{oneshot, watch};
 
 use crate::{
-    auth::{Credentials, Principal},
+    auth::{Credentials, Principal, Source},
     cmd::{Command, Session, SessionParts},
-    protocol::Dialect,
+    protocol::{CLOSE_UNAUTHORIZED, Dialect},
     rooms::Room,
-    sessions::{CLOSE_TOO_SLOW, Outbox, OutboxReceiver, OutboxState, Parked, ResumeRefused},
+    sessions::{
+        CLOSE_TOO_SLOW, MAX_PARKED_PER_USER, Outbox, OutboxReceiver, OutboxState, Parked,
+        ResumeRefused,
+    },
     state::AppState,
 };
 
@@ -190,12 +195,17 @@ fn open(
     // A dialect without resume never handed out a token to come back with.
     let resume = resume.filter(|_| dialect.resumes());
     if let Some(token) = resume {
-        match state.sessions.parked.take(token, &principal.user) {
+        match state.sessions.parked.take(token, &principal) {
             Ok(p) => {
                 let lost = p.outbox.state().unpark();
                 parked = Some((p, !lost));
             }
-            Err(why) => refused = Some(why),
+            Err(why) => {
+                if why == ResumeRefused::OtherUser {
+                    tracing::info!(user = %principal.user, "resume refused: the token belongs to another user's session (or to another static token)");
+                }
+                refused = Some(why);
+            }
         }
     }
     let complete = parked.as_ref().map(|(_, complete)| *complete);
@@ -216,12 +226,16 @@ fn open(
         dialect,
         calls,
     });
-    let token = dialect.resumes().then(resume_token);
+    // An anonymous client's name is new on every connection, so no later
+    // connection could resume its session: it gets no token and is never
+    // parked.
+    let token = (dialect.resumes() && session.principal.resumable()).then(resume_token);
     let mut preamble = session.hello(token.as_deref());
+    // One answer whatever the reason: a client must not learn that a token
+    // it does not own is live.
     let how = match (complete, refused) {
         (Some(complete), _) => dialect.resumed(complete),
-        (None, Some(ResumeRefused::Unknown)) => dialect.resume_failed("unknown-or-expired"),
-        (None, Some(ResumeRefused::OtherUser)) => dialect.resume_failed("other-user"),
+        (None, Some(_)) => dialect.resume_failed("unknown-or-expired"),
         (None, None) => None,
     };
     preamble.extend(how);
@@ -246,6 +260,13 @@ where
     let mut offers = state.registry.subscribe_changes();
     offers.mark_unchanged();
     let mut shutdown = state.shutdown.clone();
+    let mut config_changes = state.config_applied.subscribe();
+    config_changes.mark_unchanged();
+    let expiry = credential_expiry(match &session.principal.source {
+        Source::Jwt { expires } => Some(*expires),
+        _ => None,
+    });
+    tokio::pin!(expiry);
     let idle = state.config.load().server.idle_timeout;
     let idle_timer = tokio::time::sleep(idle);
     tokio::pin!(idle_timer);
@@ -254,6 +275,18 @@ where
             biased;
             _ = outbox.overflowed() => return too_slow(session, "too slow: messages were queued faster than the client read them"),
             _ = shutdown.changed() => return End::Close(CLOSE_GOING_AWAY, "server shutting down"),
+            _ = &mut expiry => {
+                tracing::info!(session = %session.name, user = %session.principal.user, "closing a session whose token expired");
+                return End::Close(CLOSE_UNAUTHORIZED, "token expired");
+            }
+            changed = config_changes.changed() => {
+                if changed.is_ok()
+                    && let Some(end) = recheck_token(session)
+                {
+                    return end;
+                }
+                continue;
+            }
             _ = &mut idle_timer => return End::Close(CLOSE_IDLE, "idle timeout"),
             changed = offers.changed() => {
                 if changed.is_ok() {
@@ -296,6 +329,54 @@ where
             .ws_messages_received
             .fetch_add(1, Ordering::Relaxed);
         Command::from_text(text, session.limits.max_json_depth).apply(session);
+    }
+}
+
+/// Ends at `expires`, when the credentials the session was opened with
+/// stop being valid (a JWT's `exp` plus leeway); never for `None` (the
+/// other modes). Wakes at least daily to follow the wall clock (the expiry
+/// is a wall-clock time).
+async fn credential_expiry(expires: Option<std::time::SystemTime>) {
+    const WAKE: Duration = Duration::from_secs(24 * 3600);
+    let Some(expires) = expires else {
+        return std::future::pending().await;
+    };
+    while let Ok(left) = expires.duration_since(std::time::SystemTime::now()) {
+        if left.is_zero() {
+            break;
+        }
+        tokio::time::sleep(left.min(WAKE)).await;
+    }
+}
+
+/// The config changed: checks a static token's session against it. A
+/// removed token ends the session (4001 `token revoked`), and so does a
+/// change of its user or rooms (4001 `token changed`: the client connects
+/// again under the new terms); changed roles apply at once (calls are
+/// checked against the session's roles) and the resource offer is sent
+/// again.
+fn recheck_token(session: &mut Session) -> Option<End> {
+    let Source::Static { token_digest } = &session.principal.source else {
+        return None;
+    };
+    let now = session.state.auth.load().static_principal(token_digest);
+    let (name, user) = (&session.name, &session.principal.user);
+    match now {
+        None => {
+            tracing::info!(session = %name, user = %user, "closing a session whose token was removed from the config");
+            Some(End::Close(CLOSE_UNAUTHORIZED, "token revoked"))
+        }
+        Some(p) if p.user != *user || p.allowed_rooms != session.principal.allowed_rooms => {
+            tracing::info!(session = %name, user = %user, "closing a session whose token now stands for another user or other rooms");
+            Some(End::Close(CLOSE_UNAUTHORIZED, "token changed"))
+        }
+        Some(p) if p.roles != session.principal.roles => {
+            tracing::info!(session = %name, user = %user, roles = ?p.roles, "the roles of a session's token changed; applied");
+            session.principal.roles = p.roles;
+            session.send_resource_offer();
+            None
+        }
+        Some(_) => None,
     }
 }
 
@@ -380,16 +461,25 @@ async fn finish(session: Session, end: End, writer: Writer, slot: Slot, token: O
         }
         outbox_state.park(session.limits.resume_buffer);
         let name = session.name.clone();
-        state.sessions.parked.park(
+        let user = session.principal.user.clone();
+        let dropped = state.sessions.parked.park(
             token.clone(),
             Parked {
                 id,
-                user: session.principal.user,
+                principal: session.principal,
                 outbox: session.outbox,
                 rx: back.rx,
                 calls: session.calls,
             },
         );
+        for old in dropped {
+            state.fanout.remove_session(old.id);
+            state.sessions.remove(old.id);
+            tracing::info!(
+                session = %crate::sessions::session_name(old.id), user = %user,
+                "parked session dropped: the user has {MAX_PARKED_PER_USER} newer ones parked"
+            );
+        }
         tracing::debug!(session = %name, "client dropped; session parked for {} s", grace.as_secs());
         tokio::spawn(async move {
             tokio::time::sleep(grace).await;

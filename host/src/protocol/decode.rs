@@ -10,6 +10,10 @@
 //! - nesting is checked by a byte scan *before* parsing, so `[[[[…` cannot
 //!   recurse deeply anywhere ([`DecodeError::TooDeep`]).
 //! - duplicate keys: the last one wins, as in browsers' `JSON.parse`.
+//! - a `requestId` longer than [`MAX_REQUEST_ID_BYTES`] is refused
+//!   ([`DecodeError::RequestIdTooLong`]): a session keeps its ids (one per
+//!   subscription, one per remembered call), so their length is part of
+//!   what a client can make the host hold.
 
 use std::fmt;
 
@@ -19,6 +23,10 @@ use serde_json::value::RawValue;
 
 /// The keep-alive reply to the raw text `ping` (not JSON).
 pub const PONG: &str = "pong";
+
+/// Longest `requestId` accepted, in bytes. Clients use counters or UUIDs
+/// (36 bytes); high-templar's clients send short strings.
+pub const MAX_REQUEST_ID_BYTES: usize = 256;
 
 /// serde_json refuses input nested 128 deep; keep the effective limit
 /// below that so over-deep input is always reported as [`DecodeError::TooDeep`].
@@ -74,6 +82,10 @@ pub enum DecodeError {
     /// Nested deeper than the configured limit.
     #[error("frame is nested deeper than {max_depth} levels")]
     TooDeep { max_depth: usize },
+    /// A `requestId` longer than [`MAX_REQUEST_ID_BYTES`]
+    /// (`request-id-too-long`).
+    #[error("requestId is longer than {max} bytes")]
+    RequestIdTooLong { max: usize },
 }
 
 /// Decode one text frame. `max_depth` counts nested arrays/objects, the
@@ -88,7 +100,16 @@ pub fn decode(text: &str, max_depth: usize) -> Result<ClientFrame, DecodeError> 
         return Err(DecodeError::TooDeep { max_depth });
     }
     let wire: Wire = serde_json::from_str(text).map_err(|_| DecodeError::NonJson)?;
-    Ok(wire.into_frame())
+    let frame = wire.into_frame();
+    if frame
+        .request_id()
+        .is_some_and(|id| id.len() > MAX_REQUEST_ID_BYTES)
+    {
+        return Err(DecodeError::RequestIdTooLong {
+            max: MAX_REQUEST_ID_BYTES,
+        });
+    }
+    Ok(frame)
 }
 
 /// Does `[`/`{` nesting, outside strings, ever go deeper than `max`? Only a

@@ -11,6 +11,8 @@ pub enum WireError {
     TooDeep,
     /// A subscribe, unsubscribe or call without a `requestId`.
     NoRequestId,
+    /// A `requestId` longer than `MAX_REQUEST_ID_BYTES` (256); not echoed.
+    RequestIdTooLong,
     /// Unsubscribe of a `requestId` that holds no subscription.
     NotSubscribed,
     /// A frame `type` that is missing or unknown.
@@ -35,6 +37,7 @@ impl WireError {
             WireError::NonJson => "non-json-message",
             WireError::TooDeep => "too-deep",
             WireError::NoRequestId => "no-request-id",
+            WireError::RequestIdTooLong => "request-id-too-long",
             WireError::NotSubscribed => "not-subscribed",
             WireError::MessageTypeNotAllowed => "message-type-not-allowed",
             WireError::InvalidRoom => "invalid-room",

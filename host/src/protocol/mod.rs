@@ -19,7 +19,7 @@ mod extended;
 mod legacy;
 mod publish;
 
-pub use decode::{ClientFrame, DecodeError, PONG, decode};
+pub use decode::{ClientFrame, DecodeError, MAX_REQUEST_ID_BYTES, PONG, decode};
 pub use dialect::{Dialect, SUBPROTOCOL, StatusReport};
 pub use error::WireError;
 pub use extended::{CLOSE_UNAUTHORIZED, Extended};

@@ -195,6 +195,23 @@ fn too_deep_without_recursing() {
 }
 
 #[test]
+fn request_ids_past_256_bytes_are_refused_in_every_frame_that_has_one() {
+    let at_limit = "7".repeat(MAX_REQUEST_ID_BYTES);
+    let past = "7".repeat(MAX_REQUEST_ID_BYTES + 1);
+    for kind in ["subscribe", "unsubscribe", "call"] {
+        let frame = |rid: &str| format!(r#"{{"type":"{kind}","requestId":"{rid}"}}"#);
+        assert_eq!(ok(&frame(&at_limit)).request_id(), Some(at_limit.as_str()));
+        assert_eq!(
+            decode(&frame(&past), DEPTH).unwrap_err(),
+            DecodeError::RequestIdTooLong {
+                max: MAX_REQUEST_ID_BYTES
+            },
+            "{kind}"
+        );
+    }
+}
+
+#[test]
 fn depth_limit_is_exact_and_ignores_strings() {
     // The frame itself is depth 1; each array inside adds 1.
     let at = |n: usize| {

@@ -5,8 +5,10 @@
 //! # Layout
 //! - `outbox`: a session's outbox in two lanes (replies; unrequested frames
 //!   bounded, 4008 past the bound); publishers never wait
-//! - `calls`: a session's calls by `requestId`, for exactly-once execution
+//! - `calls`: a session's calls by `requestId`, for exactly-once execution;
+//!   what it remembers is bounded in count and bytes
 //! - `parked`: sessions whose client dropped, kept for `?resume=<token>`
+//!   (at most 16 per user)
 //! - `table`: open sessions by id and user, parked ones, traffic counters
 
 mod calls;
@@ -14,7 +16,7 @@ mod outbox;
 mod parked;
 mod table;
 
-pub use calls::{CallState, SessionCalls};
-pub use outbox::{CLOSE_TOO_SLOW, Outbox, OutboxReceiver, OutboxState, Outgoing};
-pub use parked::{Parked, ParkedSessions, ResumeRefused};
+pub use calls::{CallState, REMEMBERED_REPLY_BYTES, SessionCalls};
+pub use outbox::{CLOSE_TOO_SLOW, Outbox, OutboxReceiver, OutboxState, Outgoing, PARKED_BYTES};
+pub use parked::{MAX_PARKED_PER_USER, Parked, ParkedSessions, ResumeRefused};
 pub use table::{ConnectionInfo, Counters, Sessions, session_name};

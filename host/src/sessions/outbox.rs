@@ -17,8 +17,10 @@
 //! replies wait here and reading pauses, instead of overflowing.
 //!
 //! While a session is parked (its client dropped and may resume), the
-//! outbox keeps collecting what the client misses, up to its resume bound;
-//! past it, messages are dropped and the resume is reported incomplete.
+//! outbox keeps collecting what the client misses, up to its resume bound
+//! in messages and [`PARKED_BYTES`] in bytes of its own (room messages are
+//! shared with every subscriber and count only their `requestId`); past
+//! either, messages are dropped and the resume is reported incomplete.
 
 use std::sync::{
     Arc,
@@ -29,6 +31,12 @@ use axum::extract::ws::Utf8Bytes;
 use tokio::sync::{Notify, mpsc};
 
 use crate::protocol::PublishFrame;
+
+/// Bytes of its own frames (replies, pushes, stream items) a parked
+/// session collects for its client: nobody reads them until it returns,
+/// and calls it left running may answer with anything up to a module's
+/// largest reply.
+pub const PARKED_BYTES: usize = 1 << 20;
 
 /// Close code for a client that does not read fast enough.
 pub const CLOSE_TOO_SLOW: u16 = 4008;
@@ -41,6 +49,17 @@ pub enum Outgoing {
     Publish(PublishFrame, Arc<str>),
     /// The answer to one of the client's own frames.
     Reply(Utf8Bytes),
+}
+
+impl Outgoing {
+    /// Bytes this item holds for its session alone (a room message's data
+    /// is shared by every subscriber).
+    fn own_bytes(&self) -> usize {
+        match self {
+            Outgoing::Text(text) | Outgoing::Reply(text) => text.len(),
+            Outgoing::Publish(_, request_id) => request_id.len(),
+        }
+    }
 }
 
 /// Shared between an outbox's senders, its receiver and its session.
@@ -58,6 +77,7 @@ pub struct OutboxState {
     notify: Notify,
     parked: AtomicBool,
     parked_budget: AtomicUsize,
+    parked_bytes: AtomicUsize,
     lost: AtomicBool,
 }
 
@@ -74,6 +94,7 @@ impl OutboxState {
             notify: Notify::new(),
             parked: AtomicBool::new(false),
             parked_budget: AtomicUsize::new(0),
+            parked_bytes: AtomicUsize::new(0),
             lost: AtomicBool::new(false),
         }
     }
@@ -117,10 +138,12 @@ impl OutboxState {
         self.taken.load(Ordering::Acquire)
     }
 
-    /// From now on, keep at most `budget` more messages and never signal an
-    /// overflow (there is no client to close).
+    /// From now on, keep at most `budget` more messages (and
+    /// [`PARKED_BYTES`]) and never signal an overflow (there is no client
+    /// to close).
     pub fn park(&self, budget: usize) {
         self.parked_budget.store(budget, Ordering::Release);
+        self.parked_bytes.store(PARKED_BYTES, Ordering::Release);
         self.parked.store(true, Ordering::Release);
     }
 
@@ -136,13 +159,17 @@ impl OutboxState {
         self.lost.store(true, Ordering::Release);
     }
 
-    /// While parked: whether one more message fits the resume bound.
-    /// Records the loss when it does not.
-    fn parked_admits(&self) -> bool {
-        let admitted = self
-            .parked_budget
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1))
-            .is_ok();
+    /// While parked: whether one more message of `bytes` fits the resume
+    /// bounds. Records the loss when it does not.
+    fn parked_admits(&self, bytes: usize) -> bool {
+        let take = |budget: &AtomicUsize, n: usize| {
+            budget
+                .fetch_update(Ordering::AcqRel, Ordering::Acquire, |left| {
+                    left.checked_sub(n)
+                })
+                .is_ok()
+        };
+        let admitted = take(&self.parked_budget, 1) && take(&self.parked_bytes, bytes);
         if !admitted {
             self.lost.store(true, Ordering::Release);
         }
@@ -196,7 +223,7 @@ impl Outbox {
     pub fn push(&self, item: Outgoing) -> bool {
         let state = &self.state;
         let parked = state.parked.load(Ordering::Acquire);
-        if parked && !state.parked_admits() {
+        if parked && !state.parked_admits(item.own_bytes()) {
             return false;
         }
         if state.unrequested.fetch_add(1, Ordering::AcqRel) >= state.capacity {
@@ -226,7 +253,7 @@ impl Outbox {
     pub fn reply(&self, text: impl Into<Utf8Bytes>) -> bool {
         let text = text.into();
         let state = &self.state;
-        if state.parked.load(Ordering::Acquire) && !state.parked_admits() {
+        if state.parked.load(Ordering::Acquire) && !state.parked_admits(text.len()) {
             return false;
         }
         let len = text.len();
@@ -353,5 +380,16 @@ mod tests {
         // Lost, not overflowed: there is no client to close.
         assert!(!outbox.state().overflowed.load(Ordering::Acquire));
         assert!(outbox.state().unpark());
+    }
+
+    #[test]
+    fn a_parked_outbox_keeps_at_most_its_byte_budget_of_its_own_frames() {
+        let (outbox, _rx) = Outbox::new(100);
+        outbox.state().park(100);
+        let half = "h".repeat(PARKED_BYTES / 2);
+        assert!(outbox.reply(text(&half)));
+        assert!(outbox.text(text(&half)));
+        assert!(!outbox.reply(text("one byte too many")));
+        assert!(outbox.state().unpark(), "the resume is reported incomplete");
     }
 }

@@ -29,6 +29,7 @@ pub mod tools;
 mod trust;
 mod verify;
 
+pub(crate) use envelope::MAX_MODULE_NAME;
 pub use envelope::{
     DOMAIN_TAG, Envelope, EnvelopeError, FORMAT, MAX_ENVELOPE_BYTES, MAX_TOML_INT,
     validate_module_name,

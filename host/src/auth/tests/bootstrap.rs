@@ -179,7 +179,7 @@ async fn forwards_headers_and_query_token_as_token_authorization() {
         Credentials::from_request(&h, Some("token=t"), Some("127.0.0.1:5555".parse().unwrap()));
 
     let p = auth.authenticate(&creds).await.unwrap();
-    assert_eq!(p.user, "alice");
+    assert_eq!(p.user, "bootstrap:alice");
     assert_eq!(p.roles, ["admin"]);
     assert_eq!(
         p.allowed_rooms,
@@ -237,7 +237,7 @@ async fn called_without_any_credentials() {
         .authenticate(&Credentials::none())
         .await
         .unwrap();
-    assert_eq!(p.user, "42");
+    assert_eq!(p.user, "bootstrap:42");
 }
 
 #[tokio::test]
@@ -249,7 +249,7 @@ async fn reply_paths_from_the_config_are_followed() {
         .authenticate(&Credentials::none())
         .await
         .unwrap();
-    assert_eq!(p.user, "1");
+    assert_eq!(p.user, "bootstrap:1");
     assert_eq!(p.allowed_rooms, [json!({"target": "message"})]);
 
     let auth = Authenticator::new(&AuthConfig {
@@ -267,7 +267,7 @@ async fn reply_paths_from_the_config_are_followed() {
     let p = auth.authenticate(&Credentials::none()).await.unwrap();
     assert_eq!(
         (p.user.as_str(), p.roles),
-        ("p-7", vec!["staff".to_owned()])
+        ("bootstrap:p-7", vec!["staff".to_owned()])
     );
 }
 
@@ -416,7 +416,7 @@ async fn earlier_modes_decide_before_bootstrap() {
             .await
             .unwrap()
             .user,
-        "alice"
+        "bootstrap:alice"
     );
     assert_eq!(backend.requests().len(), 1);
 }

@@ -79,6 +79,7 @@ fn default_reads_high_templar_2x_user_objects_and_plain_names() {
             user: "1".into(),
             roles: vec!["user".into()],
             allowed_rooms: vec![json!({"target": "message", "customer": "1"})],
+            source: crate::auth::Source::Bootstrap,
         }
     );
 }

@@ -36,7 +36,7 @@ async fn hs256_ok() {
     c["roles"] = json!(["user", "admin"]);
     c["allowed_rooms"] = json!([{"target": "message", "customer": "*"}]);
     let p = authenticate(&auth, &hs256(&c, SECRET)).await.unwrap();
-    assert_eq!(p.user, "alice");
+    assert_eq!(p.user, "jwt:alice");
     assert_eq!(p.roles, ["user", "admin"]);
     assert!(p.is_admin());
     assert_eq!(
@@ -175,7 +175,7 @@ async fn roles_via_dotted_path_and_custom_user_claim() {
     c["preferred_username"] = json!("bob");
     c["realm_access"] = json!({"roles": ["offline_access", "admin"]});
     let p = authenticate(&auth, &hs256(&c, SECRET)).await.unwrap();
-    assert_eq!(p.user, "bob");
+    assert_eq!(p.user, "jwt:bob");
     assert_eq!(p.roles, ["offline_access", "admin"]);
     assert!(p.allowed_rooms.is_empty(), "missing rooms claim = no rooms");
 
@@ -319,12 +319,12 @@ async fn eddsa_from_jwks_ok_with_and_without_kid() {
     let p = authenticate(&auth, &ed.sign(Some("ed-1"), &claims()))
         .await
         .unwrap();
-    assert_eq!(p.user, "alice");
+    assert_eq!(p.user, "jwt:alice");
     // No kid, and exactly one EdDSA key: that one.
     let p = authenticate(&auth, &ed.sign(None, &claims()))
         .await
         .unwrap();
-    assert_eq!(p.user, "alice");
+    assert_eq!(p.user, "jwt:alice");
 }
 
 #[tokio::test]
