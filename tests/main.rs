@@ -10,6 +10,8 @@
 //! - `calls`: the command broker over websockets
 //! - `reload`: hot reload of modules and config.toml; fault containment
 //! - `hostile`: hostile clients and modules: errors, closes, bounded memory
+//! - `security_http`: the HTTP layer against hostile clients: bodies before
+//!   tokens, half-sent requests, cross-site websockets, demo secrets
 //! - `durability`: state on disk survives `kill -9` at any moment
 //! - `rabbit`: a throw-away RabbitMQ node, shared by the AMQP tests
 //! - `amqp`: the `[trigger.amqp]` source against it
@@ -29,3 +31,4 @@ mod hostile;
 mod legacy;
 mod modules;
 mod reload;
+mod security_http;
