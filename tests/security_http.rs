@@ -120,15 +120,18 @@ async fn unauthenticated_bodies_get_401_before_they_are_read() {
 #[tokio::test]
 async fn authenticated_bodies_are_bounded_in_size_and_time() {
     let ws = Workspace::new();
-    let text = ws
-        .config_text("")
-        .replace("idle_timeout_secs = 300", "idle_timeout_secs = 300\nbody_timeout_secs = 1");
+    let text = ws.config_text("").replace(
+        "idle_timeout_secs = 300",
+        "idle_timeout_secs = 300\nbody_timeout_secs = 1",
+    );
     let host = TestHost::start_text(&ws, &text).await;
     let wait = Duration::from_secs(30);
 
     for (path, token) in [("/trigger/", TRIGGER_TOKEN), ("/api/call", ADMIN_TOKEN)] {
         let head = post(path, Some(token), 2_000_000);
-        let (status, response) = exchange(host.addr, &head, b"", wait).await.expect("answered");
+        let (status, response) = exchange(host.addr, &head, b"", wait)
+            .await
+            .expect("answered");
         assert_eq!(status, 413, "{path}: {response}");
         assert!(response.contains(r#""code":"too-large""#), "{response}");
 
@@ -171,15 +174,20 @@ async fn half_sent_requests_past_the_file_limit_do_not_keep_clients_out() {
     );
     let mut established = Client::authorized_at(host.addr, "bob-token").await;
     let attack_started = Instant::now();
-    let mut attackers = Vec::with_capacity(ATTACKERS);
+    let mut connecting = tokio::task::JoinSet::new();
     for _ in 0..ATTACKERS {
-        let mut s = TcpStream::connect(host.addr).await.expect("queued by the kernel");
-        // Headers that never end.
-        let _ = s
-            .write_all(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: 1\r\n")
-            .await;
-        attackers.push(s);
+        let addr = host.addr;
+        connecting.spawn(async move {
+            let connect = tokio::time::timeout(Duration::from_secs(10), TcpStream::connect(addr));
+            let mut s = connect.await.ok()?.ok()?;
+            // Headers that never end.
+            s.write_all(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: 1\r\n")
+                .await
+                .ok()?;
+            Some(s)
+        });
     }
+    let attackers: Vec<TcpStream> = connecting.join_all().await.into_iter().flatten().collect();
     let started = Instant::now();
     let legit = tokio::time::timeout(
         HEADER_TIMEOUT * 3,
@@ -193,12 +201,19 @@ async fn half_sent_requests_past_the_file_limit_do_not_keep_clients_out() {
     let hello = legit.next().await;
     assert_eq!(hello["is_authorized"], true, "{hello}");
     eprintln!(
-        "{ATTACKERS} half-sent requests under RLIMIT_NOFILE=256: a new websocket client waited {waited:?} (the attack began {:?} before)",
+        "{} half-sent requests under RLIMIT_NOFILE=256: a new websocket client waited {waited:?} (the attack began {:?} before)",
+        attackers.len(),
         started - attack_started
     );
-    // The claim is "before the header timeout would have let it in".
     assert!(
-        waited < HEADER_TIMEOUT,
+        attackers.len() > 256,
+        "only {} attackers connected",
+        attackers.len()
+    );
+    // The claim is "long before the header timeout would have let it in":
+    // half of it, a wide margin over the milliseconds it takes.
+    assert!(
+        waited < HEADER_TIMEOUT / 2,
         "the client waited {waited:?}, as long as the header timeout"
     );
     answers_ping(&mut legit).await;
@@ -224,7 +239,10 @@ async fn half_sent_requests_past_the_file_limit_do_not_keep_clients_out() {
         "all attackers closed {:?} after the attack began",
         attack_started.elapsed()
     );
-    assert_eq!(still_open, 0, "attackers still open past the header timeout");
+    assert_eq!(
+        still_open, 0,
+        "attackers still open past the header timeout"
+    );
     answers_ping(&mut established).await;
 }
 
@@ -297,7 +315,13 @@ async fn cookie_authenticated_upgrades_from_other_sites_are_refused() {
     );
     let refused = reqwest_upgrade(addr, "https://evil.example").await;
     assert!(refused.contains("forbidden origin"), "{refused}");
-    accepted_as(addr, "", &[COOKIE, ("origin", "https://app.example.com")], "alice").await;
+    accepted_as(
+        addr,
+        "",
+        &[COOKIE, ("origin", "https://app.example.com")],
+        "alice",
+    )
+    .await;
     accepted_as(addr, "", &[COOKIE, ("origin", &own)], "alice").await;
     accepted_as(addr, "", &[COOKIE], "alice").await;
     accepted_as(
@@ -357,7 +381,9 @@ async fn bootstrap_upgrades_from_other_sites_are_refused() {
     let evil = ("origin", "https://evil.example");
     assert_eq!(upgrade(addr, "", &[session, evil]).await.err(), Some(403));
     assert_eq!(
-        upgrade(addr, "?token=whatever", &[session, evil]).await.err(),
+        upgrade(addr, "?token=whatever", &[session, evil])
+            .await
+            .err(),
         Some(403)
     );
     let own = format!("http://{addr}");
@@ -434,7 +460,12 @@ async fn a_reload_cannot_bring_a_demo_secret_to_a_public_address() {
         .expect("loopback in the file: it parses");
     let status = modhost::server::ConfigStatus::default();
     modhost::server::apply_config(&host.state, &status, Ok(parsed));
-    let error = status.lock().unwrap().last_error.clone().unwrap_or_default();
+    let error = status
+        .lock()
+        .unwrap()
+        .last_error
+        .clone()
+        .unwrap_or_default();
     assert!(error.contains("published demo secrets"), "{error:?}");
     assert_eq!(
         host.state.config.load().trigger.tokens,
