@@ -12,13 +12,17 @@
 //!   connection is closed, not the new one: the oldest has had the longest
 //!   to send a few hundred bytes of headers, so it is the likeliest to be an
 //!   attacker, and a newcomer is never locked out by connections that came
-//!   before it. A connection stops being pending when its first request's
-//!   headers are in; a websocket upgrade then ends the HTTP task, and the
-//!   session has its own limits (`[limits] max_connections`, idle timeout).
+//!   before it. Only one pending for at least [`MIN_PENDING_AGE`] is closed
+//!   this way: in a burst of honest clients the accept loop runs ahead of
+//!   the tasks that read their headers, and those clients have sent them.
+//!   A connection stops being pending when its first request's headers are
+//!   in; a websocket upgrade then ends the HTTP task, and the session has
+//!   its own limits (`[limits] max_connections`, idle timeout).
 //! - **Accept errors.** Out of file descriptors (`EMFILE`, `ENFILE`) the
-//!   loop closes the oldest pending connection to get one back, and waits a
-//!   little (10 ms, doubling to 1 s while it lasts) rather than spinning;
-//!   established connections are never touched. Errors about one
+//!   loop closes the oldest pending connection to get one back (and pauses
+//!   1 ms for its task to let go of it); with none pending it waits (10 ms,
+//!   doubling to 1 s while it lasts) rather than spinning. Established
+//!   connections are never touched. Errors about one
 //!   connection (reset before it was accepted) are skipped at once.
 //!
 //! Shutdown is graceful as with `axum::serve`: accepting stops, each
@@ -51,9 +55,15 @@ use crate::{state::AppState, util::sync::lock};
 const MAX_BACKOFF: Duration = Duration::from_millis(1000);
 /// First pause after an accept error.
 const FIRST_BACKOFF: Duration = Duration::from_millis(10);
+/// The pause after closing a pending connection to get a descriptor back.
+const EVICTED_PAUSE: Duration = Duration::from_millis(1);
 /// At most one warning about closed pending connections per this long: an
 /// attack would otherwise write one line per connection.
 const WARN_EVERY: Duration = Duration::from_secs(10);
+/// How long a connection must have been pending before the cap closes it.
+/// Honest clients send their headers with the connection; a host too busy
+/// to read them within this long is overloaded anyway.
+const MIN_PENDING_AGE: Duration = Duration::from_secs(2);
 
 /// Serves `app` on `listener` until `graceful` resolves, then waits for
 /// the open connections to finish.
@@ -85,14 +95,17 @@ pub(super) async fn serve(
                 // Out of descriptors: the oldest pending connection gives
                 // one back, so the connection waiting in the backlog (maybe
                 // a legitimate client) can be accepted.
-                let evicted = pending.evict_oldest();
+                if pending.evict_oldest() {
+                    tracing::debug!(
+                        "accepting connections failed: {e}; the oldest connection still sending its headers was closed to make room"
+                    );
+                    // Only long enough for its task to drop the socket: the
+                    // client at the head of the backlog may be honest.
+                    tokio::time::sleep(EVICTED_PAUSE).await;
+                    continue;
+                }
                 tracing::warn!(
-                    "accepting connections failed: {e}; retrying in {backoff:?}{} (raise the open-files limit, `ulimit -n`, if this lasts)",
-                    if evicted {
-                        ", the oldest connection still sending its headers was closed"
-                    } else {
-                        ""
-                    }
+                    "accepting connections failed: {e}; retrying in {backoff:?} (raise the open-files limit, `ulimit -n`, if this lasts)"
                 );
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(MAX_BACKOFF);
@@ -103,7 +116,7 @@ pub(super) async fn serve(
         let cap = fd_cap.map_or(server.max_pending_connections, |fd| {
             fd.min(server.max_pending_connections)
         });
-        let (id, evict) = pending.admit(cap);
+        let (id, evict) = pending.admit(cap, Instant::now());
         tokio::spawn(connection(Connection {
             tcp,
             remote,
@@ -209,27 +222,33 @@ struct Pending {
 #[derive(Default)]
 struct PendingInner {
     next: u64,
-    waiting: BTreeMap<u64, oneshot::Sender<()>>,
+    /// By id, so oldest first: when each was accepted, and its closer.
+    waiting: BTreeMap<u64, (Instant, oneshot::Sender<()>)>,
     closed: u64,
     warned: Option<Instant>,
 }
 
 impl Pending {
-    /// Registers a new connection; if that makes more than `cap` pending,
-    /// closes the oldest ones. Returns its id and its eviction receiver.
-    fn admit(&self, cap: usize) -> (u64, oneshot::Receiver<()>) {
+    /// Registers a new connection; while that makes more than `cap`
+    /// pending, closes the oldest ones that have been pending for
+    /// [`MIN_PENDING_AGE`]. Returns its id and its eviction receiver.
+    fn admit(&self, cap: usize, now: Instant) -> (u64, oneshot::Receiver<()>) {
         let (tx, rx) = oneshot::channel();
         let mut inner = lock(&self.inner);
         let id = inner.next;
         inner.next += 1;
-        inner.waiting.insert(id, tx);
-        // The new connection has the highest id, so with `cap >= 1` it is
-        // never the one closed.
+        inner.waiting.insert(id, (now, tx));
+        // The new connection is the youngest, so it is never the one closed.
         while inner.waiting.len() > cap.max(1) {
-            if let Some((_, oldest)) = inner.waiting.pop_first() {
-                let _ = oldest.send(());
-                inner.closed += 1;
+            let Some(entry) = inner.waiting.first_entry() else {
+                break;
+            };
+            if now.duration_since(entry.get().0) < MIN_PENDING_AGE {
+                break;
             }
+            let (_, oldest) = entry.remove();
+            let _ = oldest.send(());
+            inner.closed += 1;
         }
         if inner.closed > 0 && inner.warned.is_none_or(|t| t.elapsed() >= WARN_EVERY) {
             tracing::warn!(
@@ -243,10 +262,11 @@ impl Pending {
         (id, rx)
     }
 
-    /// Closes the oldest pending connection; `false` if there is none.
+    /// Closes the oldest pending connection, however young: out of file
+    /// descriptors, someone is refused either way. `false` if there is none.
     fn evict_oldest(&self) -> bool {
         let oldest = lock(&self.inner).waiting.pop_first();
-        oldest.is_some_and(|(_, tx)| tx.send(()).is_ok())
+        oldest.is_some_and(|(_, (_, tx))| tx.send(()).is_ok())
     }
 
     /// `id` is no longer pending (its headers are in, or it ended).
@@ -287,4 +307,56 @@ fn open_files_limit() -> Option<usize> {
     // SAFETY: getrlimit only writes the struct we pass.
     let rc = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) };
     (rc == 0 && lim.rlim_cur != libc::RLIM_INFINITY).then(|| usize::try_from(lim.rlim_cur).ok())?
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use tokio::sync::oneshot::error::TryRecvError;
+
+    use super::{MIN_PENDING_AGE, Pending};
+
+    #[test]
+    fn past_the_cap_the_oldest_pending_connection_is_closed_once_it_had_its_chance() {
+        let pending = Pending::default();
+        let t0 = Instant::now();
+        let (_, mut first) = pending.admit(2, t0);
+        let (_, mut second) = pending.admit(2, t0);
+        // A burst: over the cap, but nobody has been pending long.
+        let (_, mut third) = pending.admit(2, t0 + Duration::from_millis(10));
+        assert_eq!(first.try_recv(), Err(TryRecvError::Empty));
+        // Later, the oldest goes, then the next oldest, never the newcomer.
+        let later = t0 + MIN_PENDING_AGE;
+        let (_, mut fourth) = pending.admit(2, later);
+        assert_eq!(first.try_recv(), Ok(()));
+        assert_eq!(second.try_recv(), Ok(()));
+        assert_eq!(third.try_recv(), Err(TryRecvError::Empty));
+        assert_eq!(fourth.try_recv(), Err(TryRecvError::Empty));
+        assert_eq!(lock_len(&pending), 2, "the third and fourth wait");
+    }
+
+    #[test]
+    fn a_released_connection_is_never_closed() {
+        let pending = Pending::default();
+        let t0 = Instant::now();
+        let (id, mut released) = pending.admit(1, t0);
+        pending.release(id);
+        // Its closer is gone: the task reads that as "no eviction".
+        assert_eq!(released.try_recv(), Err(TryRecvError::Closed));
+        let (_, mut other) = pending.admit(1, t0 + MIN_PENDING_AGE * 2);
+        assert_eq!(other.try_recv(), Err(TryRecvError::Empty));
+        // Out of descriptors, the oldest goes however young.
+        let (_, mut young) = pending.admit(1, t0 + MIN_PENDING_AGE * 2);
+        assert_eq!(other.try_recv(), Err(TryRecvError::Empty));
+        assert!(pending.evict_oldest());
+        assert_eq!(other.try_recv(), Ok(()));
+        assert!(pending.evict_oldest());
+        assert_eq!(young.try_recv(), Ok(()));
+        assert!(!pending.evict_oldest());
+    }
+
+    fn lock_len(pending: &Pending) -> usize {
+        crate::util::sync::lock(&pending.inner).waiting.len()
+    }
 }
