@@ -255,6 +255,31 @@ async fn answers_ping(c: &mut Client) {
     );
 }
 
+/// A request head past 64 KiB is refused with 431 instead of being
+/// buffered (hyper's default buffer is ~400 KiB per connection, which each
+/// half-sent request could fill); a 30 KiB cookie still gets through.
+#[tokio::test]
+async fn request_heads_are_bounded() {
+    let ws = Workspace::new();
+    let host = TestHost::start(&ws, "").await;
+    let head = |pad: usize| {
+        format!(
+            "GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nCookie: c={}\r\nConnection: close\r\n\r\n",
+            "x".repeat(pad)
+        )
+    };
+    let wait = Duration::from_secs(30);
+    let (status, _) = exchange(host.addr, &head(30 * 1024), b"", wait)
+        .await
+        .expect("answered");
+    assert_eq!(status, 200);
+    let (status, _) = exchange(host.addr, &head(100 * 1024), b"", wait)
+        .await
+        .expect("answered");
+    assert_eq!(status, 431);
+    host.stop().await;
+}
+
 // ---------------------------------------------------------------------------
 // Item 4: cross-site websocket hijacking.
 

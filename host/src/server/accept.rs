@@ -1,6 +1,8 @@
 //! The accept loop: one HTTP/1 connection task per accepted socket, with
 //! the defences `axum::serve` does not have.
 //!
+//! - **Head size.** A request's line and headers are read into at most
+//!   64 KiB (431 past it), so a pending connection holds little memory.
 //! - **Header timeout.** A client has `[server] header_timeout_secs` to send
 //!   a request's headers, and as long between requests on a kept-alive
 //!   connection (hyper's `header_read_timeout`, which needs a timer). A
@@ -55,6 +57,12 @@ use crate::{state::AppState, util::sync::lock};
 const MAX_BACKOFF: Duration = Duration::from_millis(1000);
 /// First pause after an accept error.
 const FIRST_BACKOFF: Duration = Duration::from_millis(10);
+/// Largest request head (request line and headers) read; past it the
+/// client gets 431. Without it hyper reads up to its buffer's ~400 KiB,
+/// which a few hundred pending connections could each fill. The credential
+/// headers the host reads are bounded at 16 KiB each
+/// (`auth::MAX_CREDENTIAL_HEADER_BYTES`); 64 KiB leaves room for the rest.
+const MAX_HEAD_BYTES: usize = 64 * 1024;
 /// The pause after closing a pending connection to get a descriptor back.
 const EVICTED_PAUSE: Duration = Duration::from_millis(1);
 /// At most one warning about closed pending connections per this long: an
@@ -177,7 +185,8 @@ async fn connection(c: Connection) {
     let mut builder = http1::Builder::new();
     builder
         .timer(TokioTimer::new())
-        .header_read_timeout(header_timeout);
+        .header_read_timeout(header_timeout)
+        .max_header_size(MAX_HEAD_BYTES);
     let conn = builder
         .serve_connection(TokioIo::new(tcp), service)
         .with_upgrades();
