@@ -173,6 +173,7 @@ async fn half_sent_requests_past_the_file_limit_do_not_keep_clients_out() {
         },
     );
     let mut established = Client::authorized_at(host.addr, "bob-token").await;
+    let before = host.rss_kib();
     let attack_started = Instant::now();
     let mut connecting = tokio::task::JoinSet::new();
     for _ in 0..ATTACKERS {
@@ -218,6 +219,7 @@ async fn half_sent_requests_past_the_file_limit_do_not_keep_clients_out() {
     );
     answers_ping(&mut legit).await;
     answers_ping(&mut established).await;
+    let during = host.rss_kib();
 
     // Every attacker is closed: the oldest at once to make room, the rest
     // when their header timeout passes (with a margin for a busy machine).
@@ -236,8 +238,11 @@ async fn half_sent_requests_past_the_file_limit_do_not_keep_clients_out() {
         still_open += usize::from(!closed);
     }
     eprintln!(
-        "all attackers closed {:?} after the attack began",
-        attack_started.elapsed()
+        "all attackers closed {:?} after the attack began; RSS before {:.1} MiB, during {:.1} MiB, after {:.1} MiB",
+        attack_started.elapsed(),
+        mib(before),
+        mib(during),
+        mib(host.rss_kib())
     );
     assert_eq!(
         still_open, 0,
