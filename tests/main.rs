@@ -13,6 +13,8 @@
 //! - `security_files`: world-writable config.toml, key folders others can change
 //! - `security_sessions`: what a session may hold, whose session or state a
 //!   client can reach, and sessions whose credentials end (issue 12)
+//! - `security_http`: the HTTP layer against hostile clients: bodies before
+//!   tokens, half-sent requests, cross-site websockets, demo secrets
 //! - `durability`: state on disk survives `kill -9` at any moment
 //! - `rabbit`: a throw-away RabbitMQ node, shared by the AMQP tests
 //! - `amqp`: the `[trigger.amqp]` source against it
@@ -38,5 +40,6 @@ mod modules;
 mod reload;
 mod security_fanout;
 mod security_files;
+mod security_http;
 mod security_modules;
 mod security_sessions;

@@ -9,16 +9,22 @@
 //! file dropped during start-up is missed, and stop before the modules do.
 //! The AMQP source (`trigger::AmqpSource`) runs beside the server as a task
 //! while it serves.
+//!
+//! # Layout
+//! - `accept`: the accept loop: header timeout, the cap on connections
+//!   still sending headers, back-off on accept errors, graceful shutdown
+//! - this file: building the state, serving, applying config reloads
+
+mod accept;
 
 use std::{
     future::Future,
-    net::SocketAddr,
     sync::{Arc, Mutex, Weak},
     time::{Duration, SystemTime},
 };
 
 use arc_swap::ArcSwap;
-use axum::{Extension, serve::ListenerExt};
+use axum::Extension;
 use tokio::net::TcpListener;
 
 use crate::{
@@ -169,13 +175,7 @@ impl Host {
         let amqp = AmqpSource::spawn(state.clone());
         let addr = listener.local_addr()?;
         tracing::info!(%addr, "listening: websocket at ws://{addr}/ws/, health at http://{addr}/health");
-        let listener = listener.tap_io(|tcp| {
-            // Small frames must not wait for Nagle's algorithm.
-            let _ = tcp.set_nodelay(true);
-        });
-        let app = http::router(state.clone())
-            .layer(Extension(self.config_status.clone()))
-            .into_make_service_with_connect_info::<SocketAddr>();
+        let app = http::router(state.clone()).layer(Extension(self.config_status.clone()));
         let watchers = self.watchers;
         let shutdown_tx = self.shutdown_tx;
         let graceful = async move {
@@ -183,9 +183,7 @@ impl Host {
             tracing::info!("shutting down: closing sessions and stopping modules");
             let _ = shutdown_tx.send(true);
         };
-        axum::serve(listener, app)
-            .with_graceful_shutdown(graceful)
-            .await?;
+        accept::serve(listener, app, state.clone(), graceful).await;
         sweeper.abort();
         // The shutdown signal has reached it: it closes its connection.
         amqp.stopped(Duration::from_secs(10)).await;
@@ -305,6 +303,17 @@ pub fn apply_config(
     st.restart_pending = restart.iter().map(|f| (*f).to_owned()).collect();
     if next == *old {
         st.last_error = None;
+        st.last_error_line = None;
+        return;
+    }
+    // The file was checked with its own `listen`; what goes live runs on
+    // the running one.
+    if let Some(reason) = config::published_secret_error(&next) {
+        let line = one_line(&format!("{source}: {reason}"));
+        if st.last_error.as_deref() != Some(line.as_str()) {
+            tracing::error!("config.toml not applied, the running config is kept: {line}");
+        }
+        st.last_error = Some(line);
         st.last_error_line = None;
         return;
     }

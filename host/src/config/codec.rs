@@ -477,3 +477,68 @@ impl<T: Copy + PartialEq> Codec<T> for Choice<T> {
         Some(format!("{:?}", self.show(&self.default)))
     }
 }
+
+/// Origins allowed to open cookie-authenticated websockets
+/// (`allowed_origins`): each written as a browser sends it,
+/// `scheme://host[:port]`, and kept in that serialization (lower case, the
+/// scheme's default port left out) so a request's `Origin` header compares
+/// as a string. `"*"` alone allows every origin.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Origins {}
+
+/// The wildcard of `allowed_origins`.
+pub const ANY_ORIGIN: &str = "*";
+
+impl Codec<Vec<String>> for Origins {
+    type Raw = Vec<String>;
+    fn read(&self, written: Option<Vec<String>>, at: &At<'_>) -> Result<Vec<String>, Problem> {
+        let items = written.unwrap_or_default();
+        let wildcard = items.iter().any(|o| o == ANY_ORIGIN);
+        if wildcard && items.len() > 1 {
+            return Err(Problem::invalid(
+                &at.path,
+                format!("{} mixes \"*\" with other origins", at.path),
+                "\"*\" already allows every site: write either [\"*\"] or a list of origins",
+            ));
+        }
+        items
+            .iter()
+            .enumerate()
+            .map(|(i, text)| {
+                if text == ANY_ORIGIN {
+                    return Ok(text.clone());
+                }
+                serialized_origin(text).ok_or_else(|| {
+                    let path = at.path.index(i);
+                    Problem::invalid(
+                        &path,
+                        format!("{path} = {text:?} is not an origin"),
+                        "write an origin as a browser sends it: scheme, host and optional port, no path (\"https://app.example.com\", \"http://localhost:3000\")",
+                    )
+                })
+            })
+            .collect()
+    }
+    fn show(&self, value: &Vec<String>) -> String {
+        format!("[{}]", value.join(", "))
+    }
+    fn default_toml(&self) -> Option<String> {
+        Some("[]".to_owned())
+    }
+}
+
+/// `text` as the `Origin` header of a browser on that site would carry
+/// it (`https://app.example.com`, `http://localhost:3000`), or `None` if it
+/// is not an http(s) origin: a path, query, user or missing host is
+/// refused, not ignored, since the operator meant something else.
+pub fn serialized_origin(text: &str) -> Option<String> {
+    let url = url::Url::parse(text).ok()?;
+    let plain = matches!(url.scheme(), "http" | "https")
+        && url.host_str().is_some_and(|h| !h.is_empty())
+        && url.username().is_empty()
+        && url.password().is_none()
+        && url.path() == "/"
+        && url.query().is_none()
+        && url.fragment().is_none();
+    plain.then(|| url.origin().ascii_serialization())
+}

@@ -52,6 +52,7 @@ use std::{
 
 use serde::Deserialize;
 
+pub use codec::{ANY_ORIGIN, serialized_origin};
 pub use diff::{describe_changes, restart_required};
 pub use error::{ConfigError, Diagnostic, MAX_CONFIG_BYTES, Position};
 pub use json_path::{
@@ -147,6 +148,20 @@ pub fn embedded_default(base_dir: &Path) -> Config {
     let base = absolute(base_dir);
     parse_with_base(EMBEDDED, Path::new("<embedded config.toml>"), &base)
         .expect("the embedded config.toml is valid (checked by a unit test)")
+}
+
+/// Why `config` must not run, if it accepts one of the secrets the
+/// quickstart publishes (`change-me`, `alice-secret`, …) while listening
+/// beyond loopback; `None` if it may. Parsing already refuses such a file;
+/// a reload checks again with the running `server.listen`, which a changed
+/// `listen` does not replace until a restart.
+pub fn published_secret_error(config: &Config) -> Option<String> {
+    let (path, secret) = raw::published_secret(config)?;
+    let problem = raw::published_secret_problem(&path, secret, config.server.listen);
+    Some(match problem.hint {
+        Some(hint) => format!("{}; {hint}", problem.message),
+        None => problem.message,
+    })
 }
 
 /// `path` made absolute against the current folder, without touching the

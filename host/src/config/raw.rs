@@ -23,7 +23,7 @@
 //! Validation errors are [`Problem`]s that name a key path
 //! (`limits.send_queue`); `error.rs` turns the path into a line number.
 
-use std::{collections::BTreeMap, path::Path};
+use std::{collections::BTreeMap, net::SocketAddr, path::Path};
 
 use serde::{Deserialize, de::MapAccess};
 
@@ -31,10 +31,10 @@ use super::{
     auth::{RawAuth, validate_auth},
     declare::{At, Take, keyed, take_all},
     error::{KeyPath, Problem},
-    model::{AdminConfig, Config, ServerConfig},
+    model::{AdminConfig, Config},
     settings::{
         Diagnostics, GatewayConfig, Limits, ModuleSettings, ModulesConfig, RawDiagnostics,
-        RawGateway, RawLimits, RawModuleHost, RawModulesSettings, RawServer,
+        RawGateway, RawLimits, RawModuleHost, RawModulesSettings, RawServer, ServerConfig,
     },
     shape::{Shape, Shaped},
     trigger::{RawTrigger, validate_trigger},
@@ -121,9 +121,16 @@ impl<'de> Deserialize<'de> for RawModule {
     }
 }
 
-/// The admin token in the shipped config.toml: fine on loopback, refused
-/// anywhere else.
-const PLACEHOLDER_ADMIN_TOKEN: &str = "change-me";
+/// The secrets the shipped config.toml, the README and the docs publish
+/// (the quickstart's admin, demo users and trigger token): fine on
+/// loopback, refused anywhere else, since anyone who has read the README
+/// could use them.
+const DEMO_SECRETS: &[&str] = &[
+    "change-me",
+    "admin-secret",
+    "alice-secret",
+    "trigger-secret",
+];
 
 fn root() -> KeyPath {
     KeyPath::default()
@@ -137,13 +144,13 @@ impl RawConfig {
         let at = |table: &str| At::table(root().key(table), base);
         let server = ServerConfig::read(self.server, &at("server"))?;
         let gateway = GatewayConfig::read(self.gateway, &at("gateway"))?;
-        let admin = validate_admin(self.admin, &server)?;
+        let admin = validate_admin(self.admin)?;
         let auth = validate_auth(self.auth, base)?;
         let trigger = validate_trigger(self.trigger)?;
         let limits = Limits::read(self.limits, &at("limits"))?;
         let modules = validate_modules(self.modules, &at("modules"))?;
         let diagnostics = Diagnostics::read(self.diagnostics, &at("diagnostics"))?;
-        Ok(Config {
+        let config = Config {
             source: None,
             server,
             gateway,
@@ -153,11 +160,62 @@ impl RawConfig {
             limits,
             modules,
             diagnostics,
-        })
+        };
+        match published_secret(&config) {
+            Some((path, secret)) => Err(published_secret_problem(
+                &path,
+                secret,
+                config.server.listen,
+            )),
+            None => Ok(config),
+        }
     }
 }
 
-fn validate_admin(raw: RawAdmin, server: &ServerConfig) -> Result<AdminConfig, Problem> {
+/// The first of the [`DEMO_SECRETS`] that `config` accepts, with its key
+/// path, when it listens beyond loopback.
+pub(crate) fn published_secret(config: &Config) -> Option<(KeyPath, &str)> {
+    if config.server.listen.ip().is_loopback() {
+        return None;
+    }
+    let admin = config
+        .admin
+        .token
+        .iter()
+        .map(|t| (root().key("admin").key("token"), t));
+    let tokens = config.auth.tokens.iter().enumerate().map(|(i, t)| {
+        let path = root().key("auth").key("tokens").index(i).key("token");
+        (path, &t.token)
+    });
+    let trigger = config
+        .trigger
+        .tokens
+        .iter()
+        .enumerate()
+        .map(|(i, t)| (root().key("trigger").key("tokens").index(i), t));
+    admin
+        .chain(tokens)
+        .chain(trigger)
+        .find(|(_, t)| DEMO_SECRETS.contains(&t.as_str()))
+        .map(|(path, t)| (path, t.as_str()))
+}
+
+/// Why a published secret is refused, at its key.
+pub(crate) fn published_secret_problem(
+    path: &KeyPath,
+    secret: &str,
+    listen: SocketAddr,
+) -> Problem {
+    Problem::invalid(
+        path,
+        format!(
+            "{path} is still a placeholder: {secret:?} is one of the quickstart's published demo secrets, and server.listen = {listen} is reachable from other machines"
+        ),
+        "set it to a long random secret (e.g. the output of `openssl rand -hex 32`), or listen on 127.0.0.1 only",
+    )
+}
+
+fn validate_admin(raw: RawAdmin) -> Result<AdminConfig, Problem> {
     let path = root().key("admin").key("token");
     let Some(token) = raw.token else {
         return Ok(AdminConfig { token: None });
@@ -167,16 +225,6 @@ fn validate_admin(raw: RawAdmin, server: &ServerConfig) -> Result<AdminConfig, P
         &token,
         "a long random secret, or remove the key to turn the admin API off",
     )?;
-    if token == PLACEHOLDER_ADMIN_TOKEN && !server.listen.ip().is_loopback() {
-        return Err(Problem::invalid(
-            &path,
-            format!(
-                "admin.token is still the placeholder {PLACEHOLDER_ADMIN_TOKEN:?} while server.listen = {} is reachable from other machines",
-                server.listen
-            ),
-            "set admin.token to a long random secret (e.g. the output of `openssl rand -hex 32`), or remove it to turn the admin API off",
-        ));
-    }
     Ok(AdminConfig { token: Some(token) })
 }
 

@@ -17,8 +17,8 @@ use std::{collections::BTreeMap, net::SocketAddr, path::PathBuf, time::Duration}
 
 use super::{
     codec::{
-        Addr, Choice, Count, Flag, Folder, Folders, Millis, OptCount, OptMillis, RoutePath, Secs,
-        Switch,
+        Addr, Choice, Count, Flag, Folder, Folders, Millis, OptCount, OptMillis, Origins,
+        RoutePath, Secs, Switch,
     },
     declare::{At, section},
     error::KeyPath,
@@ -41,6 +41,21 @@ section! {
         resume_grace: Duration = resume_grace_secs,
             Secs { default: 30, min: 0, max: DAY_SECS }, Live,
             "seconds a closed session can be resumed, at most a day; 0 turns resuming off";
+        /// Read per connection: a change applies to connections accepted after it.
+        header_timeout: Duration = header_timeout_secs,
+            Secs { default: 10, min: 1, max: 300 }, Live,
+            "seconds a client has to send a request's headers (also the idle time allowed between requests on a kept-alive connection), at most 300";
+        body_timeout: Duration = body_timeout_secs,
+            Secs { default: 30, min: 1, max: 3600 }, Live,
+            "seconds a client has to send the body of POST /trigger/ or /api/call before it gets 408, at most an hour";
+        /// The cap actually used is at most half the process's open-files
+        /// limit, so connections that never finish their headers cannot
+        /// take the descriptors established clients need.
+        max_pending_connections: usize = max_pending_connections,
+            Count { default: 512, min: 1, max: 1_000_000 }, Live,
+            "connections still sending their request headers; past it the oldest of them is closed";
+        allowed_origins: Vec<String> = allowed_origins, Origins {}, Live,
+            "other sites (\"https://app.example.com\") whose pages may open websockets with a visitor's cookies; the host's own origin always may; \"*\" lets every site";
     }
 }
 

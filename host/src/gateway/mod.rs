@@ -4,12 +4,14 @@
 //!
 //! # Layout
 //! - `upgrade`: the upgrade handler (limits, buffer sizes, dialect)
+//! - `origin`: which sites may open a socket authenticated by cookies
 //! - `session`: the connection loop: authenticate, resume or start, read
 //!   frames, pace them by unsent replies, close or park
 //! - `writer`: drains a session's outbox into the socket
 //! - `close`: close codes, and the code for each read error
 
 mod close;
+mod origin;
 mod session;
 mod upgrade;
 mod writer;

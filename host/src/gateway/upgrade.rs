@@ -1,23 +1,26 @@
-//! `GET /ws/`: the upgrade (connection limit, socket buffer sizes,
-//! credentials, dialect) that hands the socket to a session, and the
+//! `GET /ws/`: the upgrade (origin check, connection limit, socket buffer
+//! sizes, credentials, dialect) that hands the socket to a session, and the
 //! diagnostic echo endpoint on the same stack.
 
 use std::{net::SocketAddr, sync::Arc};
 
 use axum::{
     extract::{ConnectInfo, RawQuery, State, WebSocketUpgrade},
-    http::{HeaderMap, StatusCode},
+    http::{HeaderMap, StatusCode, header},
     response::{IntoResponse, Response},
 };
 use futures_util::StreamExt;
 
 use crate::{
-    auth::Credentials,
+    auth::{Credentials, TokenSource},
     protocol::{Dialect, Extended, Legacy, MAX_PUBLISH_BYTES, SUBPROTOCOL},
     state::AppState,
 };
 
-use super::session::{self, Connection, Slot};
+use super::{
+    origin,
+    session::{self, Connection, Slot},
+};
 
 /// Socket buffer sizes (DESIGN §9: tungstenite's 128 KiB default read
 /// buffer costs ~83 KB per idle connection; 4 KiB costs ~5 KB).
@@ -38,6 +41,10 @@ pub async fn upgrade(
     headers: HeaderMap,
     ws: WebSocketUpgrade,
 ) -> Response {
+    let creds = Credentials::from_request(&headers, query.as_deref(), Some(remote));
+    if let Some(refused) = foreign_origin(&state, &headers, &creds) {
+        return refused;
+    }
     let limits = state.config.load().limits.clone();
     if !state.sessions.try_reserve(limits.max_connections) {
         tracing::warn!(
@@ -46,7 +53,6 @@ pub async fn upgrade(
         );
         return (StatusCode::SERVICE_UNAVAILABLE, "connection limit reached").into_response();
     }
-    let creds = Credentials::from_request(&headers, query.as_deref(), Some(remote));
     let resume = query.as_deref().and_then(resume_param);
     // Offering `modhost.v1` selects the extended dialect; a client that
     // asks for nothing gets high-templar's, unchanged.
@@ -79,6 +85,31 @@ pub async fn upgrade(
                 session::run(sink, stream, connection)
             }
         })
+}
+
+/// A 403 for an upgrade from another site's page when cookies could
+/// authenticate it: the token came from the `access_token` cookie, or
+/// bootstrap mode will forward the browser's cookies (see `origin.rs`).
+fn foreign_origin(state: &AppState, headers: &HeaderMap, creds: &Credentials) -> Option<Response> {
+    let config = state.config.load();
+    let cookies_count =
+        creds.token_source == TokenSource::Cookie || config.auth.bootstrap.is_some();
+    let origin = headers
+        .get(header::ORIGIN)
+        .map(|v| v.to_str().unwrap_or(""));
+    let host = headers.get(header::HOST).and_then(|v| v.to_str().ok());
+    if !cookies_count || origin::allowed(origin, host, &config.server.allowed_origins) {
+        return None;
+    }
+    let origin = origin.unwrap_or_default();
+    tracing::debug!(
+        origin,
+        "websocket upgrade refused: foreign origin with cookie authentication"
+    );
+    let reason = format!(
+        "forbidden origin: a page on {origin:?} may not open a websocket authenticated by this site's cookies; list it in [server] allowed_origins if it is yours"
+    );
+    Some((StatusCode::FORBIDDEN, reason).into_response())
 }
 
 /// The `resume` query parameter (a hex token; anything else is ignored).

@@ -125,6 +125,12 @@ pub(super) async fn rooms(
     Ok(Json(serde_json::Value::Array(rooms)))
 }
 
+/// Room in a `/api/call` body for what surrounds the params (module and
+/// command names, keys, whitespace): the params themselves are bounded by
+/// `[limits] max_params_bytes`, which the broker enforces with its own
+/// `too-large` answer.
+const CALL_ENVELOPE_BYTES: usize = 4 * 1024;
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct CallBody {
@@ -165,9 +171,18 @@ impl CallSink for HttpSink {
 pub(super) async fn call(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
-    body: axum::body::Bytes,
+    body: axum::body::Body,
 ) -> Result<Json<serde_json::Value>, ApiError> {
+    // Before a byte of the body is read: see `body.rs`.
     require_admin(&state, &headers)?;
+    let (limit, timeout) = {
+        let config = state.config.load();
+        (
+            config.limits.max_params_bytes + CALL_ENVELOPE_BYTES,
+            config.server.body_timeout,
+        )
+    };
+    let body = super::body::read(body, &headers, limit, timeout).await?;
     let body: CallBody = serde_json::from_slice(&body).map_err(|e| {
         ApiError::bad_request(format!(
             "expected {{\"module\",\"command\",\"params\"}}: {e}"

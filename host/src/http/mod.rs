@@ -2,6 +2,8 @@
 //!
 //! # Layout
 //! - `auth`: bearer tokens (admin and trigger), compared in constant time
+//! - `body`: request bodies read after the token check, bounded in size and
+//!   time
 //! - `error`: JSON error responses (`{"error":{"code","message"}}`)
 //! - `metrics`: `GET /metrics` (Prometheus text), read from live state
 //! - `trigger`: `POST /trigger/` (high-templar 2.x publish, authenticated)
@@ -13,6 +15,7 @@
 
 mod admin;
 mod auth;
+mod body;
 mod error;
 mod metrics;
 mod trigger;

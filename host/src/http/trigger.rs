@@ -1,12 +1,13 @@
 //! `POST /trigger/`: publish to rooms over HTTP (high-templar 2.x's body,
-//! authenticated this time). The body is read and published by
-//! `trigger::message`, which the AMQP source shares.
+//! authenticated this time). The token is checked before the body is read
+//! (`body.rs`); the body is then published by `trigger::message`, which the
+//! AMQP source shares.
 
 use std::sync::Arc;
 
 use axum::{
     Json,
-    body::Bytes,
+    body::Body,
     extract::State,
     http::{HeaderMap, StatusCode},
     response::{IntoResponse, Response},
@@ -17,7 +18,7 @@ use crate::{
     trigger::message,
 };
 
-use super::auth::bearer;
+use super::{auth::bearer, body};
 use crate::util::secret::ct_eq;
 
 fn plain(status: StatusCode, text: &'static str) -> Response {
@@ -27,7 +28,7 @@ fn plain(status: StatusCode, text: &'static str) -> Response {
 pub(super) async fn trigger(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Body,
 ) -> Response {
     let config = state.config.load();
     let token = bearer(&headers);
@@ -38,17 +39,18 @@ pub(super) async fn trigger(
             .iter()
             .any(|k| ct_eq(k.as_bytes(), t.as_bytes()))
     });
+    // Before a byte of the body is read: see `body.rs`.
     if !authorized {
         return plain(StatusCode::UNAUTHORIZED, "missing or unknown trigger token");
     }
-    if body.len()
-        > config
-            .limits
-            .max_frame_bytes
-            .max(crate::protocol::MAX_PUBLISH_BYTES)
-    {
-        return plain(StatusCode::PAYLOAD_TOO_LARGE, "body too large");
-    }
+    let limit = config
+        .limits
+        .max_frame_bytes
+        .max(crate::protocol::MAX_PUBLISH_BYTES);
+    let body = match body::read(body, &headers, limit, config.server.body_timeout).await {
+        Ok(body) => body,
+        Err(e) => return e.into_response(),
+    };
     match message::publish(&state, &body) {
         Ok(delivered) => Json(serde_json::json!({ "delivered": delivered })).into_response(),
         // Too many rooms is a size limit, like the body's own (413).

@@ -72,7 +72,7 @@ token = "s3cret-admin"
 bootstrap_url = "https://auth.example.com/api/bootstrap/"
 
 [[auth.tokens]]
-token = "alice-secret"
+token = "alice-s3cret"
 user = "alice"
 roles = ["user"]
 allowed_rooms = [{ target = "message", customer = "*" }, { target = "n", id = 7, ok = true }]
@@ -142,6 +142,10 @@ fn full_example_parses_to_the_expected_config() {
             listen: "0.0.0.0:9000".parse().unwrap(),
             idle_timeout: Duration::from_secs(60),
             resume_grace: Duration::ZERO,
+            header_timeout: Duration::from_secs(10),
+            body_timeout: Duration::from_secs(30),
+            max_pending_connections: 512,
+            allowed_origins: Vec::new(),
         },
         gateway: GatewayConfig {
             status: StatusAccess::Admins,
@@ -152,7 +156,7 @@ fn full_example_parses_to_the_expected_config() {
         auth: AuthConfig {
             tokens: vec![
                 StaticToken {
-                    token: "alice-secret".into(),
+                    token: "alice-s3cret".into(),
                     user: "alice".into(),
                     roles: vec!["user".into()],
                     allowed_rooms: vec![
