@@ -10,7 +10,8 @@
 //! - `calls`: the command broker over websockets
 //! - `reload`: hot reload of modules and config.toml; fault containment
 //! - `hostile`: hostile clients and modules: errors, closes, bounded memory
-//! - `security_files`: world-writable config.toml, key folders others can change
+//! - `security_files`: world-writable config.toml, key folders others can
+//!   change, API tokens rotated in config.toml
 //! - `security_sessions`: what a session may hold, whose session or state a
 //!   client can reach, and sessions whose credentials end (issue 12)
 //! - `security_http`: the HTTP layer against hostile clients: bodies before

@@ -1,9 +1,10 @@
 //! Files an attacker on the same machine could plant or change: config.toml
-//! and verify-key folders that others can write to.
+//! and verify-key folders that others can write to; API tokens rotated in
+//! config.toml.
 
 use std::os::unix::fs::PermissionsExt as _;
 
-use crate::harness::{ProcessHost, TestHost, Workspace};
+use crate::harness::{ProcessHost, TRIGGER_TOKEN, TestHost, WAIT, Workspace, write_atomic};
 
 fn chmod(path: &std::path::Path, mode: u32) {
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
@@ -59,5 +60,37 @@ async fn keys_reached_through_a_folder_others_can_write_are_refused() {
     let host = TestHost::start(&ws, "").await;
     let (status, body) = host.call("echo", "echo", serde_json::json!({"x": 1})).await;
     assert_eq!(status, 200, "{body}");
+    host.stop().await;
+}
+
+#[tokio::test]
+async fn api_tokens_changed_in_config_apply_at_once() {
+    let mut ws = Workspace::new();
+    ws.install_bundled();
+    let text = ws.write_config("");
+    let host = TestHost::start_text(&ws, &text).await;
+    let body = r#"{"rooms":[{"target":"message","customer":"1"}],"data":1}"#;
+    assert_eq!(host.trigger(Some(TRIGGER_TOKEN), body).await.0, 200);
+    // The tokens are kept as digests made when a config is applied: a
+    // rotated token must replace them, not sit beside a stale copy.
+    let rotated = text.replace(
+        &format!("tokens = [\"{TRIGGER_TOKEN}\"]"),
+        "tokens = [\"rotated-trigger-token\"]",
+    );
+    assert_ne!(rotated, text);
+    write_atomic(&ws.path().join("config.toml"), rotated.as_bytes());
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let old = host.trigger(Some(TRIGGER_TOKEN), body).await.0;
+        let new = host.trigger(Some("rotated-trigger-token"), body).await.0;
+        if (old, new) == (401, 200) {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "old token {old}, new token {new}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
     host.stop().await;
 }

@@ -28,7 +28,7 @@ use axum::Extension;
 use tokio::net::TcpListener;
 
 use crate::{
-    auth::Authenticator,
+    auth::{ApiTokens, Authenticator},
     broker::Broker,
     config::{
         self, Config,
@@ -116,6 +116,7 @@ impl Host {
         let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);
         let state = Arc::new(AppState {
             broker: Broker::new(registry.clone(), config.limits.max_params_bytes),
+            api_tokens: ArcSwap::from_pointee(ApiTokens::new(&config)),
             config: ArcSwap::from_pointee(config),
             auth: ArcSwap::from_pointee(auth),
             fanout: Box::new(MemoryEngine::default()),
@@ -339,6 +340,7 @@ pub fn apply_config(
         queue: next.limits.module_queue,
         call_timeout: next.limits.call_timeout,
     };
+    state.api_tokens.store(Arc::new(ApiTokens::new(&next)));
     state.config.store(Arc::new(next));
     state.config_applied.send_replace(());
     for line in &changes {

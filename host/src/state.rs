@@ -12,7 +12,7 @@ use modhost_plugin_api::ErrorCode;
 use serde_json::value::RawValue;
 
 use crate::{
-    auth::Authenticator,
+    auth::{ApiTokens, Authenticator},
     broker::{Broker, CallRequest},
     config::Config,
     fanout::FanoutEngine,
@@ -28,6 +28,9 @@ pub struct AppState {
     pub config: ArcSwap<Config>,
     /// How websocket clients are authenticated.
     pub auth: ArcSwap<Authenticator>,
+    /// The HTTP API's admin and trigger tokens, hashed when `config` is
+    /// stored.
+    pub api_tokens: ArcSwap<ApiTokens>,
     /// Room subscriptions: who gets each publish.
     pub fanout: Box<dyn FanoutEngine>,
     /// Open sessions and traffic counters.

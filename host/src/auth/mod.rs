@@ -30,7 +30,9 @@
 //! - `principal`: [`Principal`], the result, and [`Source`], the mode that
 //!   vouched for it; user names namespaced by it
 //! - `error`: [`AuthError`], [`JwtError`], [`AuthSetupError`]
+//! - `api_tokens`: [`ApiTokens`], the HTTP API's admin and trigger tokens, as digests
 
+mod api_tokens;
 mod authenticator;
 mod bootstrap;
 mod bootstrap_reply;
@@ -44,6 +46,7 @@ mod tokens;
 #[cfg(test)]
 mod tests;
 
+pub use api_tokens::ApiTokens;
 pub use authenticator::Authenticator;
 pub use bootstrap::MAX_BODY_BYTES as MAX_BOOTSTRAP_BODY_BYTES;
 pub use bootstrap_reply::ANONYMOUS_PREFIX;

@@ -14,20 +14,20 @@ use crate::{
     broker::{CallRequest, Dispatched},
     modules::{CallFailure, CallSink, ModuleInfo, ResetError},
     state::AppState,
-    util::{secret::ct_eq, sync::lock},
+    util::sync::lock,
 };
 
 use super::{ConfigStatus, auth::bearer, error::ApiError};
 
 fn require_admin(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
-    let config = state.config.load();
-    let Some(expected) = config.admin.token.as_deref() else {
+    let tokens = state.api_tokens.load();
+    if !tokens.admin_enabled() {
         return Err(ApiError::unauthorized(
             "the admin API is disabled: set [admin] token in config.toml",
         ));
-    };
+    }
     match bearer(headers) {
-        Some(token) if ct_eq(token.as_bytes(), expected.as_bytes()) => Ok(()),
+        Some(token) if tokens.is_admin(token) => Ok(()),
         _ => Err(ApiError::unauthorized(
             "missing or wrong admin token (Authorization: Bearer <token>)",
         )),

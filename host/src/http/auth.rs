@@ -1,5 +1,6 @@
 //! Bearer tokens of the HTTP API: reading one from a request and comparing
-//! it with the configured secrets (`util::secret::ct_eq`). Shared by the admin API and `/trigger/`,
+//! it with the configured secrets (`auth::ApiTokens`, digests compared in
+//! constant time). Shared by the admin API and `/trigger/`,
 //! which is why it sits below both rather than in either.
 
 use axum::http::{HeaderMap, header};

@@ -19,7 +19,6 @@ use crate::{
 };
 
 use super::{auth::bearer, body};
-use crate::util::secret::ct_eq;
 
 fn plain(status: StatusCode, text: &'static str) -> Response {
     (status, text).into_response()
@@ -31,14 +30,8 @@ pub(super) async fn trigger(
     body: Body,
 ) -> Response {
     let config = state.config.load();
-    let token = bearer(&headers);
-    let authorized = token.is_some_and(|t| {
-        config
-            .trigger
-            .tokens
-            .iter()
-            .any(|k| ct_eq(k.as_bytes(), t.as_bytes()))
-    });
+    let tokens = state.api_tokens.load();
+    let authorized = bearer(&headers).is_some_and(|t| tokens.is_trigger(t));
     // Before a byte of the body is read: see `body.rs`.
     if !authorized {
         return plain(StatusCode::UNAUTHORIZED, "missing or unknown trigger token");

@@ -31,9 +31,54 @@ pub(crate) fn ct_eq(a: &[u8], b: &[u8]) -> bool {
     a.as_slice().ct_eq(b.as_slice()).into()
 }
 
+/// Configured secrets kept only as SHA-256 digests, so that checking a
+/// presented token hashes the presented bytes and nothing else: the time
+/// taken depends on what the caller sent and on how many secrets there
+/// are, never on a secret's length or on which one matched (every digest
+/// is compared).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct SecretSet {
+    digests: Vec<[u8; 32]>,
+}
+
+impl SecretSet {
+    /// The digests of `secrets`, computed once (at start-up and on each
+    /// config reload), not per request.
+    pub(crate) fn new<'a>(secrets: impl IntoIterator<Item = &'a str>) -> SecretSet {
+        SecretSet {
+            digests: secrets.into_iter().map(digest).collect(),
+        }
+    }
+
+    /// Whether `presented` is one of the secrets.
+    pub(crate) fn contains(&self, presented: &str) -> bool {
+        let presented = digest(presented);
+        let mut found = subtle::Choice::from(0);
+        for known in &self.digests {
+            found |= presented.ct_eq(known);
+        }
+        found.into()
+    }
+}
+
+fn digest(secret: &str) -> [u8; 32] {
+    Sha256::digest(secret.as_bytes()).into()
+}
+
 #[cfg(test)]
 mod tests {
-    use super::ct_eq;
+    use super::{SecretSet, ct_eq};
+
+    #[test]
+    fn a_secret_set_matches_exactly_its_members() {
+        let set = SecretSet::new(["trigger-a", "a much longer trigger secret than the first"]);
+        assert!(set.contains("trigger-a"));
+        assert!(set.contains("a much longer trigger secret than the first"));
+        assert!(!set.contains("trigger-"));
+        assert!(!set.contains("trigger-ab"));
+        assert!(!set.contains(""));
+        assert!(!SecretSet::new([]).contains(""));
+    }
 
     #[test]
     fn equal_only_for_equal_bytes() {
