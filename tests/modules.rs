@@ -257,22 +257,24 @@ async fn a_failing_or_panicking_start_is_refused() {
     host.stop().await;
 }
 
+/// Runs `modhost args…` in `dir`; its exit code and its output (stdout,
+/// then stderr).
+fn cli(dir: &std::path::Path, args: &[&str]) -> (Option<i32>, String) {
+    let out = std::process::Command::new(crate::harness::modhost_bin())
+        .current_dir(dir)
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr),
+    )
+}
+
 #[test]
 fn cli_keygen_sign_verify() {
-    let bin = crate::harness::modhost_bin();
     let dir = tempfile::tempdir().unwrap();
-    let run = |args: &[&str]| {
-        let out = std::process::Command::new(&bin)
-            .current_dir(dir.path())
-            .args(args)
-            .output()
-            .unwrap();
-        (
-            out.status.code(),
-            String::from_utf8_lossy(&out.stdout).into_owned()
-                + &String::from_utf8_lossy(&out.stderr),
-        )
-    };
+    let run = |args: &[&str]| cli(dir.path(), args);
     let (code, out) = run(&["keygen", "echo", "--out", "keys", "--verify-keys", "vk"]);
     assert_eq!(code, Some(0), "{out}");
     let key = dir.path().join("keys/echo.key");
@@ -372,7 +374,6 @@ async fn fifos_in_the_modules_folder_are_refused_and_block_nothing() {
 
 #[test]
 fn cli_sign_with_module_and_version_never_loads_the_library() {
-    let bin = crate::harness::modhost_bin();
     let dir = tempfile::tempdir().unwrap();
     let marker = dir.path().join("constructor-ran");
     // A library whose constructor leaves a mark: what a hostile build
@@ -394,18 +395,7 @@ fn cli_sign_with_module_and_version_never_loads_the_library() {
         .status()
         .expect("cc runs");
     assert!(built.success());
-    let run = |args: &[&str]| {
-        let out = std::process::Command::new(&bin)
-            .current_dir(dir.path())
-            .args(args)
-            .output()
-            .unwrap();
-        (
-            out.status.code(),
-            String::from_utf8_lossy(&out.stdout).into_owned()
-                + &String::from_utf8_lossy(&out.stderr),
-        )
-    };
+    let run = |args: &[&str]| cli(dir.path(), args);
     let (code, out) = run(&["keygen", "ctor", "--out", "keys", "--verify-keys", "vk"]);
     assert_eq!(code, Some(0), "{out}");
 
