@@ -26,7 +26,7 @@ use ed25519_dalek::{SigningKey, VerifyingKey};
 use sha2::{Digest as _, Sha256};
 
 use super::envelope::{EnvelopeError, validate_module_name};
-use super::trust::check_chain;
+use super::trust::{TrustError, check_chain};
 use crate::util::fs::open_regular;
 
 /// `.pub` files larger than this are refused (a key line is 44 bytes).
@@ -66,22 +66,10 @@ pub enum KeyError {
         /// Its permission bits.
         mode: u32,
     },
-    /// A key folder, a folder above it, or a `.pub` file belongs to a user
-    /// other than root and the one modhost runs as.
-    #[error(
-        "{} belongs to uid {uid}, neither root nor the user modhost runs as (uid {own}): that \
-         user can sign modules for this host; run `chown {own} {}` or move the keys",
-        path.display(),
-        path.display()
-    )]
-    UntrustedOwner {
-        /// The file or folder.
-        path: PathBuf,
-        /// Its owner.
-        uid: u32,
-        /// The user modhost runs as.
-        own: u32,
-    },
+    /// A key folder or `.pub` file could be replaced by someone other
+    /// than root and modhost's user (`trust.rs`).
+    #[error(transparent)]
+    Untrusted(#[from] TrustError),
     /// A line of a `.pub` or `.key` file is not a valid key.
     #[error("{}:{line}: {reason}", path.display())]
     Malformed {

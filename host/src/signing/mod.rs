@@ -37,5 +37,6 @@ pub use envelope::{
 pub use keys::{GeneratedKey, KeyError, Keyring, generate_key, key_id, read_signing_key};
 pub use rollback::{SeqError, SeqStore};
 pub use tools::{KeygenReport, ToolError, default_seq, keygen, sign_file, verify_lib};
+pub use trust::TrustError;
 pub(crate) use verify::read_library;
 pub use verify::{MAX_MODULE_BYTES, SignatureError, Verified, sig_path, sign, verify, verify_file};

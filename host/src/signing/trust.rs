@@ -15,20 +15,64 @@
 //! or world write bit at all (`keys.rs`), and the same owners.
 
 use std::fs;
+use std::io;
 use std::os::unix::fs::MetadataExt as _;
 use std::path::{Path, PathBuf};
 
-use super::keys::KeyError;
+/// Why a key folder or file is not trusted. Each message names the path
+/// and says what to run.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TrustError {
+    /// A path on the way could not be examined.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The file or folder.
+        path: PathBuf,
+        /// The OS error.
+        source: io::Error,
+    },
+    /// A folder above the keys (or above where a symlink leads) that others
+    /// can write to without the sticky bit.
+    #[error(
+        "{} is group- or world-writable (mode {mode:04o}): anyone who can write there can \
+         replace the verify keys below it and sign modules for this host; run `chmod go-w {}`",
+        path.display(),
+        path.display()
+    )]
+    Writable {
+        /// The folder.
+        path: PathBuf,
+        /// Its permission bits.
+        mode: u32,
+    },
+    /// A key folder, a folder above it, or a `.pub` file belongs to a user
+    /// other than root and the one modhost runs as.
+    #[error(
+        "{} belongs to uid {uid}, neither root nor the user modhost runs as (uid {own}): that \
+         user can sign modules for this host; run `chown {own} {}` or move the keys",
+        path.display(),
+        path.display()
+    )]
+    Owner {
+        /// The file or folder.
+        path: PathBuf,
+        /// Its owner.
+        uid: u32,
+        /// The user modhost runs as.
+        own: u32,
+    },
+}
 
 /// The sticky bit: in such a folder only an entry's owner may rename it.
 const STICKY: u32 = 0o1000;
 
 /// Refuses `path` (a verify-keys folder or `.pub` file) when anyone but
 /// root and this process's user could replace it; see the module docs.
-pub(crate) fn check_chain(path: &Path) -> Result<(), KeyError> {
+pub(crate) fn check_chain(path: &Path) -> Result<(), TrustError> {
     let io_err = |path: &Path| {
         let path = path.to_owned();
-        move |source| KeyError::Io { path, source }
+        move |source| TrustError::Io { path, source }
     };
     let given = std::path::absolute(path).map_err(io_err(path))?;
     let resolved = fs::canonicalize(path).map_err(io_err(path))?;
@@ -42,7 +86,7 @@ pub(crate) fn check_chain(path: &Path) -> Result<(), KeyError> {
             check_owner(folder)?;
             let mode = fs::metadata(folder).map_err(io_err(folder))?.mode() & 0o7777;
             if mode & 0o022 != 0 && mode & STICKY == 0 {
-                return Err(KeyError::InsecurePermissions {
+                return Err(TrustError::Writable {
                     path: folder.to_owned(),
                     mode,
                 });
@@ -54,9 +98,9 @@ pub(crate) fn check_chain(path: &Path) -> Result<(), KeyError> {
 }
 
 /// Refuses `path` unless root or this process's user owns it.
-fn check_owner(path: &Path) -> Result<(), KeyError> {
+fn check_owner(path: &Path) -> Result<(), TrustError> {
     let uid = fs::metadata(path)
-        .map_err(|source| KeyError::Io {
+        .map_err(|source| TrustError::Io {
             path: path.to_owned(),
             source,
         })?
@@ -66,7 +110,7 @@ fn check_owner(path: &Path) -> Result<(), KeyError> {
     if uid == 0 || uid == own {
         return Ok(());
     }
-    Err(KeyError::UntrustedOwner {
+    Err(TrustError::Owner {
         path: path.to_owned(),
         uid,
         own,
@@ -103,7 +147,7 @@ mod tests {
         chmod(&parent, 0o777);
         let err = check_chain(&keys).unwrap_err();
         assert!(
-            matches!(&err, KeyError::InsecurePermissions { path, mode: 0o777 } if *path == parent),
+            matches!(&err, TrustError::Writable { path, mode: 0o777 } if *path == parent),
             "{err}"
         );
         chmod(&parent, 0o775);
@@ -123,7 +167,7 @@ mod tests {
         std::os::unix::fs::symlink(&target, &link).unwrap();
         let err = check_chain(&link).unwrap_err();
         assert!(
-            matches!(&err, KeyError::InsecurePermissions { path, .. } if *path == open),
+            matches!(&err, TrustError::Writable { path, .. } if *path == open),
             "{err}"
         );
     }
@@ -141,17 +185,14 @@ mod tests {
         fs::create_dir(&keys).unwrap();
         std::os::unix::fs::chown(&keys, Some(4242), None).unwrap();
         let err = check_chain(&keys).unwrap_err();
-        assert!(
-            matches!(&err, KeyError::UntrustedOwner { uid: 4242, .. }),
-            "{err}"
-        );
+        assert!(matches!(&err, TrustError::Owner { uid: 4242, .. }), "{err}");
         assert!(err.to_string().contains("chown"), "{err}");
         // And a folder above it.
         std::os::unix::fs::chown(&keys, Some(0), None).unwrap();
         std::os::unix::fs::chown(dir.path(), Some(4242), None).unwrap();
         assert!(matches!(
             check_chain(&keys),
-            Err(KeyError::UntrustedOwner { uid: 4242, .. })
+            Err(TrustError::Owner { uid: 4242, .. })
         ));
     }
 }
