@@ -443,7 +443,7 @@ async fn refused_builds_leave_the_running_one_serving() {
     wait_refusal(
         &host,
         "echo.so",
-        "seq 5 is not above the highest accepted seq 5",
+        "a different build was already accepted at seq 5",
     )
     .await;
     echo_answers(&host).await;

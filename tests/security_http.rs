@@ -417,8 +417,8 @@ async fn bootstrap_upgrades_from_other_sites_are_refused() {
         Some(403)
     );
     let own = format!("http://{addr}");
-    accepted_as(addr, "", &[session, ("origin", &own)], "visitor").await;
-    accepted_as(addr, "", &[session], "visitor").await;
+    accepted_as(addr, "", &[session, ("origin", &own)], "bootstrap:visitor").await;
+    accepted_as(addr, "", &[session], "bootstrap:visitor").await;
     host.stop().await;
     backend.abort();
 }
