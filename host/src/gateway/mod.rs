@@ -7,7 +7,8 @@
 //! - `origin`: which sites may open a socket authenticated by cookies
 //! - `session`: the connection loop: authenticate, resume or start, read
 //!   frames, pace them by unsent replies, close or park
-//! - `writer`: drains a session's outbox into the socket
+//! - `writer`: drains a session's outbox into the socket (polled by the
+//!   session's own task)
 //! - `close`: close codes, and the code for each read error
 
 mod close;

@@ -10,13 +10,18 @@
 //! (`gateway/tests.rs`) as well as over real sockets (`tests/`).
 
 use std::{
+    future::Future,
     net::SocketAddr,
+    pin::Pin,
     sync::{Arc, atomic::Ordering},
     time::Duration,
 };
 
 use axum::extract::ws::{CloseFrame, Message};
-use futures_util::{Sink, SinkExt, Stream, StreamExt};
+use futures_util::{
+    Sink, SinkExt, Stream, StreamExt,
+    future::{MaybeDone, maybe_done},
+};
 use tokio::sync::{oneshot, watch};
 
 use crate::{
@@ -33,7 +38,7 @@ use crate::{
 
 use super::{
     close::{CLOSE_GOING_AWAY, CLOSE_IDLE, read_error_close},
-    writer::{Stop, write_loop},
+    writer::{Stop, WriterBack, write_loop},
 };
 
 /// Unsent replies a session allows, beyond one per subscription and one
@@ -119,7 +124,10 @@ where
         slot,
         dialect,
     } = connection;
-    let Some((principal, allowed)) = authenticate(&state, &creds, remote).await else {
+    // Boxed, with the credentials moved in: a bootstrap request's future
+    // and the client's headers are freed once the client is known, instead
+    // of taking room in the task for as long as the connection lasts.
+    let Some((principal, allowed)) = Box::pin(authenticate(&state, creds, remote)).await else {
         refuse(&mut sink, dialect).await;
         return;
     };
@@ -131,7 +139,12 @@ where
         resumed,
     } = open(&state, principal, allowed, resume.as_deref(), dialect);
     let (stop_tx, stop_rx) = oneshot::channel::<Stop>();
-    let writer = tokio::spawn(write_loop(sink, preamble, rx, stop_rx));
+    // The writer runs in this task, beside the reader, not in a task of
+    // its own: an idle connection then costs one task, not two (issue 13).
+    // It is polled whenever the task wakes, so it drains the outbox while
+    // the reader waits for a frame, paces replies, or is finishing.
+    let writer = maybe_done(write_loop(sink, preamble, rx, stop_rx));
+    tokio::pin!(writer);
     if !resumed {
         let user = &session.principal.user;
         let outbox = session.outbox.clone();
@@ -143,7 +156,17 @@ where
         session = %session.name, user = %session.principal.user, remote = ?remote,
         resumed, protocol = dialect.name(), "websocket session opened"
     );
-    let end = serve(&mut session, &mut stream).await;
+    let end = {
+        let serve = serve(&mut session, &mut stream);
+        tokio::pin!(serve);
+        std::future::poll_fn(|cx| {
+            // The writer ends only when told to (or when its outbox does):
+            // until `finish` takes it, its result waits in `writer`.
+            let _ = writer.as_mut().poll(cx);
+            serve.as_mut().poll(cx)
+        })
+        .await
+    };
     let writer = Writer {
         task: writer,
         stop: stop_tx,
@@ -154,11 +177,11 @@ where
 /// Who the client is and which rooms it may use; `None` refuses it.
 async fn authenticate(
     state: &AppState,
-    creds: &Credentials,
+    creds: Credentials,
     remote: Option<SocketAddr>,
 ) -> Option<(Principal, Vec<Room>)> {
     let authenticator = state.auth.load_full();
-    let principal = match authenticator.authenticate(creds).await {
+    let principal = match authenticator.authenticate(&creds).await {
         Ok(principal) => principal,
         Err(error) => {
             tracing::info!(remote = ?remote, "websocket client refused: {error}");
@@ -262,11 +285,12 @@ where
     let mut shutdown = state.shutdown.clone();
     let mut config_changes = state.config_applied.subscribe();
     config_changes.mark_unchanged();
-    let expiry = credential_expiry(match &session.principal.source {
-        Source::Jwt { expires } => Some(*expires),
+    // Boxed, and only for a JWT's session: the timer would otherwise take
+    // room in every session's task, most of which never expire.
+    let mut expiry = match &session.principal.source {
+        Source::Jwt { expires } => Some(Box::pin(credential_expiry(*expires))),
         _ => None,
-    });
-    tokio::pin!(expiry);
+    };
     let idle = state.config.load().server.idle_timeout;
     let idle_timer = tokio::time::sleep(idle);
     tokio::pin!(idle_timer);
@@ -275,7 +299,12 @@ where
             biased;
             _ = outbox.overflowed() => return too_slow(session, "too slow: messages were queued faster than the client read them"),
             _ = shutdown.changed() => return End::Close(CLOSE_GOING_AWAY, "server shutting down"),
-            _ = &mut expiry => {
+            () = async {
+                match expiry.as_mut() {
+                    Some(expiry) => expiry.await,
+                    None => std::future::pending().await,
+                }
+            } => {
                 tracing::info!(session = %session.name, user = %session.principal.user, "closing a session whose token expired");
                 return End::Close(CLOSE_UNAUTHORIZED, "token expired");
             }
@@ -333,14 +362,10 @@ where
 }
 
 /// Ends at `expires`, when the credentials the session was opened with
-/// stop being valid (a JWT's `exp` plus leeway); never for `None` (the
-/// other modes). Wakes at least daily to follow the wall clock (the expiry
+/// stop being valid (a JWT's `exp` plus leeway). Wakes at least daily to follow the wall clock (the expiry
 /// is a wall-clock time).
-async fn credential_expiry(expires: Option<std::time::SystemTime>) {
+async fn credential_expiry(expires: std::time::SystemTime) {
     const WAKE: Duration = Duration::from_secs(24 * 3600);
-    let Some(expires) = expires else {
-        return std::future::pending().await;
-    };
     while let Ok(left) = expires.duration_since(std::time::SystemTime::now()) {
         if left.is_zero() {
             break;
@@ -419,24 +444,43 @@ async fn pace_replies(
     }
 }
 
-/// The session's writer task and how to stop it.
-struct Writer {
-    task: tokio::task::JoinHandle<super::writer::WriterBack>,
+/// The session's writer (a future of the session's task) and how to stop
+/// it.
+struct Writer<'a, F: Future<Output = WriterBack>> {
+    task: Pin<&'a mut MaybeDone<F>>,
     stop: oneshot::Sender<Stop>,
+}
+
+impl<F: Future<Output = WriterBack>> Writer<'_, F> {
+    /// Tells the writer to stop and runs it to its end, for at most
+    /// [`WRITER_GRACE`]; what it hands back, or `None` if it overran (it
+    /// is dropped then, and the socket with it).
+    async fn stop(mut self, stop: Stop) -> Option<WriterBack> {
+        let _ = self.stop.send(stop);
+        tokio::time::timeout(WRITER_GRACE, self.task.as_mut())
+            .await
+            .ok()?;
+        self.task.as_mut().take_output()
+    }
 }
 
 /// Stops the writer, then parks the session (the client dropped and may
 /// resume) or forgets it. A client that closed is forgotten before its
 /// close is answered, so once it sees the answer, the host's counts no
 /// longer include it.
-async fn finish(session: Session, end: End, writer: Writer, slot: Slot, token: Option<String>) {
+async fn finish<F: Future<Output = WriterBack>>(
+    session: Session,
+    end: End,
+    writer: Writer<'_, F>,
+    slot: Slot,
+    token: Option<String>,
+) {
     let state = session.state.clone();
     let (id, grace) = (session.id, state.config.load().server.resume_grace);
     if matches!(end, End::ClientClosed) {
         forget(&state, &session);
         drop(slot);
-        let _ = writer.stop.send(Stop::AnswerClose);
-        let _ = tokio::time::timeout(WRITER_GRACE, writer.task).await;
+        writer.stop(Stop::AnswerClose).await;
         return;
     }
     // Parked sessions hold no connection slot, so they get a cap of their
@@ -449,11 +493,10 @@ async fn finish(session: Session, end: End, writer: Writer, slot: Slot, token: O
         End::Close(code, reason) => Stop::Close(code, reason),
         End::ClientClosed | End::Dropped => Stop::Quit,
     };
-    let _ = writer.stop.send(stop);
-    let writer_result = tokio::time::timeout(WRITER_GRACE, writer.task).await;
+    let back = writer.stop(stop).await;
     drop(slot);
     if let Some(token) = token
-        && let Ok(Ok(back)) = writer_result
+        && let Some(back) = back
     {
         let outbox_state = session.outbox.state().clone();
         if back.lost_in_flight {

@@ -23,8 +23,12 @@ use super::{
 };
 
 /// Socket buffer sizes (DESIGN §9: tungstenite's 128 KiB default read
-/// buffer costs ~83 KB per idle connection; 4 KiB costs ~5 KB).
-const READ_BUFFER: usize = 4 * 1024;
+/// buffer costs ~83 KB per idle connection). tungstenite allocates the read
+/// buffer up front and keeps it, so every idle connection pays for all of
+/// it: 512 bytes holds a client's usual frame (a subscribe, a call) in one
+/// read; a larger frame grows the buffer to fit and takes more reads
+/// (issue 13: the 4 KiB buffer was a third of an idle connection's cost).
+const READ_BUFFER: usize = 512;
 const WRITE_BUFFER: usize = 8 * 1024;
 
 /// Bytes tungstenite may hold unsent for one connection: room for the

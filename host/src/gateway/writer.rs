@@ -1,5 +1,7 @@
 //! A session's writer: drains the outbox into the socket, everything
-//! pending then one flush, until the session tells it to stop.
+//! pending then one flush, until the session tells it to stop. It is a
+//! future polled by the session's own task (`session::run`), beside the
+//! reader, not a task of its own.
 
 use std::time::Duration;
 
@@ -102,6 +104,9 @@ where
                 }
             },
         }
+        // Sent, so empty: what a burst grew it to is not kept by a
+        // connection that goes idle.
+        batch.shrink_to_fit();
     };
     match stop {
         Stop::Close(code, reason) => farewell(&mut sink, &mut rx, code, reason).await,

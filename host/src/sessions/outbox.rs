@@ -21,16 +21,24 @@
 //! in messages and [`PARKED_BYTES`] in bytes of its own (room messages are
 //! shared with every subscriber and count only their `requestId`); past
 //! either, messages are dropped and the resume is reported incomplete.
+//!
+//! The queue is a `VecDeque` under a lock, allocated on the first item and
+//! released whenever the writer empties it: most connections sit idle, and
+//! a channel's first block (32 slots, ~1.8 KB with its header) per idle
+//! connection was an eighth of what each one cost (issue 13).
 
-use std::sync::{
-    Arc,
-    atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering},
+use std::{
+    collections::VecDeque,
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering},
+    },
 };
 
 use axum::extract::ws::Utf8Bytes;
-use tokio::sync::{Notify, mpsc};
+use tokio::sync::Notify;
 
-use crate::protocol::PublishFrame;
+use crate::{protocol::PublishFrame, util::sync::lock};
 
 /// Bytes of its own frames (replies, pushes, stream items) a parked
 /// session collects for its client: nobody reads them until it returns,
@@ -79,6 +87,14 @@ pub struct OutboxState {
     parked_budget: AtomicUsize,
     parked_bytes: AtomicUsize,
     lost: AtomicBool,
+    /// The items, in order; empty (no allocation) while idle.
+    queue: Mutex<VecDeque<Outgoing>>,
+    /// An item was queued, or the last sender went: wakes the receiver.
+    queued: Notify,
+    /// Live [`Outbox`] handles; the receiver sees the end at zero.
+    senders: AtomicUsize,
+    /// The receiver is gone: nothing queued would ever be sent.
+    closed: AtomicBool,
 }
 
 impl OutboxState {
@@ -96,7 +112,37 @@ impl OutboxState {
             parked_budget: AtomicUsize::new(0),
             parked_bytes: AtomicUsize::new(0),
             lost: AtomicBool::new(false),
+            queue: Mutex::new(VecDeque::new()),
+            queued: Notify::new(),
+            senders: AtomicUsize::new(1),
+            closed: AtomicBool::new(false),
         }
+    }
+
+    /// Queues `item` unless the receiver is gone; gives it back if it is.
+    fn enqueue(&self, item: Outgoing) -> Result<(), Outgoing> {
+        {
+            let mut queue = lock(&self.queue);
+            // Checked under the lock: the receiver's drop empties the
+            // queue under it too, so nothing is left behind unsent.
+            if self.closed.load(Ordering::Acquire) {
+                return Err(item);
+            }
+            queue.push_back(item);
+        }
+        self.queued.notify_one();
+        Ok(())
+    }
+
+    /// The next item, if one is queued. An emptied queue gives its memory
+    /// back (what a burst grew it to would otherwise stay per connection).
+    fn dequeue(&self) -> Option<Outgoing> {
+        let mut queue = lock(&self.queue);
+        let item = queue.pop_front();
+        if item.is_none() && queue.capacity() > 0 {
+            *queue = VecDeque::new();
+        }
+        item
     }
 
     /// Resolves once the outbox of a live session has overflowed.
@@ -193,24 +239,37 @@ impl OutboxState {
 }
 
 /// The sending side of a session's outbox. Cheap to clone.
-#[derive(Clone)]
 pub struct Outbox {
-    tx: mpsc::UnboundedSender<Outgoing>,
     state: Arc<OutboxState>,
+}
+
+impl Clone for Outbox {
+    fn clone(&self) -> Self {
+        self.state.senders.fetch_add(1, Ordering::AcqRel);
+        Outbox {
+            state: self.state.clone(),
+        }
+    }
+}
+
+impl Drop for Outbox {
+    fn drop(&mut self) {
+        if self.state.senders.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.state.queued.notify_one();
+        }
+    }
 }
 
 impl Outbox {
     /// An outbox holding up to `capacity` unrequested items, with its
     /// receiving end.
     pub fn new(capacity: usize) -> (Outbox, OutboxReceiver) {
-        // Unbounded as a channel; bounded by the lanes' accounting above.
-        let (tx, rx) = mpsc::unbounded_channel();
+        // Unbounded as a queue; bounded by the lanes' accounting above.
         let state = Arc::new(OutboxState::new(capacity));
         let receiver = OutboxReceiver {
-            rx,
             state: state.clone(),
         };
-        (Outbox { tx, state }, receiver)
+        (Outbox { state }, receiver)
     }
 
     /// The state shared with the session.
@@ -235,7 +294,7 @@ impl Outbox {
             }
             return false;
         }
-        if self.tx.send(item).is_err() {
+        if state.enqueue(item).is_err() {
             state.unrequested.fetch_sub(1, Ordering::AcqRel);
             return false;
         }
@@ -259,7 +318,7 @@ impl Outbox {
         let len = text.len();
         state.replies.fetch_add(1, Ordering::AcqRel);
         state.reply_bytes.fetch_add(len, Ordering::AcqRel);
-        if self.tx.send(Outgoing::Reply(text)).is_err() {
+        if state.enqueue(Outgoing::Reply(text)).is_err() {
             state.reply_bytes.fetch_sub(len, Ordering::AcqRel);
             state.replies.fetch_sub(1, Ordering::AcqRel);
             return false;
@@ -271,23 +330,44 @@ impl Outbox {
 /// The receiving end of an outbox, held by the session's writer (and by a
 /// parked session while its client is away).
 pub struct OutboxReceiver {
-    rx: mpsc::UnboundedReceiver<Outgoing>,
     state: Arc<OutboxState>,
 }
 
 impl OutboxReceiver {
-    /// The next item; `None` once every sender is gone.
+    /// The next item; `None` once every sender is gone and nothing is
+    /// left.
     pub async fn recv(&mut self) -> Option<Outgoing> {
-        let item = self.rx.recv().await?;
-        self.state.took(&item);
-        Some(item)
+        loop {
+            if let Some(item) = self.try_recv() {
+                return Some(item);
+            }
+            if self.state.senders.load(Ordering::Acquire) == 0 {
+                return None;
+            }
+            // `notify_one` leaves a permit when nobody waits, so an item
+            // queued since the check above wakes this at once.
+            self.state.queued.notified().await;
+        }
     }
 
     /// The next item if one is queued.
     pub fn try_recv(&mut self) -> Option<Outgoing> {
-        let item = self.rx.try_recv().ok()?;
+        let item = self.state.dequeue()?;
         self.state.took(&item);
         Some(item)
+    }
+}
+
+impl Drop for OutboxReceiver {
+    /// Later items are refused (their senders see the session gone), and
+    /// those queued are dropped now rather than with the last sender.
+    fn drop(&mut self) {
+        let dropped = {
+            let mut queue = lock(&self.state.queue);
+            self.state.closed.store(true, Ordering::Release);
+            std::mem::take(&mut *queue)
+        };
+        drop(dropped);
     }
 }
 
@@ -367,6 +447,54 @@ mod tests {
         assert!(!waiter.is_finished());
         assert!(rx.recv().await.is_some());
         waiter.await.unwrap();
+    }
+
+    #[test]
+    fn an_emptied_queue_gives_its_memory_back() {
+        let (outbox, mut rx) = Outbox::new(100);
+        let capacity = |outbox: &Outbox| lock(&outbox.state().queue).capacity();
+        assert_eq!(
+            capacity(&outbox),
+            0,
+            "nothing allocated before the first item"
+        );
+        for i in 0..50 {
+            outbox.reply(text(&format!("r{i}")));
+        }
+        assert!(capacity(&outbox) >= 50);
+        while rx.try_recv().is_some() {}
+        assert_eq!(capacity(&outbox), 0, "a burst's queue does not stay");
+    }
+
+    #[tokio::test]
+    async fn the_receiver_sees_the_end_only_once_every_sender_is_gone() {
+        let (outbox, mut rx) = Outbox::new(8);
+        let other = outbox.clone();
+        outbox.text(text("last words"));
+        drop(outbox);
+        let waiter = tokio::spawn(async move {
+            let first = rx.recv().await.is_some();
+            (first, rx.recv().await.is_none())
+        });
+        tokio::task::yield_now().await;
+        assert!(!waiter.is_finished(), "a sender is still there");
+        drop(other);
+        assert_eq!(waiter.await.unwrap(), (true, true));
+    }
+
+    #[test]
+    fn nothing_is_queued_once_the_receiver_is_gone() {
+        let (outbox, rx) = Outbox::new(8);
+        outbox.text(text("queued before"));
+        drop(rx);
+        assert!(!outbox.text(text("after")));
+        assert!(!outbox.reply(text("after")));
+        assert_eq!(outbox.state().unsent(), 1, "only the first was counted");
+        assert_eq!(
+            lock(&outbox.state().queue).len(),
+            0,
+            "and dropped with the receiver"
+        );
     }
 
     #[test]
