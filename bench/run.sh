@@ -1,27 +1,39 @@
 #!/usr/bin/env bash
-# Runs modhost and the Node baseline on core 0 and the load generator on
-# core 1, as BENCHMARKS.md describes. From the repository root:
+# Runs modhost and its peers (the Node `ws` baseline, the uWebSockets
+# baseline, the messidge broker and node) on core 0 and the load generator
+# on core 1, as BENCHMARKS.md describes. From the repository root:
 #
-#   bench/run.sh start            build (release), sign echo into a temp
-#                                 plugins folder, start both servers
+#   bench/run.sh start            build (release), sign echo and divide into
+#                                 a temp plugins folder, install the peers
+#                                 (npm, a Python venv, Debian's libuv1),
+#                                 start every server
 #   bench/run.sh both  ARGS...    modhost-bench ARGS against modhost and node
+#   bench/run.sh all   ARGS...    modhost-bench ARGS against modhost, node, uws
 #   bench/run.sh host  ARGS...    modhost-bench ARGS against modhost only
 #   bench/run.sh node  ARGS...    modhost-bench ARGS against node only
+#   bench/run.sh uws   ARGS...    modhost-bench ARGS against uws only
+#   bench/run.sh messidge ARGS... the messidge load client (calls `divide`
+#                                 through the broker; ARGS: --secs --rounds)
 #   bench/run.sh suite            every figure in BENCHMARKS.md, in order
-#   bench/run.sh restart          restart both servers (fresh RSS baseline)
+#   bench/run.sh restart          restart every server (fresh RSS baseline)
 #   bench/run.sh stop
 #
 # BENCH_DIR (default /tmp/modhost-bench) holds the config, keys, plugins
-# and the servers' logs and pids.
+# and the servers' logs and pids. messidge listens on tcp 2020 and 2021
+# whatever is set here: its client library hard-codes the port.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 DIR=${BENCH_DIR:-/tmp/modhost-bench}
 HOST_PORT=${HOST_PORT:-18080}
 NODE_PORT=${NODE_PORT:-18081}
+UWS_PORT=${UWS_PORT:-18082}
 SERVER_CPU=${SERVER_CPU:-0}
 LOAD_CPU=${LOAD_CPU:-1}
 REL=$ROOT/target/release
+# The peers' Python packages (socketify, messidge) live here; ignored by git.
+VENV=$ROOT/bench/.venv
+SERVERS="modhost node uws messidge-broker messidge-node"
 
 pid_of() { cat "$DIR/$1.pid" 2>/dev/null || true; }
 
@@ -34,11 +46,37 @@ wait_health() {
   return 1
 }
 
+# Debian's libuv1 (socketify's native library links it) and a venv with
+# the pinned peers, each installed only when missing.
+install_peers() {
+  if ! dpkg -s libuv1 >/dev/null 2>&1; then
+    local sudo=""
+    [ "$(id -u)" = 0 ] || sudo=sudo
+    $sudo apt-get install -y libuv1 || { $sudo apt-get update && $sudo apt-get install -y libuv1; }
+  fi
+  [ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
+  "$VENV/bin/python" -c 'import socketify, messidge' 2>/dev/null ||
+    "$VENV/bin/pip" install --quiet -r "$ROOT/bench/requirements-peers.txt"
+}
+
+wait_listen() {
+  for _ in $(seq 1 100); do
+    [ -n "$(ss -Hltn "sport = :$1")" ] && return 0
+    sleep 0.1
+  done
+  echo "nothing listens on port $1; see $DIR/*.log" >&2
+  return 1
+}
+
 start() {
-  (cd "$ROOT" && cargo build --release -p modhost -p modhost-echo -p modhost-bench)
+  (cd "$ROOT" && cargo build --release -p modhost -p modhost-echo -p modhost-divide -p modhost-bench)
   [ -d "$ROOT/bench/baseline/node_modules/ws" ] || (cd "$ROOT/bench/baseline" && npm ci --no-audit --no-fund)
+  install_peers
   mkdir -p "$DIR/plugins" "$DIR/keys" "$DIR/verify" "$DIR/state"
-  [ -f "$DIR/keys/echo.key" ] || "$REL/modhost" keygen echo --out "$DIR/keys" --verify-keys "$DIR/verify"
+  for m in echo divide; do
+    [ -f "$DIR/keys/$m.key" ] || "$REL/modhost" keygen $m --out "$DIR/keys" --verify-keys "$DIR/verify"
+  done
+  "$VENV/bin/python" "$ROOT/bench/baseline-messidge/messidge_bench.py" setup "$DIR/messidge"
   cat >"$DIR/config.toml" <<EOF
 [server]
 listen = "127.0.0.1:$HOST_PORT"
@@ -77,14 +115,16 @@ EOF
   launch
 }
 
-# (Re)starts both servers on the prepared BENCH_DIR, without building.
+# (Re)starts every server on the prepared BENCH_DIR, without building.
 launch() {
   stop_servers
   # A fresh signature each start: the rollback guard refuses a seq it has
   # already accepted.
-  cp "$REL/libecho.so" "$DIR/plugins/.echo.so.tmp"
-  mv "$DIR/plugins/.echo.so.tmp" "$DIR/plugins/echo.so"
-  "$REL/modhost" sign "$DIR/plugins/echo.so" --key "$DIR/keys/echo.key" --seq "$(date +%s%3N)" >/dev/null
+  for m in echo divide; do
+    cp "$REL/lib$m.so" "$DIR/plugins/.$m.so.tmp"
+    mv "$DIR/plugins/.$m.so.tmp" "$DIR/plugins/$m.so"
+    "$REL/modhost" sign "$DIR/plugins/$m.so" --key "$DIR/keys/$m.key" --seq "$(date +%s%3N)" >/dev/null
+  done
   ulimit -n "$(ulimit -Hn)"
   # exec: the recorded pid is the server's own (for kill and /proc/PID/status).
   (cd "$DIR" && MODHOST_LOG=${MODHOST_LOG:-warn} exec taskset -c "$SERVER_CPU" "$REL/modhost" run --config "$DIR/config.toml") \
@@ -93,25 +133,47 @@ launch() {
   (cd "$ROOT/bench/baseline" && PORT=$NODE_PORT exec taskset -c "$SERVER_CPU" node server.js) \
     </dev/null >"$DIR/node.log" 2>&1 &
   echo $! >"$DIR/node.pid"
+  (cd "$ROOT/bench/baseline-uws" && PORT=$UWS_PORT exec taskset -c "$SERVER_CPU" "$VENV/bin/python" server.py) \
+    </dev/null >"$DIR/uws.log" 2>&1 &
+  echo $! >"$DIR/uws.pid"
+  local mb=("$VENV/bin/python" "$ROOT/bench/baseline-messidge/messidge_bench.py")
+  (exec taskset -c "$SERVER_CPU" "${mb[@]}" broker "$DIR/messidge") </dev/null >"$DIR/messidge-broker.log" 2>&1 &
+  echo $! >"$DIR/messidge-broker.pid"
+  # The node only after the broker listens: one that connected first was
+  # seen to leave the next client without a handshake.
+  wait_listen 2020
+  (exec taskset -c "$SERVER_CPU" "${mb[@]}" node "$DIR/messidge") </dev/null >"$DIR/messidge-node.log" 2>&1 &
+  echo $! >"$DIR/messidge-node.pid"
   wait_health "$HOST_PORT"
   wait_health "$NODE_PORT"
-  echo "modhost pid $(pid_of modhost) on :$HOST_PORT, node pid $(pid_of node) on :$NODE_PORT (cpu $SERVER_CPU)"
+  wait_health "$UWS_PORT"
+  echo "modhost pid $(pid_of modhost) on :$HOST_PORT, node pid $(pid_of node) on :$NODE_PORT," \
+    "uws pid $(pid_of uws) on :$UWS_PORT, messidge broker pid $(pid_of messidge-broker) on :2020" \
+    "with node pid $(pid_of messidge-node) (cpu $SERVER_CPU)"
+}
+
+# Stops a server and its children (the messidge broker's encryption agent
+# is a child process), by the pids recorded at launch.
+stop_pid() {
+  local p=$1 c
+  kill -0 "$p" 2>/dev/null || return 0
+  for c in $(cat "/proc/$p/task/$p/children" 2>/dev/null); do kill "$c" 2>/dev/null || true; done
+  kill "$p"
+  for _ in $(seq 1 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
 }
 
 stop_servers() {
-  for s in modhost node; do
+  for s in $SERVERS; do
     local p
     p=$(pid_of $s)
-    if [ -n "$p" ] && kill -0 "$p" 2>/dev/null; then
-      kill "$p"
-      for _ in $(seq 1 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
-    fi
+    [ -z "$p" ] || stop_pid "$p"
     rm -f "$DIR/$s.pid"
   done
 }
 
 host_target() { echo "--target=modhost=127.0.0.1:$HOST_PORT/$(pid_of modhost)"; }
 node_target() { echo "--target=node=127.0.0.1:$NODE_PORT/$(pid_of node)"; }
+uws_target() { echo "--target=uws=127.0.0.1:$UWS_PORT/$(pid_of uws)"; }
 
 load() {
   ulimit -n "$(ulimit -Hn)"
@@ -119,15 +181,27 @@ load() {
   taskset -c "$LOAD_CPU" "$REL/modhost-bench" "$@"
 }
 
+# The messidge load client on the load generator's core: `divide` through
+# the broker, one call in flight; server CPU is the broker's (with its
+# encryption agent) plus the node's.
+messidge_load() {
+  echo "# $(date -u +%FT%TZ) load: $(cut -d' ' -f1-3 /proc/loadavg) :: messidge_bench.py client $*" >&2
+  taskset -c "$LOAD_CPU" "$VENV/bin/python" "$ROOT/bench/baseline-messidge/messidge_bench.py" client \
+    "$DIR/messidge" --server-pids "$(pid_of messidge-broker),$(pid_of messidge-node)" "$@"
+}
+
 suite() {
-  local H N
+  local H N U
   H=$(host_target)
   N=$(node_target)
-  # Fan-out burst, 1,000 connections, 1 room, alternately with node
+  U=$(uws_target)
+  # Fan-out burst, 1,000 connections, 1 room, alternately with node and uws
   # (4 concurrent publishers keep the server busy between requests).
-  load "$H" "$N" --rounds 5 fanout --conns 1000 --rooms 1 --publishes 1000 --publishers 4
+  load "$H" "$N" "$U" --rounds 5 fanout --conns 1000 --rooms 1 --publishes 1000 --publishers 4
+  # The same with one publisher (the issue's figure).
+  load "$H" "$N" "$U" --rounds 3 fanout --conns 1000 --rooms 1 --publishes 1000 --publishers 1
   # p99 at 5 publishes/s to 1,000 subscribers.
-  load "$H" "$N" --rounds 3 fanout --conns 1000 --rooms 1 --publishes 50 --rate 5
+  load "$H" "$N" "$U" --rounds 3 fanout --conns 1000 --rooms 1 --publishes 50 --rate 5
   # Same through the echo module's publish command.
   load "$H" --rounds 3 fanout --conns 1000 --rooms 1 --publishes 1000 --publishers 4 --via module
   # Echo round trip over one websocket, then 16.
@@ -135,6 +209,13 @@ suite() {
   load "$H" --rounds 3 rpc --conns 1 --depth 1 --secs 5 --raw-echo /echo
   load "$H" --rounds 3 rpc --conns 16 --depth 1 --secs 5
   load "$H" --rounds 3 rpc --conns 16 --depth 8 --secs 5
+  # divide over one websocket, one call in flight, alternately with the
+  # messidge broker and node doing the same.
+  for _ in 1 2 3; do
+    load "$H" rpc --conns 1 --depth 1 --secs 5 --module divide --command divide \
+      --params '{"dividend":7.0,"divisor":2.0}'
+    messidge_load --secs 5
+  done
   # 19,000 idle connections, on freshly started servers: memory freed by
   # an earlier run stays in the process and would hide the growth.
   launch
@@ -142,6 +223,14 @@ suite() {
   N=$(node_target)
   load "$H" --source-ips 4 idle --conns 19000
   load "$N" --source-ips 4 idle --conns 19000
+  # 10,000 idle connections each subscribed to a room of its own, modhost,
+  # node and uws, each on a freshly started server.
+  for t in host_target node_target uws_target; do
+    launch
+    load "$($t)" idle --conns 10000 --subscribe
+  done
+  launch
+  H=$(host_target)
   # Reload under load, three times.
   for _ in 1 2 3; do
     load "$H" reload --conns 16 --depth 4 --secs 6 --at 2 --plugins-dir "$DIR/plugins" \
@@ -158,6 +247,9 @@ case "$cmd" in
   both) load "$(host_target)" "$(node_target)" "$@" ;;
   host) load "$(host_target)" "$@" ;;
   node) load "$(node_target)" "$@" ;;
+  uws) load "$(uws_target)" "$@" ;;
+  all) load "$(host_target)" "$(node_target)" "$(uws_target)" "$@" ;;
+  messidge) messidge_load "$@" ;;
   suite) suite ;;
-  *) sed -n '2,14p' "$0"; exit 2 ;;
+  *) sed -n '2,24p' "$0"; exit 2 ;;
 esac
