@@ -12,7 +12,7 @@ use tokio::sync::Semaphore;
 
 use crate::{
     Target,
-    report::{emit, rss_kb},
+    report::{emit, kernel_socket_memory, rss_kb},
     ws::Ws,
 };
 
@@ -55,6 +55,7 @@ async fn run_once(
     ctx: &crate::Ctx,
 ) -> Result<(), String> {
     let before = target.pid.and_then(rss_kb);
+    let kernel_before = kernel_socket_memory();
     let gate = Arc::new(Semaphore::new(args.concurrency.max(1)));
     let cpu = crate::report::CpuSpan::start(target.pid);
     let start = Instant::now();
@@ -95,6 +96,7 @@ async fn run_once(
     let right_after = target.pid.and_then(rss_kb);
     tokio::time::sleep(Duration::from_secs(args.hold_secs)).await;
     let after = target.pid.and_then(rss_kb);
+    let kernel_after = kernel_socket_memory();
     let per_conn = match (before, after) {
         (Some(b), Some(a)) if !held.is_empty() => {
             Some((a.saturating_sub(b) * 1024) as f64 / held.len() as f64)
@@ -102,6 +104,13 @@ async fn run_once(
         _ => None,
     };
     let opened = held.len();
+    // Slab per connection counts both ends of each loopback connection.
+    let slab_per_conn = match (kernel_before, kernel_after) {
+        (Some((b, _)), Some((a, _))) if opened > 0 => {
+            Some((a.saturating_sub(b) * 1024) as f64 / opened as f64)
+        }
+        _ => None,
+    };
     drop(held);
     emit(
         json!({
@@ -119,6 +128,11 @@ async fn run_once(
             "rss_connected_kb": right_after,
             "rss_after_hold_kb": after,
             "bytes_per_conn": per_conn.map(f64::round),
+            "kernel_slab_kb_before": kernel_before.map(|k| k.0),
+            "kernel_slab_kb_after": kernel_after.map(|k| k.0),
+            "kernel_slab_bytes_per_conn_both_ends": slab_per_conn.map(f64::round),
+            "tcp_mem_pages_before": kernel_before.map(|k| k.1),
+            "tcp_mem_pages_after": kernel_after.map(|k| k.1),
             "cpu": cpu,
         }),
         &[
@@ -127,6 +141,9 @@ async fn run_once(
             format!("{opened}/{} conns", args.conns),
             format!("{rate:.0} connects/s"),
             per_conn.map_or("RSS n/a".into(), |b| format!("{:.2} KB/conn", b / 1000.0)),
+            slab_per_conn.map_or("kernel n/a".into(), |b| {
+                format!("kernel slab {:.2} KB/conn (both ends)", b / 1000.0)
+            }),
             format!("failed {failed}"),
             format!("server {} ns CPU/connect", cpu["server_cpu_ns_per_connect"]),
         ],

@@ -28,6 +28,29 @@ pub(crate) fn rss_kb(pid: u32) -> Option<u64> {
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
 }
 
+/// The kernel's memory for sockets, machine-wide: (slab in KiB from
+/// `/proc/meminfo`, TCP buffer pages from `/proc/net/sockstat`). A
+/// process's RSS leaves out what the kernel keeps per socket; slab growth
+/// over an idle run covers both ends of each loopback connection (the load
+/// generator's socket and the server's), so half of it is the server's.
+pub(crate) fn kernel_socket_memory() -> Option<(u64, u64)> {
+    let meminfo = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let slab = meminfo
+        .lines()
+        .find_map(|l| l.strip_prefix("Slab:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())?;
+    let sockstat = std::fs::read_to_string("/proc/net/sockstat").ok()?;
+    let tcp_pages = sockstat
+        .lines()
+        .find_map(|l| l.strip_prefix("TCP:"))
+        .and_then(|fields| {
+            let words: Vec<&str> = fields.split_whitespace().collect();
+            let at = words.iter().position(|w| *w == "mem")?;
+            words.get(at + 1)?.parse().ok()
+        })?;
+    Some((slab, tcp_pages))
+}
+
 /// CPU time used so far by all threads of `pid` (`None`: this process),
 /// from `/proc/PID/task/*/schedstat`. Wall-clock rates swing with
 /// whatever else runs on a shared machine; CPU time per message does much
