@@ -342,6 +342,7 @@ pub(crate) async fn run(
                     "conns": args.conns,
                     "rooms": args.rooms,
                     "publishes": args.publishes,
+                    "publishers": args.publishers,
                     "mode": mode,
                     "via": args.via,
                     "deliveries_per_s": run.rate.round(),
