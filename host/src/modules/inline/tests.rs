@@ -115,8 +115,17 @@ fn caller() -> Caller {
 
 /// Calls `command` and waits for its answer.
 fn call(generation: &Generation, id: u64, command: &str) -> Result<Value, CallFailure> {
+    call_with(generation, id, command, "{}")
+}
+
+fn call_with(
+    generation: &Generation,
+    id: u64,
+    command: &str,
+    params: &str,
+) -> Result<Value, CallFailure> {
     let (tx, rx) = mpsc::channel();
-    match generation.call(id, command, "{}", caller(), None, Box::new(Answer(tx))) {
+    match generation.call(id, command, params, caller(), None, Box::new(Answer(tx))) {
         Admission::Accepted => {}
         Admission::Rejected(_, failure) => return Err(failure),
         Admission::Stopping(_) => panic!("{command}: generation is stopping"),
@@ -156,7 +165,7 @@ impl Module for Probe {
         self.calls += 1;
         match call.command.as_str() {
             "panic" => panic!("probe panicked on purpose"),
-            "slow" => std::thread::sleep(super::INLINE_BUDGET * 5),
+            "slow" if call.params["fast"] != true => std::thread::sleep(super::INLINE_BUDGET * 5),
             "publish" => {
                 host.publish(&json!([{"target": "t", "room": "r"}]), &json!(1))?;
             }
@@ -203,15 +212,23 @@ fn a_panic_in_an_inline_call_is_answered_and_the_instance_rebuilt() {
 }
 
 #[test]
-fn an_inline_call_over_budget_demotes_its_command_to_the_instance_thread() {
+fn inline_calls_over_budget_in_a_row_demote_their_command_to_the_instance_thread() {
     let probe = start::<Probe>();
-    assert_eq!(call(&probe, 1, "slow").unwrap()["thread"], this_thread());
+    let mut id = 0;
+    // A call within the budget in between starts the count again.
+    for params in ["{}", r#"{"fast": true}"#, "{}", "{}"] {
+        id += 1;
+        let answer = call_with(&probe, id, "slow", params).unwrap();
+        assert_eq!(answer["thread"], this_thread());
+    }
+    assert!(probe.inline_commands().1.is_empty(), "two in a row");
+    assert_eq!(call(&probe, 10, "slow").unwrap()["thread"], this_thread());
     let (inline, demoted) = probe.inline_commands();
     assert_eq!(demoted, ["slow"]);
     assert!(!inline.contains(&"slow".to_owned()));
-    assert_eq!(call(&probe, 2, "slow").unwrap()["thread"], "mod-probe-g1");
+    assert_eq!(call(&probe, 11, "slow").unwrap()["thread"], "mod-probe-g1");
     // The others stay inline.
-    assert_eq!(call(&probe, 3, "where").unwrap()["thread"], this_thread());
+    assert_eq!(call(&probe, 12, "where").unwrap()["thread"], this_thread());
 }
 
 #[test]
