@@ -21,13 +21,11 @@ use abi_stable::{
     std_types::{RResult, RString},
 };
 
-#[cfg(not(feature = "__test-pre-inline"))]
-use crate::abi::{InlineCalls_TO, Started};
 use crate::{
     abi::{
-        ABI, AbiInfo, CallMsg, Failure, FromModule, HostContext, InlineCalls, InlineOutcome,
-        ModuleInstance, ModuleInstance_TO, ModuleInstanceBox, ModuleRoot, ModuleRoot_Ref, RunExit,
-        ToModule,
+        ABI, AbiInfo, CallMsg, Failure, FromModule, HostContext, InlineCalls, InlineCalls_TO,
+        InlineEntry, InlineOutcome, ModuleInstance, ModuleInstance_TO, ModuleInstanceBox,
+        ModuleRoot, ModuleRoot_Ref, RunExit, Started, ToModule,
     },
     call::Call,
     host::Host,
@@ -42,10 +40,18 @@ pub fn root_module<M: Module, const UNWIND: bool>() -> ModuleRoot_Ref {
         abi_info: abi_info::<UNWIND>,
         manifest: manifest::<M>,
         start: start::<M>,
-        #[cfg(not(feature = "__test-pre-inline"))]
-        start_inline: start_inline::<M>,
     }
     .leak_into_prefix()
+}
+
+impl InlineEntry {
+    /// The inline entry point `export_module!(M)` would export, for hosts
+    /// that run a module they link (see [`ModuleRoot_Ref::of`]).
+    pub fn of<M: Module>() -> Self {
+        InlineEntry {
+            start_inline: start_inline::<M>,
+        }
+    }
 }
 
 impl ModuleRoot_Ref {
@@ -81,8 +87,9 @@ extern "C" fn start<M: Module>(ctx: HostContext) -> RResult<ModuleInstanceBox, R
     build::<M>(ctx).map(|(runner, _)| runner).into()
 }
 
-#[cfg(not(feature = "__test-pre-inline"))]
-extern "C" fn start_inline<M: Module>(ctx: HostContext) -> RResult<Started, RString> {
+/// The inline entry point `export_module!` exports for `M`.
+#[doc(hidden)]
+pub extern "C" fn start_inline<M: Module>(ctx: HostContext) -> RResult<Started, RString> {
     build::<M>(ctx)
         .map(|(instance, inline)| Started {
             instance,
@@ -383,5 +390,33 @@ macro_rules! export_module {
                 )
             }
         };
+        $crate::__export_inline!($module);
     };
+}
+
+/// Exports the inline entry point of `$module` under
+/// [`INLINE_SYMBOL`](crate::abi::INLINE_SYMBOL). Used by `export_module!`.
+#[cfg(not(feature = "__test-pre-inline"))]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __export_inline {
+    ($module:ty) => {
+        #[doc(hidden)]
+        #[unsafe(no_mangle)]
+        pub static modhost_inline_export_v1: $crate::abi::InlineExport =
+            $crate::abi::InlineExport {
+                layout: <$crate::abi::InlineEntry as $crate::abi_stable::StableAbi>::LAYOUT,
+                entry: $crate::abi::InlineEntry {
+                    start_inline: $crate::__private::start_inline::<$module>,
+                },
+            };
+    };
+}
+
+/// Without the entry point, as a module built before it existed.
+#[cfg(feature = "__test-pre-inline")]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __export_inline {
+    ($module:ty) => {};
 }

@@ -15,8 +15,8 @@ use std::{
 use modhost_plugin_api::{
     Caller, ErrorCode, LogLevel, Manifest,
     abi::{
-        CallMsg, Failure, HostContext, HostSink_TO, ModuleInstanceBox, ModuleRoot_Ref, RunExit,
-        ToModule,
+        CallMsg, Failure, HostContext, HostSink_TO, InlineEntry, ModuleInstanceBox, ModuleRoot_Ref,
+        RunExit, ToModule,
     },
     abi_stable::{
         external_types::crossbeam_channel::{self as channel, RSender},
@@ -195,6 +195,7 @@ impl Generation {
         let root: ModuleRoot_Ref = lib.root;
         let (started_tx, started_rx) = mpsc::channel::<Result<Option<InlineCommands>, String>>();
         let manifest = lib.manifest.clone();
+        let inline_entry = lib.inline;
         let thread_state = state.clone();
         let thread_pending = pending.clone();
         let thread_name = name.clone();
@@ -204,7 +205,7 @@ impl Generation {
             .name(format!("mod-{name}-g{generation}"))
             .spawn(move || {
                 thread_handling.bind_to_current_thread();
-                let mut instance = match start_instance(root, ctx, &manifest) {
+                let mut instance = match start_instance(root, inline_entry, ctx, &manifest) {
                     Ok((instance, inline)) => {
                         let _ = started_tx.send(Ok(inline));
                         instance
@@ -531,15 +532,16 @@ impl Generation {
     }
 }
 
-/// Starts an instance through `start_inline` when the library has it (and
-/// keeps its inline entry point if it declared any non-blocking command),
-/// through `start` otherwise.
+/// Starts an instance through `start_inline` when the library exports it
+/// (and keeps its inline entry point if it declared any non-blocking
+/// command), through the root module's `start` otherwise.
 fn start_instance(
     root: ModuleRoot_Ref,
+    inline: Option<InlineEntry>,
     ctx: HostContext,
     manifest: &Manifest,
 ) -> Result<(ModuleInstanceBox, Option<InlineCommands>), String> {
-    let Some(start_inline) = root.start_inline() else {
+    let Some(InlineEntry { start_inline }) = inline else {
         return (root.start())(ctx)
             .into_result()
             .map(|instance| (instance, None))

@@ -8,17 +8,52 @@
 //! instead, under the same lock the instance thread handles its messages
 //! under, so the module still sees one message at a time.
 //!
+//! The entry point is not a field of the root module: abi_stable refuses a
+//! library whose root module has fewer fields than the host's, so a new
+//! field would lock out every module built before it. `export_module!`
+//! exports it as a second symbol, [`INLINE_SYMBOL`], with its own layout
+//! for the host to check; a library without the symbol (built before it
+//! existed) loads as before and runs every call on its instance thread.
+//!
 //! [`Module::NON_BLOCKING`]: crate::Module::NON_BLOCKING
 
 use abi_stable::{
     StableAbi,
     std_types::{RBox, RResult, RString, RVec},
+    type_layout::TypeLayout,
 };
 
 use super::{
+    context::HostContext,
     message::{CallMsg, Failure},
     root::ModuleInstanceBox,
 };
+
+/// The symbol `export_module!` exports an [`InlineExport`] under
+/// (NUL-terminated, for `dlsym`). A new version of the export gets a new
+/// name.
+pub const INLINE_SYMBOL: &[u8] = b"modhost_inline_export_v1\0";
+
+/// What [`INLINE_SYMBOL`] points to: the entry point and its layout.
+/// Its own shape never changes (a new one gets a new symbol).
+#[repr(C)]
+pub struct InlineExport {
+    /// The layout of `entry` as the library was built; the host checks it
+    /// against its own [`InlineEntry`] before calling anything.
+    pub layout: &'static TypeLayout,
+    /// The entry point.
+    pub entry: InlineEntry,
+}
+
+/// Starts an instance with its inline entry point.
+#[repr(C)]
+#[derive(StableAbi, Clone, Copy)]
+pub struct InlineEntry {
+    /// Like the root module's `start`, and also returns the entry point
+    /// that runs calls of the module's non-blocking commands on the
+    /// caller's thread.
+    pub start_inline: extern "C" fn(HostContext) -> RResult<Started, RString>,
+}
 
 /// What became of a call offered to [`InlineCalls::call`].
 #[repr(u8)]

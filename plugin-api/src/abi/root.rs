@@ -14,8 +14,6 @@ use abi_stable::{
 };
 
 use super::context::HostContext;
-#[cfg(not(feature = "__test-pre-inline"))]
-use super::inline::Started;
 use crate::types::Manifest;
 
 /// Identifies the binary interface a module was built against:
@@ -82,13 +80,6 @@ pub struct ModuleRoot {
     /// Builds an instance; the host then calls `run` on a thread of its own.
     #[sabi(last_prefix_field)]
     pub start: extern "C" fn(HostContext) -> RResult<ModuleInstanceBox, RString>,
-    /// Like `start`, and also returns the entry point that runs calls of
-    /// the module's non-blocking commands on the caller's thread. Appended
-    /// after the last prefix field: a module built before it existed lacks
-    /// it, so its accessor returns `None` and the host uses `start`.
-    #[cfg(not(feature = "__test-pre-inline"))]
-    #[sabi(missing_field(option))]
-    pub start_inline: extern "C" fn(HostContext) -> RResult<Started, RString>,
 }
 
 impl RootModule for ModuleRoot_Ref {

@@ -13,7 +13,7 @@ use std::{
 
 use modhost_plugin_api::{
     Call, Caller, CallerKind, CommandSpec, ErrorCode, Host, Manifest, Module, ModuleError,
-    abi::ModuleRoot_Ref,
+    abi::{InlineEntry, ModuleRoot_Ref},
 };
 use serde_json::{Value, json};
 
@@ -92,6 +92,7 @@ fn start<M: Module>() -> Arc<Generation> {
         manifest,
         file: "linked.so".into(),
         size: 0,
+        inline: Some(InlineEntry::of::<M>()),
     };
     let options = StartOptions {
         generation: 1,
