@@ -248,6 +248,7 @@ fn an_inline_call_cannot_use_the_services_that_act_for_a_caller() {
 struct Fragile;
 
 static FRAGILE_LOADS: AtomicU32 = AtomicU32::new(0);
+static FRAGILE_RAN_ON: Mutex<String> = Mutex::new(String::new());
 
 impl Module for Fragile {
     const NON_BLOCKING: &'static [&'static str] = &["panic"];
@@ -264,6 +265,7 @@ impl Module for Fragile {
     }
 
     fn handle(&mut self, _call: &Call, _host: &Host) -> Result<Value, ModuleError> {
+        *FRAGILE_RAN_ON.lock().unwrap() = this_thread();
         panic!("fragile panicked on purpose")
     }
 }
