@@ -14,14 +14,11 @@ use std::{
 
 use modhost_plugin_api::{
     Caller, ErrorCode, LogLevel, Manifest,
-    abi::{
-        CallMsg, Failure, HostContext, HostSink_TO, InlineEntry, ModuleInstanceBox, ModuleRoot_Ref,
-        RunExit, ToModule,
-    },
+    abi::{CallMsg, Failure, HostContext, HostSink_TO, ModuleRoot_Ref, RunExit, ToModule},
     abi_stable::{
         external_types::crossbeam_channel::{self as channel, RSender},
         sabi_trait::TD_Opaque,
-        std_types::{RArc, RString},
+        std_types::RArc,
     },
 };
 
@@ -29,7 +26,7 @@ use crate::util::sync;
 
 use super::{
     context::{CallContext, Handling, UserRights},
-    inline::{InlineCommands, Ran},
+    inline::{InlineCommands, Ran, answer, start_instance},
     loader::LoadedLibrary,
     pending::{CallFailure, CallSink, PendingCalls},
     services::HostServices,
@@ -529,40 +526,6 @@ impl Generation {
             format!("module {} did not finish in time while stopping", self.name),
         ));
         false
-    }
-}
-
-/// Starts an instance through `start_inline` when the library exports it
-/// (and keeps its inline entry point if it declared any non-blocking
-/// command), through the root module's `start` otherwise.
-fn start_instance(
-    root: ModuleRoot_Ref,
-    inline: Option<InlineEntry>,
-    ctx: HostContext,
-    manifest: &Manifest,
-) -> Result<(ModuleInstanceBox, Option<InlineCommands>), String> {
-    let Some(InlineEntry { start_inline }) = inline else {
-        return (root.start())(ctx)
-            .into_result()
-            .map(|instance| (instance, None))
-            .map_err(RString::into_string);
-    };
-    let started = start_inline(ctx)
-        .into_result()
-        .map_err(RString::into_string)?;
-    let inline = (!started.non_blocking.is_empty())
-        .then(|| InlineCommands::new(started.inline, started.non_blocking, manifest));
-    Ok((started.instance, inline))
-}
-
-/// Answers a call that ran inline.
-fn answer(sink: Box<dyn CallSink>, outcome: Result<RString, Failure>) {
-    match outcome {
-        Ok(result) => sink.finish(Ok(result.as_str())),
-        Err(failure) => sink.finish(Err(CallFailure::new(
-            failure.code,
-            failure.message.into_string(),
-        ))),
     }
 }
 

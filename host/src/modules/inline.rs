@@ -18,9 +18,14 @@ use std::{
 
 use modhost_plugin_api::{
     Manifest,
-    abi::{CallMsg, Failure, InlineCallsBox, InlineOutcome},
+    abi::{
+        CallMsg, Failure, HostContext, InlineCallsBox, InlineEntry, InlineOutcome,
+        ModuleInstanceBox, ModuleRoot_Ref,
+    },
     abi_stable::std_types::{RResult, RString, RVec},
 };
+
+use super::pending::{CallFailure, CallSink};
 
 /// How long an inline call may take before its command is demoted. A
 /// worker running it serves no other connection meanwhile; a non-blocking
@@ -144,6 +149,40 @@ impl InlineCommands {
             .partition(|c| c.demoted.load(Ordering::Relaxed));
         let names = |list: Vec<&InlineCommand>| list.into_iter().map(|c| c.name.clone()).collect();
         (names(inline), names(demoted))
+    }
+}
+
+/// Starts an instance through `start_inline` when the library exports it
+/// (and keeps its inline entry point if it declared any non-blocking
+/// command), through the root module's `start` otherwise.
+pub(crate) fn start_instance(
+    root: ModuleRoot_Ref,
+    inline: Option<InlineEntry>,
+    ctx: HostContext,
+    manifest: &Manifest,
+) -> Result<(ModuleInstanceBox, Option<InlineCommands>), String> {
+    let Some(InlineEntry { start_inline }) = inline else {
+        return (root.start())(ctx)
+            .into_result()
+            .map(|instance| (instance, None))
+            .map_err(RString::into_string);
+    };
+    let started = start_inline(ctx)
+        .into_result()
+        .map_err(RString::into_string)?;
+    let inline = (!started.non_blocking.is_empty())
+        .then(|| InlineCommands::new(started.inline, started.non_blocking, manifest));
+    Ok((started.instance, inline))
+}
+
+/// Answers a call that ran inline.
+pub(crate) fn answer(sink: Box<dyn CallSink>, outcome: Result<RString, Failure>) {
+    match outcome {
+        Ok(result) => sink.finish(Ok(result.as_str())),
+        Err(failure) => sink.finish(Err(CallFailure::new(
+            failure.code,
+            failure.message.into_string(),
+        ))),
     }
 }
 
