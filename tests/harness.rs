@@ -74,7 +74,7 @@ pub fn plugins_built() -> &'static Path {
             "--features",
             "modhost-plugin-api/__test-abi-drift",
         ]);
-        // Built without the root module's appended entry point: it must load.
+        // Built without the inline entry point's symbol: it must still load.
         cargo_build(&[
             "-p",
             "modhost-fixture-pre-inline",
