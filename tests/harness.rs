@@ -74,6 +74,13 @@ pub fn plugins_built() -> &'static Path {
             "--features",
             "modhost-plugin-api/__test-abi-drift",
         ]);
+        // Built without the inline entry point's symbol: it must still load.
+        cargo_build(&[
+            "-p",
+            "modhost-fixture-pre-inline",
+            "--features",
+            "modhost-plugin-api/__test-pre-inline",
+        ]);
         profile_dir()
     })
 }

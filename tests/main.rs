@@ -23,6 +23,8 @@
 //!   call for (roles through other modules, rooms, pushes)
 //! - `security_fanout`: one publish naming many rooms neither stalls other
 //!   clients nor grows the host
+//! - `inline_calls`: commands declared non-blocking run on the caller's
+//!   thread; a module built without that entry point still loads
 
 // Items shared between test files are `pub`; a test binary exports nothing.
 #![allow(unreachable_pub)]
@@ -36,6 +38,7 @@ mod calls;
 mod durability;
 mod gateway;
 mod hostile;
+mod inline_calls;
 mod legacy;
 mod modules;
 mod reload;

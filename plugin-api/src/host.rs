@@ -11,7 +11,10 @@ use std::{
     time::Duration,
 };
 
-use abi_stable::std_types::{RResult, RString};
+use abi_stable::{
+    external_types::crossbeam_channel::RReceiver,
+    std_types::{RResult, RString},
+};
 use serde_json::Value;
 
 use crate::{
@@ -32,6 +35,10 @@ pub struct Host {
     config: Value,
     deferred: RefCell<VecDeque<ToModule>>,
     next_call_id: Cell<u64>,
+    /// Set while a call runs on the host's thread (see `abi::InlineCalls`):
+    /// the services that act for a caller are refused then, since the
+    /// host cannot tell whose call a callback from its own thread is for.
+    inline: Cell<bool>,
 }
 
 impl Host {
@@ -42,6 +49,7 @@ impl Host {
             config,
             deferred: RefCell::new(VecDeque::new()),
             next_call_id: Cell::new(1),
+            inline: Cell::new(false),
         }
     }
 
@@ -99,6 +107,7 @@ impl Host {
     /// subscribe to (else `forbidden`, nothing published); the host also
     /// bounds the number of rooms (`too-large`).
     pub fn publish(&self, rooms: &Value, data: &Value) -> Result<u64, ModuleError> {
+        self.not_inline("publish")?;
         self.ctx
             .sink
             .send(FromModule::Publish {
@@ -116,6 +125,7 @@ impl Host {
     /// may be pushed to, unless the caller is an admin or the command is
     /// admin-only (else `forbidden`).
     pub fn send_to_user(&self, user: &str, data: &Value) -> Result<u64, ModuleError> {
+        self.not_inline("send_to_user")?;
         self.ctx
             .sink
             .send(FromModule::SendToUser {
@@ -129,6 +139,7 @@ impl Host {
     /// Sends one item of a streaming reply to `call`'s caller. The value the
     /// handler returns is the stream's last item.
     pub fn emit(&self, call: &Call, item: &Value) -> Result<(), ModuleError> {
+        self.not_inline("emit")?;
         self.ctx
             .sink
             .send(FromModule::Reply {
@@ -147,6 +158,7 @@ impl Host {
     /// role checks apply to those. Calls that form a cycle (A calls B which
     /// calls A) end in `module-timeout`: this module's thread is waiting.
     pub fn call(&self, module: &str, command: &str, params: &Value) -> Result<Value, ModuleError> {
+        self.not_inline("call")?;
         let id = self.next_call_id.get();
         self.next_call_id.set(id + 1);
         let sent = self.ctx.sink.send(FromModule::Call {
@@ -187,12 +199,30 @@ impl Host {
         }
     }
 
-    /// The next message to handle: deferred ones first, then the inbox.
-    pub(crate) fn next_message(&self) -> Option<ToModule> {
-        if let Some(msg) = self.deferred.borrow_mut().pop_front() {
-            return Some(msg);
+    /// Refuses a service during a call run on the host's thread.
+    fn not_inline(&self, service: &str) -> Result<(), ModuleError> {
+        if self.inline.get() {
+            return Err(ModuleError::new(format!(
+                "`{service}` is not available in a command declared in `Module::NON_BLOCKING`: its calls run on the host's thread; remove the command from that list to use it"
+            )));
         }
-        self.ctx.inbox.recv().ok()
+        Ok(())
+    }
+
+    /// Marks the calls handled from now on as run on the host's thread.
+    pub(crate) fn set_inline(&self, inline: bool) {
+        self.inline.set(inline);
+    }
+
+    /// A message `Host::call` put aside while it waited for its answer.
+    pub(crate) fn take_deferred(&self) -> Option<ToModule> {
+        self.deferred.borrow_mut().pop_front()
+    }
+
+    /// The inbox, for the instance thread to wait on without holding the
+    /// lock inline calls take.
+    pub(crate) fn inbox(&self) -> RReceiver<ToModule> {
+        self.ctx.inbox.clone()
     }
 
     pub(crate) fn send(&self, msg: FromModule) {

@@ -84,7 +84,7 @@ pub use abi_stable;
 /// Items `export_module!` expands to. Not part of the API.
 #[doc(hidden)]
 pub mod __private {
-    pub use crate::export::root_module;
+    pub use crate::export::{root_module, start_inline};
     pub use abi_stable::library::{
         __call_root_module_loader, CheckTypeLayout, LibHeader, RootModuleResult,
     };

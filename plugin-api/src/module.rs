@@ -11,6 +11,16 @@ use crate::{call::Call, error::ModuleError, host::Host, types::Manifest};
 /// answered with `module-panicked`, the instance is dropped and a new one is
 /// built with [`Module::on_load`].
 pub trait Module: Sized + Send + 'static {
+    /// Commands that never block and finish in microseconds (no sleeping,
+    /// no I/O, no waiting on locks): the host may run their calls on its
+    /// own thread instead of handing each to the instance thread, which
+    /// saves two thread switches per call. While such a call runs, `Host`
+    /// offers only logging (`publish`, `send_to_user`, `emit` and `call`
+    /// return an error), and a command whose call overruns the host's
+    /// budget goes back to the instance thread for good. Streaming
+    /// commands are always run on the instance thread.
+    const NON_BLOCKING: &'static [&'static str] = &[];
+
     /// Name, version and commands. Called once per load.
     fn manifest() -> Manifest;
 

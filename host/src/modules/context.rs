@@ -114,6 +114,12 @@ impl Handling {
     /// The call the module is handling, if the current thread is its
     /// instance thread and a call is under way; `None`: it acts on its own
     /// behalf.
+    /// Whether no call waits for or is being handled by the instance
+    /// thread: an inline call then overtakes none.
+    pub(crate) fn is_idle(&self) -> bool {
+        sync::lock(&self.queue).is_empty()
+    }
+
     pub(crate) fn current(&self) -> Option<Arc<CallContext>> {
         if self.thread.get() != Some(&std::thread::current().id()) {
             return None;

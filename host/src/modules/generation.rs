@@ -14,11 +14,11 @@ use std::{
 
 use modhost_plugin_api::{
     Caller, ErrorCode, LogLevel, Manifest,
-    abi::{CallMsg, HostContext, HostSink_TO, ModuleRoot_Ref, RunExit, ToModule},
+    abi::{CallMsg, Failure, HostContext, HostSink_TO, ModuleRoot_Ref, RunExit, ToModule},
     abi_stable::{
         external_types::crossbeam_channel::{self as channel, RSender},
         sabi_trait::TD_Opaque,
-        std_types::{RArc, RResult},
+        std_types::RArc,
     },
 };
 
@@ -26,6 +26,7 @@ use crate::util::sync;
 
 use super::{
     context::{CallContext, Handling, UserRights},
+    inline::{InlineCommands, Ran, answer, start_instance},
     loader::LoadedLibrary,
     pending::{CallFailure, CallSink, PendingCalls},
     services::HostServices,
@@ -136,6 +137,9 @@ pub struct Generation {
     /// The calls queued for the instance, in its order (shared with its
     /// sink, which asks it whose call a callback belongs to).
     handling: Arc<Handling>,
+    /// Runs calls of non-blocking commands on the caller's thread (`None`
+    /// for a module built before `start_inline`, or one declaring none).
+    inline: Option<InlineCommands>,
     thread: Mutex<Option<JoinHandle<()>>>,
 }
 
@@ -186,7 +190,9 @@ impl Generation {
             inbox: rx,
         };
         let root: ModuleRoot_Ref = lib.root;
-        let (started_tx, started_rx) = mpsc::channel::<Result<(), String>>();
+        let (started_tx, started_rx) = mpsc::channel::<Result<Option<InlineCommands>, String>>();
+        let manifest = lib.manifest.clone();
+        let inline_entry = lib.inline;
         let thread_state = state.clone();
         let thread_pending = pending.clone();
         let thread_name = name.clone();
@@ -196,13 +202,13 @@ impl Generation {
             .name(format!("mod-{name}-g{generation}"))
             .spawn(move || {
                 thread_handling.bind_to_current_thread();
-                let mut instance = match (root.start())(ctx) {
-                    RResult::ROk(instance) => {
-                        let _ = started_tx.send(Ok(()));
+                let mut instance = match start_instance(root, inline_entry, ctx, &manifest) {
+                    Ok((instance, inline)) => {
+                        let _ = started_tx.send(Ok(inline));
                         instance
                     }
-                    RResult::RErr(reason) => {
-                        let _ = started_tx.send(Err(reason.into_string()));
+                    Err(reason) => {
+                        let _ = started_tx.send(Err(reason));
                         return;
                     }
                 };
@@ -217,8 +223,8 @@ impl Generation {
                 drop(instance);
             })
             .map_err(|e| format!("cannot start a thread for the module: {e}"))?;
-        match started_rx.recv_timeout(START_TIMEOUT) {
-            Ok(Ok(())) => {}
+        let inline = match started_rx.recv_timeout(START_TIMEOUT) {
+            Ok(Ok(inline)) => inline,
             Ok(Err(reason)) => {
                 let _ = thread.join();
                 return Err(reason);
@@ -229,7 +235,7 @@ impl Generation {
                     START_TIMEOUT.as_secs()
                 ));
             }
-        }
+        };
         Ok(Arc::new(Generation {
             name,
             manifest: lib.manifest.clone(),
@@ -249,6 +255,7 @@ impl Generation {
             restarts,
             timeouts: AtomicU64::new(0),
             handling,
+            inline,
             thread: Mutex::new(Some(thread)),
         }))
     }
@@ -338,6 +345,33 @@ impl Generation {
                 );
             }
         }
+        let mut msg = CallMsg {
+            id,
+            command: command.into(),
+            params: params.into(),
+            caller,
+        };
+        // Only when nothing waits for the instance thread, so an inline
+        // call never overtakes a queued one. `accepting` stays read-locked
+        // until it returns: the drain waits for it before queueing
+        // `Shutdown`, so `on_unload` never runs beside an inline call.
+        if let Some(inline) = &self.inline
+            && inline.offers(command)
+            && self.handling.is_idle()
+        {
+            match inline.run(msg, &self.name, self.generation) {
+                Ran::Busy(back) => msg = back,
+                Ran::Answered(outcome) => {
+                    answer(sink, outcome);
+                    return Admission::Accepted;
+                }
+                Ran::Panicked { failure, rebuilt } => {
+                    self.inline_panicked(&failure, rebuilt);
+                    answer(sink, Err(failure));
+                    return Admission::Accepted;
+                }
+            }
+        }
         if self.pending.len() >= self.queue {
             return Admission::Rejected(
                 sink,
@@ -353,19 +387,14 @@ impl Generation {
         let timeout = Duration::from_millis(self.call_timeout_ms.load(Ordering::Relaxed));
         self.pending.insert(id, sink, timeout);
         let context = CallContext {
-            caller: caller.clone(),
+            caller: msg.caller.clone(),
             user,
             admin_command: self
                 .manifest
                 .find(command)
                 .is_some_and(|spec| spec.min_role.as_str() == crate::auth::ADMIN_ROLE),
         };
-        let msg = ToModule::Call(CallMsg {
-            id,
-            command: command.into(),
-            params: params.into(),
-            caller,
-        });
+        let msg = ToModule::Call(msg);
         // If the module answered already (it cannot have: it never got the
         // message), `cancel` finds nothing and the call stays answered.
         let sent = self
@@ -381,6 +410,35 @@ impl Generation {
             );
         }
         Admission::Accepted
+    }
+
+    /// Counts a restart after an inline call panicked, as the sink does for
+    /// the instance thread; if no new instance could be built, the
+    /// generation fails now (its thread returns at its next message).
+    fn inline_panicked(&self, failure: &Failure, rebuilt: Result<(), String>) {
+        let restarts = self.restarts.fetch_add(1, Ordering::Relaxed) + 1;
+        tracing::warn!(
+            module = %self.name, generation = self.generation, restarts,
+            "module panicked while handling a call on the host's thread and was restarted: {}", failure.message
+        );
+        if let Err(reason) = rebuilt {
+            instance_ended(
+                &RunExit::Failed(reason.into()),
+                &self.name,
+                self.generation,
+                &self.state,
+                &self.pending,
+            );
+        }
+    }
+
+    /// Commands whose calls run on the caller's thread, and those demoted
+    /// after overrunning [`super::INLINE_BUDGET`].
+    pub fn inline_commands(&self) -> (Vec<String>, Vec<String>) {
+        self.inline
+            .as_ref()
+            .map(InlineCommands::listing)
+            .unwrap_or_default()
     }
 
     /// Answers overdue calls with `module-timeout`. Returns true if that

@@ -14,8 +14,13 @@ use std::{
 
 use modhost_plugin_api::{
     Manifest,
-    abi::{ABI, ModuleRoot_Ref},
-    abi_stable::{library::lib_header_from_path, std_types::RResult},
+    abi::{ABI, INLINE_SYMBOL, InlineEntry, InlineExport, ModuleRoot_Ref},
+    abi_stable::{
+        StableAbi,
+        abi_stability::abi_checking::check_layout_compatibility,
+        library::{RawLibrary, lib_header_from_path},
+        std_types::RResult,
+    },
 };
 
 use crate::signing::{Envelope, Keyring, SeqStore, SignatureError, read_library, verify_file};
@@ -37,6 +42,10 @@ pub struct LoadedLibrary {
     pub file: PathBuf,
     /// Size of the loaded image in bytes.
     pub size: u64,
+    /// The entry point that runs calls of non-blocking commands on the
+    /// caller's thread; `None` for a library built before it existed (or
+    /// whose export does not match this host's layout).
+    pub inline: Option<InlineEntry>,
 }
 
 /// What the loader checks a build against.
@@ -110,7 +119,7 @@ pub fn open(build: SignedBuild) -> Result<LoadedLibrary, LoadError> {
     } = build;
     let module = envelope.module.clone();
     let fail = |kind: LoadErrorKind| LoadError::new(&file, Some(&module), kind);
-    let (root, manifest) =
+    let (root, manifest, inline) =
         open_image(&bytes, &format!("{module}-{}", envelope.seq)).map_err(fail)?;
     if manifest.name.as_str() != envelope.module || manifest.version.as_str() != envelope.version {
         return Err(fail(LoadErrorKind::ManifestMismatch {
@@ -126,6 +135,7 @@ pub fn open(build: SignedBuild) -> Result<LoadedLibrary, LoadError> {
         envelope,
         size: bytes.len() as u64,
         file,
+        inline,
     })
 }
 
@@ -157,14 +167,17 @@ pub fn inspect(file: &Path) -> Result<(Manifest, String), LoadError> {
             LoadErrorKind::Io(format!("cannot read {}: {e}", file.display())),
         )
     })?;
-    let (root, manifest) =
+    let (root, manifest, _) =
         open_image(&bytes, "inspect").map_err(|k| LoadError::new(file, None, k))?;
     let abi = (root.abi_info())().abi.to_string();
     Ok((manifest, abi))
 }
 
+/// What `open_image` found in a library.
+type Image = (ModuleRoot_Ref, Manifest, Option<InlineEntry>);
+
 /// Writes `bytes` to a sealed memfd, loads it and runs the host-side checks.
-fn open_image(bytes: &[u8], label: &str) -> Result<(ModuleRoot_Ref, Manifest), LoadErrorKind> {
+fn open_image(bytes: &[u8], label: &str) -> Result<Image, LoadErrorKind> {
     let fd = sealed_copy(bytes, label)?;
     let path = PathBuf::from(format!("/proc/self/fd/{fd}"));
     let header = lib_header_from_path(&path).map_err(|e| {
@@ -186,8 +199,42 @@ fn open_image(bytes: &[u8], label: &str) -> Result<(ModuleRoot_Ref, Manifest), L
         return Err(LoadErrorKind::PanicAbort);
     }
     match (root.manifest())() {
-        RResult::ROk(manifest) => Ok((root, manifest)),
+        RResult::ROk(manifest) => Ok((root, manifest, inline_entry(&path, label))),
         RResult::RErr(reason) => Err(LoadErrorKind::Start(reason.into_string())),
+    }
+}
+
+/// The library's inline entry point, if it exports one whose layout this
+/// host accepts. It is a second symbol beside the root module, not a root
+/// field: abi_stable refuses a root module with fewer fields than the
+/// host's, so a new field would lock out every module built before it.
+fn inline_entry(path: &Path, label: &str) -> Option<InlineEntry> {
+    // The same path names the image already loaded: this only adds a
+    // reference to it, which is never dropped (libraries stay mapped).
+    let library = RawLibrary::load_at(path).ok()?;
+    // SAFETY: a symbol of this name is the `InlineExport` static
+    // `export_module!` emits; `InlineExport` is `repr(C)` and never changes
+    // shape (a new version gets a new name). The entry's own layout is
+    // checked below before any of it is used.
+    let export: &'static InlineExport =
+        unsafe { &**library.get::<*const InlineExport>(INLINE_SYMBOL).ok()? };
+    std::mem::forget(library);
+    match check_layout_compatibility(<InlineEntry as StableAbi>::LAYOUT, export.layout) {
+        Ok(()) => Some(export.entry),
+        Err(e) => {
+            let text = e.to_string();
+            tracing::debug!(library = label, error = %text, "full inline entry layout error");
+            tracing::warn!(
+                library = label,
+                "the module's inline entry point has a layout this host does not know, so all its calls run on its instance thread: {}",
+                text.lines()
+                    .rev()
+                    .find(|l| !l.trim().is_empty())
+                    .unwrap_or_default()
+                    .trim()
+            );
+            None
+        }
     }
 }
 

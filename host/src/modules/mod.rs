@@ -10,6 +10,8 @@
 //!   the services act for that call's user (or the module's own behalf)
 //! - `sink`: the host side of a module's `Host` handle
 //! - `generation`: one running build: instance thread, inbox, drain, degrade
+//! - `inline`: calls of commands declared non-blocking, run on the caller's
+//!   thread; the budget that demotes a command overrunning it
 //! - `registry`: module name → running generation; refusals; swaps; reset;
 //!   config changes applied to modules
 //! - `watcher`: modules folder events → rescans → loads, swaps, removals
@@ -18,6 +20,7 @@ mod abi_error;
 mod context;
 mod error;
 mod generation;
+mod inline;
 mod loader;
 mod pending;
 mod registry;
@@ -28,6 +31,7 @@ mod watcher;
 pub use context::{CallContext, UserRights};
 pub use error::{LoadError, LoadErrorKind};
 pub use generation::{Admission, DEGRADE_AFTER_TIMEOUTS, GenState, Generation, StartOptions};
+pub use inline::{DEMOTE_AFTER_OVERRUNS, INLINE_BUDGET};
 pub use loader::{LoadPolicy, LoadedLibrary, SignedBuild, inspect, load, open, verify};
 pub use pending::{CallFailure, CallSink, PendingCalls};
 pub use registry::{LoadOutcome, ModuleInfo, Registry, ResetError, RuntimeSettings};

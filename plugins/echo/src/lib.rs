@@ -169,6 +169,9 @@ pub fn caller_json(caller: &Caller) -> Value {
 pub struct Echo;
 
 impl Module for Echo {
+    // `echo` only copies its params back; every other command publishes, pushes, streams or sleeps.
+    const NON_BLOCKING: &'static [&'static str] = &["echo"];
+
     fn manifest() -> Manifest {
         Manifest::new("echo", env!("CARGO_PKG_VERSION"))
             .description("Echoes params, publishes, streams, and reports who is calling")

@@ -38,6 +38,12 @@ pub struct ModuleInfo {
     pub stuck_threads: u64,
     /// The last refusal or failure for this module, if any.
     pub last_error: Option<String>,
+    /// Commands declared non-blocking whose calls run on the caller's
+    /// thread in the current generation.
+    pub inline_commands: Vec<String>,
+    /// Commands declared non-blocking that overran the inline budget and
+    /// went back to the instance thread for the current generation.
+    pub demoted_commands: Vec<String>,
 }
 
 impl Registry {
@@ -54,20 +60,25 @@ impl Registry {
         let mut rows: Vec<ModuleInfo> = self
             .running()
             .into_iter()
-            .map(|g| ModuleInfo {
-                name: g.name.clone(),
-                version: Some(g.manifest.version.to_string()),
-                seq: Some(g.seq),
-                generation: Some(g.generation),
-                state: g.state().as_str().to_owned(),
-                file: g.file.display().to_string(),
-                error: None,
-                loaded_at: Some(unix_secs(g.loaded_at)),
-                generations: builds(&g.name),
-                restarts: g.restarts(),
-                timeouts: g.timeouts(),
-                stuck_threads: stuck(&g.name),
-                last_error: last_error(&g.name),
+            .map(|g| {
+                let (inline_commands, demoted_commands) = g.inline_commands();
+                ModuleInfo {
+                    name: g.name.clone(),
+                    version: Some(g.manifest.version.to_string()),
+                    seq: Some(g.seq),
+                    generation: Some(g.generation),
+                    state: g.state().as_str().to_owned(),
+                    file: g.file.display().to_string(),
+                    error: None,
+                    loaded_at: Some(unix_secs(g.loaded_at)),
+                    generations: builds(&g.name),
+                    restarts: g.restarts(),
+                    timeouts: g.timeouts(),
+                    stuck_threads: stuck(&g.name),
+                    last_error: last_error(&g.name),
+                    inline_commands,
+                    demoted_commands,
+                }
             })
             .collect();
         for (file, refusal) in read(&self.refused).iter() {
@@ -94,6 +105,8 @@ impl Registry {
                 timeouts: 0,
                 stuck_threads: stuck(&name),
                 last_error: Some(refusal.error.clone()),
+                inline_commands: Vec::new(),
+                demoted_commands: Vec::new(),
                 name,
             });
         }
