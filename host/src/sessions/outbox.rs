@@ -26,6 +26,12 @@
 //! released whenever the writer empties it: most connections sit idle, and
 //! a channel's first block (32 slots, ~1.8 KB with its header) per idle
 //! connection was an eighth of what each one cost (issue 13).
+//!
+//! The state also wakes the session's reader side ([`OutboxState::reader_waker`]):
+//! the session's one task polls its writer on every wake but its reader
+//! only when something the reader waits on woke it, so a room message
+//! costs the writer's work alone (see `gateway::writer::drive`). It lives
+//! here because this is the one allocation each connection already has.
 
 use std::{
     collections::VecDeque,
@@ -33,9 +39,11 @@ use std::{
         Arc, Mutex,
         atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering},
     },
+    task::{Wake, Waker},
 };
 
 use axum::extract::ws::Utf8Bytes;
+use futures_util::task::AtomicWaker;
 use tokio::sync::Notify;
 
 use crate::{protocol::PublishFrame, util::sync::lock};
@@ -95,6 +103,11 @@ pub struct OutboxState {
     senders: AtomicUsize,
     /// The receiver is gone: nothing queued would ever be sent.
     closed: AtomicBool,
+    /// Something the session's reader side waits on happened since its
+    /// task last looked.
+    reader_woken: AtomicBool,
+    /// The session's task, while its loop runs: what a reader wake wakes.
+    task: AtomicWaker,
 }
 
 impl OutboxState {
@@ -116,6 +129,8 @@ impl OutboxState {
             queued: Notify::new(),
             senders: AtomicUsize::new(1),
             closed: AtomicBool::new(false),
+            reader_woken: AtomicBool::new(false),
+            task: AtomicWaker::new(),
         }
     }
 
@@ -222,6 +237,28 @@ impl OutboxState {
         admitted
     }
 
+    /// The waker the session's reader side is polled with: waking it
+    /// records the wake and wakes the task registered by
+    /// [`take_reader_wake`](Self::take_reader_wake). A clone of this
+    /// state, not an allocation.
+    pub fn reader_waker(self: &Arc<Self>) -> Waker {
+        Waker::from(self.clone())
+    }
+
+    /// Registers `task` as the session's task and says whether the reader
+    /// side was woken since the last call (clearing it). Registered before
+    /// the check, so a wake in between is seen now or wakes `task` again.
+    pub fn take_reader_wake(&self, task: &Waker) -> bool {
+        self.task.register(task);
+        self.reader_woken.swap(false, Ordering::AcqRel)
+    }
+
+    /// The session's loop ended: the state no longer holds its task (a
+    /// parked session's state outlives it).
+    pub fn forget_task(&self) {
+        drop(self.task.take());
+    }
+
     /// Accounts for an item the writer took.
     fn took(&self, item: &Outgoing) {
         self.taken.fetch_add(1, Ordering::AcqRel);
@@ -235,6 +272,19 @@ impl OutboxState {
                 self.unrequested.fetch_sub(1, Ordering::AcqRel);
             }
         }
+    }
+}
+
+/// A wake for the session's reader side (see
+/// [`OutboxState::reader_waker`]).
+impl Wake for OutboxState {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.reader_woken.store(true, Ordering::Release);
+        self.task.wake();
     }
 }
 
