@@ -68,13 +68,31 @@ where
         .collect();
     let mut failed = false;
     let stop: Stop = loop {
+        // Looked at (not waited on) once per batch, before anything is
+        // taken: polling the channel in each select below, as before,
+        // cost a delivery three polls of it (issue 13).
+        match stop_rx.try_recv() {
+            Ok(stop) => {
+                // Only the preamble can be waiting here, unsent.
+                failed |= !batch.is_empty();
+                break stop;
+            }
+            Err(oneshot::error::TryRecvError::Closed) => {
+                failed |= !batch.is_empty();
+                break Stop::Quit;
+            }
+            Err(oneshot::error::TryRecvError::Empty) => {}
+        }
         if batch.is_empty() {
-            let first = tokio::select! {
-                biased;
-                stop = &mut stop_rx => break stop.unwrap_or(Stop::Quit),
-                item = rx.recv() => match item {
-                    Some(item) => item,
-                    None => break Stop::Quit,
+            let first = match rx.try_recv() {
+                Some(item) => item,
+                None => tokio::select! {
+                    biased;
+                    stop = &mut stop_rx => break stop.unwrap_or(Stop::Quit),
+                    item = rx.recv() => match item {
+                        Some(item) => item,
+                        None => break Stop::Quit,
+                    },
                 },
             };
             batch.push(render(first, &mut bytes));
@@ -92,13 +110,10 @@ where
             }
             sink.flush().await
         };
+        // The write first: one the socket takes at once is done without
+        // polling the stop channel; one that waits is interrupted by it.
         tokio::select! {
             biased;
-            // Stopped mid-write: what was taken from the outbox may be lost.
-            stop = &mut stop_rx => {
-                failed = true;
-                break stop.unwrap_or(Stop::Quit);
-            }
             result = write => if result.is_err() {
                 // The connection is gone or closing (a write after the
                 // client's close frame fails); wait for the session to
@@ -109,6 +124,11 @@ where
                     Stop::Close(..) | Stop::Quit => break Stop::Quit,
                 }
             },
+            // Stopped mid-write: what was taken from the outbox may be lost.
+            stop = &mut stop_rx => {
+                failed = true;
+                break stop.unwrap_or(Stop::Quit);
+            }
         }
         // Sent, so empty: what a burst grew it to is not kept by a
         // connection that goes idle.

@@ -39,7 +39,7 @@ use std::{
         Arc, Mutex,
         atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering},
     },
-    task::{Wake, Waker},
+    task::{Context, Poll, Wake, Waker},
 };
 
 use axum::extract::ws::Utf8Bytes;
@@ -97,8 +97,10 @@ pub struct OutboxState {
     lost: AtomicBool,
     /// The items, in order; empty (no allocation) while idle.
     queue: Mutex<VecDeque<Outgoing>>,
-    /// An item was queued, or the last sender went: wakes the receiver.
-    queued: Notify,
+    /// An item was queued, or the last sender went: wakes the receiver. A
+    /// waker slot rather than a `Notify`: waking takes no lock, and of
+    /// several pushes before the writer runs only the first wakes it.
+    queued: AtomicWaker,
     /// Live [`Outbox`] handles; the receiver sees the end at zero.
     senders: AtomicUsize,
     /// The receiver is gone: nothing queued would ever be sent.
@@ -126,7 +128,7 @@ impl OutboxState {
             parked_bytes: AtomicUsize::new(0),
             lost: AtomicBool::new(false),
             queue: Mutex::new(VecDeque::new()),
-            queued: Notify::new(),
+            queued: AtomicWaker::new(),
             senders: AtomicUsize::new(1),
             closed: AtomicBool::new(false),
             reader_woken: AtomicBool::new(false),
@@ -145,7 +147,7 @@ impl OutboxState {
             }
             queue.push_back(item);
         }
-        self.queued.notify_one();
+        self.queued.wake();
         Ok(())
     }
 
@@ -305,7 +307,7 @@ impl Clone for Outbox {
 impl Drop for Outbox {
     fn drop(&mut self) {
         if self.state.senders.fetch_sub(1, Ordering::AcqRel) == 1 {
-            self.state.queued.notify_one();
+            self.state.queued.wake();
         }
     }
 }
@@ -387,17 +389,25 @@ impl OutboxReceiver {
     /// The next item; `None` once every sender is gone and nothing is
     /// left.
     pub async fn recv(&mut self) -> Option<Outgoing> {
-        loop {
-            if let Some(item) = self.try_recv() {
-                return Some(item);
-            }
-            if self.state.senders.load(Ordering::Acquire) == 0 {
-                return None;
-            }
-            // `notify_one` leaves a permit when nobody waits, so an item
-            // queued since the check above wakes this at once.
-            self.state.queued.notified().await;
+        std::future::poll_fn(|cx| self.poll_recv(cx)).await
+    }
+
+    /// [`recv`](Self::recv) as a poll.
+    pub fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Option<Outgoing>> {
+        if let Some(item) = self.try_recv() {
+            return Poll::Ready(Some(item));
         }
+        // Registered before looking again: an item queued (or the last
+        // sender gone) since the first look is seen now or wakes this.
+        self.state.queued.register(cx.waker());
+        if let Some(item) = self.try_recv() {
+            return Poll::Ready(Some(item));
+        }
+        if self.state.senders.load(Ordering::Acquire) == 0 {
+            // The last sender may have queued something before it went.
+            return Poll::Ready(self.try_recv());
+        }
+        Poll::Pending
     }
 
     /// The next item if one is queued.
