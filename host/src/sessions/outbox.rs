@@ -393,7 +393,7 @@ impl OutboxReceiver {
     }
 
     /// [`recv`](Self::recv) as a poll.
-    pub fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Option<Outgoing>> {
+    fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Option<Outgoing>> {
         if let Some(item) = self.try_recv() {
             return Poll::Ready(Some(item));
         }
