@@ -38,7 +38,7 @@ use crate::{
 
 use super::{
     close::{CLOSE_GOING_AWAY, CLOSE_IDLE, read_error_close},
-    writer::{Stop, WriterBack, write_loop},
+    writer::{Stop, WriterBack, drive, write_loop},
 };
 
 /// Unsent replies a session allows, beyond one per subscription and one
@@ -157,15 +157,10 @@ where
         resumed, protocol = dialect.name(), "websocket session opened"
     );
     let end = {
+        let outbox = session.outbox.state().clone();
         let serve = serve(&mut session, &mut stream);
         tokio::pin!(serve);
-        std::future::poll_fn(|cx| {
-            // The writer ends only when told to (or when its outbox does):
-            // until `finish` takes it, its result waits in `writer`.
-            let _ = writer.as_mut().poll(cx);
-            serve.as_mut().poll(cx)
-        })
-        .await
+        drive(writer.as_mut(), serve, &outbox).await
     };
     let writer = Writer {
         task: writer,

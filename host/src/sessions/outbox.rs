@@ -26,6 +26,12 @@
 //! released whenever the writer empties it: most connections sit idle, and
 //! a channel's first block (32 slots, ~1.8 KB with its header) per idle
 //! connection was an eighth of what each one cost (issue 13).
+//!
+//! The state also wakes the session's reader side ([`OutboxState::reader_waker`]):
+//! the session's one task polls its writer on every wake but its reader
+//! only when something the reader waits on woke it, so a room message
+//! costs the writer's work alone (see `gateway::writer::drive`). It lives
+//! here because this is the one allocation each connection already has.
 
 use std::{
     collections::VecDeque,
@@ -33,9 +39,11 @@ use std::{
         Arc, Mutex,
         atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering},
     },
+    task::{Context, Poll, Wake, Waker},
 };
 
 use axum::extract::ws::Utf8Bytes;
+use futures_util::task::AtomicWaker;
 use tokio::sync::Notify;
 
 use crate::{protocol::PublishFrame, util::sync::lock};
@@ -89,12 +97,19 @@ pub struct OutboxState {
     lost: AtomicBool,
     /// The items, in order; empty (no allocation) while idle.
     queue: Mutex<VecDeque<Outgoing>>,
-    /// An item was queued, or the last sender went: wakes the receiver.
-    queued: Notify,
+    /// An item was queued, or the last sender went: wakes the receiver. A
+    /// waker slot rather than a `Notify`: waking takes no lock, and of
+    /// several pushes before the writer runs only the first wakes it.
+    queued: AtomicWaker,
     /// Live [`Outbox`] handles; the receiver sees the end at zero.
     senders: AtomicUsize,
     /// The receiver is gone: nothing queued would ever be sent.
     closed: AtomicBool,
+    /// Something the session's reader side waits on happened since its
+    /// task last looked.
+    reader_woken: AtomicBool,
+    /// The session's task, while its loop runs: what a reader wake wakes.
+    task: AtomicWaker,
 }
 
 impl OutboxState {
@@ -113,9 +128,11 @@ impl OutboxState {
             parked_bytes: AtomicUsize::new(0),
             lost: AtomicBool::new(false),
             queue: Mutex::new(VecDeque::new()),
-            queued: Notify::new(),
+            queued: AtomicWaker::new(),
             senders: AtomicUsize::new(1),
             closed: AtomicBool::new(false),
+            reader_woken: AtomicBool::new(false),
+            task: AtomicWaker::new(),
         }
     }
 
@@ -130,7 +147,7 @@ impl OutboxState {
             }
             queue.push_back(item);
         }
-        self.queued.notify_one();
+        self.queued.wake();
         Ok(())
     }
 
@@ -222,6 +239,28 @@ impl OutboxState {
         admitted
     }
 
+    /// The waker the session's reader side is polled with: waking it
+    /// records the wake and wakes the task registered by
+    /// [`take_reader_wake`](Self::take_reader_wake). A clone of this
+    /// state, not an allocation.
+    pub fn reader_waker(self: &Arc<Self>) -> Waker {
+        Waker::from(self.clone())
+    }
+
+    /// Registers `task` as the session's task and says whether the reader
+    /// side was woken since the last call (clearing it). Registered before
+    /// the check, so a wake in between is seen now or wakes `task` again.
+    pub fn take_reader_wake(&self, task: &Waker) -> bool {
+        self.task.register(task);
+        self.reader_woken.swap(false, Ordering::AcqRel)
+    }
+
+    /// The session's loop ended: the state no longer holds its task (a
+    /// parked session's state outlives it).
+    pub fn forget_task(&self) {
+        drop(self.task.take());
+    }
+
     /// Accounts for an item the writer took.
     fn took(&self, item: &Outgoing) {
         self.taken.fetch_add(1, Ordering::AcqRel);
@@ -235,6 +274,19 @@ impl OutboxState {
                 self.unrequested.fetch_sub(1, Ordering::AcqRel);
             }
         }
+    }
+}
+
+/// A wake for the session's reader side (see
+/// [`OutboxState::reader_waker`]).
+impl Wake for OutboxState {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.reader_woken.store(true, Ordering::Release);
+        self.task.wake();
     }
 }
 
@@ -255,7 +307,7 @@ impl Clone for Outbox {
 impl Drop for Outbox {
     fn drop(&mut self) {
         if self.state.senders.fetch_sub(1, Ordering::AcqRel) == 1 {
-            self.state.queued.notify_one();
+            self.state.queued.wake();
         }
     }
 }
@@ -337,17 +389,25 @@ impl OutboxReceiver {
     /// The next item; `None` once every sender is gone and nothing is
     /// left.
     pub async fn recv(&mut self) -> Option<Outgoing> {
-        loop {
-            if let Some(item) = self.try_recv() {
-                return Some(item);
-            }
-            if self.state.senders.load(Ordering::Acquire) == 0 {
-                return None;
-            }
-            // `notify_one` leaves a permit when nobody waits, so an item
-            // queued since the check above wakes this at once.
-            self.state.queued.notified().await;
+        std::future::poll_fn(|cx| self.poll_recv(cx)).await
+    }
+
+    /// [`recv`](Self::recv) as a poll.
+    fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Option<Outgoing>> {
+        if let Some(item) = self.try_recv() {
+            return Poll::Ready(Some(item));
         }
+        // Registered before looking again: an item queued (or the last
+        // sender gone) since the first look is seen now or wakes this.
+        self.state.queued.register(cx.waker());
+        if let Some(item) = self.try_recv() {
+            return Poll::Ready(Some(item));
+        }
+        if self.state.senders.load(Ordering::Acquire) == 0 {
+            // The last sender may have queued something before it went.
+            return Poll::Ready(self.try_recv());
+        }
+        Poll::Pending
     }
 
     /// The next item if one is queued.
