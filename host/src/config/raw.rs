@@ -33,8 +33,9 @@ use super::{
     error::{KeyPath, Problem},
     model::{AdminConfig, Config},
     settings::{
-        Diagnostics, GatewayConfig, Limits, ModuleSettings, ModulesConfig, RawDiagnostics,
-        RawGateway, RawLimits, RawModuleHost, RawModulesSettings, RawServer, ServerConfig,
+        Diagnostics, ExternalConfig, GatewayConfig, Limits, ModuleSettings, ModulesConfig,
+        RawDiagnostics, RawExternal, RawGateway, RawLimits, RawModuleHost, RawModulesSettings,
+        RawServer, ServerConfig,
     },
     shape::{Shape, Shaped},
     trigger::{RawTrigger, validate_trigger},
@@ -54,6 +55,7 @@ keyed! {
         limits: RawLimits,
         modules: RawModules,
         diagnostics: RawDiagnostics,
+        external: RawExternal,
     }
 }
 
@@ -150,6 +152,7 @@ impl RawConfig {
         let limits = Limits::read(self.limits, &at("limits"))?;
         let modules = validate_modules(self.modules, &at("modules"))?;
         let diagnostics = Diagnostics::read(self.diagnostics, &at("diagnostics"))?;
+        let external = ExternalConfig::read(self.external, &at("external"))?;
         let config = Config {
             source: None,
             server,
@@ -160,6 +163,7 @@ impl RawConfig {
             limits,
             modules,
             diagnostics,
+            external,
         };
         match published_secret(&config) {
             Some((path, secret)) => Err(published_secret_problem(
