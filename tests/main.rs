@@ -23,6 +23,9 @@
 //!   call for (roles through other modules, rooms, pushes)
 //! - `security_fanout`: one publish naming many rooms neither stalls other
 //!   clients nor grows the host
+//! - `external_client`: a module client sending sse-platform's exact bytes
+//! - `external_protocol`: `/module`: sse-platform's client, signed frames,
+//!   replays, its requests, every refusal (issue 14 items 1 to 3)
 
 // Items shared between test files are `pub`; a test binary exports nothing.
 #![allow(unreachable_pub)]
@@ -34,6 +37,8 @@ mod amqp;
 mod bootstrap;
 mod calls;
 mod durability;
+mod external_client;
+mod external_protocol;
 mod gateway;
 mod hostile;
 mod legacy;

@@ -29,11 +29,12 @@ use tokio::net::TcpListener;
 
 use crate::{
     auth::{ApiTokens, Authenticator},
-    broker::Broker,
+    broker::{Broker, Endpoints},
     config::{
         self, Config,
         watch::{ConfigWatcher, ReloadStatus, one_line},
     },
+    external::External,
     fanout::MemoryEngine,
     http,
     modules::{ModuleWatcher, Registry, RuntimeSettings},
@@ -114,8 +115,13 @@ impl Host {
             seqs,
         );
         let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);
+        let external = Arc::new(External::default());
+        // In-process modules first: a module connecting from outside
+        // never shadows a signed build loaded here.
+        let endpoints = Endpoints::new(registry.clone()).with(external.clone());
         let state = Arc::new(AppState {
-            broker: Broker::new(registry.clone(), config.limits.max_params_bytes),
+            broker: Broker::with_endpoints(endpoints, config.limits.max_params_bytes),
+            external,
             api_tokens: ArcSwap::from_pointee(ApiTokens::new(&config)),
             config: ArcSwap::from_pointee(config),
             auth: ArcSwap::from_pointee(auth),

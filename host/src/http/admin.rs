@@ -34,12 +34,31 @@ fn require_admin(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> 
     }
 }
 
+/// `GET /api/modules`: in-process modules (kind `in-process`), then
+/// external ones (kind `external`).
 pub(super) async fn modules(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
-) -> Result<Json<Vec<ModuleInfo>>, ApiError> {
+) -> Result<Json<Vec<serde_json::Value>>, ApiError> {
     require_admin(&state, &headers)?;
-    Ok(Json(state.registry.list()))
+    let kind = |mut row: serde_json::Value, kind: &str| {
+        row["kind"] = kind.into();
+        row
+    };
+    let rows = state
+        .registry
+        .list()
+        .into_iter()
+        .map(|m: ModuleInfo| kind(serde_json::to_value(m).unwrap_or_default(), "in-process"))
+        .chain(
+            state
+                .external
+                .list()
+                .into_iter()
+                .map(|m| serde_json::to_value(m).unwrap_or_default()),
+        )
+        .collect();
+    Ok(Json(rows))
 }
 
 /// `POST /api/modules/{name}/reset`: a fresh instance of the module from
