@@ -26,6 +26,8 @@
 //! - `external_client`: a module client sending sse-platform's exact bytes
 //! - `external_protocol`: `/module`: sse-platform's client, signed frames,
 //!   replays, its requests, every refusal (issue 14 items 1 to 3)
+//! - `external_calls`: external modules as broker endpoints: calls, streams,
+//!   publishes, module-to-module, disconnects, grace, load (issue 14 item 4)
 
 // Items shared between test files are `pub`; a test binary exports nothing.
 #![allow(unreachable_pub)]
@@ -37,6 +39,7 @@ mod amqp;
 mod bootstrap;
 mod calls;
 mod durability;
+mod external_calls;
 mod external_client;
 mod external_protocol;
 mod gateway;
