@@ -2,12 +2,14 @@
 //!
 //! sse-platform's client upgrades with a GET that carries a JSON body
 //! (`{"type":"module_socket_connect","module":"<name>"}`, with
-//! `Content-Length`). hyper hands the upgraded socket over with whatever it
-//! had buffered and not consumed, so an unread body would reach the
-//! websocket frame parser as garbage. The body is therefore read first,
-//! bounded by `[external] max_body_bytes` (413 past it, declared or sent)
-//! and `[server] body_timeout_secs` (408), and only its `module` is kept:
-//! a claim, checked against every frame's signed origin, never trusted.
+//! `Content-Length`). Its bytes must never reach the websocket frame
+//! parser. Left unread, hyper 1.x drains such a body itself before it hands
+//! the socket over (a test without this read still passed), but it reads
+//! whatever `Content-Length` says, with no limit in size or time. So the
+//! body is read here first, bounded by `[external] max_body_bytes` (413
+//! past it, declared or sent) and `[server] body_timeout_secs` (408), and
+//! only its `module` is kept: a claim, checked against every frame's signed
+//! origin, never trusted.
 
 use std::sync::Arc;
 
