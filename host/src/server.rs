@@ -70,6 +70,10 @@ pub struct Host {
     pub state: Arc<AppState>,
     /// What config.toml reloads did (also at `GET /api/config`).
     pub config_status: ConfigStatus,
+    /// External modules on `/module` (also one of the broker's sources),
+    /// handed to the routes as an `Extension`, like `config_status`: the
+    /// shared state does not know them, so they can hold it.
+    pub external: Arc<External>,
     shutdown_tx: tokio::sync::watch::Sender<bool>,
     watchers: Watchers,
 }
@@ -121,7 +125,6 @@ impl Host {
         let endpoints = Endpoints::new(registry.clone()).with(external.clone());
         let state = Arc::new(AppState {
             broker: Broker::with_endpoints(endpoints, config.limits.max_params_bytes),
-            external,
             api_tokens: ArcSwap::from_pointee(ApiTokens::new(&config)),
             config: ArcSwap::from_pointee(config),
             auth: ArcSwap::from_pointee(auth),
@@ -153,6 +156,7 @@ impl Host {
         Ok(Host {
             state,
             config_status,
+            external,
             shutdown_tx,
             watchers,
         })
@@ -182,7 +186,9 @@ impl Host {
         let amqp = AmqpSource::spawn(state.clone());
         let addr = listener.local_addr()?;
         tracing::info!(%addr, "listening: websocket at ws://{addr}/ws/, health at http://{addr}/health");
-        let app = http::router(state.clone()).layer(Extension(self.config_status.clone()));
+        let app = http::router(state.clone())
+            .layer(Extension(self.config_status.clone()))
+            .layer(Extension(self.external.clone()));
         let watchers = self.watchers;
         let shutdown_tx = self.shutdown_tx;
         let graceful = async move {

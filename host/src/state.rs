@@ -39,8 +39,6 @@ pub struct AppState {
     pub broker: Broker,
     /// Loaded modules.
     pub registry: Arc<Registry>,
-    /// External modules connected on `/module` (also a broker source).
-    pub external: Arc<crate::external::External>,
     /// When the host started.
     pub started: SystemTime,
     /// Flips to true when the host begins shutting down.

@@ -89,12 +89,12 @@ enum Next {
 pub(super) async fn run(
     socket: WebSocket,
     state: Arc<AppState>,
+    external: Arc<External>,
     claimed: Option<String>,
     key: SigningKey,
     slot: Slot,
 ) {
     let _slot = slot;
-    let external = state.external.clone();
     let config = state.config.load_full();
     let (tx, mut rx) = mpsc::channel(config.external.max_pending_calls + OUTBOX_SLACK);
     let (mut sink, mut stream) = socket.split();

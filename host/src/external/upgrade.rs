@@ -14,6 +14,7 @@
 use std::sync::Arc;
 
 use axum::{
+    Extension,
     body::Body,
     extract::{State, WebSocketUpgrade},
     http::{HeaderMap, StatusCode, header},
@@ -21,7 +22,7 @@ use axum::{
 };
 use serde_json::Value;
 
-use super::{connection, host_key::public_b64};
+use super::{External, connection, host_key::public_b64};
 use crate::{gateway::Slot, http::ApiError, signing::validate_module_name, state::AppState};
 
 /// Read buffer of a module socket: frames are small and a larger one grows
@@ -54,6 +55,7 @@ fn claimed_name(body: &[u8]) -> Result<Option<String>, ApiError> {
 /// `GET /module`: reads and discards the body, then runs the connection.
 pub async fn upgrade(
     State(state): State<Arc<AppState>>,
+    Extension(external): Extension<Arc<External>>,
     headers: HeaderMap,
     ws: WebSocketUpgrade,
     body: Body,
@@ -76,7 +78,7 @@ pub async fn upgrade(
         Err(e) => return e.into_response(),
     };
     drop(body);
-    let key = match state.external.host_key(&config.modules.state_dir) {
+    let key = match external.host_key(&config.modules.state_dir) {
         Ok(key) => key,
         Err(e) => {
             tracing::error!("external module refused: {e}");
@@ -94,14 +96,17 @@ pub async fn upgrade(
         .max_message_size(max_frame)
         .max_frame_size(max_frame)
         .on_failed_upgrade(|e| tracing::debug!("module websocket upgrade failed: {e}"))
-        .on_upgrade(move |socket| connection::run(socket, state, claimed, key, slot))
+        .on_upgrade(move |socket| connection::run(socket, state, external, claimed, key, slot))
 }
 
 /// `GET /module/key`: the host's public key for frames to modules (base64,
 /// as a `.pub` line and PyNaCl's `VerifyKey(..., encoder=Base64Encoder)`).
-pub async fn host_key(State(state): State<Arc<AppState>>) -> Response {
+pub async fn host_key(
+    State(state): State<Arc<AppState>>,
+    Extension(external): Extension<Arc<External>>,
+) -> Response {
     let state_dir = state.config.load().modules.state_dir.clone();
-    match state.external.host_key(&state_dir) {
+    match external.host_key(&state_dir) {
         Ok(key) => (
             [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
             public_b64(&key),
