@@ -28,6 +28,7 @@
 //!   replays, its requests, every refusal (issue 14 items 1 to 3)
 //! - `external_calls`: external modules as broker endpoints: calls, streams,
 //!   publishes, module-to-module, disconnects, grace, load (issue 14 item 4)
+//! - `external_python`: `examples/python-module` against a real host
 
 // Items shared between test files are `pub`; a test binary exports nothing.
 #![allow(unreachable_pub)]
@@ -42,6 +43,7 @@ mod durability;
 mod external_calls;
 mod external_client;
 mod external_protocol;
+mod external_python;
 mod gateway;
 mod hostile;
 mod legacy;
