@@ -217,12 +217,11 @@ impl ModuleClient {
         let inner = py_dict(&pairs);
         let mut signed = key.sign(inner.as_bytes()).to_bytes().to_vec();
         signed.extend_from_slice(inner.as_bytes());
-        let outer = py_dict(&[
+        py_dict(&[
             ("signed_msg", json!(BASE64.encode(signed))),
             ("origin", json!(origin)),
             ("resolve_id", json!(rid)),
-        ]);
-        outer
+        ])
     }
 
     /// This module's own frame for `message`.

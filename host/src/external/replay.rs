@@ -79,20 +79,20 @@ impl ReplayGuard {
             return Err(Replayed(resolve_id.to_owned()));
         }
         seen.order.push_back((now, hash));
-        if seen.order.len() > max_ids.max(1) {
-            if let Some((at, old)) = seen.order.pop_front() {
-                seen.ids.remove(&old);
-                if seen
-                    .warned
-                    .is_none_or(|w| now.duration_since(w) >= WARN_EVERY)
-                {
-                    seen.warned = Some(now);
-                    tracing::warn!(
-                        module,
-                        "module {module} sends more frames than [external] replay_max_ids = {max_ids} per replay window: ids are forgotten after {:.0?} instead of {window:?}; raise replay_max_ids",
-                        now.duration_since(at)
-                    );
-                }
+        if seen.order.len() > max_ids.max(1)
+            && let Some((at, old)) = seen.order.pop_front()
+        {
+            seen.ids.remove(&old);
+            if seen
+                .warned
+                .is_none_or(|w| now.duration_since(w) >= WARN_EVERY)
+            {
+                seen.warned = Some(now);
+                tracing::warn!(
+                    module,
+                    "module {module} sends more frames than [external] replay_max_ids = {max_ids} per replay window: ids are forgotten after {:.0?} instead of {window:?}; raise replay_max_ids",
+                    now.duration_since(at)
+                );
             }
         }
         Ok(())
