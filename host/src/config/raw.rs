@@ -153,6 +153,22 @@ impl RawConfig {
         let modules = validate_modules(self.modules, &at("modules"))?;
         let diagnostics = Diagnostics::read(self.diagnostics, &at("diagnostics"))?;
         let external = ExternalConfig::read(self.external, &at("external"))?;
+        // Two routes on one path would stop the router from being built.
+        let module_routes = [external.path.clone(), format!("{}/key", external.path)];
+        if let Some(echo) = &diagnostics.ws_echo_path
+            && external.enabled
+            && module_routes.contains(echo)
+        {
+            let path = root().key("external").key("path");
+            return Err(Problem::invalid(
+                &path,
+                format!(
+                    "{path} = {:?} and diagnostics.ws_echo_path = {echo:?} would serve the same path",
+                    external.path
+                ),
+                "give the external-module websocket and the echo endpoint paths of their own",
+            ));
+        }
         let config = Config {
             source: None,
             server,
