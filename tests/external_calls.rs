@@ -304,3 +304,47 @@ async fn two_thousand_pipelined_calls_lose_none_and_are_answered_once() {
     let (_, callers) = server.await.unwrap();
     assert_eq!(callers.len(), CALLS, "the module got each call once");
 }
+
+#[tokio::test]
+async fn unanswered_calls_are_bounded_per_module_and_time_out() {
+    let mut ws = Workspace::new();
+    let extra = "max_pending_calls = 2\n[modules.pymod]\ncall_timeout_ms = 1500";
+    let host = host(&ws, extra).await;
+    let mut m = ModuleClient::serving(&host, &mut ws, "pymod").await;
+    let mut alice = Client::authorized(&host, "alice-token").await;
+    for rid in ["s1", "s2", "s3"] {
+        alice
+            .send_json(json!({"type": "call", "module": "pymod", "command": "slow", "params": {}, "requestId": rid}))
+            .await;
+    }
+    // The third finds two unanswered and is refused at once.
+    let third = alice.next().await;
+    assert_eq!(
+        (third["requestId"].clone(), third["code"].clone()),
+        (json!("s3"), json!("module-unavailable")),
+        "{third}"
+    );
+    assert!(
+        third["message"]
+            .as_str()
+            .unwrap()
+            .contains("max_pending_calls"),
+        "{third}"
+    );
+    // The two the module holds time out ([modules.pymod] call_timeout_ms).
+    for _ in 0..2 {
+        let r = alice.next().await;
+        assert_eq!(r["code"], "module-timeout", "{r}");
+    }
+    // A late reply is dropped; the module gets no error for it.
+    let first = m.next().await;
+    assert_eq!(first["type"], "call");
+    let (late, _) = m.frame(&[
+        ("type", json!("reply")),
+        ("id", first["id"].clone()),
+        ("result", json!(1)),
+    ]);
+    m.send_text(&late).await;
+    let ok = m.request(&[("type", json!("get_running_modules"))]).await;
+    assert_eq!(ok["success"], true, "{ok}");
+}
