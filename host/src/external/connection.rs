@@ -98,11 +98,18 @@ pub(super) async fn run(
     let config = state.config.load_full();
     let (tx, mut rx) = mpsc::channel(config.external.max_pending_calls + OUTBOX_SLACK);
     let (mut sink, mut stream) = socket.split();
-    let challenge = (config.external.challenge == ChallengeMode::Required).then(|| {
+    let challenge = if config.external.challenge == ChallengeMode::Required {
         let mut nonce = [0u8; 16];
-        getrandom::fill(&mut nonce).expect("the OS gives randomness");
-        hex::encode(nonce)
-    });
+        if let Err(e) = getrandom::fill(&mut nonce) {
+            tracing::error!(
+                "external module connection closed: no randomness for its challenge: {e}"
+            );
+            return;
+        }
+        Some(hex::encode(nonce))
+    } else {
+        None
+    };
     let mut conn = Conn {
         state: state.clone(),
         external,
@@ -138,7 +145,7 @@ pub(super) async fn run(
                     })),
                     Some(Ok(Message::Ping(_) | Message::Pong(_))) => Next::Quiet,
                     Some(Ok(Message::Close(_))) | None => break,
-                    Some(Err(e)) => too_big(&e, conn.state.config.load().external.max_frame_bytes),
+                    Some(Err(e)) => read_failed(&e, conn.state.config.load().external.max_frame_bytes),
                 };
                 match next {
                     Next::Quiet => {}
@@ -188,7 +195,7 @@ fn text(frame: String) -> Message {
 /// socket is closed with 1009; other errors (a broken frame) with 1002.
 /// axum hides tungstenite's error type, so its text is what tells them apart
 /// ("Space limit exceeded: Message too long").
-fn too_big(error: &axum::Error, limit: usize) -> Next {
+fn read_failed(error: &axum::Error, limit: usize) -> Next {
     let shown = error.to_string();
     let (description, code) = if shown.contains("too long") || shown.contains("Space limit") {
         (
