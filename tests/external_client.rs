@@ -131,13 +131,16 @@ pub struct ModuleClient {
     pub queued: Vec<Value>,
 }
 
-/// The upgrade request sse-platform's client sends (tornado's header
-/// names and order), with `body` and its `Content-Length`.
+/// The upgrade request sse-platform's client sends, byte for byte as its
+/// `socket_client.py` on tornado 6.6.1 wrote it to a socket (header names
+/// and order, `Content-Length`, the body); tornado draws a new
+/// `Sec-Websocket-Key` each time, this is one it sent.
 pub fn upgrade_request(host: &str, path: &str, body: &str) -> String {
     format!(
-        "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
-         Sec-Websocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-Websocket-Version: 13\r\n\
-         Content-Length: {}\r\nAccept-Encoding: gzip\r\nUser-Agent: Tornado/6.4\r\n\r\n{body}",
+        "GET {path} HTTP/1.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-Websocket-Key: SiFT+AxM61ot5Fz826vTTQ==\r\nSec-Websocket-Version: 13\r\n\
+         Host: {host}\r\nUser-Agent: Tornado/6.6.1\r\nContent-Length: {}\r\n\
+         Accept-Encoding: gzip\r\n\r\n{body}",
         body.len()
     )
 }
