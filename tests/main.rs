@@ -25,6 +25,12 @@
 //!   clients nor grows the host
 //! - `inline_calls`: commands declared non-blocking run on the caller's
 //!   thread; a module built without that entry point still loads
+//! - `external_client`: a module client sending sse-platform's exact bytes
+//! - `external_protocol`: `/module`: sse-platform's client, signed frames,
+//!   replays, its requests, every refusal (issue 14 items 1 to 3)
+//! - `external_calls`: external modules as broker endpoints: calls, streams,
+//!   publishes, module-to-module, disconnects, grace, load (issue 14 item 4)
+//! - `external_python`: `examples/python-module` against a real host
 
 // Items shared between test files are `pub`; a test binary exports nothing.
 #![allow(unreachable_pub)]
@@ -36,6 +42,10 @@ mod amqp;
 mod bootstrap;
 mod calls;
 mod durability;
+mod external_calls;
+mod external_client;
+mod external_protocol;
+mod external_python;
 mod gateway;
 mod hostile;
 mod inline_calls;

@@ -17,6 +17,8 @@
 //!   (shared with `POST /trigger/`) and the AMQP source (`[trigger.amqp]`)
 //! - `cmd`: one file per client command, applied to a session
 //! - `gateway`: the websocket endpoint and the per-connection session loop
+//! - `external`: modules in any language on `GET /module` (signed frames,
+//!   sse-platform's requests), served to the broker as endpoints
 //! - `http`: health, trigger, admin API
 //! - `server`: builds the shared state, loads modules and serves until shutdown
 //! - `util`: shared helpers: folder watcher thread, atomic file write,
@@ -26,6 +28,7 @@ pub mod auth;
 pub mod broker;
 pub mod cmd;
 pub mod config;
+pub mod external;
 pub mod fanout;
 pub mod gateway;
 pub mod http;

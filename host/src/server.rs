@@ -29,11 +29,12 @@ use tokio::net::TcpListener;
 
 use crate::{
     auth::{ApiTokens, Authenticator},
-    broker::Broker,
+    broker::{Broker, Endpoints},
     config::{
         self, Config,
         watch::{ConfigWatcher, ReloadStatus, one_line},
     },
+    external::External,
     fanout::MemoryEngine,
     http,
     modules::{ModuleWatcher, Registry, RuntimeSettings},
@@ -69,6 +70,10 @@ pub struct Host {
     pub state: Arc<AppState>,
     /// What config.toml reloads did (also at `GET /api/config`).
     pub config_status: ConfigStatus,
+    /// External modules on `/module` (also one of the broker's sources),
+    /// handed to the routes as an `Extension`, like `config_status`: the
+    /// shared state does not know them, so they can hold it.
+    pub external: Arc<External>,
     shutdown_tx: tokio::sync::watch::Sender<bool>,
     watchers: Watchers,
 }
@@ -114,8 +119,12 @@ impl Host {
             seqs,
         );
         let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);
+        let external = Arc::new(External::default());
+        // In-process modules first: a module connecting from outside
+        // never shadows a signed build loaded here.
+        let endpoints = Endpoints::new(registry.clone()).with(external.clone());
         let state = Arc::new(AppState {
-            broker: Broker::new(registry.clone(), config.limits.max_params_bytes),
+            broker: Broker::with_endpoints(endpoints, config.limits.max_params_bytes),
             api_tokens: ArcSwap::from_pointee(ApiTokens::new(&config)),
             config: ArcSwap::from_pointee(config),
             auth: ArcSwap::from_pointee(auth),
@@ -147,6 +156,7 @@ impl Host {
         Ok(Host {
             state,
             config_status,
+            external,
             shutdown_tx,
             watchers,
         })
@@ -176,7 +186,9 @@ impl Host {
         let amqp = AmqpSource::spawn(state.clone());
         let addr = listener.local_addr()?;
         tracing::info!(%addr, "listening: websocket at ws://{addr}/ws/, health at http://{addr}/health");
-        let app = http::router(state.clone()).layer(Extension(self.config_status.clone()));
+        let app = http::router(state.clone())
+            .layer(Extension(self.config_status.clone()))
+            .layer(Extension(self.external.clone()));
         let watchers = self.watchers;
         let shutdown_tx = self.shutdown_tx;
         let graceful = async move {

@@ -542,3 +542,46 @@ pub fn serialized_origin(text: &str) -> Option<String> {
         && url.fragment().is_none();
     plain.then(|| url.origin().ascii_serialization())
 }
+
+/// A URL path of the host's own with a default (`[external] path`).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Route {
+    pub(crate) default: &'static str,
+}
+
+impl Codec<String> for Route {
+    type Raw = String;
+    fn read(&self, written: Option<String>, at: &At<'_>) -> Result<String, Problem> {
+        let Some(p) = written else {
+            return Ok(self.default.to_owned());
+        };
+        let path = &at.path;
+        let hint = format!(
+            "use a path of its own starting with '/', e.g. {:?}",
+            self.default
+        );
+        let host_route = HOST_ROUTES.contains(&p.as_str()) && p != self.default;
+        if !p.starts_with('/') || p.len() < 2 || p.contains(char::is_whitespace) || p.ends_with('/')
+        {
+            return Err(Problem::invalid(
+                path,
+                format!("{path} = {p:?} is not a path such as {:?}", self.default),
+                hint,
+            ));
+        }
+        if host_route || p.starts_with("/api/") || p == "/api" {
+            return Err(Problem::invalid(
+                path,
+                format!("{path} = {p:?} would shadow the host's own {p} endpoint"),
+                hint,
+            ));
+        }
+        Ok(p)
+    }
+    fn show(&self, value: &String) -> String {
+        value.clone()
+    }
+    fn default_toml(&self) -> Option<String> {
+        Some(format!("{:?}", self.default))
+    }
+}

@@ -11,8 +11,8 @@
 //! as "changed" and, for lists, with the counts.
 
 use super::model::{
-    AmqpConfig, Config, Diagnostics, GatewayConfig, Limits, ModuleSettings, ModulesConfig,
-    ServerConfig,
+    AmqpConfig, Config, Diagnostics, ExternalConfig, GatewayConfig, Limits, ModuleSettings,
+    ModulesConfig, ServerConfig,
 };
 
 /// The changed settings that only take effect after a restart, by their
@@ -29,6 +29,7 @@ pub fn restart_required(old: &Config, new: &Config) -> Vec<&'static str> {
     Limits::restart_required(&old.limits, &new.limits, &mut out);
     ModulesConfig::restart_required(&old.modules, &new.modules, &mut out);
     Diagnostics::restart_required(&old.diagnostics, &new.diagnostics, &mut out);
+    ExternalConfig::restart_required(&old.external, &new.external, &mut out);
     out
 }
 
@@ -46,6 +47,7 @@ pub fn describe_changes(old: &Config, new: &Config) -> Vec<String> {
     ModulesConfig::describe(a, b, "modules", ".", &mut out);
     let (d, e) = (&old.diagnostics, &new.diagnostics);
     Diagnostics::describe(d, e, "diagnostics", ".", &mut out);
+    ExternalConfig::describe(&old.external, &new.external, "external", ".", &mut out);
 
     // Secrets from here on: say what changed, never the values.
     match (&old.admin.token, &new.admin.token) {

@@ -13,7 +13,8 @@ use std::{path::PathBuf, time::Duration};
 
 use super::json_path::JsonPath;
 pub use super::settings::{
-    Diagnostics, GatewayConfig, Limits, ModuleSettings, ModulesConfig, ServerConfig, StatusAccess,
+    ChallengeMode, Diagnostics, ExternalConfig, GatewayConfig, Limits, ModuleSettings,
+    ModulesConfig, ServerConfig, StatusAccess,
 };
 
 /// The whole configuration.
@@ -37,6 +38,8 @@ pub struct Config {
     pub modules: ModulesConfig,
     /// `[diagnostics]`
     pub diagnostics: Diagnostics,
+    /// `[external]`
+    pub external: ExternalConfig,
 }
 
 /// `[admin]`

@@ -33,8 +33,9 @@ use super::{
     error::{KeyPath, Problem},
     model::{AdminConfig, Config},
     settings::{
-        Diagnostics, GatewayConfig, Limits, ModuleSettings, ModulesConfig, RawDiagnostics,
-        RawGateway, RawLimits, RawModuleHost, RawModulesSettings, RawServer, ServerConfig,
+        Diagnostics, ExternalConfig, GatewayConfig, Limits, ModuleSettings, ModulesConfig,
+        RawDiagnostics, RawExternal, RawGateway, RawLimits, RawModuleHost, RawModulesSettings,
+        RawServer, ServerConfig,
     },
     shape::{Shape, Shaped},
     trigger::{RawTrigger, validate_trigger},
@@ -54,6 +55,7 @@ keyed! {
         limits: RawLimits,
         modules: RawModules,
         diagnostics: RawDiagnostics,
+        external: RawExternal,
     }
 }
 
@@ -150,6 +152,23 @@ impl RawConfig {
         let limits = Limits::read(self.limits, &at("limits"))?;
         let modules = validate_modules(self.modules, &at("modules"))?;
         let diagnostics = Diagnostics::read(self.diagnostics, &at("diagnostics"))?;
+        let external = ExternalConfig::read(self.external, &at("external"))?;
+        // Two routes on one path would stop the router from being built.
+        let module_routes = [external.path.clone(), format!("{}/key", external.path)];
+        if let Some(echo) = &diagnostics.ws_echo_path
+            && external.enabled
+            && module_routes.contains(echo)
+        {
+            let path = root().key("external").key("path");
+            return Err(Problem::invalid(
+                &path,
+                format!(
+                    "{path} = {:?} and diagnostics.ws_echo_path = {echo:?} would serve the same path",
+                    external.path
+                ),
+                "give the external-module websocket and the echo endpoint paths of their own",
+            ));
+        }
         let config = Config {
             source: None,
             server,
@@ -160,6 +179,7 @@ impl RawConfig {
             limits,
             modules,
             diagnostics,
+            external,
         };
         match published_secret(&config) {
             Some((path, secret)) => Err(published_secret_problem(

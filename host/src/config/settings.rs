@@ -17,7 +17,7 @@ use std::{collections::BTreeMap, net::SocketAddr, path::PathBuf, time::Duration}
 
 use super::{
     codec::{
-        Addr, Choice, Count, Flag, Folder, Folders, Millis, OptCount, OptMillis, Origins,
+        Addr, Choice, Count, Flag, Folder, Folders, Millis, OptCount, OptMillis, Origins, Route,
         RoutePath, Secs, Switch,
     },
     declare::{At, section},
@@ -187,6 +187,68 @@ section! {
     }
 }
 
+/// How `/module` connections prove each frame is fresh.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChallengeMode {
+    /// Each `resolve_id` once per module within the replay window: what
+    /// sse-platform's unchanged client passes.
+    Off,
+    /// Also the connection's host challenge signed into every frame, so a
+    /// frame from another connection is refused at any age.
+    Required,
+}
+
+/// The codec of `[external] challenge`.
+type ChallengeChoice = Choice<ChallengeMode>;
+
+section! {
+    /// `[external]`: modules in any language on the `/module` websocket
+    /// (sse-platform's module protocol, signed frames).
+    pub struct ExternalConfig, table "external", raw RawExternal {
+        /// The HTTP router is built at start.
+        enabled: bool = enabled, Flag { default: false }, Restart,
+            "serve the external-module websocket";
+        /// The HTTP router is built at start.
+        path: String = path, Route { default: "/module" }, Restart,
+            "the external-module websocket's path (its host key is served at <path>/key)";
+        templates: PathBuf = templates, Folder { default: "templates" }, Live,
+            "the folder get_template and post_template read and write";
+        max_template_bytes: usize = max_template_bytes,
+            Count { default: 256 * 1024, min: 1, max: 16 * MIB }, Live,
+            "largest template get_template or post_template handles, in bytes";
+        max_body_bytes: usize = max_body_bytes,
+            Count { default: 4096, min: 64, max: MIB }, Live,
+            "largest JSON body of the upgrade request (sse-platform sends its module name there), in bytes";
+        max_frame_bytes: usize = max_frame_bytes,
+            Count { default: 1024 * 1024, min: 1024, max: 64 * MIB }, Live,
+            "largest frame a module may send, in bytes";
+        max_pending_calls: usize = max_pending_calls,
+            Count { default: 1024, min: 1, max: 1_000_000 }, Live,
+            "calls one external module may have unanswered; past it new calls are refused";
+        replay_window: Duration = replay_window_secs,
+            Secs { default: 300, min: 1, max: DAY_SECS }, Live,
+            "seconds a module's resolve_id is remembered (a repeat within it is refused as a replay)";
+        replay_max_ids: usize = replay_max_ids,
+            Count { default: 262_144, min: 1024, max: 100_000_000 }, Live,
+            "resolve_ids remembered per module (about 40 bytes each); past it the oldest are forgotten early";
+        grace: Duration = grace_secs,
+            Secs { default: 30, min: 0, max: 3600 }, Live,
+            "seconds a disconnected module keeps its name and commands for a reconnect";
+        challenge: ChallengeMode = challenge,
+            ChallengeChoice { default: ChallengeMode::Off, options: &[
+                ("off", ChallengeMode::Off),
+                ("required", ChallengeMode::Required),
+            ] }, Live,
+            "\"off\" (sse-platform's clients) or \"required\": every frame carries the connection's signed host challenge";
+    }
+}
+
+impl Default for ExternalConfig {
+    fn default() -> Self {
+        defaults(|at| Self::read(RawExternal::default(), at))
+    }
+}
+
 /// Every declared table, for the restart list and the config.toml test.
 #[cfg(test)]
 pub(crate) const TABLES: &[(&str, &[super::declare::Decl])] = &[
@@ -196,6 +258,7 @@ pub(crate) const TABLES: &[(&str, &[super::declare::Decl])] = &[
     ("modules", ModulesConfig::DECLS),
     ("modules.<name>", ModuleSettings::DECLS),
     ("diagnostics", Diagnostics::DECLS),
+    ("external", ExternalConfig::DECLS),
 ];
 
 /// The declared defaults of a table without paths to resolve.

@@ -12,6 +12,7 @@ use tokio::sync::oneshot;
 
 use crate::{
     broker::{CallRequest, Dispatched},
+    external::External,
     modules::{CallFailure, CallSink, ModuleInfo, ResetError},
     state::AppState,
     util::sync::lock,
@@ -34,12 +35,33 @@ fn require_admin(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> 
     }
 }
 
+/// `GET /api/modules`: in-process modules (kind `in-process`), then
+/// external ones (kind `external`; the server layers their table on the
+/// router as an `Extension`).
 pub(super) async fn modules(
     State(state): State<Arc<AppState>>,
+    external: Option<Extension<Arc<External>>>,
     headers: HeaderMap,
-) -> Result<Json<Vec<ModuleInfo>>, ApiError> {
+) -> Result<Json<Vec<serde_json::Value>>, ApiError> {
     require_admin(&state, &headers)?;
-    Ok(Json(state.registry.list()))
+    let kind = |mut row: serde_json::Value, kind: &str| {
+        row["kind"] = kind.into();
+        row
+    };
+    let rows = state
+        .registry
+        .list()
+        .into_iter()
+        .map(|m: ModuleInfo| kind(serde_json::to_value(m).unwrap_or_default(), "in-process"))
+        .chain(
+            external
+                .map(|Extension(e)| e.list())
+                .unwrap_or_default()
+                .into_iter()
+                .map(|m| serde_json::to_value(m).unwrap_or_default()),
+        )
+        .collect();
+    Ok(Json(rows))
 }
 
 /// `POST /api/modules/{name}/reset`: a fresh instance of the module from

@@ -25,7 +25,7 @@ use super::ApiError;
 /// Errors: 413 `too-large` past the limit (declared or sent), 408
 /// `body-timeout` when the client is too slow, 400 when the body breaks
 /// off (the connection closed or was malformed).
-pub(super) async fn read(
+pub(crate) async fn read(
     body: Body,
     headers: &HeaderMap,
     limit: usize,

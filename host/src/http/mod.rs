@@ -9,7 +9,8 @@
 //! - `trigger`: `POST /trigger/` (high-templar 2.x publish, authenticated)
 //! - `admin`: `/api/*` (admin token): modules (list, reset), config reload
 //!   status, call, connections, rooms
-//! - this file: the router, `/health`, the config reload status it serves
+//! - this file: the router, `/health`, the config reload status it serves,
+//!   and `[external] path` (`external::upgrade`) when `[external] enabled`
 //!
 //! `server` builds this router, so nothing here imports from `server`.
 
@@ -27,8 +28,9 @@ use axum::{
     routing::{get, post},
 };
 
-use crate::{config::watch::ReloadStatus, gateway, state::AppState};
+use crate::{config::watch::ReloadStatus, external, gateway, state::AppState};
 
+pub(crate) use body::read as read_body;
 pub use error::ApiError;
 
 /// What config.toml reloads did: written by the server's config watcher,
@@ -52,9 +54,17 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/call", post(admin::call))
         .route("/api/connections", get(admin::connections))
         .route("/api/rooms", get(admin::rooms));
-    if let Some(path) = &state.config.load().diagnostics.ws_echo_path {
+    let config = state.config.load();
+    if let Some(path) = &config.diagnostics.ws_echo_path {
         router = router.route(path, get(gateway::echo));
     }
+    if config.external.enabled {
+        let path = &config.external.path;
+        router = router
+            .route(path, get(external::upgrade))
+            .route(&format!("{path}/key"), get(external::host_key));
+    }
+    drop(config);
     router.with_state(state)
 }
 

@@ -36,4 +36,5 @@ pub use loader::{LoadPolicy, LoadedLibrary, SignedBuild, inspect, load, open, ve
 pub use pending::{CallFailure, CallSink, PendingCalls};
 pub use registry::{LoadOutcome, ModuleInfo, Registry, ResetError, RuntimeSettings};
 pub use services::HostServices;
+pub(crate) use sink::DEFAULT_PUBLISHES_PER_SECOND;
 pub use watcher::{DEBOUNCE, ModuleWatcher, SETTLE};

@@ -38,7 +38,7 @@ const LOG_LINES_PER_SECOND: u32 = 1_000;
 /// its subscribers being closed as slow consumers (4008). Far above what a
 /// fan-out can deliver anyway (250 publishes/s to 1,000 subscribers is
 /// 250,000 deliveries/s).
-pub(super) const DEFAULT_PUBLISHES_PER_SECOND: u32 = 50_000;
+pub(crate) const DEFAULT_PUBLISHES_PER_SECOND: u32 = 50_000;
 
 pub(crate) struct ModuleSink {
     pub(crate) module: String,

@@ -460,3 +460,25 @@ fn allowed_origins_are_checked_and_kept_as_browsers_send_them() {
         "mixes",
     );
 }
+
+#[test]
+fn the_external_module_path_must_be_its_own_path() {
+    assert_eq!(ok("").external.path, "/module");
+    assert!(!ok("").external.enabled);
+    invalid_at("[external]\npath = \"module\"\n", 2, "not a path");
+    invalid_at("[external]\npath = \"/ws\"\n", 2, "shadow");
+    invalid_at("[external]\npath = \"/module/\"\n", 2, "not a path");
+    invalid_at("[external]\npath = \"/api/m\"\n", 2, "shadow");
+    invalid_at(
+        "[diagnostics]\nws_echo_path = \"/m\"\n[external]\nenabled = true\npath = \"/m\"\n",
+        5,
+        "same path",
+    );
+    invalid_at(
+        "[diagnostics]\nws_echo_path = \"/m/key\"\n[external]\nenabled = true\npath = \"/m\"\n",
+        5,
+        "same path",
+    );
+    ok("[external]\npath = \"/modules-ws\"\nchallenge = \"required\"\n");
+    invalid_at("[external]\nchallenge = \"sometimes\"\n", 2, "not one of");
+}

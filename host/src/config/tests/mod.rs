@@ -241,6 +241,10 @@ fn full_example_parses_to_the_expected_config() {
         diagnostics: Diagnostics {
             ws_echo_path: Some("/echo".into()),
         },
+        external: ExternalConfig {
+            templates: p("/srv/modhost/templates"),
+            ..ExternalConfig::default()
+        },
     };
     assert_eq!(c, expected);
 }
