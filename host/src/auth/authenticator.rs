@@ -1,14 +1,18 @@
 //! [`Authenticator`]: the configured modes, tried in order.
 
-use std::fmt;
+use std::{fmt, sync::Arc};
 
+use super::Source;
 use super::{
     AuthError, AuthSetupError, Credentials, Principal,
     bootstrap::Bootstrap,
     jwt::{self, JwtVerifier},
     tokens::StaticTokens,
 };
-use crate::config::AuthConfig;
+use crate::{
+    accounts::Accounts,
+    config::{AuthConfig, RoleRooms},
+};
 
 /// Decides who a connecting client is, from `[auth]`.
 ///
@@ -18,10 +22,13 @@ use crate::config::AuthConfig;
 ///
 /// # Order
 /// 1. Static tokens: a token equal to a `[[auth.tokens]]` entry.
-/// 2. JWT: a token shaped like a JWT (three dot-separated parts), when
+/// 2. Accounts: a JWT whose header names this host's accounts key (when
+///    the host keeps accounts, [`Authenticator::with_accounts`]). It
+///    decides, as `[auth.jwt]` does.
+/// 3. JWT: a token shaped like a JWT (three dot-separated parts), when
 ///    `[auth.jwt]` is configured. It decides: an invalid JWT is refused, not
 ///    passed on to the bootstrap URL.
-/// 3. Bootstrap: when `[auth.bootstrap]` is configured, every client the
+/// 4. Bootstrap: when `[auth.bootstrap]` is configured, every client the
 ///    first two did not decide on, *with or without a token*: the backend may
 ///    know the client from its session cookie alone.
 ///
@@ -32,6 +39,8 @@ pub struct Authenticator {
     tokens: StaticTokens,
     jwt: Option<JwtVerifier>,
     bootstrap: Option<Bootstrap>,
+    accounts: Option<Arc<Accounts>>,
+    roles: Vec<RoleRooms>,
 }
 
 impl fmt::Debug for Authenticator {
@@ -40,6 +49,8 @@ impl fmt::Debug for Authenticator {
             .field("static_tokens", &self.tokens.len())
             .field("jwt", &self.jwt)
             .field("bootstrap", &self.bootstrap)
+            .field("accounts", &self.accounts.is_some())
+            .field("roles", &self.roles.len())
             .finish()
     }
 }
@@ -52,20 +63,34 @@ impl Authenticator {
         let tokens = StaticTokens::new(&config.tokens)?;
         let jwt = config.jwt.as_ref().map(JwtVerifier::new).transpose()?;
         let bootstrap = config.bootstrap.as_ref().map(Bootstrap::new).transpose()?;
-        let auth = Authenticator {
+        Ok(Authenticator {
             tokens,
             jwt,
             bootstrap,
-        };
-        if !auth.any_mode() {
-            tracing::warn!("[auth] configures no mode: every websocket client will be refused");
+            accounts: None,
+            roles: config.roles.clone(),
+        })
+    }
+
+    /// This authenticator, also accepting the access tokens of `accounts`.
+    /// The host builds every authenticator through here, so this is where
+    /// it says when no mode at all is left.
+    pub fn with_accounts(mut self, accounts: Option<Arc<Accounts>>) -> Self {
+        self.accounts = accounts;
+        if !self.any_mode() {
+            tracing::warn!(
+                "[auth] configures no mode and the host keeps no accounts: every websocket client will be refused"
+            );
         }
-        Ok(auth)
+        self
     }
 
     /// Whether at least one mode is configured.
     pub fn any_mode(&self) -> bool {
-        self.tokens.len() > 0 || self.jwt.is_some() || self.bootstrap.is_some()
+        self.tokens.len() > 0
+            || self.jwt.is_some()
+            || self.bootstrap.is_some()
+            || self.accounts.is_some()
     }
 
     /// Decide who `creds` belongs to.
@@ -91,6 +116,12 @@ impl Authenticator {
             if let Some(principal) = self.tokens.lookup(token) {
                 return Ok(principal.clone());
             }
+            if let Some(accounts) = &self.accounts
+                && jwt::looks_like_jwt(token)
+                && accounts.is_ours(token)
+            {
+                return self.account_principal(accounts, token);
+            }
             if let Some(jwt) = &self.jwt
                 && jwt::looks_like_jwt(token)
             {
@@ -103,6 +134,25 @@ impl Authenticator {
         Err(match creds.token {
             Some(_) => AuthError::UnknownToken,
             None => AuthError::NoCredentials,
+        })
+    }
+
+    /// The principal of one of this host's access tokens: roles from the
+    /// store now, rooms from `[[auth.roles]]`.
+    fn account_principal(&self, accounts: &Accounts, token: &str) -> Result<Principal, AuthError> {
+        let account = accounts.check_access(token)?;
+        let user = format!("{}{}", super::ACCOUNT_PREFIX, account.name);
+        let allowed_rooms = super::roles::rooms_for(&self.roles, &user, &account.roles);
+        // `namespaced` adds the prefix to `user` afterwards; `{user}` in
+        // rooms must already be the full name.
+        Ok(Principal {
+            user: account.name,
+            roles: account.roles,
+            allowed_rooms,
+            source: Source::Account {
+                expires: account.expires,
+                session: account.session,
+            },
         })
     }
 }

@@ -31,6 +31,7 @@
 //!   vouched for it; user names namespaced by it
 //! - `error`: [`AuthError`], [`JwtError`], [`AuthSetupError`]
 //! - `api_tokens`: [`ApiTokens`], the HTTP API's admin and trigger tokens, as digests
+//! - `roles`: `[[auth.roles]]`, rooms by role with `{user}` substituted
 
 mod api_tokens;
 mod authenticator;
@@ -41,6 +42,7 @@ mod credentials;
 mod error;
 mod jwt;
 mod principal;
+pub mod roles;
 mod tokens;
 
 #[cfg(test)]
@@ -56,5 +58,5 @@ pub use credentials::{
 };
 pub use error::{AuthError, AuthSetupError, JwtError};
 pub use principal::{
-    ADMIN_ROLE, BOOTSTRAP_PREFIX, JWT_PREFIX, Principal, RESERVED_PREFIXES, Source,
+    ACCOUNT_PREFIX, ADMIN_ROLE, BOOTSTRAP_PREFIX, JWT_PREFIX, Principal, RESERVED_PREFIXES, Source,
 };

@@ -13,6 +13,7 @@
 //! | `[[auth.tokens]]` | as configured | `alice` |
 //! | `[auth.jwt]` | `jwt:` + the user claim | `jwt:alice` |
 //! | `[auth.bootstrap]` | `bootstrap:` + the reply's user id | `bootstrap:42` |
+//! | accounts (`/auth/login`) | `account:` + the stored name | `account:alice` |
 //! | bootstrap, no user id | `anonymous-` + 16 random hex digits, new per connection | `anonymous-3f…` |
 //!
 //! Static names stay as operators wrote them, so existing config and
@@ -31,9 +32,12 @@ pub const JWT_PREFIX: &str = "jwt:";
 /// What bootstrap users' names start with (anonymous ones excepted).
 pub const BOOTSTRAP_PREFIX: &str = "bootstrap:";
 
+/// What account users' names start with.
+pub const ACCOUNT_PREFIX: &str = "account:";
+
 /// Prefixes a `[[auth.tokens]]` user may not start with: they belong to
 /// other sources.
-pub const RESERVED_PREFIXES: [&str; 2] = [JWT_PREFIX, BOOTSTRAP_PREFIX];
+pub const RESERVED_PREFIXES: [&str; 3] = [JWT_PREFIX, BOOTSTRAP_PREFIX, ACCOUNT_PREFIX];
 
 /// Which auth mode vouched for a principal, and what a session needs to
 /// know to notice when that stops.
@@ -55,6 +59,15 @@ pub enum Source {
     },
     /// A user the bootstrap URL named.
     Bootstrap,
+    /// An access token this host signed for a user of its store
+    /// (`accounts`): accepted until `expires`, the session ends then.
+    /// `session` is the login session (`sid`) a logout ends.
+    Account {
+        /// When the session must end (the token's `exp`).
+        expires: SystemTime,
+        /// The login session id.
+        session: String,
+    },
     /// A client the bootstrap URL named nobody for: its name is new for
     /// each connection, so it has nothing to resume and is never parked.
     Anonymous,
@@ -95,6 +108,7 @@ impl Principal {
         let prefix = match self.source {
             Source::Jwt { .. } => JWT_PREFIX,
             Source::Bootstrap => BOOTSTRAP_PREFIX,
+            Source::Account { .. } => ACCOUNT_PREFIX,
             Source::Static { .. } | Source::Anonymous => return self,
         };
         self.user.insert_str(0, prefix);
@@ -112,9 +126,9 @@ impl Principal {
             (Source::Static { token_digest: a }, Source::Static { token_digest: b }) => {
                 crate::util::secret::ct_eq(a, b)
             }
-            (Source::Jwt { .. }, Source::Jwt { .. }) | (Source::Bootstrap, Source::Bootstrap) => {
-                true
-            }
+            (Source::Jwt { .. }, Source::Jwt { .. })
+            | (Source::Bootstrap, Source::Bootstrap)
+            | (Source::Account { .. }, Source::Account { .. }) => true,
             _ => false,
         }
     }

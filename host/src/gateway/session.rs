@@ -283,7 +283,9 @@ where
     // Boxed, and only for a JWT's session: the timer would otherwise take
     // room in every session's task, most of which never expire.
     let mut expiry = match &session.principal.source {
-        Source::Jwt { expires } => Some(Box::pin(credential_expiry(*expires))),
+        Source::Jwt { expires } | Source::Account { expires, .. } => {
+            Some(Box::pin(credential_expiry(*expires)))
+        }
         _ => None,
     };
     let idle = state.config.load().server.idle_timeout;

@@ -187,6 +187,7 @@ fn full_example_parses_to_the_expected_config() {
                 user_id_path: None,
                 roles_path: JsonPath::parse("roles").unwrap(),
             }),
+            ..AuthConfig::default()
         },
         trigger: TriggerConfig {
             tokens: vec!["t1".into(), "t2".into()],
