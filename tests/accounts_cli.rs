@@ -307,3 +307,36 @@ fn create_admin_reads_the_environment_and_needs_a_password() {
     assert_eq!(root.roles, ["admin"]);
     assert!(root.has_password);
 }
+
+/// 160 logins, 8 at a time, through the real binary: the host keeps the
+/// work areas of the hashes that ran at once, not one per thread that ever
+/// hashed (810 MiB after 120 logins before the pool).
+#[tokio::test]
+async fn many_logins_leave_the_host_small() {
+    let ws = Workspace::new();
+    let store = modhost::accounts::Store::open_in(&ws.path().join("state")).unwrap();
+    modhost::accounts::admin::add(&store, "alice", None, &[], Some(PASSWORD)).unwrap();
+    let host = crate::harness::ProcessHost::start(&ws, "[auth.accounts]\nenabled = true\n");
+    let before = host.rss_kib();
+    let url = host.url("/auth/login");
+    let started = Instant::now();
+    for _ in 0..20 {
+        let logins = (0..8).map(|_| {
+            http()
+                .post(&url)
+                .json(&json!({"username": "alice", "password": PASSWORD}))
+                .send()
+        });
+        for resp in futures_util::future::join_all(logins).await {
+            assert_eq!(resp.unwrap().status(), 200);
+        }
+    }
+    let after = host.rss_kib();
+    println!(
+        "160 logins in {:?}: RSS {} → {} MiB",
+        started.elapsed(),
+        before / 1024,
+        after / 1024
+    );
+    assert!(after < before + 160 * 1024, "RSS {before} → {after} KiB");
+}
