@@ -128,11 +128,20 @@ fn user_subcommands_manage_the_store() {
     );
 }
 
-/// The host's pid's command line, as `ps` shows it.
+/// Process `pid`'s command line, as `ps` shows it. Read until it is
+/// there: `spawn` returns once the child is past the point of no return of
+/// `exec`, which can be before the kernel has set its new arguments.
 fn cmdline(pid: u32) -> String {
-    std::fs::read(format!("/proc/{pid}/cmdline"))
-        .map(|b| String::from_utf8_lossy(&b).replace('\0', " "))
-        .unwrap_or_default()
+    let started = Instant::now();
+    loop {
+        let shown = std::fs::read(format!("/proc/{pid}/cmdline"))
+            .map(|b| String::from_utf8_lossy(&b).replace('\0', " "))
+            .unwrap_or_default();
+        if !shown.is_empty() || started.elapsed() > Duration::from_secs(30) {
+            return shown;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
 }
 
 fn wait_listening(log: &Path, child: &mut std::process::Child) -> std::net::SocketAddr {
