@@ -80,3 +80,21 @@ fn roles_list_rooms_with_user_as_a_whole_value() {
         .to_string();
     assert!(twice.contains("listed twice"), "{twice}");
 }
+
+#[test]
+fn a_reload_says_accounts_need_a_restart_and_roles_changed() {
+    let old = parse("").unwrap();
+    let new = parse(
+        "[auth.accounts]\naccess_token_secs = 60\n[[auth.roles]]\nname = \"user\"\nallowed_rooms = [{ target = \"notes\", user = \"{user}\" }]\n",
+    )
+    .unwrap();
+    assert_eq!(config::restart_required(&old, &new), ["auth.accounts"]);
+    let changes = config::describe_changes(&old, &new);
+    assert!(
+        changes
+            .iter()
+            .any(|c| c == "auth.roles changed (0 → 1 roles)"),
+        "{changes:?}"
+    );
+    assert!(config::restart_required(&old, &old).is_empty());
+}
