@@ -110,7 +110,15 @@ struct Opened {
 
 /// Serves one connection over `sink` (to the client) and `stream` (from
 /// it). The connection slot is released when this returns.
-pub async fn run<W, R>(mut sink: W, mut stream: R, connection: Connection)
+///
+/// This future is most of an idle connection's memory (issue 13), so it
+/// is kept small: `connection` comes boxed (an async fn keeps its
+/// arguments for as long as it runs, beside what is moved out of them),
+/// the reader and the writer are pinned where they are built (binding
+/// then `tokio::pin!` stores a future twice), and what only the start or
+/// the end of a session uses (authentication, a refusal, `finish`) is
+/// boxed while it runs.
+pub async fn run<W, R>(mut sink: W, mut stream: R, connection: Box<Connection>)
 where
     W: Sink<Message> + Unpin + Send + 'static,
     W::Error: Send,
@@ -123,12 +131,12 @@ where
         remote,
         slot,
         dialect,
-    } = connection;
+    } = *connection;
     // Boxed, with the credentials moved in: a bootstrap request's future
     // and the client's headers are freed once the client is known, instead
     // of taking room in the task for as long as the connection lasts.
     let Some((principal, allowed)) = Box::pin(authenticate(&state, creds, remote)).await else {
-        refuse(&mut sink, dialect).await;
+        Box::pin(refuse(&mut sink, dialect)).await;
         return;
     };
     let Opened {
@@ -143,8 +151,7 @@ where
     // its own: an idle connection then costs one task, not two (issue 13).
     // It is polled whenever the task wakes, so it drains the outbox while
     // the reader waits for a frame, paces replies, or is finishing.
-    let writer = maybe_done(write_loop(sink, preamble, rx, stop_rx));
-    tokio::pin!(writer);
+    let mut writer = std::pin::pin!(maybe_done(write_loop(sink, preamble, rx, stop_rx)));
     if !resumed {
         let user = &session.principal.user;
         let outbox = session.outbox.clone();
@@ -157,8 +164,7 @@ where
         resumed, protocol = dialect.name(), "websocket session opened"
     );
     let end = {
-        let serve = serve(&mut session, &mut stream);
-        tokio::pin!(serve);
+        let mut serve = std::pin::pin!(serve(&mut session, &mut stream));
         std::future::poll_fn(|cx| {
             // The writer ends only when told to (or when its outbox does):
             // until `finish` takes it, its result waits in `writer`.
@@ -171,7 +177,7 @@ where
         task: writer,
         stop: stop_tx,
     };
-    finish(session, end, writer, slot, token).await;
+    Box::pin(finish(session, end, writer, slot, token)).await;
 }
 
 /// Who the client is and which rooms it may use; `None` refuses it.
@@ -337,8 +343,10 @@ where
             .as_mut()
             .reset(tokio::time::Instant::now() + idle);
         // Replies pace reading: the frame waits until its reply fits.
+        // Boxed: it runs only while a client outpaces its replies, and
+        // would otherwise take room in every idle session.
         if !outbox.replies_fit(reply_window, REPLY_WINDOW_BYTES)
-            && let Err(end) = pace_replies(&outbox, reply_window, &mut shutdown).await
+            && let Err(end) = Box::pin(pace_replies(&outbox, reply_window, &mut shutdown)).await
         {
             return match end {
                 End::Close(CLOSE_TOO_SLOW, reason) => too_slow(session, reason),
