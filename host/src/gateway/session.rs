@@ -99,10 +99,10 @@ pub struct Connection {
 }
 
 /// A session just opened, before its loop runs.
-struct Opened {
-    session: Session,
+pub(super) struct Opened {
+    pub(super) session: Session,
     rx: OutboxReceiver,
-    preamble: Vec<String>,
+    pub(super) preamble: Vec<String>,
     /// The resume token, for a dialect that resumes.
     token: Option<String>,
     resumed: bool,
@@ -212,7 +212,7 @@ async fn authenticate(
 /// Resumes the parked session named by `resume`, or starts a new one, and
 /// says what goes out before anything queued: the greeting, the offer, and
 /// how the resume went.
-fn open(
+pub(super) fn open(
     state: &Arc<AppState>,
     principal: Principal,
     allowed: Vec<Room>,
@@ -246,7 +246,7 @@ fn open(
             (state.sessions.next_id(), outbox, rx, None)
         }
     };
-    let session = Session::new(SessionParts {
+    let mut session = Session::new(SessionParts {
         id,
         principal,
         allowed,
@@ -260,6 +260,11 @@ fn open(
     // parked.
     let token = (dialect.resumes() && session.principal.resumable()).then(resume_token);
     let mut preamble = session.hello(token.as_deref());
+    // The rooms as JSON were for the greeting; `session.allowed` stands
+    // for them from now on. A copy per session (a map node per pattern,
+    // ~600 bytes) was the largest of an idle session's small allocations
+    // (issue 13).
+    session.principal.allowed_rooms = Vec::new();
     // One answer whatever the reason: a client must not learn that a token
     // it does not own is live.
     let how = match (complete, refused) {
@@ -399,7 +404,7 @@ fn recheck_token(session: &mut Session) -> Option<End> {
             tracing::info!(session = %name, user = %user, "closing a session whose token was removed from the config");
             Some(End::Close(CLOSE_UNAUTHORIZED, "token revoked"))
         }
-        Some(p) if p.user != *user || p.allowed_rooms != session.principal.allowed_rooms => {
+        Some(p) if p.user != *user || !same_rooms(&p.allowed_rooms, &session.allowed) => {
             tracing::info!(session = %name, user = %user, "closing a session whose token now stands for another user or other rooms");
             Some(End::Close(CLOSE_UNAUTHORIZED, "token changed"))
         }
@@ -411,6 +416,16 @@ fn recheck_token(session: &mut Session) -> Option<End> {
         }
         Some(_) => None,
     }
+}
+
+/// Whether the room patterns `patterns` (a token's, from the config)
+/// are the ones `allowed` was parsed from: same rooms, same order.
+pub(super) fn same_rooms(patterns: &[serde_json::Value], allowed: &[Room]) -> bool {
+    patterns.len() == allowed.len()
+        && patterns
+            .iter()
+            .zip(allowed)
+            .all(|(pattern, room)| Room::parse(pattern).is_ok_and(|p| p == *room))
 }
 
 /// Counts and logs a client closed for not reading.

@@ -442,3 +442,42 @@ async fn the_session_future_stays_small() {
         "the session future grew to {size} bytes, paid by every idle connection"
     );
 }
+
+/// A session greets the client with its rooms, then keeps them parsed
+/// only: not also as the principal's JSON, a copy per idle connection.
+#[tokio::test]
+async fn an_open_session_keeps_its_rooms_parsed_only() {
+    let (host, _dir) = host("").await;
+    let state = &host.state;
+    let auth = state.auth.load_full();
+    let principal = auth
+        .authenticate(&Credentials::bearer("alice"))
+        .await
+        .unwrap();
+    let allowed = principal
+        .allowed_rooms
+        .iter()
+        .map(|r| Room::parse(r).unwrap())
+        .collect();
+    let opened = super::session::open(state, principal, allowed, None, &Extended);
+    assert!(opened.session.principal.allowed_rooms.is_empty());
+    assert_eq!(opened.session.allowed.len(), 1);
+    let hello: Value = serde_json::from_str(&opened.preamble[0]).unwrap();
+    assert_eq!(hello["allowed_rooms"], json!([room("*")]), "{hello}");
+}
+
+/// A reloaded token keeps its sessions only while its rooms are the ones
+/// they were opened with (the session compares against its parsed copy).
+#[test]
+fn a_token_keeps_its_sessions_only_with_the_same_rooms() {
+    use super::session::same_rooms;
+    let allowed: Vec<Room> = [room("*"), room("2")]
+        .iter()
+        .map(|r| Room::parse(r).unwrap())
+        .collect();
+    assert!(same_rooms(&[room("*"), room("2")], &allowed));
+    assert!(!same_rooms(&[room("*"), room("3")], &allowed));
+    assert!(!same_rooms(&[room("2"), room("*")], &allowed));
+    assert!(!same_rooms(&[room("*")], &allowed));
+    assert!(!same_rooms(&[room("*"), json!("2")], &allowed));
+}
