@@ -180,12 +180,14 @@ where
     Box::pin(finish(session, end, writer, slot, token)).await;
 }
 
-/// Who the client is and which rooms it may use; `None` refuses it.
-async fn authenticate(
+/// Who the client is and which rooms it may use; `None` refuses it. A
+/// static token's rooms were parsed when the config was loaded and are
+/// shared by its sessions; a JWT's or a bootstrap reply's are parsed here.
+pub(super) async fn authenticate(
     state: &AppState,
     creds: Credentials,
     remote: Option<SocketAddr>,
-) -> Option<(Principal, Vec<Room>)> {
+) -> Option<(Principal, Arc<[Room]>)> {
     let authenticator = state.auth.load_full();
     let principal = match authenticator.authenticate(&creds).await {
         Ok(principal) => principal,
@@ -194,8 +196,13 @@ async fn authenticate(
             return None;
         }
     };
+    if let Source::Static { token_digest } = &principal.source
+        && let Some(rooms) = authenticator.static_rooms(token_digest)
+    {
+        return Some((principal, rooms));
+    }
     // high-templar: unparsable allowed rooms → unauthorized.
-    let allowed: Result<Vec<Room>, String> = principal
+    let allowed: Result<Arc<[Room]>, String> = principal
         .allowed_rooms
         .iter()
         .map(|r| Room::parse(r).map_err(|e| format!("{r}: {e}")))
@@ -215,7 +222,7 @@ async fn authenticate(
 pub(super) fn open(
     state: &Arc<AppState>,
     principal: Principal,
-    allowed: Vec<Room>,
+    allowed: Arc<[Room]>,
     resume: Option<&str>,
     dialect: &'static dyn Dialect,
 ) -> Opened {

@@ -481,3 +481,21 @@ fn a_token_keeps_its_sessions_only_with_the_same_rooms() {
     assert!(!same_rooms(&[room("*")], &allowed));
     assert!(!same_rooms(&[room("*"), json!("2")], &allowed));
 }
+
+/// A static token's rooms are parsed once, when the config is loaded, and
+/// shared by its sessions rather than parsed again for each (issue 13).
+#[tokio::test]
+async fn sessions_of_a_static_token_share_its_parsed_rooms() {
+    let (host, _dir) = host("").await;
+    let state = &host.state;
+    let open = || super::session::authenticate(state, Credentials::bearer("alice"), None);
+    let (first, rooms) = open().await.unwrap();
+    let (_, again) = open().await.unwrap();
+    assert!(Arc::ptr_eq(&rooms, &again), "parsed once per token");
+    let parsed: Vec<Room> = first
+        .allowed_rooms
+        .iter()
+        .map(|r| Room::parse(r).unwrap())
+        .collect();
+    assert_eq!(*rooms, *parsed);
+}
