@@ -86,6 +86,13 @@ impl Authenticator {
         self.tokens.by_digest(digest).cloned()
     }
 
+    /// The allowed rooms of the static token with SHA-256 `digest`,
+    /// parsed once for all its sessions; `None` if it is gone or one of
+    /// its rooms does not parse.
+    pub fn static_rooms(&self, digest: &[u8; 32]) -> Option<std::sync::Arc<[crate::rooms::Room]>> {
+        self.tokens.rooms(digest)
+    }
+
     async fn authenticate_in_mode(&self, creds: &Credentials) -> Result<Principal, AuthError> {
         if let Some(token) = creds.token.as_deref() {
             if let Some(principal) = self.tokens.lookup(token) {

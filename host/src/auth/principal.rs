@@ -73,7 +73,9 @@ pub struct Principal {
     /// Role names, e.g. `["user"]` or `["admin"]`.
     pub roles: Vec<String>,
     /// Room patterns this client may subscribe to; each is a JSON object
-    /// (the auth modes refuse anything else).
+    /// (the auth modes refuse anything else). A websocket session empties
+    /// it once it has greeted the client and keeps the parsed rooms
+    /// instead (one copy less per idle connection).
     pub allowed_rooms: Vec<serde_json::Value>,
     /// Which mode vouched for it.
     pub source: Source,
