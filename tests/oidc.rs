@@ -215,14 +215,19 @@ async fn alg_none_and_hmac_with_the_public_key_are_refused_without_a_fetch() {
         );
     }
     // HS256 "signed" with the published public key as the secret, as an
-    // attacker who read the JWKS would.
-    for secret in [key.public.to_vec(), b64(&key.public).into_bytes()] {
+    // attacker who read the JWKS would; naming the key, no key, or a key
+    // the host does not have (which must not make it fetch either).
+    let secrets = [key.public.to_vec(), b64(&key.public).into_bytes()];
+    for (secret, kid) in secrets
+        .iter()
+        .flat_map(|s| [(s, Some("k1")), (s, None), (s, Some("made-up"))])
+    {
         let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256);
-        header.kid = Some("k1".into());
+        header.kid = kid.map(str::to_owned);
         let forged = jsonwebtoken::encode(
             &header,
             &claims,
-            &jsonwebtoken::EncodingKey::from_secret(&secret),
+            &jsonwebtoken::EncodingKey::from_secret(secret),
         )
         .unwrap();
         assert_eq!(
