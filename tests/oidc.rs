@@ -102,7 +102,12 @@ async fn an_oidc_token_opens_a_websocket_with_its_roles_and_rooms() {
     // A token of another audience gets the refusal frame.
     let mut other = issuer.claims("f81d4fae-7dec");
     other["aud"] = json!("another-client");
-    let mut c = Client::connect(&format!("ws://{}/ws/?token={}", host.addr, key.sign(&other))).await;
+    let mut c = Client::connect(&format!(
+        "ws://{}/ws/?token={}",
+        host.addr,
+        key.sign(&other)
+    ))
+    .await;
     assert_eq!(c.next().await, json!({"is_authorized": false}));
     host.stop().await;
 }
@@ -120,7 +125,12 @@ async fn a_session_ends_when_its_oidc_token_expires() {
     let host = TestHost::start_text(&ws, &text).await;
     let mut claims = issuer.claims("erin");
     claims["exp"] = json!(now() + 2);
-    let mut c = Client::connect(&format!("ws://{}/ws/?token={}", host.addr, key.sign(&claims))).await;
+    let mut c = Client::connect(&format!(
+        "ws://{}/ws/?token={}",
+        host.addr,
+        key.sign(&claims)
+    ))
+    .await;
     assert_eq!(c.next().await["is_authorized"], true);
     assert_eq!(c.close_code().await, Some(4001), "closed as token expired");
     host.stop().await;
@@ -143,8 +153,13 @@ async fn rotated_keys_old_tokens_fail_new_ones_work() {
     let new = EdKey::generate("new");
     issuer.set_keys(vec![new.clone()]);
     let fetches = issuer.jwks_requests();
-    let p = check(&auth, &new.sign(&issuer.claims("bob"))).await.unwrap();
-    assert_eq!(p.user, "oidc:bob", "the unknown kid made the host fetch again");
+    let p = check(&auth, &new.sign(&issuer.claims("bob")))
+        .await
+        .unwrap();
+    assert_eq!(
+        p.user, "oidc:bob",
+        "the unknown kid made the host fetch again"
+    );
     assert_eq!(issuer.jwks_requests(), fetches + 1);
     assert!(matches!(
         refusal(&auth, &old_token).await,
@@ -165,7 +180,10 @@ async fn expired_foreign_and_forged_tokens_are_refused() {
     assert_eq!(refusal(&auth, &key.sign(&expired)).await, JwtError::Expired);
     let mut early = claims.clone();
     early["nbf"] = json!(now() + 600);
-    assert_eq!(refusal(&auth, &key.sign(&early)).await, JwtError::NotYetValid);
+    assert_eq!(
+        refusal(&auth, &key.sign(&early)).await,
+        JwtError::NotYetValid
+    );
     let mut no_exp = claims.clone();
     no_exp.as_object_mut().unwrap().remove("exp");
     assert_eq!(
@@ -303,7 +321,8 @@ async fn the_host_starts_while_the_issuer_is_down_and_uses_it_once_up() {
     let mut alice = Client::connect(&format!("ws://{}/ws/?token=alice-token", host.addr)).await;
     assert_eq!(alice.next().await["is_authorized"], true);
     let key = EdKey::generate("k1");
-    let claims = json!({"iss": issuer_url(addr), "aud": "modhost", "sub": "carol", "exp": now() + 3600});
+    let claims =
+        json!({"iss": issuer_url(addr), "aud": "modhost", "sub": "carol", "exp": now() + 3600});
     let token = key.sign(&claims);
     match check(&host.state.auth.load(), &token).await {
         Err(AuthError::OidcUnavailable(reason)) => {
@@ -345,7 +364,10 @@ async fn an_issuer_that_answers_with_too_much_too_slowly_or_for_another_is_not_u
     for (mode, expect) in [
         (Mode::Huge, "body over 4096 bytes"),
         (Mode::Slow, "no complete answer within 500 ms"),
-        (Mode::OtherIssuer, "names issuer \"http://evil.example/realms/test\""),
+        (
+            Mode::OtherIssuer,
+            "names issuer \"http://evil.example/realms/test\"",
+        ),
     ] {
         issuer.set_mode(mode);
         let mut cfg = config(&issuer.url());

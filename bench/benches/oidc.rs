@@ -77,7 +77,9 @@ fn bench(c: &mut Criterion) {
         })
         .unwrap()
     });
-    let header = b64(json!({"alg": "EdDSA", "typ": "JWT", "kid": "k1"}).to_string().as_bytes());
+    let header = b64(json!({"alg": "EdDSA", "typ": "JWT", "kid": "k1"})
+        .to_string()
+        .as_bytes());
     let exp = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()

@@ -80,7 +80,10 @@ impl Authenticator {
 
     /// Whether at least one mode is configured.
     pub fn any_mode(&self) -> bool {
-        self.tokens.len() > 0 || self.jwt.is_some() || self.oidc.is_some() || self.bootstrap.is_some()
+        self.tokens.len() > 0
+            || self.jwt.is_some()
+            || self.oidc.is_some()
+            || self.bootstrap.is_some()
     }
 
     /// Decide who `creds` belongs to.

@@ -134,9 +134,10 @@ impl Oidc {
             state: Mutex::new(FetchState::default()),
             fetching: tokio::sync::Mutex::new(()),
         });
-        let refresher = tokio::runtime::Handle::try_current()
-            .ok()
-            .map(|rt| rt.spawn(refresh_loop(Arc::downgrade(&inner))).abort_handle());
+        let refresher = tokio::runtime::Handle::try_current().ok().map(|rt| {
+            rt.spawn(refresh_loop(Arc::downgrade(&inner)))
+                .abort_handle()
+        });
         Ok(Oidc { inner, refresher })
     }
 
@@ -159,7 +160,9 @@ impl Oidc {
         let mut keys = inner.keys.load_full();
         if keys.is_none() && inner.may_fetch_on_demand() {
             // The result is read from `keys`; a failure is logged by `refresh`.
-            let _ = inner.refresh("a token arrived before any key was known").await;
+            let _ = inner
+                .refresh("a token arrived before any key was known")
+                .await;
             keys = inner.keys.load_full();
         }
         let Some(mut keys) = keys else {

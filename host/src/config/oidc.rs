@@ -119,8 +119,7 @@ pub(super) fn validate_oidc(raw: RawOidc, path: &KeyPath) -> Result<OidcConfig, 
     )?;
     let max_response_bytes = bounded(
         &path.key("max_response_bytes"),
-        raw.max_response_bytes
-            .unwrap_or(DEFAULT_MAX_RESPONSE_BYTES),
+        raw.max_response_bytes.unwrap_or(DEFAULT_MAX_RESPONSE_BYTES),
         1024,
         16 * 1024 * 1024,
         "largest discovery document or JWKS read, in bytes, 1024 to 16 MiB (default 262144)",
