@@ -168,6 +168,36 @@ async fn rotated_keys_old_tokens_fail_new_ones_work() {
 }
 
 #[tokio::test]
+async fn keys_are_fetched_again_every_refresh_period_without_any_token() {
+    let old = EdKey::generate("old");
+    let issuer = Issuer::start(vec![old.clone()]).await;
+    let mut cfg = config(&issuer.url());
+    // The shortest period allowed; no token may cause a fetch.
+    cfg.refresh = Duration::from_secs(10);
+    let auth = authenticator(cfg);
+    wait_for_keys(&auth, &old, &issuer).await;
+    // Use up the one on-demand fetch the hour-long rate limit allows (if
+    // waiting for the keys did not already), so only the period can fetch.
+    refusal(&auth, &old.sign_as("made-up", &issuer.claims("dora"))).await;
+    let new = EdKey::generate("new");
+    issuer.set_keys(vec![new.clone()]);
+    let token = new.sign(&issuer.claims("dora"));
+    assert!(matches!(
+        refusal(&auth, &token).await,
+        JwtError::UnknownKid { .. }
+    ));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while check(&auth, &token).await.is_err() {
+        assert!(Instant::now() < deadline, "the new key was never fetched");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(matches!(
+        refusal(&auth, &old.sign(&issuer.claims("dora"))).await,
+        JwtError::UnknownKid { .. }
+    ));
+}
+
+#[tokio::test]
 async fn expired_foreign_and_forged_tokens_are_refused() {
     let key = EdKey::generate("k1");
     let issuer = Issuer::start(vec![key.clone()]).await;
