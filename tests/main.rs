@@ -31,6 +31,8 @@
 //! - `external_calls`: external modules as broker endpoints: calls, streams,
 //!   publishes, module-to-module, disconnects, grace, load (issue 14 item 4)
 //! - `external_python`: `examples/python-module` against a real host
+//! - `oidc`: `[auth.oidc]` against `oidc_issuer`, a local OpenID Connect
+//!   issuer: tokens, key rotation, refusals, an issuer down, huge or slow
 
 // Items shared between test files are `pub`; a test binary exports nothing.
 #![allow(unreachable_pub)]
@@ -51,6 +53,8 @@ mod hostile;
 mod inline_calls;
 mod legacy;
 mod modules;
+mod oidc;
+mod oidc_issuer;
 mod reload;
 mod security_fanout;
 mod security_files;

@@ -6,6 +6,7 @@ use super::{
     AuthError, AuthSetupError, Credentials, Principal,
     bootstrap::Bootstrap,
     jwt::{self, JwtVerifier},
+    oidc::{self, Oidc},
     tokens::StaticTokens,
 };
 use crate::config::AuthConfig;
@@ -19,8 +20,10 @@ use crate::config::AuthConfig;
 /// # Order
 /// 1. Static tokens: a token equal to a `[[auth.tokens]]` entry.
 /// 2. JWT: a token shaped like a JWT (three dot-separated parts), when
-///    `[auth.jwt]` is configured. It decides: an invalid JWT is refused, not
-///    passed on to the bootstrap URL.
+///    `[auth.jwt]` or `[auth.oidc]` is configured. It decides: an invalid JWT
+///    is refused, not passed on to the bootstrap URL. With both configured,
+///    a token whose (unverified) `iss` is the OIDC issuer goes to
+///    `[auth.oidc]`, any other to `[auth.jwt]`; each then checks it fully.
 /// 3. Bootstrap: when `[auth.bootstrap]` is configured, every client the
 ///    first two did not decide on, *with or without a token*: the backend may
 ///    know the client from its session cookie alone.
@@ -31,6 +34,7 @@ use crate::config::AuthConfig;
 pub struct Authenticator {
     tokens: StaticTokens,
     jwt: Option<JwtVerifier>,
+    oidc: Option<Oidc>,
     bootstrap: Option<Bootstrap>,
 }
 
@@ -39,6 +43,7 @@ impl fmt::Debug for Authenticator {
         f.debug_struct("Authenticator")
             .field("static_tokens", &self.tokens.len())
             .field("jwt", &self.jwt)
+            .field("oidc", &self.oidc)
             .field("bootstrap", &self.bootstrap)
             .finish()
     }
@@ -47,14 +52,24 @@ impl fmt::Debug for Authenticator {
 impl Authenticator {
     /// Build the modes `config` asks for. Fails on an unreadable JWKS file,
     /// one without a usable key, an empty secret or token, or a bootstrap
-    /// URL this build cannot call.
+    /// URL or OIDC issuer this build cannot call. Never waits for the OIDC
+    /// issuer: its keys are fetched in the background (inside a Tokio
+    /// runtime; outside one, by the first token that needs them).
     pub fn new(config: &AuthConfig) -> Result<Authenticator, AuthSetupError> {
         let tokens = StaticTokens::new(&config.tokens)?;
         let jwt = config.jwt.as_ref().map(JwtVerifier::new).transpose()?;
+        // Without a rooms claim, an OIDC user's rooms come from its roles:
+        // the `[[auth.roles]]` table goes in place of `no_rooms()`.
+        let oidc = config
+            .oidc
+            .as_ref()
+            .map(|cfg| Oidc::new(cfg, oidc::no_rooms()))
+            .transpose()?;
         let bootstrap = config.bootstrap.as_ref().map(Bootstrap::new).transpose()?;
         let auth = Authenticator {
             tokens,
             jwt,
+            oidc,
             bootstrap,
         };
         if !auth.any_mode() {
@@ -65,7 +80,10 @@ impl Authenticator {
 
     /// Whether at least one mode is configured.
     pub fn any_mode(&self) -> bool {
-        self.tokens.len() > 0 || self.jwt.is_some() || self.bootstrap.is_some()
+        self.tokens.len() > 0
+            || self.jwt.is_some()
+            || self.oidc.is_some()
+            || self.bootstrap.is_some()
     }
 
     /// Decide who `creds` belongs to.
@@ -98,10 +116,15 @@ impl Authenticator {
             if let Some(principal) = self.tokens.lookup(token) {
                 return Ok(principal.clone());
             }
-            if let Some(jwt) = &self.jwt
-                && jwt::looks_like_jwt(token)
-            {
-                return jwt.verify(token).map_err(AuthError::JwtInvalid);
+            if jwt::looks_like_jwt(token) {
+                if let Some(oidc) = &self.oidc
+                    && (self.jwt.is_none() || oidc.claims_issuer(token))
+                {
+                    return oidc.verify(token).await;
+                }
+                if let Some(jwt) = &self.jwt {
+                    return jwt.verify(token).map_err(AuthError::JwtInvalid);
+                }
             }
         }
         if let Some(bootstrap) = &self.bootstrap {

@@ -28,6 +28,7 @@ keyed! {
         pub(super) bootstrap: Option<RawBootstrap>,
         /// Shorthand for `[auth.bootstrap] url = ...`.
         pub(super) bootstrap_url: Option<String>,
+        pub(super) oidc: Option<super::oidc::RawOidc>,
     }
 }
 
@@ -134,10 +135,15 @@ pub(super) fn validate_auth(raw: RawAuth, base: &Path) -> Result<AuthConfig, Pro
         }),
         (None, None) => None,
     };
+    let oidc = raw
+        .oidc
+        .map(|o| super::oidc::validate_oidc(o, &table.key("oidc")))
+        .transpose()?;
     Ok(AuthConfig {
         tokens,
         jwt,
         bootstrap,
+        oidc,
     })
 }
 

@@ -298,12 +298,12 @@ where
     let mut shutdown = state.shutdown.clone();
     let mut config_changes = state.config_applied.subscribe();
     config_changes.mark_unchanged();
-    // Boxed, and only for a JWT's session: the timer would otherwise take
+    // Boxed, and only for a JWT or OIDC session: the timer would otherwise take
     // room in every session's task, most of which never expire.
-    let mut expiry = match &session.principal.source {
-        Source::Jwt { expires } => Some(Box::pin(credential_expiry(*expires))),
-        _ => None,
-    };
+    let mut expiry = session
+        .principal
+        .expires()
+        .map(|expires| Box::pin(credential_expiry(expires)));
     let idle = state.config.load().server.idle_timeout;
     let idle_timer = tokio::time::sleep(idle);
     tokio::pin!(idle_timer);

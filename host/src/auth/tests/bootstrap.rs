@@ -392,6 +392,7 @@ async fn earlier_modes_decide_before_bootstrap() {
             format!("http://{}/ok/", backend.addr),
             Duration::from_secs(5),
         )),
+        ..AuthConfig::default()
     })
     .unwrap();
 
