@@ -144,7 +144,7 @@ def main(path):
             f"| `echo` calls/s, 16 websockets, 1 in flight each | {median(rate) / 1000:.1f}k/s"
             f"{spread(rate, lambda v: f'{v / 1000:.1f}k')}, {cpu:.1f} µs CPU/call | — | — | — | — | {load_range(sixteen)} |"
         )
-    divide = [r for r in pick(runs, scenario="rpc", target="modhost", conns=1, depth=1) if "divide" in r.get("call", "")]
+    divide = pick(runs, scenario="rpc", target="modhost", conns=1, depth=1, call="divide.divide")
     mess = pick(runs, scenario="rpc", target="messidge")
     if divide and mess:
         d, m = median([r["calls_per_s"] for r in divide]), median([r["calls_per_s"] for r in mess])
@@ -152,6 +152,15 @@ def main(path):
         lines.append(
             f"| `divide`, 1 connection, 1 call in flight: calls/s, p50 | {d / 1000:.1f}k/s, p50 {dp:.1f} µs | — | — | "
             f"{m / 1000:.2f}k/s, p50 {mp:.1f} µs | {d / m:.1f}× messidge's rate | {load_range(divide + mess)} |"
+        )
+    external = pick(runs, scenario="rpc", target="modhost", conns=1, depth=1, call="pymod.divide")
+    if divide and external:
+        d, x = median([r["calls_per_s"] for r in divide]), median([r["calls_per_s"] for r in external])
+        dp, xp = median([r["latency"]["p50_us"] for r in divide]), median([r["latency"]["p50_us"] for r in external])
+        lines.append(
+            f"| `divide` served by the Python external module (examples/python-module) vs in-process | "
+            f"external {x / 1000:.2f}k/s, p50 {xp:.1f} µs; in-process {d / 1000:.1f}k/s, p50 {dp:.1f} µs | — | — | — | "
+            f"external {x / d:.2f}× the in-process rate | {load_range(divide + external)} |"
         )
     print("\n".join(lines))
 

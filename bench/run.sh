@@ -33,7 +33,9 @@ LOAD_CPU=${LOAD_CPU:-1}
 REL=$ROOT/target/release
 # The peers' Python packages (socketify, messidge) live here; ignored by git.
 VENV=$ROOT/bench/.venv
-SERVERS="modhost node uws messidge-broker messidge-node"
+SERVERS="modhost node uws messidge-broker messidge-node pymod"
+# examples/python-module's packages, where .ci/run puts them too.
+PYMOD_VENV=$ROOT/target/python-module/venv
 
 pid_of() { cat "$DIR/$1.pid" 2>/dev/null || true; }
 
@@ -54,6 +56,9 @@ install_peers() {
     [ "$(id -u)" = 0 ] || sudo=sudo
     $sudo apt-get install -y libuv1 || { $sudo apt-get update && $sudo apt-get install -y libuv1; }
   fi
+  [ -x "$PYMOD_VENV/bin/python" ] || python3 -m venv "$PYMOD_VENV"
+  "$PYMOD_VENV/bin/python" -c 'import websockets, nacl' 2>/dev/null ||
+    "$PYMOD_VENV/bin/pip" install --quiet -r "$ROOT/examples/python-module/requirements.txt"
   [ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
   "$VENV/bin/python" -c 'import socketify, messidge' 2>/dev/null ||
     "$VENV/bin/pip" install --quiet -r "$ROOT/bench/requirements-peers.txt"
@@ -76,6 +81,8 @@ start() {
   for m in echo divide; do
     [ -f "$DIR/keys/$m.key" ] || "$REL/modhost" keygen $m --out "$DIR/keys" --verify-keys "$DIR/verify"
   done
+  [ -f "$DIR/keys/pymod.key" ] ||
+    "$PYMOD_VENV/bin/python" "$ROOT/examples/python-module/module.py" keygen pymod --out "$DIR/keys" --verify-keys "$DIR/verify"
   "$VENV/bin/python" "$ROOT/bench/baseline-messidge/messidge_bench.py" setup "$DIR/messidge"
   cat >"$DIR/config.toml" <<EOF
 [server]
@@ -106,6 +113,10 @@ max_calls_in_flight = 1024
 [diagnostics]
 # The websocket round trip without a module (rpc --raw-echo /echo).
 ws_echo_path = "/echo"
+
+[external]
+# examples/python-module connects here as "pymod" (bench/run.sh launch).
+enabled = true
 
 [modules]
 dir = "plugins"
@@ -145,6 +156,10 @@ launch() {
   (exec taskset -c "$SERVER_CPU" "${mb[@]}" node "$DIR/messidge") </dev/null >"$DIR/messidge-node.log" 2>&1 &
   echo $! >"$DIR/messidge-node.pid"
   wait_health "$HOST_PORT"
+  # The Python external module, beside the host on its core.
+  (exec taskset -c "$SERVER_CPU" "$PYMOD_VENV/bin/python" "$ROOT/examples/python-module/module.py" run \
+    "ws://127.0.0.1:$HOST_PORT/module" pymod --key "$DIR/keys/pymod.key") </dev/null >"$DIR/pymod.log" 2>&1 &
+  echo $! >"$DIR/pymod.pid"
   wait_health "$NODE_PORT"
   wait_health "$UWS_PORT"
   echo "modhost pid $(pid_of modhost) on :$HOST_PORT, node pid $(pid_of node) on :$NODE_PORT," \
@@ -215,6 +230,14 @@ suite() {
     load "$H" rpc --conns 1 --depth 1 --secs 5 --module divide --command divide \
       --params '{"dividend":7.0,"divisor":2.0}'
     messidge_load --secs 5
+  done
+  # The same divide served by the Python external module
+  # (examples/python-module), alternately with the in-process one.
+  for _ in 1 2 3; do
+    load "$H" rpc --conns 1 --depth 1 --secs 5 --module divide --command divide \
+      --params '{"dividend":7.0,"divisor":2.0}'
+    load "$H" rpc --conns 1 --depth 1 --secs 5 --module pymod --command divide \
+      --params '{"dividend":7.0,"divisor":2.0}'
   done
   # 10,000 and 19,000 idle connections, each subscribed to a room of its
   # own, modhost, node and uws, each on a freshly started server: memory

@@ -50,6 +50,11 @@ impl Drop for Running {
 #[tokio::test]
 async fn the_python_example_serves_streams_publishes_and_calls_through_a_real_host() {
     let Some(python) = python() else {
+        // CI installs it (.ci/run): there a missing interpreter is a failure.
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "no Python with websockets and PyNaCl, and CI is set: .ci/run should have installed them"
+        );
         eprintln!(
             "skipped: no Python with websockets and PyNaCl (run .ci/run, or set MODHOST_PYTHON_MODULE)"
         );

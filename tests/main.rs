@@ -35,6 +35,8 @@
 //!   tokens and `[[auth.roles]]` rooms on `/ws/` (issue 15 items 3 and 4)
 //! - `accounts_cli`: `modhost user …` and `run --create-admin`; passwords
 //!   never in argv, `ps` or the log (issue 15 item 2)
+//! - `oidc`: `[auth.oidc]` against `oidc_issuer`, a local OpenID Connect
+//!   issuer: tokens, key rotation, refusals, an issuer down, huge or slow
 
 // Items shared between test files are `pub`; a test binary exports nothing.
 #![allow(unreachable_pub)]
@@ -57,6 +59,8 @@ mod hostile;
 mod inline_calls;
 mod legacy;
 mod modules;
+mod oidc;
+mod oidc_issuer;
 mod reload;
 mod security_fanout;
 mod security_files;

@@ -7,6 +7,7 @@ use super::{
     AuthError, AuthSetupError, Credentials, Principal,
     bootstrap::Bootstrap,
     jwt::{self, JwtVerifier},
+    oidc::{self, Oidc},
     tokens::StaticTokens,
 };
 use crate::{
@@ -26,8 +27,10 @@ use crate::{
 ///    the host keeps accounts, [`Authenticator::with_accounts`]). It
 ///    decides, as `[auth.jwt]` does.
 /// 3. JWT: a token shaped like a JWT (three dot-separated parts), when
-///    `[auth.jwt]` is configured. It decides: an invalid JWT is refused, not
-///    passed on to the bootstrap URL.
+///    `[auth.jwt]` or `[auth.oidc]` is configured. It decides: an invalid JWT
+///    is refused, not passed on to the bootstrap URL. With both configured,
+///    a token whose (unverified) `iss` is the OIDC issuer goes to
+///    `[auth.oidc]`, any other to `[auth.jwt]`; each then checks it fully.
 /// 4. Bootstrap: when `[auth.bootstrap]` is configured, every client the
 ///    first two did not decide on, *with or without a token*: the backend may
 ///    know the client from its session cookie alone.
@@ -38,6 +41,7 @@ use crate::{
 pub struct Authenticator {
     tokens: StaticTokens,
     jwt: Option<JwtVerifier>,
+    oidc: Option<Oidc>,
     bootstrap: Option<Bootstrap>,
     accounts: Option<Arc<Accounts>>,
     roles: Vec<RoleRooms>,
@@ -48,6 +52,7 @@ impl fmt::Debug for Authenticator {
         f.debug_struct("Authenticator")
             .field("static_tokens", &self.tokens.len())
             .field("jwt", &self.jwt)
+            .field("oidc", &self.oidc)
             .field("bootstrap", &self.bootstrap)
             .field("accounts", &self.accounts.is_some())
             .field("roles", &self.roles.len())
@@ -58,14 +63,28 @@ impl fmt::Debug for Authenticator {
 impl Authenticator {
     /// Build the modes `config` asks for. Fails on an unreadable JWKS file,
     /// one without a usable key, an empty secret or token, or a bootstrap
-    /// URL this build cannot call.
+    /// URL or OIDC issuer this build cannot call. Never waits for the OIDC
+    /// issuer: its keys are fetched in the background (inside a Tokio
+    /// runtime; outside one, by the first token that needs them).
     pub fn new(config: &AuthConfig) -> Result<Authenticator, AuthSetupError> {
         let tokens = StaticTokens::new(&config.tokens)?;
         let jwt = config.jwt.as_ref().map(JwtVerifier::new).transpose()?;
+        // Without a rooms claim, an OIDC user's rooms come from its roles
+        // through `[[auth.roles]]`, as an account's do.
+        let table = config.roles.clone();
+        let rooms_for_roles: oidc::RoomsForRoles = Arc::new(move |roles: &[String], user: &str| {
+            super::roles::rooms_for(&table, user, roles)
+        });
+        let oidc = config
+            .oidc
+            .as_ref()
+            .map(|cfg| Oidc::new(cfg, rooms_for_roles))
+            .transpose()?;
         let bootstrap = config.bootstrap.as_ref().map(Bootstrap::new).transpose()?;
         Ok(Authenticator {
             tokens,
             jwt,
+            oidc,
             bootstrap,
             accounts: None,
             roles: config.roles.clone(),
@@ -89,6 +108,7 @@ impl Authenticator {
     pub fn any_mode(&self) -> bool {
         self.tokens.len() > 0
             || self.jwt.is_some()
+            || self.oidc.is_some()
             || self.bootstrap.is_some()
             || self.accounts.is_some()
     }
@@ -111,6 +131,13 @@ impl Authenticator {
         self.tokens.by_digest(digest).cloned()
     }
 
+    /// The allowed rooms of the static token with SHA-256 `digest`,
+    /// parsed once for all its sessions; `None` if it is gone or one of
+    /// its rooms does not parse.
+    pub fn static_rooms(&self, digest: &[u8; 32]) -> Option<std::sync::Arc<[crate::rooms::Room]>> {
+        self.tokens.rooms(digest)
+    }
+
     async fn authenticate_in_mode(&self, creds: &Credentials) -> Result<Principal, AuthError> {
         if let Some(token) = creds.token.as_deref() {
             if let Some(principal) = self.tokens.lookup(token) {
@@ -122,10 +149,15 @@ impl Authenticator {
             {
                 return self.account_principal(accounts, token);
             }
-            if let Some(jwt) = &self.jwt
-                && jwt::looks_like_jwt(token)
-            {
-                return jwt.verify(token).map_err(AuthError::JwtInvalid);
+            if jwt::looks_like_jwt(token) {
+                if let Some(oidc) = &self.oidc
+                    && (self.jwt.is_none() || oidc.claims_issuer(token))
+                {
+                    return oidc.verify(token).await;
+                }
+                if let Some(jwt) = &self.jwt {
+                    return jwt.verify(token).map_err(AuthError::JwtInvalid);
+                }
             }
         }
         if let Some(bootstrap) = &self.bootstrap {

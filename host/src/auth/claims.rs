@@ -34,7 +34,12 @@ pub(crate) fn user_at(root: &Value, path: &str) -> Option<String> {
 /// single string as one role, and nothing for a missing claim or any other
 /// type. Being lenient here can only take privileges away.
 pub(crate) fn roles_at(root: &Value, path: &str) -> Vec<String> {
-    match lookup_path(root, path) {
+    roles_in(lookup_path(root, path))
+}
+
+/// Roles from a claim's value, by [`roles_at`]'s rules.
+pub(crate) fn roles_in(value: Option<&Value>) -> Vec<String> {
+    match value {
         Some(Value::Array(items)) => items
             .iter()
             .filter_map(|v| v.as_str().map(str::to_owned))

@@ -24,6 +24,14 @@ pub enum AuthError {
     /// The token looks like a JWT and JWT auth is configured, but it failed.
     #[error("invalid JWT: {0}")]
     JwtInvalid(#[from] JwtError),
+    /// The token claims the `[auth.oidc]` issuer but failed its checks.
+    #[error("invalid OIDC token: {0}")]
+    OidcInvalid(JwtError),
+    /// The token claims the `[auth.oidc]` issuer, but none of its keys are
+    /// known yet: discovery or the JWKS fetch has not succeeded since the
+    /// host started (the reason says what failed last).
+    #[error("OIDC issuer's keys unavailable: {0}")]
+    OidcUnavailable(String),
     /// The bootstrap URL answered, with a status other than 200.
     #[error("bootstrap refused the client (HTTP {status})")]
     BootstrapRefused {
@@ -65,6 +73,7 @@ impl AuthError {
                 | AuthError::BootstrapTimeout
                 | AuthError::BootstrapBadReply(_)
                 | AuthError::NoRandomness(_)
+                | AuthError::OidcUnavailable(_)
         )
     }
 }
@@ -192,6 +201,17 @@ pub enum AuthSetupError {
         /// What is wrong with it.
         reason: String,
     },
+    /// `[auth.oidc] issuer` cannot be used by this build.
+    #[error("[auth.oidc] issuer {issuer:?}: {reason}")]
+    OidcIssuer {
+        /// The configured issuer.
+        issuer: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The HTTP client for the OIDC issuer could not be built.
+    #[error("[auth.oidc]: cannot build HTTP client: {0}")]
+    OidcClient(String),
     /// The HTTP client for the bootstrap URL could not be built.
     #[error("[auth.bootstrap]: cannot build HTTP client: {0}")]
     BootstrapClient(String),

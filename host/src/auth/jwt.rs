@@ -20,6 +20,9 @@
 //! an RSA public key as the HMAC secret is refused (`alg HS256 not accepted
 //! for this key`), and `alg: none` is refused before any key is looked at.
 //!
+//! Key parsing, key choice and the claims checks are shared with
+//! `[auth.oidc]` (`oidc.rs`), which gets its keys from its issuer instead.
+//!
 //! # Claims
 //! `exp` is required; `nbf` is checked when present; `iss` and `aud` are
 //! required and checked when `issuer`/`audience` are configured (and `aud`
@@ -85,8 +88,9 @@ pub(crate) struct JwtVerifier {
     rooms_claim: String,
 }
 
-/// One key and the single algorithm it verifies.
-struct VerifyKey {
+/// One key and the single algorithm it verifies (`[auth.oidc]` keeps its
+/// issuer's keys as these too).
+pub(super) struct VerifyKey {
     /// The JWKS `kid`; `None` for the HS256 secret and for JWKS keys without one.
     kid: Option<String>,
     /// `true` for `[auth.jwt] secret`.
@@ -151,29 +155,17 @@ impl JwtVerifier {
     /// Verify `token` and read the principal from its claims.
     pub(crate) fn verify(&self, token: &str) -> Result<Principal, JwtError> {
         let (alg, kid) = peek_header(token)?;
-        let key = self.select_key(kid.as_deref(), alg)?;
+        let key = select_key(&self.keys, kid.as_deref(), alg)?;
 
-        // The accepted algorithm comes from the key, never from the token.
-        let mut validation = Validation::new(key.alg);
-        validation.leeway = self.leeway_secs;
-        validation.validate_nbf = true;
-        validation.validate_exp = true;
-        let mut required = vec!["exp"];
-        if let Some(issuer) = &self.issuer {
-            validation.set_issuer(&[issuer]);
-            required.push("iss");
-        }
-        if self.audience.is_empty() {
-            validation.validate_aud = false;
-        } else {
-            validation.set_audience(&self.audience);
-            required.push("aud");
-        }
-        validation.set_required_spec_claims(&required);
-
-        let data = jsonwebtoken::decode::<Value>(token, &key.key, &validation)
-            .map_err(|e| map_error(e.into_kind()))?;
-        let claims = data.claims;
+        let claims = decode_claims(
+            token,
+            key,
+            &ClaimChecks {
+                issuer: self.issuer.as_deref(),
+                audience: &self.audience,
+                leeway_secs: self.leeway_secs,
+            },
+        )?;
 
         let user = claims::user_at(&claims, &self.user_claim)
             .ok_or_else(|| JwtError::MissingUserClaim(self.user_claim.clone()))?;
@@ -189,48 +181,91 @@ impl JwtVerifier {
             },
         })
     }
+}
 
-    /// Pick the key for a token (see the module docs).
-    fn select_key(&self, kid: Option<&str>, alg: Algorithm) -> Result<&VerifyKey, JwtError> {
-        let alg_name = || format!("{alg:?}");
-        if let Some(kid) = kid {
-            let mut by_kid = self
-                .keys
-                .iter()
-                .filter(|k| k.kid.as_deref() == Some(kid))
-                .peekable();
-            if by_kid.peek().is_some() {
-                return by_kid
-                    .find(|k| k.alg == alg)
-                    .ok_or_else(|| JwtError::AlgorithmNotAllowed { alg: alg_name() });
-            }
-            return self
-                .keys
-                .iter()
-                .find(|k| k.is_secret && k.alg == alg)
-                .ok_or_else(|| JwtError::UnknownKid {
-                    kid: Some(shown(kid)),
-                    alg: alg_name(),
-                });
+/// Pick the key of `keys` for a token with `kid` and `alg` (see the module
+/// docs); shared with `[auth.oidc]`, whose keys come from its issuer.
+pub(super) fn select_key<'k>(
+    keys: &'k [VerifyKey],
+    kid: Option<&str>,
+    alg: Algorithm,
+) -> Result<&'k VerifyKey, JwtError> {
+    let alg_name = || format!("{alg:?}");
+    if let Some(kid) = kid {
+        let mut by_kid = keys
+            .iter()
+            .filter(|k| k.kid.as_deref() == Some(kid))
+            .peekable();
+        if by_kid.peek().is_some() {
+            return by_kid
+                .find(|k| k.alg == alg)
+                .ok_or_else(|| JwtError::AlgorithmNotAllowed { alg: alg_name() });
         }
-        let mut matching = self.keys.iter().filter(|k| k.alg == alg);
-        match (matching.next(), matching.count()) {
-            (Some(key), 0) => Ok(key),
-            (Some(_), more) => Err(JwtError::AmbiguousKey {
+        return keys
+            .iter()
+            .find(|k| k.is_secret && k.alg == alg)
+            .ok_or_else(|| JwtError::UnknownKid {
+                kid: Some(shown(kid)),
                 alg: alg_name(),
-                count: more + 1,
-            }),
-            (None, _) => Err(JwtError::UnknownKid {
-                kid: None,
-                alg: alg_name(),
-            }),
-        }
+            });
     }
+    let mut matching = keys.iter().filter(|k| k.alg == alg);
+    match (matching.next(), matching.count()) {
+        (Some(key), 0) => Ok(key),
+        (Some(_), more) => Err(JwtError::AmbiguousKey {
+            alg: alg_name(),
+            count: more + 1,
+        }),
+        (None, _) => Err(JwtError::UnknownKid {
+            kid: None,
+            alg: alg_name(),
+        }),
+    }
+}
+
+/// The registered claims a token must satisfy besides its signature.
+pub(super) struct ClaimChecks<'a> {
+    /// Required `iss`, when set.
+    pub(super) issuer: Option<&'a str>,
+    /// Accepted `aud` values; empty: `aud` is not checked.
+    pub(super) audience: &'a [String],
+    /// Clock skew tolerated for `exp` and `nbf`.
+    pub(super) leeway_secs: u64,
+}
+
+/// Check `token`'s signature with `key` and its registered claims (`exp`
+/// required, `nbf` when present, `iss`/`aud` as `checks` says), and return
+/// its claims.
+pub(super) fn decode_claims(
+    token: &str,
+    key: &VerifyKey,
+    checks: &ClaimChecks<'_>,
+) -> Result<Value, JwtError> {
+    // The accepted algorithm comes from the key, never from the token.
+    let mut validation = Validation::new(key.alg);
+    validation.leeway = checks.leeway_secs;
+    validation.validate_nbf = true;
+    validation.validate_exp = true;
+    let mut required = vec!["exp"];
+    if let Some(issuer) = checks.issuer {
+        validation.set_issuer(&[issuer]);
+        required.push("iss");
+    }
+    if checks.audience.is_empty() {
+        validation.validate_aud = false;
+    } else {
+        validation.set_audience(checks.audience);
+        required.push("aud");
+    }
+    validation.set_required_spec_claims(&required);
+    jsonwebtoken::decode::<Value>(token, &key.key, &validation)
+        .map(|data| data.claims)
+        .map_err(|e| map_error(e.into_kind()))
 }
 
 /// Read `alg` and `kid` from the token's header, refusing `alg: none`
 /// (in any letter case) explicitly so the log says so.
-fn peek_header(token: &str) -> Result<(Algorithm, Option<String>), JwtError> {
+pub(super) fn peek_header(token: &str) -> Result<(Algorithm, Option<String>), JwtError> {
     let encoded = token.split('.').next().unwrap_or_default();
     let bytes = B64URL
         .decode(encoded)
@@ -252,6 +287,16 @@ fn peek_header(token: &str) -> Result<(Algorithm, Option<String>), JwtError> {
         Some(_) => return Err(JwtError::Malformed("kid is not a string".into())),
     };
     Ok((alg, kid))
+}
+
+/// The `iss` a token's payload claims, read without checking anything: it
+/// only chooses which verifier looks at the token, and that verifier then
+/// checks the signature and `iss` itself.
+pub(super) fn peek_issuer(token: &str) -> Option<String> {
+    let encoded = token.split('.').nth(1)?;
+    let bytes = B64URL.decode(encoded).ok()?;
+    let payload: Value = serde_json::from_slice(&bytes).ok()?;
+    payload.get("iss")?.as_str().map(str::to_owned)
 }
 
 /// Longest piece of a token's header that goes into a log line.
@@ -335,27 +380,9 @@ fn load_jwks(path: &Path) -> Result<Vec<VerifyKey>, AuthSetupError> {
             "larger than {MAX_JWKS_FILE_BYTES} bytes"
         )));
     }
-    let jwks: JwksFile = serde_json::from_slice(&bytes)
-        .map_err(|e| parse_err(format!("not a JWKS ({{\"keys\": [...]}}): {e}")))?;
-
-    let mut keys = Vec::new();
-    let mut skipped = Vec::new();
-    for (i, raw) in jwks.keys.into_iter().enumerate() {
-        let kid = raw.get("kid").and_then(Value::as_str).map(str::to_owned);
-        let label = match &kid {
-            Some(kid) => format!("key {kid:?}"),
-            None => format!("key #{i}"),
-        };
-        match serde_json::from_value::<RawJwk>(raw)
-            .map_err(|e| e.to_string())
-            .and_then(verify_key)
-        {
-            Ok(key) => keys.push(key),
-            Err(reason) => {
-                tracing::warn!(path = %path.display(), "jwks_file: skipping {label}: {reason}");
-                skipped.push(format!("{label}: {reason}"));
-            }
-        }
+    let (keys, skipped) = parse_jwks(&bytes).map_err(parse_err)?;
+    for reason in &skipped {
+        tracing::warn!(path = %path.display(), "jwks_file: skipping {reason}");
     }
     if keys.is_empty() {
         return Err(AuthSetupError::JwksNoUsableKey {
@@ -368,6 +395,31 @@ fn load_jwks(path: &Path) -> Result<Vec<VerifyKey>, AuthSetupError> {
         });
     }
     Ok(keys)
+}
+
+/// A JWKS document's keys that can verify signatures, and why each other
+/// key was skipped (`key "kid": reason`). `Err` when the document is not
+/// `{"keys": [...]}` JSON. Shared by `jwks_file` and `[auth.oidc]`.
+pub(super) fn parse_jwks(bytes: &[u8]) -> Result<(Vec<VerifyKey>, Vec<String>), String> {
+    let jwks: JwksFile = serde_json::from_slice(bytes)
+        .map_err(|e| format!("not a JWKS ({{\"keys\": [...]}}): {e}"))?;
+    let mut keys = Vec::new();
+    let mut skipped = Vec::new();
+    for (i, raw) in jwks.keys.into_iter().enumerate() {
+        let kid = raw.get("kid").and_then(Value::as_str).map(str::to_owned);
+        let label = match &kid {
+            Some(kid) => format!("key {:?}", shown(kid)),
+            None => format!("key #{i}"),
+        };
+        match serde_json::from_value::<RawJwk>(raw)
+            .map_err(|e| e.to_string())
+            .and_then(verify_key)
+        {
+            Ok(key) => keys.push(key),
+            Err(reason) => skipped.push(format!("{label}: {reason}")),
+        }
+    }
+    Ok((keys, skipped))
 }
 
 /// One JWK → a key and its algorithm, or why it cannot verify signatures.
@@ -385,7 +437,7 @@ fn verify_key(jwk: RawJwk) -> Result<VerifyKey, String> {
     if jwk.d.is_some() {
         tracing::warn!(
             kid = ?jwk.kid,
-            "jwks_file holds private key material (\"d\"); only the public part is needed"
+            "a JWKS key holds private key material (\"d\"); only the public part is needed"
         );
     }
     let field = |v: &Option<String>, name: &str| -> Result<Vec<u8>, String> {
@@ -474,7 +526,7 @@ fn verify_key(jwk: RawJwk) -> Result<VerifyKey, String> {
 /// When a session on a token with these (already validated) claims must
 /// end: `exp` plus the leeway it was accepted with. An `exp` too far out
 /// to represent never ends the session early.
-fn expiry(claims: &Value, leeway_secs: u64) -> SystemTime {
+pub(super) fn expiry(claims: &Value, leeway_secs: u64) -> SystemTime {
     let far = SystemTime::now() + Duration::from_secs(100 * 365 * 24 * 3600);
     claims
         .get("exp")

@@ -23,10 +23,13 @@
 //! - `authenticator`: [`Authenticator`], the modes tried in order
 //! - `tokens`: `[[auth.tokens]]`, compared in constant time
 //! - `jwt`: `[auth.jwt]`, HS256 secret and JWKS keys, key selection, claims checks
+//! - `oidc`: `[auth.oidc]`, an OpenID Connect issuer's tokens; its keys
+//!   fetched, cached and refreshed (rate-limited on unknown `kid`s);
+//!   `oidc_fetch`: the bounded discovery and JWKS requests
 //! - `bootstrap`: `[auth.bootstrap]`, high-templar's `GET bootstrap/` with forwarded headers
 //! - `bootstrap_reply`: its reply → [`Principal`] (user id and roles at
 //!   their paths, a name of its own for an anonymous client)
-//! - `claims`: user, roles and rooms out of JSON (shared by `jwt` and `bootstrap`)
+//! - `claims`: user, roles and rooms out of JSON (shared by `jwt`, `oidc` and `bootstrap`)
 //! - `principal`: [`Principal`], the result, and [`Source`], the mode that
 //!   vouched for it; user names namespaced by it
 //! - `error`: [`AuthError`], [`JwtError`], [`AuthSetupError`]
@@ -41,6 +44,8 @@ mod claims;
 mod credentials;
 mod error;
 mod jwt;
+mod oidc;
+mod oidc_fetch;
 mod principal;
 pub mod roles;
 mod tokens;
@@ -58,5 +63,6 @@ pub use credentials::{
 };
 pub use error::{AuthError, AuthSetupError, JwtError};
 pub use principal::{
-    ACCOUNT_PREFIX, ADMIN_ROLE, BOOTSTRAP_PREFIX, JWT_PREFIX, Principal, RESERVED_PREFIXES, Source,
+    ACCOUNT_PREFIX, ADMIN_ROLE, BOOTSTRAP_PREFIX, JWT_PREFIX, OIDC_PREFIX, Principal,
+    RESERVED_PREFIXES, Source,
 };

@@ -12,6 +12,7 @@
 //! |---|---|---|
 //! | `[[auth.tokens]]` | as configured | `alice` |
 //! | `[auth.jwt]` | `jwt:` + the user claim | `jwt:alice` |
+//! | `[auth.oidc]` | `oidc:` + the token's `sub` | `oidc:f81d4fae-…` |
 //! | `[auth.bootstrap]` | `bootstrap:` + the reply's user id | `bootstrap:42` |
 //! | accounts (`/auth/login`) | `account:` + the stored name | `account:alice` |
 //! | bootstrap, no user id | `anonymous-` + 16 random hex digits, new per connection | `anonymous-3f…` |
@@ -29,6 +30,13 @@ pub const ADMIN_ROLE: &str = "admin";
 /// What JWT users' names start with.
 pub const JWT_PREFIX: &str = "jwt:";
 
+/// What `[auth.oidc]` users' names start with. The rest is the token's
+/// `sub`, the one claim OpenID Connect promises is unique within the issuer
+/// and never reassigned; `preferred_username` may be changed by the user
+/// or an administrator and then taken by someone else, who would inherit
+/// the old name's per-user state (notes, resumable sessions).
+pub const OIDC_PREFIX: &str = "oidc:";
+
 /// What bootstrap users' names start with (anonymous ones excepted).
 pub const BOOTSTRAP_PREFIX: &str = "bootstrap:";
 
@@ -37,7 +45,8 @@ pub const ACCOUNT_PREFIX: &str = "account:";
 
 /// Prefixes a `[[auth.tokens]]` user may not start with: they belong to
 /// other sources.
-pub const RESERVED_PREFIXES: [&str; 3] = [JWT_PREFIX, BOOTSTRAP_PREFIX, ACCOUNT_PREFIX];
+pub const RESERVED_PREFIXES: [&str; 4] =
+    [JWT_PREFIX, BOOTSTRAP_PREFIX, ACCOUNT_PREFIX, OIDC_PREFIX];
 
 /// Which auth mode vouched for a principal, and what a session needs to
 /// know to notice when that stops.
@@ -54,6 +63,12 @@ pub enum Source {
     /// A JWT, accepted until `expires` (its `exp` plus the configured
     /// leeway); the session ends then.
     Jwt {
+        /// When the session must end.
+        expires: SystemTime,
+    },
+    /// A token from the `[auth.oidc]` issuer, accepted until `expires`
+    /// (its `exp` plus the configured leeway), like [`Source::Jwt`].
+    Oidc {
         /// When the session must end.
         expires: SystemTime,
     },
@@ -77,7 +92,8 @@ pub enum Source {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Principal {
     /// The user id, namespaced by its source (see the module docs): a
-    /// static token's `user`, `jwt:<user claim>`, `bootstrap:<user id>`, or
+    /// static token's `user`, `jwt:<user claim>`, `oidc:<sub>`,
+    /// `bootstrap:<user id>`, or
     /// `anonymous-<16 random hex digits>`, new for each connection, when
     /// the bootstrap reply names nobody. The auth modes give their own
     /// name here; the [`Authenticator`](super::Authenticator) adds the
@@ -86,7 +102,9 @@ pub struct Principal {
     /// Role names, e.g. `["user"]` or `["admin"]`.
     pub roles: Vec<String>,
     /// Room patterns this client may subscribe to; each is a JSON object
-    /// (the auth modes refuse anything else).
+    /// (the auth modes refuse anything else). A websocket session empties
+    /// it once it has greeted the client and keeps the parsed rooms
+    /// instead (one copy less per idle connection).
     pub allowed_rooms: Vec<serde_json::Value>,
     /// Which mode vouched for it.
     pub source: Source,
@@ -107,6 +125,7 @@ impl Principal {
     pub fn namespaced(mut self) -> Self {
         let prefix = match self.source {
             Source::Jwt { .. } => JWT_PREFIX,
+            Source::Oidc { .. } => OIDC_PREFIX,
             Source::Bootstrap => BOOTSTRAP_PREFIX,
             Source::Account { .. } => ACCOUNT_PREFIX,
             Source::Static { .. } | Source::Anonymous => return self,
@@ -127,9 +146,21 @@ impl Principal {
                 crate::util::secret::ct_eq(a, b)
             }
             (Source::Jwt { .. }, Source::Jwt { .. })
+            | (Source::Oidc { .. }, Source::Oidc { .. })
             | (Source::Bootstrap, Source::Bootstrap)
             | (Source::Account { .. }, Source::Account { .. }) => true,
             _ => false,
+        }
+    }
+
+    /// When a session on this principal's credential must end: the token's
+    /// `exp` plus leeway for a JWT or OIDC token, `None` for the others.
+    pub fn expires(&self) -> Option<SystemTime> {
+        match self.source {
+            Source::Jwt { expires }
+            | Source::Oidc { expires }
+            | Source::Account { expires, .. } => Some(expires),
+            Source::Static { .. } | Source::Bootstrap | Source::Anonymous => None,
         }
     }
 

@@ -7,10 +7,13 @@
 //! timing difference on a digest tells an attacker nothing about the token
 //! itself.
 
+use std::sync::Arc;
+
 use sha2::{Digest, Sha256};
 
 use super::{AuthSetupError, Principal, principal::RESERVED_PREFIXES, principal::Source};
 use crate::config::StaticToken;
+use crate::rooms::Room;
 use crate::util::secret::ct_eq;
 
 /// The configured static tokens, ready to compare.
@@ -21,6 +24,10 @@ pub(crate) struct StaticTokens {
 struct Entry {
     digest: [u8; 32],
     principal: Principal,
+    /// `principal.allowed_rooms` parsed once, shared by every session of
+    /// the token instead of parsed for each (issue 13: idle memory);
+    /// `None` if one does not parse (each session then refuses its client).
+    rooms: Option<Arc<[Room]>>,
 }
 
 impl StaticTokens {
@@ -42,8 +49,15 @@ impl StaticTokens {
                     });
                 }
                 let digest = sha256(&t.token);
+                let rooms = t
+                    .allowed_rooms
+                    .iter()
+                    .map(Room::parse)
+                    .collect::<Result<_, _>>()
+                    .ok();
                 Ok(Entry {
                     digest,
+                    rooms,
                     principal: Principal {
                         user: t.user.clone(),
                         roles: t.roles.clone(),
@@ -83,10 +97,19 @@ impl StaticTokens {
     /// the config says now: an open session checks its token again with it
     /// when the config changes.
     pub(crate) fn by_digest(&self, digest: &[u8; 32]) -> Option<&Principal> {
+        self.entry(digest).map(|e| &e.principal)
+    }
+
+    /// The parsed rooms of the entry whose token has SHA-256 `digest`.
+    pub(crate) fn rooms(&self, digest: &[u8; 32]) -> Option<Arc<[Room]>> {
+        self.entry(digest).and_then(|e| e.rooms.clone())
+    }
+
+    fn entry(&self, digest: &[u8; 32]) -> Option<&Entry> {
         let mut found = None;
         for entry in &self.entries {
             if ct_eq(digest, &entry.digest) && found.is_none() {
-                found = Some(&entry.principal);
+                found = Some(entry);
             }
         }
         found

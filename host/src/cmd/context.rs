@@ -44,7 +44,7 @@ pub struct SessionParts {
     /// Who is connected.
     pub principal: Principal,
     /// Room patterns the user may subscribe to.
-    pub allowed: Vec<Room>,
+    pub allowed: Arc<[Room]>,
     /// The session's outbox.
     pub outbox: Outbox,
     /// Shared host state.
@@ -63,7 +63,7 @@ impl Session {
             id: parts.id,
             name: crate::sessions::session_name(parts.id),
             principal: parts.principal,
-            allowed: parts.allowed.into(),
+            allowed: parts.allowed,
             outbox: parts.outbox,
             state: parts.state,
             limits,

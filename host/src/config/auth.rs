@@ -28,6 +28,7 @@ keyed! {
         pub(super) bootstrap: Option<RawBootstrap>,
         /// Shorthand for `[auth.bootstrap] url = ...`.
         pub(super) bootstrap_url: Option<String>,
+        pub(super) oidc: Option<super::oidc::RawOidc>,
         pub(super) roles: Vec<RawRole>,
         pub(super) accounts: Option<RawAccounts>,
     }
@@ -157,12 +158,17 @@ pub(super) fn validate_auth(raw: RawAuth, base: &Path) -> Result<AuthConfig, Pro
     };
     let roles = validate_roles(raw.roles, &table)?;
     let accounts = validate_accounts(raw.accounts.unwrap_or_default(), &table.key("accounts"))?;
+    let oidc = raw
+        .oidc
+        .map(|o| super::oidc::validate_oidc(o, &table.key("oidc")))
+        .transpose()?;
     Ok(AuthConfig {
         tokens,
         jwt,
         bootstrap,
         roles,
         accounts,
+        oidc,
     })
 }
 

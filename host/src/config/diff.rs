@@ -88,6 +88,12 @@ pub fn describe_changes(old: &Config, new: &Config) -> Vec<String> {
             q.roles.len()
         ));
     }
+    match (&p.oidc, &q.oidc) {
+        (None, Some(_)) => out.push("auth.oidc added".to_owned()),
+        (Some(_), None) => out.push("auth.oidc removed".to_owned()),
+        (Some(x), Some(y)) if x != y => out.push("auth.oidc changed".to_owned()),
+        _ => {}
+    }
     let (u, v) = (&old.trigger.tokens, &new.trigger.tokens);
     if u != v {
         out.push(format!(

@@ -10,7 +10,8 @@
 //!   replies)
 //! - `raw`: the file's shape (serde) for the top level and the tables that
 //!   are not settings (`[auth]`, …), and validation into `model`;
-//!   `auth`: the `[auth]` part of that validation; `trigger`: the
+//!   `auth`: the `[auth]` part of that validation (`oidc`: its
+//!   `[auth.oidc]` table); `trigger`: the
 //!   `[trigger]` part (tokens, `[trigger.amqp]`)
 //! - `shape`: the key check, walking the parsed document against the raw
 //!   structs' declared keys
@@ -35,6 +36,7 @@ mod diff;
 mod error;
 mod json_path;
 mod model;
+mod oidc;
 mod raw;
 mod report;
 mod settings;

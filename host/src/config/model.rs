@@ -60,6 +60,8 @@ pub struct AuthConfig {
     pub jwt: Option<JwtConfig>,
     /// `[auth.bootstrap]` (or `bootstrap_url = "..."` for short)
     pub bootstrap: Option<BootstrapConfig>,
+    /// `[auth.oidc]`: tokens from an OpenID Connect issuer (Keycloak…).
+    pub oidc: Option<OidcConfig>,
     /// `[[auth.roles]]`: rooms per role, for principals whose rooms are
     /// not given with them (accounts).
     pub roles: Vec<RoleRooms>,
@@ -138,6 +140,33 @@ pub struct BootstrapConfig {
     pub user_id_path: Option<JsonPath>,
     /// `roles_path = "roles"`: where the reply holds the role names.
     pub roles_path: JsonPath,
+}
+
+/// `[auth.oidc]`: an OpenID Connect issuer whose keys the host fetches
+/// (discovery, then its JWKS) and keeps fresh.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OidcConfig {
+    /// `issuer = "http://sso.internal:8080/realms/main"`: the `iss` of its
+    /// tokens; discovery is `<issuer>/.well-known/openid-configuration`.
+    pub issuer: String,
+    /// `audience = ["modhost"]` (required): accepted `aud` values.
+    pub audience: Vec<String>,
+    /// `roles_claim = "realm_access.roles"`: where the token holds its roles.
+    pub roles_claim: JsonPath,
+    /// `rooms_claim = "allowed_rooms"`: where the token holds its rooms;
+    /// `None`: the rooms come from the user's roles.
+    pub rooms_claim: Option<JsonPath>,
+    /// `leeway_secs = 30`: clock skew tolerated for `exp`/`nbf`.
+    pub leeway: Duration,
+    /// `refresh_secs = 300`: how often the JWKS is fetched again.
+    pub refresh: Duration,
+    /// `unknown_kid_refresh_secs = 10`: at most one fetch of the JWKS per
+    /// this long because a token named a key the host does not have.
+    pub unknown_kid_refresh: Duration,
+    /// `timeout_ms = 5000`: for each discovery or JWKS request, body included.
+    pub timeout: Duration,
+    /// `max_response_bytes = 262144`: largest discovery document or JWKS read.
+    pub max_response_bytes: usize,
 }
 
 /// `[trigger]`

@@ -99,10 +99,10 @@ pub struct Connection {
 }
 
 /// A session just opened, before its loop runs.
-struct Opened {
-    session: Session,
+pub(super) struct Opened {
+    pub(super) session: Session,
     rx: OutboxReceiver,
-    preamble: Vec<String>,
+    pub(super) preamble: Vec<String>,
     /// The resume token, for a dialect that resumes.
     token: Option<String>,
     resumed: bool,
@@ -110,7 +110,15 @@ struct Opened {
 
 /// Serves one connection over `sink` (to the client) and `stream` (from
 /// it). The connection slot is released when this returns.
-pub async fn run<W, R>(mut sink: W, mut stream: R, connection: Connection)
+///
+/// This future is most of an idle connection's memory (issue 13), so it
+/// is kept small: `connection` comes boxed (an async fn keeps its
+/// arguments for as long as it runs, beside what is moved out of them),
+/// the reader and the writer are pinned where they are built (binding
+/// then `tokio::pin!` stores a future twice), and what only the start or
+/// the end of a session uses (authentication, a refusal, `finish`) is
+/// boxed while it runs.
+pub async fn run<W, R>(mut sink: W, mut stream: R, connection: Box<Connection>)
 where
     W: Sink<Message> + Unpin + Send + 'static,
     W::Error: Send,
@@ -123,12 +131,12 @@ where
         remote,
         slot,
         dialect,
-    } = connection;
+    } = *connection;
     // Boxed, with the credentials moved in: a bootstrap request's future
     // and the client's headers are freed once the client is known, instead
     // of taking room in the task for as long as the connection lasts.
     let Some((principal, allowed)) = Box::pin(authenticate(&state, creds, remote)).await else {
-        refuse(&mut sink, dialect).await;
+        Box::pin(refuse(&mut sink, dialect)).await;
         return;
     };
     let Opened {
@@ -143,8 +151,7 @@ where
     // its own: an idle connection then costs one task, not two (issue 13).
     // It is polled whenever the task wakes, so it drains the outbox while
     // the reader waits for a frame, paces replies, or is finishing.
-    let writer = maybe_done(write_loop(sink, preamble, rx, stop_rx));
-    tokio::pin!(writer);
+    let mut writer = std::pin::pin!(maybe_done(write_loop(sink, preamble, rx, stop_rx)));
     if !resumed {
         let user = &session.principal.user;
         let outbox = session.outbox.clone();
@@ -158,23 +165,24 @@ where
     );
     let end = {
         let outbox = session.outbox.state().clone();
-        let serve = serve(&mut session, &mut stream);
-        tokio::pin!(serve);
+        let serve = std::pin::pin!(serve(&mut session, &mut stream));
         drive(writer.as_mut(), serve, &outbox).await
     };
     let writer = Writer {
         task: writer,
         stop: stop_tx,
     };
-    finish(session, end, writer, slot, token).await;
+    Box::pin(finish(session, end, writer, slot, token)).await;
 }
 
-/// Who the client is and which rooms it may use; `None` refuses it.
-async fn authenticate(
+/// Who the client is and which rooms it may use; `None` refuses it. A
+/// static token's rooms were parsed when the config was loaded and are
+/// shared by its sessions; a JWT's or a bootstrap reply's are parsed here.
+pub(super) async fn authenticate(
     state: &AppState,
     creds: Credentials,
     remote: Option<SocketAddr>,
-) -> Option<(Principal, Vec<Room>)> {
+) -> Option<(Principal, Arc<[Room]>)> {
     let authenticator = state.auth.load_full();
     let principal = match authenticator.authenticate(&creds).await {
         Ok(principal) => principal,
@@ -183,8 +191,13 @@ async fn authenticate(
             return None;
         }
     };
+    if let Source::Static { token_digest } = &principal.source
+        && let Some(rooms) = authenticator.static_rooms(token_digest)
+    {
+        return Some((principal, rooms));
+    }
     // high-templar: unparsable allowed rooms → unauthorized.
-    let allowed: Result<Vec<Room>, String> = principal
+    let allowed: Result<Arc<[Room]>, String> = principal
         .allowed_rooms
         .iter()
         .map(|r| Room::parse(r).map_err(|e| format!("{r}: {e}")))
@@ -201,10 +214,10 @@ async fn authenticate(
 /// Resumes the parked session named by `resume`, or starts a new one, and
 /// says what goes out before anything queued: the greeting, the offer, and
 /// how the resume went.
-fn open(
+pub(super) fn open(
     state: &Arc<AppState>,
     principal: Principal,
-    allowed: Vec<Room>,
+    allowed: Arc<[Room]>,
     resume: Option<&str>,
     dialect: &'static dyn Dialect,
 ) -> Opened {
@@ -235,7 +248,7 @@ fn open(
             (state.sessions.next_id(), outbox, rx, None)
         }
     };
-    let session = Session::new(SessionParts {
+    let mut session = Session::new(SessionParts {
         id,
         principal,
         allowed,
@@ -249,6 +262,11 @@ fn open(
     // parked.
     let token = (dialect.resumes() && session.principal.resumable()).then(resume_token);
     let mut preamble = session.hello(token.as_deref());
+    // The rooms as JSON were for the greeting; `session.allowed` stands
+    // for them from now on. A copy per session (a map node per pattern,
+    // ~600 bytes) was the largest of an idle session's small allocations
+    // (issue 13).
+    session.principal.allowed_rooms = Vec::new();
     // One answer whatever the reason: a client must not learn that a token
     // it does not own is live.
     let how = match (complete, refused) {
@@ -280,14 +298,12 @@ where
     let mut shutdown = state.shutdown.clone();
     let mut config_changes = state.config_applied.subscribe();
     config_changes.mark_unchanged();
-    // Boxed, and only for a JWT's session: the timer would otherwise take
+    // Boxed, and only for a JWT or OIDC session: the timer would otherwise take
     // room in every session's task, most of which never expire.
-    let mut expiry = match &session.principal.source {
-        Source::Jwt { expires } | Source::Account { expires, .. } => {
-            Some(Box::pin(credential_expiry(*expires)))
-        }
-        _ => None,
-    };
+    let mut expiry = session
+        .principal
+        .expires()
+        .map(|expires| Box::pin(credential_expiry(expires)));
     let idle = state.config.load().server.idle_timeout;
     let idle_timer = tokio::time::sleep(idle);
     tokio::pin!(idle_timer);
@@ -334,8 +350,10 @@ where
             .as_mut()
             .reset(tokio::time::Instant::now() + idle);
         // Replies pace reading: the frame waits until its reply fits.
+        // Boxed: it runs only while a client outpaces its replies, and
+        // would otherwise take room in every idle session.
         if !outbox.replies_fit(reply_window, REPLY_WINDOW_BYTES)
-            && let Err(end) = pace_replies(&outbox, reply_window, &mut shutdown).await
+            && let Err(end) = Box::pin(pace_replies(&outbox, reply_window, &mut shutdown)).await
         {
             return match end {
                 End::Close(CLOSE_TOO_SLOW, reason) => too_slow(session, reason),
@@ -388,7 +406,7 @@ fn recheck_token(session: &mut Session) -> Option<End> {
             tracing::info!(session = %name, user = %user, "closing a session whose token was removed from the config");
             Some(End::Close(CLOSE_UNAUTHORIZED, "token revoked"))
         }
-        Some(p) if p.user != *user || p.allowed_rooms != session.principal.allowed_rooms => {
+        Some(p) if p.user != *user || !same_rooms(&p.allowed_rooms, &session.allowed) => {
             tracing::info!(session = %name, user = %user, "closing a session whose token now stands for another user or other rooms");
             Some(End::Close(CLOSE_UNAUTHORIZED, "token changed"))
         }
@@ -400,6 +418,16 @@ fn recheck_token(session: &mut Session) -> Option<End> {
         }
         Some(_) => None,
     }
+}
+
+/// Whether the room patterns `patterns` (a token's, from the config)
+/// are the ones `allowed` was parsed from: same rooms, same order.
+pub(super) fn same_rooms(patterns: &[serde_json::Value], allowed: &[Room]) -> bool {
+    patterns.len() == allowed.len()
+        && patterns
+            .iter()
+            .zip(allowed)
+            .all(|(pattern, room)| Room::parse(pattern).is_ok_and(|p| p == *room))
 }
 
 /// Counts and logs a client closed for not reading.

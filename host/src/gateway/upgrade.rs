@@ -73,19 +73,19 @@ pub async fn upgrade(
         .max_frame_size(limits.max_frame_bytes)
         .on_failed_upgrade(|error| tracing::debug!("websocket upgrade failed: {error}"))
         // The slot travels with the upgrade: if it never completes, the
-        // callback is dropped and the slot with it.
+        // callback is dropped and the slot with it. Boxed: axum's upgrade
+        // task keeps its callback for as long as the connection lasts.
         .on_upgrade({
-            let slot = Slot(state.clone());
+            let connection = Box::new(Connection {
+                slot: Slot(state.clone()),
+                state,
+                creds,
+                resume,
+                remote: Some(remote),
+                dialect,
+            });
             move |socket| {
                 let (sink, stream) = socket.split();
-                let connection = Connection {
-                    state,
-                    creds,
-                    resume,
-                    remote: Some(remote),
-                    slot,
-                    dialect,
-                };
                 session::run(sink, stream, connection)
             }
         })

@@ -323,9 +323,12 @@ impl<S> Node<S> {
     /// A fresh node for trie level `depth` of `room`'s key set.
     fn for_depth(room: &Room, depth: usize) -> Node<S> {
         if depth == room.len() {
+            // Room for the one subscription that creates the leaf: most
+            // rooms have a single subscriber (a user's, a document's), and
+            // a Vec's first push reserves four (issue 13: idle memory).
             Node::Leaf(Leaf {
                 room: room.clone(),
-                subscriptions: Vec::new(),
+                subscriptions: Vec::with_capacity(1),
             })
         } else {
             Node::Branch(Branch {

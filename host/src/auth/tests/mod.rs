@@ -5,6 +5,7 @@ mod bootstrap;
 mod bootstrap_reply;
 mod credentials;
 mod jwt;
+mod oidc;
 
 use std::time::Duration;
 

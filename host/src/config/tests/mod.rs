@@ -5,6 +5,7 @@ mod diff;
 mod docs;
 mod errors;
 mod json_path;
+mod oidc;
 mod raw;
 
 use std::{collections::BTreeMap, time::Duration};
@@ -88,6 +89,13 @@ issuer = "https://sso.example.com"
 audience = "modhost"
 roles_claim = "realm_access.roles"
 leeway_secs = 10
+
+[auth.oidc]
+issuer = "http://sso.internal:8080/realms/main"
+audience = ["modhost", "web"]
+rooms_claim = "modhost.rooms"
+refresh_secs = 600
+timeout_ms = 2000
 
 [trigger]
 tokens = ["t1", "t2"]
@@ -186,6 +194,17 @@ fn full_example_parses_to_the_expected_config() {
                 timeout: Duration::from_millis(5000),
                 user_id_path: None,
                 roles_path: JsonPath::parse("roles").unwrap(),
+            }),
+            oidc: Some(OidcConfig {
+                issuer: "http://sso.internal:8080/realms/main".into(),
+                audience: vec!["modhost".into(), "web".into()],
+                roles_claim: JsonPath::parse("realm_access.roles").unwrap(),
+                rooms_claim: Some(JsonPath::parse("modhost.rooms").unwrap()),
+                leeway: Duration::from_secs(30),
+                refresh: Duration::from_secs(600),
+                unknown_kid_refresh: Duration::from_secs(10),
+                timeout: Duration::from_millis(2000),
+                max_response_bytes: 256 * 1024,
             }),
             ..AuthConfig::default()
         },

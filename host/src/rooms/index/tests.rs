@@ -368,3 +368,26 @@ proptest! {
         prop_assert!(index.sessions.is_empty());
     }
 }
+
+/// A room made by one subscription holds room for that one only: most
+/// rooms have a single subscriber, and every idle connection pays for its
+/// room's spare slots (issue 13).
+#[test]
+fn a_new_room_reserves_one_subscription() {
+    let mut index: RoomIndex<u32> = RoomIndex::new();
+    index
+        .subscribe(1, id("r"), room(json!({"target": "t", "room": "1"})), 0)
+        .unwrap();
+    let mut stack: Vec<&Node<u32>> = index.key_sets.values().collect();
+    let mut capacities = Vec::new();
+    while let Some(node) = stack.pop() {
+        match node {
+            Node::Leaf(leaf) => capacities.push(leaf.subscriptions.capacity()),
+            Node::Branch(branch) => {
+                stack.extend(branch.values.values());
+                stack.extend(branch.wildcard.as_deref());
+            }
+        }
+    }
+    assert_eq!(capacities, [1]);
+}
