@@ -31,6 +31,10 @@
 //! - `external_calls`: external modules as broker endpoints: calls, streams,
 //!   publishes, module-to-module, disconnects, grace, load (issue 14 item 4)
 //! - `external_python`: `examples/python-module` against a real host
+//! - `accounts_http`: `/auth/login|refresh|logout`, rate limits, access
+//!   tokens and `[[auth.roles]]` rooms on `/ws/` (issue 15 items 3 and 4)
+//! - `accounts_cli`: `modhost user …` and `run --create-admin`; passwords
+//!   never in argv, `ps` or the log (issue 15 item 2)
 //! - `oidc`: `[auth.oidc]` against `oidc_issuer`, a local OpenID Connect
 //!   issuer: tokens, key rotation, refusals, an issuer down, huge or slow
 
@@ -40,6 +44,8 @@
 mod harness;
 mod rabbit;
 
+mod accounts_cli;
+mod accounts_http;
 mod amqp;
 mod bootstrap;
 mod calls;

@@ -113,6 +113,58 @@ async fn an_oidc_token_opens_a_websocket_with_its_roles_and_rooms() {
 }
 
 #[tokio::test]
+async fn without_a_rooms_claim_an_oidc_user_gets_the_rooms_of_its_roles() {
+    let key = EdKey::generate("k1");
+    let issuer = Issuer::start(vec![key.clone()]).await;
+    let mut ws = Workspace::new();
+    ws.install_bundled();
+    let oidc = oidc_table(&issuer.url(), "");
+    let roles = "[[auth.roles]]\nname = \"user\"\nallowed_rooms = [{ target = \"notes\", user = \"{user}\" }]\n\n";
+    let text = ws
+        .config_text("")
+        .replace("[trigger]", &format!("{oidc}{roles}[trigger]"));
+    let host = TestHost::start_text(&ws, &text).await;
+
+    let mut claims = issuer.claims("ada");
+    claims["realm_access"]["roles"] = json!(["user"]);
+    let mut c = Client::connect(&format!(
+        "ws://{}/ws/?token={}",
+        host.addr,
+        key.sign(&claims)
+    ))
+    .await;
+    let hello = c.next().await;
+    assert_eq!(hello["is_authorized"], true, "{hello}");
+    let own = c
+        .subscribe(json!({"target": "notes", "user": "oidc:ada"}), "r1")
+        .await;
+    assert_eq!(
+        own["code"], "success",
+        "{{user}} is the OIDC user's name: {own}"
+    );
+    let other = c
+        .subscribe(json!({"target": "notes", "user": "oidc:bob"}), "r2")
+        .await;
+    assert_ne!(other["code"], "success", "{other}");
+
+    // A role the table does not list gives no rooms.
+    let mut claims = issuer.claims("eve");
+    claims["realm_access"]["roles"] = json!(["guest"]);
+    let mut c = Client::connect(&format!(
+        "ws://{}/ws/?token={}",
+        host.addr,
+        key.sign(&claims)
+    ))
+    .await;
+    assert_eq!(c.next().await["is_authorized"], true);
+    let none = c
+        .subscribe(json!({"target": "notes", "user": "oidc:eve"}), "r3")
+        .await;
+    assert_ne!(none["code"], "success", "{none}");
+    host.stop().await;
+}
+
+#[tokio::test]
 async fn a_session_ends_when_its_oidc_token_expires() {
     let key = EdKey::generate("k1");
     let issuer = Issuer::start(vec![key.clone()]).await;

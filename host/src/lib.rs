@@ -6,6 +6,8 @@
 //! - `signing`: `.sig` envelopes, verify keys, ed25519 signing and verification, rollback guard
 //! - `modules`: loader (verify → sealed copy → dlopen), actors, registry
 //! - `auth`: who a websocket client is (static tokens, bootstrap URL, JWT)
+//! - `accounts`: users the host keeps (SQLite in `state_dir`): passwords,
+//!   login sessions, refresh tokens, access tokens it signs, audit log
 //! - `protocol`: client frames in and out, error codes, dialects (serde, no I/O)
 //! - `sessions`: each session's outbox and calls; open and parked sessions
 //! - `rooms`: room objects, permission and match rules, the subscription index
@@ -24,6 +26,7 @@
 //! - `util`: shared helpers: folder watcher thread, atomic file write,
 //!   constant-time comparison, poison-tolerant locks
 
+pub mod accounts;
 pub mod auth;
 pub mod broker;
 pub mod cmd;

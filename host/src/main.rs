@@ -4,12 +4,20 @@
 //! - `Cli`: the command line (clap)
 //! - `run`: config → logging → host, until SIGINT/SIGTERM
 //! - `keygen`, `sign`, `verify`: thin wrappers over `modhost::signing::tools`
+//! - `user`: the account store's users, over `modhost::accounts::admin`;
+//!   passwords come from stdin (or `MODHOST_ADMIN_PASSWORD` for
+//!   `run --create-admin`), never from the command line
 
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
-use modhost::{config, modules, server::Host, signing::tools};
+use modhost::{
+    accounts::{Store, admin},
+    config, modules,
+    server::Host,
+    signing::tools,
+};
 use tracing_subscriber::EnvFilter;
 
 #[derive(Parser)]
@@ -31,6 +39,16 @@ enum Command {
         /// defaults when there is none.
         #[arg(long)]
         config: Option<PathBuf>,
+        /// Make this user an administrator account before starting, unless
+        /// it exists. The password comes from MODHOST_ADMIN_PASSWORD, or
+        /// else the first line of stdin.
+        #[arg(long, value_name = "NAME")]
+        create_admin: Option<String>,
+    },
+    /// Manage the host's own users (the account store in state_dir).
+    User {
+        #[command(subcommand)]
+        command: UserCommand,
     },
     /// Create a signing key for a module and trust its public key.
     Keygen {
@@ -72,10 +90,87 @@ enum Command {
     },
 }
 
+/// `modhost user …`. Each takes `--config` to find `[modules] state_dir`.
+#[derive(Subcommand)]
+enum UserCommand {
+    /// Add a user.
+    Add {
+        /// The login name: ASCII letters, digits and . _ @ -.
+        name: String,
+        /// A role; repeat for more.
+        #[arg(long = "role", value_name = "ROLE")]
+        roles: Vec<String>,
+        /// An email address to keep with the user.
+        #[arg(long)]
+        email: Option<String>,
+        /// Read the password from the first line of stdin. Without it the
+        /// user has no password until `user passwd`.
+        #[arg(long)]
+        password_stdin: bool,
+        #[command(flatten)]
+        config: ConfigArg,
+    },
+    /// List the users.
+    List {
+        #[command(flatten)]
+        config: ConfigArg,
+    },
+    /// Disable a user: no more logins, and its tokens stop working.
+    Disable {
+        /// The user.
+        name: String,
+        #[command(flatten)]
+        config: ConfigArg,
+    },
+    /// Enable a disabled user.
+    Enable {
+        /// The user.
+        name: String,
+        #[command(flatten)]
+        config: ConfigArg,
+    },
+    /// Add and remove roles.
+    Role {
+        /// The user.
+        name: String,
+        /// A role to add; repeat for more.
+        #[arg(long, value_name = "ROLE")]
+        add: Vec<String>,
+        /// A role to remove; repeat for more.
+        #[arg(long, value_name = "ROLE")]
+        remove: Vec<String>,
+        #[command(flatten)]
+        config: ConfigArg,
+    },
+    /// Set a user's password (ends its login sessions).
+    Passwd {
+        /// The user.
+        name: String,
+        /// Read the password from the first line of stdin (required: a
+        /// password on the command line would show in `ps`).
+        #[arg(long)]
+        password_stdin: bool,
+        #[command(flatten)]
+        config: ConfigArg,
+    },
+}
+
+#[derive(clap::Args)]
+struct ConfigArg {
+    /// The config file (for `[modules] state_dir`). Without it,
+    /// ./config.toml, or the embedded defaults when there is none.
+    #[arg(long)]
+    config: Option<PathBuf>,
+}
+
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Run { config } => run(config),
+        Command::Run {
+            config,
+            create_admin,
+        } => run(config, create_admin),
+        Command::User { command } => user(command),
         Command::Keygen {
             module,
             out,
@@ -116,9 +211,9 @@ fn init_logging() {
         .init();
 }
 
-fn run(config_path: Option<PathBuf>) -> anyhow::Result<()> {
-    init_logging();
-    let config = match config_path {
+/// The config `--config` names, or ./config.toml, or the embedded defaults.
+fn load_config(config_path: Option<PathBuf>) -> anyhow::Result<config::Config> {
+    Ok(match config_path {
         Some(path) => config::load(&path)?,
         None if Path::new("config.toml").exists() => config::load(Path::new("config.toml"))?,
         None => {
@@ -128,7 +223,33 @@ fn run(config_path: Option<PathBuf>) -> anyhow::Result<()> {
             );
             config::embedded_default(&cwd)
         }
-    };
+    })
+}
+
+fn run(config_path: Option<PathBuf>, create_admin: Option<String>) -> anyhow::Result<()> {
+    init_logging();
+    let config = load_config(config_path)?;
+    if let Some(name) = create_admin {
+        if config.auth.accounts.enabled == Some(false) {
+            bail!(
+                "--create-admin makes an account, but [auth.accounts] enabled = false: enable accounts or drop the flag"
+            );
+        }
+        let password = match std::env::var(admin::ADMIN_PASSWORD_ENV) {
+            Ok(password) if !password.is_empty() => password,
+            _ => admin::read_password(&mut std::io::stdin().lock()).with_context(|| {
+                format!(
+                    "--create-admin needs a password: set {} or pipe it in",
+                    admin::ADMIN_PASSWORD_ENV
+                )
+            })?,
+        };
+        if admin::create_admin(&config.modules.state_dir, &name, &password)? {
+            tracing::info!(user = %name, "made the administrator account");
+        } else {
+            tracing::info!(user = %name, "--create-admin: the user exists, left as it is");
+        }
+    }
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     runtime.block_on(async move {
         let listen = config.server.listen;
@@ -153,6 +274,73 @@ async fn shutdown_signal() {
         _ = tokio::signal::ctrl_c() => {}
         _ = term.recv() => {}
     }
+}
+
+fn user(command: UserCommand) -> anyhow::Result<()> {
+    let open = |arg: ConfigArg| -> anyhow::Result<Store> {
+        let config = load_config(arg.config)?;
+        if config.auth.accounts.enabled == Some(false) {
+            eprintln!(
+                "note: [auth.accounts] enabled = false: the host will not use these users until it is enabled"
+            );
+        }
+        Ok(Store::open_in(&config.modules.state_dir)?)
+    };
+    let stdin_password = || admin::read_password(&mut std::io::stdin().lock());
+    match command {
+        UserCommand::Add {
+            name,
+            roles,
+            email,
+            password_stdin,
+            config,
+        } => {
+            let password = password_stdin.then(stdin_password).transpose()?;
+            let store = open(config)?;
+            let user = admin::add(&store, &name, email.as_deref(), &roles, password.as_deref())?;
+            println!("added {}", admin::list_line(&user));
+        }
+        UserCommand::List { config } => {
+            for user in open(config)?.users()? {
+                println!("{}", admin::list_line(&user));
+            }
+        }
+        UserCommand::Disable { name, config } => {
+            let user = open(config)?.set_disabled(admin::CLI_ACTOR, &name, true)?;
+            println!("{}", admin::list_line(&user));
+        }
+        UserCommand::Enable { name, config } => {
+            let user = open(config)?.set_disabled(admin::CLI_ACTOR, &name, false)?;
+            println!("{}", admin::list_line(&user));
+        }
+        UserCommand::Role {
+            name,
+            add,
+            remove,
+            config,
+        } => {
+            let user = open(config)?.change_roles(admin::CLI_ACTOR, &name, &add, &remove)?;
+            println!("{}", admin::list_line(&user));
+        }
+        UserCommand::Passwd {
+            name,
+            password_stdin,
+            config,
+        } => {
+            if !password_stdin {
+                bail!(
+                    "user passwd reads the password from stdin: pass --password-stdin and pipe it in (never on the command line, where ps shows it)"
+                );
+            }
+            let password = stdin_password()?;
+            let user = admin::passwd(&open(config)?, &name, &password)?;
+            println!(
+                "password set; login sessions ended: {}",
+                admin::list_line(&user)
+            );
+        }
+    }
+    Ok(())
 }
 
 fn keygen(module: &str, out: &Path, verify_keys: &Path) -> anyhow::Result<()> {

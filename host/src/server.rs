@@ -28,6 +28,7 @@ use axum::Extension;
 use tokio::net::TcpListener;
 
 use crate::{
+    accounts::Accounts,
     auth::{ApiTokens, Authenticator},
     broker::{Broker, Endpoints},
     config::{
@@ -59,6 +60,9 @@ pub enum StartError {
     /// The auth configuration is unusable.
     #[error("auth: {0}")]
     Auth(String),
+    /// The account store or its token key could not be opened.
+    #[error("accounts: {0}")]
+    Accounts(#[from] crate::accounts::AccountsError),
     /// Serving failed.
     #[error("server: {0}")]
     Serve(#[from] std::io::Error),
@@ -108,7 +112,17 @@ impl Host {
         }
         let seqs = SeqStore::open(&config.modules.state_dir)
             .map_err(|e| StartError::State(e.to_string()))?;
-        let auth = Authenticator::new(&config.auth).map_err(|e| StartError::Auth(e.to_string()))?;
+        let accounts = if Accounts::wanted(&config.auth.accounts, &config.modules.state_dir) {
+            Some(Arc::new(Accounts::open(
+                &config.modules.state_dir,
+                &config.auth.accounts,
+            )?))
+        } else {
+            None
+        };
+        let auth = Authenticator::new(&config.auth)
+            .map_err(|e| StartError::Auth(e.to_string()))?
+            .with_accounts(accounts.clone());
         let registry = Registry::new(
             RuntimeSettings {
                 modules: config.modules.clone(),
@@ -126,6 +140,7 @@ impl Host {
         let state = Arc::new(AppState {
             broker: Broker::with_endpoints(endpoints, config.limits.max_params_bytes),
             api_tokens: ArcSwap::from_pointee(ApiTokens::new(&config)),
+            accounts,
             config: ArcSwap::from_pointee(config),
             auth: ArcSwap::from_pointee(auth),
             fanout: Box::new(MemoryEngine::default()),
@@ -331,7 +346,7 @@ pub fn apply_config(
         return;
     }
     let auth = match Authenticator::new(&next.auth) {
-        Ok(auth) => auth,
+        Ok(auth) => auth.with_accounts(state.accounts.clone()),
         Err(e) => {
             let line = one_line(&format!("{source}: [auth]: {e}"));
             if st.last_error.as_deref() != Some(line.as_str()) {

@@ -12,6 +12,7 @@ use modhost_plugin_api::ErrorCode;
 use serde_json::value::RawValue;
 
 use crate::{
+    accounts::Accounts,
     auth::{ApiTokens, Authenticator},
     broker::{Broker, CallRequest},
     config::Config,
@@ -28,6 +29,8 @@ pub struct AppState {
     pub config: ArcSwap<Config>,
     /// How websocket clients are authenticated.
     pub auth: ArcSwap<Authenticator>,
+    /// The host's own users (`/auth/*`), when it keeps them.
+    pub accounts: Option<Arc<Accounts>>,
     /// The HTTP API's admin and trigger tokens, hashed when `config` is
     /// stored.
     pub api_tokens: ArcSwap<ApiTokens>,

@@ -1,7 +1,8 @@
 //! [`Authenticator`]: the configured modes, tried in order.
 
-use std::fmt;
+use std::{fmt, sync::Arc};
 
+use super::Source;
 use super::{
     AuthError, AuthSetupError, Credentials, Principal,
     bootstrap::Bootstrap,
@@ -9,7 +10,10 @@ use super::{
     oidc::{self, Oidc},
     tokens::StaticTokens,
 };
-use crate::config::AuthConfig;
+use crate::{
+    accounts::Accounts,
+    config::{AuthConfig, RoleRooms},
+};
 
 /// Decides who a connecting client is, from `[auth]`.
 ///
@@ -19,12 +23,15 @@ use crate::config::AuthConfig;
 ///
 /// # Order
 /// 1. Static tokens: a token equal to a `[[auth.tokens]]` entry.
-/// 2. JWT: a token shaped like a JWT (three dot-separated parts), when
+/// 2. Accounts: a JWT whose header names this host's accounts key (when
+///    the host keeps accounts, [`Authenticator::with_accounts`]). It
+///    decides, as `[auth.jwt]` does.
+/// 3. JWT: a token shaped like a JWT (three dot-separated parts), when
 ///    `[auth.jwt]` or `[auth.oidc]` is configured. It decides: an invalid JWT
 ///    is refused, not passed on to the bootstrap URL. With both configured,
 ///    a token whose (unverified) `iss` is the OIDC issuer goes to
 ///    `[auth.oidc]`, any other to `[auth.jwt]`; each then checks it fully.
-/// 3. Bootstrap: when `[auth.bootstrap]` is configured, every client the
+/// 4. Bootstrap: when `[auth.bootstrap]` is configured, every client the
 ///    first two did not decide on, *with or without a token*: the backend may
 ///    know the client from its session cookie alone.
 ///
@@ -36,6 +43,8 @@ pub struct Authenticator {
     jwt: Option<JwtVerifier>,
     oidc: Option<Oidc>,
     bootstrap: Option<Bootstrap>,
+    accounts: Option<Arc<Accounts>>,
+    roles: Vec<RoleRooms>,
 }
 
 impl fmt::Debug for Authenticator {
@@ -45,6 +54,8 @@ impl fmt::Debug for Authenticator {
             .field("jwt", &self.jwt)
             .field("oidc", &self.oidc)
             .field("bootstrap", &self.bootstrap)
+            .field("accounts", &self.accounts.is_some())
+            .field("roles", &self.roles.len())
             .finish()
     }
 }
@@ -58,24 +69,39 @@ impl Authenticator {
     pub fn new(config: &AuthConfig) -> Result<Authenticator, AuthSetupError> {
         let tokens = StaticTokens::new(&config.tokens)?;
         let jwt = config.jwt.as_ref().map(JwtVerifier::new).transpose()?;
-        // Without a rooms claim, an OIDC user's rooms come from its roles:
-        // the `[[auth.roles]]` table goes in place of `no_rooms()`.
+        // Without a rooms claim, an OIDC user's rooms come from its roles
+        // through `[[auth.roles]]`, as an account's do.
+        let table = config.roles.clone();
+        let rooms_for_roles: oidc::RoomsForRoles = Arc::new(move |roles: &[String], user: &str| {
+            super::roles::rooms_for(&table, user, roles)
+        });
         let oidc = config
             .oidc
             .as_ref()
-            .map(|cfg| Oidc::new(cfg, oidc::no_rooms()))
+            .map(|cfg| Oidc::new(cfg, rooms_for_roles))
             .transpose()?;
         let bootstrap = config.bootstrap.as_ref().map(Bootstrap::new).transpose()?;
-        let auth = Authenticator {
+        Ok(Authenticator {
             tokens,
             jwt,
             oidc,
             bootstrap,
-        };
-        if !auth.any_mode() {
-            tracing::warn!("[auth] configures no mode: every websocket client will be refused");
+            accounts: None,
+            roles: config.roles.clone(),
+        })
+    }
+
+    /// This authenticator, also accepting the access tokens of `accounts`.
+    /// The host builds every authenticator through here, so this is where
+    /// it says when no mode at all is left.
+    pub fn with_accounts(mut self, accounts: Option<Arc<Accounts>>) -> Self {
+        self.accounts = accounts;
+        if !self.any_mode() {
+            tracing::warn!(
+                "[auth] configures no mode and the host keeps no accounts: every websocket client will be refused"
+            );
         }
-        Ok(auth)
+        self
     }
 
     /// Whether at least one mode is configured.
@@ -84,6 +110,7 @@ impl Authenticator {
             || self.jwt.is_some()
             || self.oidc.is_some()
             || self.bootstrap.is_some()
+            || self.accounts.is_some()
     }
 
     /// Decide who `creds` belongs to.
@@ -116,6 +143,12 @@ impl Authenticator {
             if let Some(principal) = self.tokens.lookup(token) {
                 return Ok(principal.clone());
             }
+            if let Some(accounts) = &self.accounts
+                && jwt::looks_like_jwt(token)
+                && accounts.is_ours(token)
+            {
+                return self.account_principal(accounts, token);
+            }
             if jwt::looks_like_jwt(token) {
                 if let Some(oidc) = &self.oidc
                     && (self.jwt.is_none() || oidc.claims_issuer(token))
@@ -133,6 +166,25 @@ impl Authenticator {
         Err(match creds.token {
             Some(_) => AuthError::UnknownToken,
             None => AuthError::NoCredentials,
+        })
+    }
+
+    /// The principal of one of this host's access tokens: roles from the
+    /// store now, rooms from `[[auth.roles]]`.
+    fn account_principal(&self, accounts: &Accounts, token: &str) -> Result<Principal, AuthError> {
+        let account = accounts.check_access(token)?;
+        let user = format!("{}{}", super::ACCOUNT_PREFIX, account.name);
+        let allowed_rooms = super::roles::rooms_for(&self.roles, &user, &account.roles);
+        // `namespaced` adds the prefix to `user` afterwards; `{user}` in
+        // rooms must already be the full name.
+        Ok(Principal {
+            user: account.name,
+            roles: account.roles,
+            allowed_rooms,
+            source: Source::Account {
+                expires: account.expires,
+                session: account.session,
+            },
         })
     }
 }

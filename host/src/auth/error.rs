@@ -54,6 +54,11 @@ pub enum AuthError {
     /// state leak to others, so it is refused instead.
     #[error("no randomness for an anonymous identity: {0}")]
     NoRandomness(String),
+    /// The token names this host's accounts key but is not a usable access
+    /// token now: bad signature, expired, its user disabled or gone, its
+    /// session logged out.
+    #[error("account access token refused: {0}")]
+    AccountToken(#[from] crate::accounts::AccessTokenError),
 }
 
 impl AuthError {

@@ -34,6 +34,7 @@
 //!   vouched for it; user names namespaced by it
 //! - `error`: [`AuthError`], [`JwtError`], [`AuthSetupError`]
 //! - `api_tokens`: [`ApiTokens`], the HTTP API's admin and trigger tokens, as digests
+//! - `roles`: `[[auth.roles]]`, rooms by role with `{user}` substituted
 
 mod api_tokens;
 mod authenticator;
@@ -46,6 +47,7 @@ mod jwt;
 mod oidc;
 mod oidc_fetch;
 mod principal;
+pub mod roles;
 mod tokens;
 
 #[cfg(test)]
@@ -61,5 +63,6 @@ pub use credentials::{
 };
 pub use error::{AuthError, AuthSetupError, JwtError};
 pub use principal::{
-    ADMIN_ROLE, BOOTSTRAP_PREFIX, JWT_PREFIX, OIDC_PREFIX, Principal, RESERVED_PREFIXES, Source,
+    ACCOUNT_PREFIX, ADMIN_ROLE, BOOTSTRAP_PREFIX, JWT_PREFIX, OIDC_PREFIX, Principal,
+    RESERVED_PREFIXES, Source,
 };

@@ -56,15 +56,9 @@ const FIRST_RETRY: Duration = Duration::from_secs(1);
 const MAX_RETRY: Duration = Duration::from_secs(60);
 
 /// The rooms of a user whose token carries none (no `rooms_claim`
-/// configured), from its roles and its (namespaced) user name. The
-/// `[[auth.roles]]` table is meant to be passed here.
+/// configured), from its roles and its (namespaced) user name: the
+/// `[[auth.roles]]` table (`auth::roles::rooms_for`).
 pub(crate) type RoomsForRoles = Arc<dyn Fn(&[String], &str) -> Vec<Value> + Send + Sync>;
-
-/// No rooms whatever the roles: what `[auth.jwt]` gives a token without
-/// its rooms claim.
-pub(crate) fn no_rooms() -> RoomsForRoles {
-    Arc::new(|_roles: &[String], _user: &str| Vec::new())
-}
 
 /// Verifies the issuer's tokens; owns the task that keeps its keys fresh,
 /// which ends when this is dropped (a reloaded config builds a new one).

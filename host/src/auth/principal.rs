@@ -14,6 +14,7 @@
 //! | `[auth.jwt]` | `jwt:` + the user claim | `jwt:alice` |
 //! | `[auth.oidc]` | `oidc:` + the token's `sub` | `oidc:f81d4fae-…` |
 //! | `[auth.bootstrap]` | `bootstrap:` + the reply's user id | `bootstrap:42` |
+//! | accounts (`/auth/login`) | `account:` + the stored name | `account:alice` |
 //! | bootstrap, no user id | `anonymous-` + 16 random hex digits, new per connection | `anonymous-3f…` |
 //!
 //! Static names stay as operators wrote them, so existing config and
@@ -39,9 +40,13 @@ pub const OIDC_PREFIX: &str = "oidc:";
 /// What bootstrap users' names start with (anonymous ones excepted).
 pub const BOOTSTRAP_PREFIX: &str = "bootstrap:";
 
+/// What account users' names start with.
+pub const ACCOUNT_PREFIX: &str = "account:";
+
 /// Prefixes a `[[auth.tokens]]` user may not start with: they belong to
 /// other sources.
-pub const RESERVED_PREFIXES: [&str; 3] = [JWT_PREFIX, BOOTSTRAP_PREFIX, OIDC_PREFIX];
+pub const RESERVED_PREFIXES: [&str; 4] =
+    [JWT_PREFIX, BOOTSTRAP_PREFIX, ACCOUNT_PREFIX, OIDC_PREFIX];
 
 /// Which auth mode vouched for a principal, and what a session needs to
 /// know to notice when that stops.
@@ -69,6 +74,15 @@ pub enum Source {
     },
     /// A user the bootstrap URL named.
     Bootstrap,
+    /// An access token this host signed for a user of its store
+    /// (`accounts`): accepted until `expires`, the session ends then.
+    /// `session` is the login session (`sid`) a logout ends.
+    Account {
+        /// When the session must end (the token's `exp`).
+        expires: SystemTime,
+        /// The login session id.
+        session: String,
+    },
     /// A client the bootstrap URL named nobody for: its name is new for
     /// each connection, so it has nothing to resume and is never parked.
     Anonymous,
@@ -113,6 +127,7 @@ impl Principal {
             Source::Jwt { .. } => JWT_PREFIX,
             Source::Oidc { .. } => OIDC_PREFIX,
             Source::Bootstrap => BOOTSTRAP_PREFIX,
+            Source::Account { .. } => ACCOUNT_PREFIX,
             Source::Static { .. } | Source::Anonymous => return self,
         };
         self.user.insert_str(0, prefix);
@@ -132,7 +147,8 @@ impl Principal {
             }
             (Source::Jwt { .. }, Source::Jwt { .. })
             | (Source::Oidc { .. }, Source::Oidc { .. })
-            | (Source::Bootstrap, Source::Bootstrap) => true,
+            | (Source::Bootstrap, Source::Bootstrap)
+            | (Source::Account { .. }, Source::Account { .. }) => true,
             _ => false,
         }
     }
@@ -141,7 +157,9 @@ impl Principal {
     /// `exp` plus leeway for a JWT or OIDC token, `None` for the others.
     pub fn expires(&self) -> Option<SystemTime> {
         match self.source {
-            Source::Jwt { expires } | Source::Oidc { expires } => Some(expires),
+            Source::Jwt { expires }
+            | Source::Oidc { expires }
+            | Source::Account { expires, .. } => Some(expires),
             Source::Static { .. } | Source::Bootstrap | Source::Anonymous => None,
         }
     }

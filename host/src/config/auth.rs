@@ -15,7 +15,7 @@ use super::{
     declare::keyed,
     error::{KeyPath, Problem},
     json_path::{JsonPath, JsonPathError},
-    model::{AuthConfig, BootstrapConfig, JwtConfig, StaticToken},
+    model::{AccountsConfig, AuthConfig, BootstrapConfig, JwtConfig, RoleRooms, StaticToken},
     value::{describe, to_json, token_text},
 };
 
@@ -29,6 +29,27 @@ keyed! {
         /// Shorthand for `[auth.bootstrap] url = ...`.
         pub(super) bootstrap_url: Option<String>,
         pub(super) oidc: Option<super::oidc::RawOidc>,
+        pub(super) roles: Vec<RawRole>,
+        pub(super) accounts: Option<RawAccounts>,
+    }
+}
+
+keyed! {
+    #[derive(Debug, Deserialize)]
+    pub(super) struct RawRole {
+        pub(super) name: String,
+        #[serde(default)]
+        pub(super) allowed_rooms: Vec<toml::Value>,
+    }
+}
+
+keyed! {
+    #[derive(Debug, Default, Deserialize)]
+    #[serde(default)]
+    pub(super) struct RawAccounts {
+        pub(super) enabled: Option<bool>,
+        pub(super) access_token_secs: Option<u64>,
+        pub(super) refresh_token_secs: Option<u64>,
     }
 }
 
@@ -135,6 +156,8 @@ pub(super) fn validate_auth(raw: RawAuth, base: &Path) -> Result<AuthConfig, Pro
         }),
         (None, None) => None,
     };
+    let roles = validate_roles(raw.roles, &table)?;
+    let accounts = validate_accounts(raw.accounts.unwrap_or_default(), &table.key("accounts"))?;
     let oidc = raw
         .oidc
         .map(|o| super::oidc::validate_oidc(o, &table.key("oidc")))
@@ -143,8 +166,94 @@ pub(super) fn validate_auth(raw: RawAuth, base: &Path) -> Result<AuthConfig, Pro
         tokens,
         jwt,
         bootstrap,
+        roles,
+        accounts,
         oidc,
     })
+}
+
+/// What `{user}` in a `[[auth.roles]]` room value stands for.
+pub const USER_PLACEHOLDER: &str = "{user}";
+
+/// `[[auth.roles]]`: a name each, rooms as for static tokens, and
+/// `{user}` only as a whole value (it is substituted, never spliced: a
+/// name put into the middle of a value could make it match other rooms).
+fn validate_roles(raw: Vec<RawRole>, table: &KeyPath) -> Result<Vec<RoleRooms>, Problem> {
+    let mut roles: Vec<RoleRooms> = Vec::with_capacity(raw.len());
+    for (i, r) in raw.into_iter().enumerate() {
+        let entry = table.key("roles").index(i);
+        let name = token_text(&entry.key("name"), &r.name, "a role name such as \"user\"")?;
+        if roles.iter().any(|other| other.name == name) {
+            return Err(Problem::invalid(
+                &entry.key("name"),
+                format!("auth.roles[{i}].name {name:?} is listed twice"),
+                "give each role one [[auth.roles]] entry with all its rooms",
+            ));
+        }
+        let mut allowed_rooms = Vec::with_capacity(r.allowed_rooms.len());
+        for (j, room) in r.allowed_rooms.iter().enumerate() {
+            let path = entry.key("allowed_rooms").index(j);
+            let pattern = room_pattern(&path, room)?;
+            if let Some((key, _)) = pattern.as_object().into_iter().flatten().find(|(_, v)| {
+                v.as_str()
+                    .is_some_and(|s| s.contains(USER_PLACEHOLDER) && s != USER_PLACEHOLDER)
+            }) {
+                return Err(Problem::invalid(
+                    &path.key(key),
+                    format!(
+                        "{} uses {USER_PLACEHOLDER} inside a longer value",
+                        path.key(key)
+                    ),
+                    format!(
+                        "{USER_PLACEHOLDER} must be the whole value: {key} = \"{USER_PLACEHOLDER}\""
+                    ),
+                ));
+            }
+            allowed_rooms.push(pattern);
+        }
+        roles.push(RoleRooms {
+            name,
+            allowed_rooms,
+        });
+    }
+    Ok(roles)
+}
+
+/// Access tokens live 10 minutes unless `access_token_secs` says otherwise.
+const DEFAULT_ACCESS_TOKEN_SECS: u64 = 600;
+/// Refresh tokens live 14 days unless `refresh_token_secs` says otherwise.
+const DEFAULT_REFRESH_TOKEN_SECS: u64 = 14 * 24 * 3600;
+
+fn validate_accounts(raw: RawAccounts, path: &KeyPath) -> Result<AccountsConfig, Problem> {
+    let access = bounded(
+        &path.key("access_token_secs"),
+        raw.access_token_secs.unwrap_or(DEFAULT_ACCESS_TOKEN_SECS),
+        1,
+        86_400,
+        "how long an access token works, in seconds, at most 1 day (default 600)",
+    )?;
+    let refresh = bounded(
+        &path.key("refresh_token_secs"),
+        raw.refresh_token_secs.unwrap_or(DEFAULT_REFRESH_TOKEN_SECS),
+        access,
+        365 * 86_400,
+        "how long a refresh token works, in seconds, at least access_token_secs and at most a year (default 1209600, 14 days)",
+    )?;
+    Ok(AccountsConfig {
+        enabled: raw.enabled,
+        access_token_ttl: secs(access),
+        refresh_token_ttl: secs(refresh),
+    })
+}
+
+impl Default for AccountsConfig {
+    fn default() -> Self {
+        AccountsConfig {
+            enabled: None,
+            access_token_ttl: secs(DEFAULT_ACCESS_TOKEN_SECS),
+            refresh_token_ttl: secs(DEFAULT_REFRESH_TOKEN_SECS),
+        }
+    }
 }
 
 /// `[[auth.tokens]]`: each entry's secret unique, its names non-empty.

@@ -30,6 +30,10 @@ pub fn restart_required(old: &Config, new: &Config) -> Vec<&'static str> {
     ModulesConfig::restart_required(&old.modules, &new.modules, &mut out);
     Diagnostics::restart_required(&old.diagnostics, &new.diagnostics, &mut out);
     ExternalConfig::restart_required(&old.external, &new.external, &mut out);
+    // The store, its token key and the /auth routes are opened at start.
+    if old.auth.accounts != new.auth.accounts {
+        out.push("auth.accounts");
+    }
     out
 }
 
@@ -76,6 +80,13 @@ pub fn describe_changes(old: &Config, new: &Config) -> Vec<String> {
         (Some(_), None) => out.push("auth.bootstrap removed".to_owned()),
         (Some(x), Some(y)) if x != y => out.push("auth.bootstrap changed".to_owned()),
         _ => {}
+    }
+    if p.roles != q.roles {
+        out.push(format!(
+            "auth.roles changed ({} → {} roles)",
+            p.roles.len(),
+            q.roles.len()
+        ));
     }
     match (&p.oidc, &q.oidc) {
         (None, Some(_)) => out.push("auth.oidc added".to_owned()),

@@ -54,6 +54,7 @@ use std::{
 
 use serde::Deserialize;
 
+pub use auth::USER_PLACEHOLDER;
 pub use codec::{ANY_ORIGIN, serialized_origin};
 pub use diff::{describe_changes, restart_required};
 pub use error::{ConfigError, Diagnostic, MAX_CONFIG_BYTES, Position};

@@ -62,6 +62,33 @@ pub struct AuthConfig {
     pub bootstrap: Option<BootstrapConfig>,
     /// `[auth.oidc]`: tokens from an OpenID Connect issuer (Keycloak…).
     pub oidc: Option<OidcConfig>,
+    /// `[[auth.roles]]`: rooms per role, for principals whose rooms are
+    /// not given with them (accounts).
+    pub roles: Vec<RoleRooms>,
+    /// `[auth.accounts]`
+    pub accounts: AccountsConfig,
+}
+
+/// One `[[auth.roles]]` entry.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RoleRooms {
+    /// The role name.
+    pub name: String,
+    /// Room patterns for holders of the role; a value that is exactly
+    /// `"{user}"` stands for the holder's user name.
+    pub allowed_rooms: Vec<serde_json::Value>,
+}
+
+/// `[auth.accounts]`: users kept by the host (`state_dir/modhost.db`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct AccountsConfig {
+    /// `enabled = true`: open (or make) the store at start; `false`: never;
+    /// unset: when the store file exists.
+    pub enabled: Option<bool>,
+    /// `access_token_secs = 600`
+    pub access_token_ttl: Duration,
+    /// `refresh_token_secs = 1209600`
+    pub refresh_token_ttl: Duration,
 }
 
 /// One `[[auth.tokens]]` entry.

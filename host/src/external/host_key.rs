@@ -6,6 +6,10 @@
 //! public half is served at `GET <[external] path>/key` as one base64 line,
 //! the format of a `.pub` line and of PyNaCl's `VerifyKey.encode(Base64Encoder)`.
 //! It lives in the state folder, never in the repository.
+//!
+//! The accounts' access tokens are signed by a key kept the same way, in a
+//! file of its own ([`load_or_create_named`]): one purpose per key, so a
+//! signature made for one is never valid for the other.
 
 use std::{
     fs::{self, OpenOptions},
@@ -27,7 +31,7 @@ pub(super) const FILE: &str = "external-host.key";
 pub enum HostKeyError {
     /// Writing a new key failed.
     #[error(
-        "cannot create the host key for external modules at {}: {source}; check that [modules] state_dir is writable by the host",
+        "cannot create the host key at {}: {source}; check that [modules] state_dir is writable by the host",
         path.display()
     )]
     Create {
@@ -40,13 +44,23 @@ pub enum HostKeyError {
     #[error("cannot get randomness from the OS to make the host key: {0}")]
     Random(getrandom::Error),
     /// An existing key file is unreadable or open to others.
-    #[error("the host key for external modules: {0}")]
+    #[error("the host key: {0}")]
     Read(#[from] KeyError),
 }
 
 /// Reads `state_dir/external-host.key`, making it first if it is missing.
 pub(super) fn load_or_create(state_dir: &Path) -> Result<SigningKey, HostKeyError> {
-    let path = state_dir.join(FILE);
+    load_or_create_named(state_dir, FILE, "signs frames to external modules")
+}
+
+/// Reads `state_dir/<file>`, making it first if it is missing; `purpose`
+/// goes into the new file's comment line.
+pub(crate) fn load_or_create_named(
+    state_dir: &Path,
+    file: &str,
+    purpose: &str,
+) -> Result<SigningKey, HostKeyError> {
+    let path = state_dir.join(file);
     let create = |source| HostKeyError::Create {
         path: path.clone(),
         source,
@@ -68,13 +82,13 @@ pub(super) fn load_or_create(state_dir: &Path) -> Result<SigningKey, HostKeyErro
     {
         Ok(mut file) => {
             let text = format!(
-                "# modhost host key: signs frames to external modules; never share it\n{}\n",
+                "# modhost host key: {purpose}; never share it\n{}\n",
                 BASE64.encode(seed)
             );
             file.write_all(text.as_bytes())
                 .and_then(|()| file.sync_all())
                 .map_err(create)?;
-            tracing::info!(path = %path.display(), "made the host key for external modules");
+            tracing::info!(path = %path.display(), "made a host key that {purpose}");
         }
         Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
         Err(e) => return Err(create(e)),

@@ -43,5 +43,6 @@ mod tests;
 
 pub use envelope::{EnvelopeError, Inbound};
 pub use host_key::HostKeyError;
+pub(crate) use host_key::load_or_create_named as load_or_create_host_key;
 pub use table::{External, ExternalInfo};
 pub use upgrade::{host_key, upgrade};

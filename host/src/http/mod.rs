@@ -7,6 +7,8 @@
 //! - `error`: JSON error responses (`{"error":{"code","message"}}`)
 //! - `metrics`: `GET /metrics` (Prometheus text), read from live state
 //! - `trigger`: `POST /trigger/` (high-templar 2.x publish, authenticated)
+//! - `accounts`: `POST /auth/login|refresh|logout` when the host keeps
+//!   accounts (JSON bodies only, uniform refusals)
 //! - `admin`: `/api/*` (admin token): modules (list, reset), config reload
 //!   status, call, connections, rooms
 //! - this file: the router, `/health`, the config reload status it serves,
@@ -14,6 +16,7 @@
 //!
 //! `server` builds this router, so nothing here imports from `server`.
 
+mod accounts;
 mod admin;
 mod auth;
 mod body;
@@ -65,6 +68,12 @@ pub fn router(state: Arc<AppState>) -> Router {
             .route(&format!("{path}/key"), get(external::host_key));
     }
     drop(config);
+    if state.accounts.is_some() {
+        router = router
+            .route("/auth/login", post(accounts::login))
+            .route("/auth/refresh", post(accounts::refresh))
+            .route("/auth/logout", post(accounts::logout));
+    }
     router.with_state(state)
 }
 

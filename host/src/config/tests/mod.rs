@@ -206,6 +206,7 @@ fn full_example_parses_to_the_expected_config() {
                 timeout: Duration::from_millis(2000),
                 max_response_bytes: 256 * 1024,
             }),
+            ..AuthConfig::default()
         },
         trigger: TriggerConfig {
             tokens: vec!["t1".into(), "t2".into()],
