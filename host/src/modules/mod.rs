@@ -32,7 +32,7 @@ pub use context::{CallContext, UserRights};
 pub use error::{LoadError, LoadErrorKind};
 pub use generation::{Admission, DEGRADE_AFTER_TIMEOUTS, GenState, Generation, StartOptions};
 pub use inline::{DEMOTE_AFTER_OVERRUNS, INLINE_BUDGET};
-pub use loader::{LoadPolicy, LoadedLibrary, SignedBuild, inspect, load, open, verify};
+pub use loader::{LoadPolicy, LoadedLibrary, SignedBuild, check, inspect, load, open, verify};
 pub use pending::{CallFailure, CallSink, PendingCalls};
 pub use registry::{LoadOutcome, ModuleInfo, Registry, ResetError, RuntimeSettings};
 pub use services::HostServices;
