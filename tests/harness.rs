@@ -402,12 +402,19 @@ impl TestHost {
         }
     }
 
-    /// The `GET /api/modules` rows that are refused or disabled files.
+    /// The refused or disabled files `GET /api/modules` lists (each row's
+    /// `refused_builds`), each with its row's `name`.
     pub async fn refusals(&self) -> Vec<Value> {
         self.modules()
             .await
             .into_iter()
-            .filter(|m| m["state"] == "refused" || m["state"] == "disabled")
+            .flat_map(|m| {
+                let builds = m["refused_builds"].as_array().cloned().unwrap_or_default();
+                builds.into_iter().map(move |mut b| {
+                    b["name"] = m["name"].clone();
+                    b
+                })
+            })
             .collect()
     }
 

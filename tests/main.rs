@@ -4,6 +4,9 @@
 //! # Layout
 //! - `harness`: builds and signs the plugins, starts hosts, clients
 //! - `modules`: signed loading and every refusal; panics; the CLI
+//! - `module_tools`: `verify` agrees with the host on every refusal,
+//!   `keygen`/`sign` read the config, every unloaded file is listed once
+//!   per module (issue 16 items 3 and 4)
 //! - `gateway`: websocket protocol, auth modes, rooms and fan-out, limits
 //! - `legacy`: high-templar 3.1's dialect, frame by frame
 //! - `bootstrap`: `[auth.bootstrap]` replies through the real binary
@@ -58,6 +61,7 @@ mod gateway;
 mod hostile;
 mod inline_calls;
 mod legacy;
+mod module_tools;
 mod modules;
 mod oidc;
 mod oidc_issuer;
