@@ -29,9 +29,15 @@ fn profile_dir() -> PathBuf {
         .to_owned()
 }
 
+/// The cargo target folder this test binary was built into: builds the
+/// tests start share it, so they reuse what is already compiled.
+pub fn target_dir() -> PathBuf {
+    profile_dir().parent().expect("target dir").to_owned()
+}
+
 fn cargo_build(args: &[&str]) {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let target_dir = profile_dir().parent().expect("target dir").to_owned();
+    let target_dir = target_dir();
     let root = Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
         .expect("workspace root");

@@ -4,6 +4,10 @@
 //! # Layout
 //! - `harness`: builds and signs the plugins, starts hosts, clients
 //! - `modules`: signed loading and every refusal; panics; the CLI
+//! - `module_e2e`: `modhost new` → `cargo test` → `modhost package` → a
+//!   live answer, and an edit packaged again answering without a restart
+//! - `repository`: cited design sections, relative links and licences
+//!   are in the repository (issue 16 item 8)
 //! - `module_tools`: `verify` agrees with the host on every refusal,
 //!   `keygen`/`sign` read the config, every unloaded file is listed once
 //!   per module (issue 16 items 3 and 4)
@@ -61,11 +65,13 @@ mod gateway;
 mod hostile;
 mod inline_calls;
 mod legacy;
+mod module_e2e;
 mod module_tools;
 mod modules;
 mod oidc;
 mod oidc_issuer;
 mod reload;
+mod repository;
 mod security_fanout;
 mod security_files;
 mod security_http;
