@@ -813,9 +813,7 @@ impl ProcessHost {
             if let Some(addr) = log
                 .lines()
                 .find(|l| l.contains("listening"))
-                .and_then(|l| l.split("addr=").nth(1))
-                .and_then(|a| a.split_whitespace().next())
-                .and_then(|a| a.parse().ok())
+                .and_then(listen_addr)
             {
                 return Some(addr);
             }
@@ -901,6 +899,21 @@ impl ProcessHost {
         c.next().await;
         c.send_json(serde_json::json!({"type": "status"})).await;
         c.next().await
+    }
+}
+
+/// The address in the host's "listening" line, as text (`addr=…`) or as
+/// JSON (`[log] format = "json"`: `fields.addr`).
+fn listen_addr(line: &str) -> Option<std::net::SocketAddr> {
+    match serde_json::from_str::<Value>(line) {
+        Ok(json) => json["fields"]["addr"].as_str()?.parse().ok(),
+        Err(_) => line
+            .split("addr=")
+            .nth(1)?
+            .split_whitespace()
+            .next()?
+            .parse()
+            .ok(),
     }
 }
 

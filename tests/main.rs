@@ -6,6 +6,8 @@
 //! - `modules`: signed loading and every refusal; panics; the CLI
 //! - `module_e2e`: `modhost new` → `cargo test` → `modhost package` → a
 //!   live answer, and an edit packaged again answering without a restart
+//! - `operators`: `[log] format` (JSON lines, no colour in files), `run
+//!   --help`, `modhost status` (issue 16 item 5)
 //! - `repository`: cited design sections, relative links and licences
 //!   are in the repository (issue 16 item 8)
 //! - `module_tools`: `verify` agrees with the host on every refusal,
@@ -70,6 +72,7 @@ mod module_tools;
 mod modules;
 mod oidc;
 mod oidc_issuer;
+mod operators;
 mod reload;
 mod repository;
 mod security_fanout;

@@ -26,6 +26,18 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the host.
+    ///
+    /// Serves websockets (/ws/), /trigger/, /health and the admin API on
+    /// [server] listen, and loads the signed modules in [modules] dir. It
+    /// watches that folder (a signed build dropped there is loaded, swapped
+    /// in or removed without a restart), the verify key folders, and the
+    /// config file itself (most settings apply on save; the log says which
+    /// need a restart).
+    ///
+    /// Logs go to stdout. MODHOST_LOG picks the lines, in tracing's
+    /// EnvFilter syntax (info, the default; debug; warn,modhost=debug), and
+    /// [log] format their shape: "text" (coloured only on a terminal) or
+    /// "json" (one object per line). SIGINT or SIGTERM stop it gracefully.
     Run {
         /// The config file. Without it, ./config.toml, or the embedded
         /// defaults when there is none.
@@ -116,6 +128,19 @@ enum Command {
         #[arg(long)]
         seq: Option<u64>,
     },
+    /// A running host's modules (with every file it refused and why),
+    /// connections and rooms, from its admin API with the config's
+    /// `[admin] token`.
+    Status {
+        /// The running host's config file (its listen address and admin
+        /// token). Without it, ./config.toml, or the embedded defaults.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// The host's address, when not the config's listen address
+        /// (e.g. behind a proxy): http://host:port.
+        #[arg(long)]
+        url: Option<String>,
+    },
 }
 
 fn main() -> std::process::ExitCode {
@@ -147,6 +172,7 @@ fn main() -> std::process::ExitCode {
         } => cli::signing::verify(&lib, verify_keys, config.config),
         Command::New { name, dir } => cli::new::new(&name, dir),
         Command::Package { config, key, seq } => cli::package::package(config, key, seq),
+        Command::Status { config, url } => cli::status::status(config, url),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -5,6 +5,7 @@
 //! - this file: the config file a command reads (`--config`, else
 //!   ./config.toml, else the embedded defaults)
 //! - `run`: config → logging → host, until SIGINT/SIGTERM
+//! - `log`: `[log] format`: text (colour only on a terminal) or JSON lines
 //! - `user`: the account store's users, over `modhost::accounts::admin`;
 //!   passwords come from stdin (or `MODHOST_ADMIN_PASSWORD` for
 //!   `run --create-admin`), never from the command line
@@ -13,11 +14,15 @@
 //! - `new`: `modhost new`, a module crate from the template in `new/`
 //! - `package`: `modhost package`: build, check, sign and drop into the
 //!   plugins folder
+//! - `status`: `modhost status`: a running host's modules, connections and
+//!   rooms, from its admin API
 
+pub(crate) mod log;
 pub(crate) mod new;
 pub(crate) mod package;
 pub(crate) mod run;
 pub(crate) mod signing;
+pub(crate) mod status;
 pub(crate) mod user;
 
 use std::path::PathBuf;

@@ -2,28 +2,9 @@
 
 use std::path::PathBuf;
 
+use super::{config_file, load_config, log};
 use anyhow::{Context, bail};
 use modhost::{accounts::admin, server::Host};
-use tracing_subscriber::EnvFilter;
-
-use super::load_config;
-
-fn init_logging() {
-    // lapin logs a broken broker connection three times at ERROR; the AMQP
-    // source reports it once, at WARN, with the next attempt's delay. So
-    // lapin is quiet unless MODHOST_LOG names it (`...,lapin=debug`).
-    let spec = std::env::var("MODHOST_LOG").unwrap_or_else(|_| "info".to_owned());
-    let spec = if spec.contains("lapin") {
-        spec
-    } else {
-        format!("{spec},lapin=off")
-    };
-    let filter = EnvFilter::try_new(spec).unwrap_or_else(|_| EnvFilter::new("info,lapin=off"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_target(false)
-        .init();
-}
 
 /// Runs the host on the config `config_path` names (see [`load_config`]),
 /// first making the administrator `create_admin` if asked.
@@ -31,7 +12,7 @@ pub(crate) fn run(
     config_path: Option<PathBuf>,
     create_admin: Option<String>,
 ) -> anyhow::Result<()> {
-    init_logging();
+    log::init(log::format_in(config_file(config_path.clone()).as_deref()));
     let config = load_config(config_path)?;
     if let Some(name) = create_admin {
         if config.auth.accounts.enabled == Some(false) {
