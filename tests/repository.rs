@@ -1,8 +1,8 @@
 //! The repository is self-contained for its readers (issue 16 item 8): every
 //! `DESIGN §n` and `ABI_NOTES §n` the code and docs cite is a section of
 //! the copy in `docs/`, every relative link in the Markdown documents
-//! leads to a file that exists, and the licences `Cargo.toml` names are
-//! there.
+//! leads to a file that exists, the licences `Cargo.toml` names are
+//! there, and `deploy/`'s config and systemd unit agree (item 5).
 
 use std::path::{Path, PathBuf};
 
@@ -131,4 +131,45 @@ fn citations_are_read_with_their_lists() {
     assert_eq!(citations("x (DESIGN §10, §11; y)", "DESIGN"), [10, 11]);
     assert_eq!(citations("DESIGN §3: the", "DESIGN"), [3]);
     assert_eq!(citations("ABI_NOTES §4)", "DESIGN"), Vec::<u32>::new());
+}
+
+/// `deploy/`: the production config parses, and the systemd unit runs the
+/// host on it with the limits the README recommends and write access to
+/// its state folder only.
+#[test]
+fn the_deploy_config_and_unit_agree() {
+    let root = root();
+    let text = std::fs::read_to_string(root.join("deploy/config.toml")).unwrap();
+    let config = modhost::config::parse(&text, Path::new("/etc/modhost/config.toml"))
+        .unwrap_or_else(|e| panic!("deploy/config.toml: {e}"));
+    let unit = std::fs::read_to_string(root.join("deploy/modhost.service")).unwrap();
+    let setting = |key: &str| {
+        unit.lines()
+            .find_map(|l| l.strip_prefix(&format!("{key}=")))
+            .unwrap_or_else(|| panic!("modhost.service sets no {key}"))
+            .to_owned()
+    };
+    assert_eq!(
+        setting("ExecStart"),
+        "/usr/local/bin/modhost run --config /etc/modhost/config.toml"
+    );
+    assert_eq!(
+        Path::new(&setting("ReadWritePaths")),
+        config.modules.state_dir
+    );
+    for key in ["LimitNOFILE", "MemoryMax", "LimitAS", "User"] {
+        setting(key);
+    }
+    let layout = std::fs::read_to_string(root.join("deploy/README.md")).unwrap();
+    for path in [
+        &config.modules.dir,
+        &config.modules.state_dir,
+        &config.modules.verify_keys[0],
+    ] {
+        let shown = format!("`{}/`", path.display());
+        assert!(
+            layout.contains(&shown),
+            "deploy/README.md does not place {shown}"
+        );
+    }
 }
