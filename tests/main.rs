@@ -4,6 +4,8 @@
 //! # Layout
 //! - `harness`: builds and signs the plugins, starts hosts, clients
 //! - `modules`: signed loading and every refusal; panics; the CLI
+//! - `browser_example`: `examples/browser/` from a static file server: the
+//!   page, its script, `node --check` (issue 16 item 7)
 //! - `module_e2e`: `modhost new` → `cargo test` → `modhost package` → a
 //!   live answer, and an edit packaged again answering without a restart
 //! - `operators`: `[log] format` (JSON lines, no colour in files), `run
@@ -57,6 +59,7 @@ mod accounts_cli;
 mod accounts_http;
 mod amqp;
 mod bootstrap;
+mod browser_example;
 mod calls;
 mod durability;
 mod external_calls;
