@@ -102,8 +102,12 @@ pub(crate) fn sign(
             modhost_plugin_api::abi::ABI
         );
     }
-    let config = read_config(config_path)?;
-    warn_unless_trusted(key, &module, &config.modules.verify_keys);
+    // The config only serves the warning: a broken one must not stop a
+    // signature, which is checked wherever the build is loaded.
+    match read_config(config_path) {
+        Ok(config) => warn_unless_trusted(key, &module, &config.modules.verify_keys),
+        Err(e) => eprintln!("warning: cannot read the config to check the key against: {e:#}"),
+    }
     let seq = seq.unwrap_or_else(tools::default_seq);
     let envelope = tools::sign_file(lib, key, &module, &version, seq, &abi)?;
     println!(
