@@ -192,7 +192,26 @@ fn type_name(name: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::type_name;
+    use super::{Source, VERSION, type_name};
+
+    #[test]
+    fn dependencies_are_pinned_to_this_version() {
+        let path = Source::Checkout("/src/modhost".into());
+        assert_eq!(
+            path.dependency("modhost-plugin-api", "plugin-api"),
+            format!(
+                "modhost-plugin-api = {{ path = \"/src/modhost/plugin-api\", version = \"={VERSION}\" }}"
+            )
+        );
+        let git = Source::Git("https://example.com/modhost".into());
+        assert_eq!(
+            git.dependency("modhost-plugin-testkit", "plugins/testkit"),
+            format!(
+                "modhost-plugin-testkit = {{ git = \"https://example.com/modhost\", tag = \"v{VERSION}\" }}"
+            )
+        );
+        assert!(git.readme().contains(&format!("v{VERSION}")));
+    }
 
     #[test]
     fn type_names_are_rust_identifiers() {
