@@ -29,9 +29,15 @@ fn profile_dir() -> PathBuf {
         .to_owned()
 }
 
+/// The cargo target folder this test binary was built into: builds the
+/// tests start share it, so they reuse what is already compiled.
+pub fn target_dir() -> PathBuf {
+    profile_dir().parent().expect("target dir").to_owned()
+}
+
 fn cargo_build(args: &[&str]) {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let target_dir = profile_dir().parent().expect("target dir").to_owned();
+    let target_dir = target_dir();
     let root = Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
         .expect("workspace root");
@@ -402,12 +408,19 @@ impl TestHost {
         }
     }
 
-    /// The `GET /api/modules` rows that are refused or disabled files.
+    /// The refused or disabled files `GET /api/modules` lists (each row's
+    /// `refused_builds`), each with its row's `name`.
     pub async fn refusals(&self) -> Vec<Value> {
         self.modules()
             .await
             .into_iter()
-            .filter(|m| m["state"] == "refused" || m["state"] == "disabled")
+            .flat_map(|m| {
+                let builds = m["refused_builds"].as_array().cloned().unwrap_or_default();
+                builds.into_iter().map(move |mut b| {
+                    b["name"] = m["name"].clone();
+                    b
+                })
+            })
             .collect()
     }
 
@@ -800,9 +813,7 @@ impl ProcessHost {
             if let Some(addr) = log
                 .lines()
                 .find(|l| l.contains("listening"))
-                .and_then(|l| l.split("addr=").nth(1))
-                .and_then(|a| a.split_whitespace().next())
-                .and_then(|a| a.parse().ok())
+                .and_then(listen_addr)
             {
                 return Some(addr);
             }
@@ -888,6 +899,21 @@ impl ProcessHost {
         c.next().await;
         c.send_json(serde_json::json!({"type": "status"})).await;
         c.next().await
+    }
+}
+
+/// The address in the host's "listening" line, as text (`addr=…`) or as
+/// JSON (`[log] format = "json"`: `fields.addr`).
+fn listen_addr(line: &str) -> Option<std::net::SocketAddr> {
+    match serde_json::from_str::<Value>(line) {
+        Ok(json) => json["fields"]["addr"].as_str()?.parse().ok(),
+        Err(_) => line
+            .split("addr=")
+            .nth(1)?
+            .split_whitespace()
+            .next()?
+            .parse()
+            .ok(),
     }
 }
 

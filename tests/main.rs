@@ -4,6 +4,17 @@
 //! # Layout
 //! - `harness`: builds and signs the plugins, starts hosts, clients
 //! - `modules`: signed loading and every refusal; panics; the CLI
+//! - `browser_example`: `examples/browser/` from a static file server: the
+//!   page, its script, `node --check` (issue 16 item 7)
+//! - `module_e2e`: `modhost new` → `cargo test` → `modhost package` → a
+//!   live answer, and an edit packaged again answering without a restart
+//! - `operators`: `[log] format` (JSON lines, no colour in files), `run
+//!   --help`, `modhost status` (issue 16 item 5)
+//! - `repository`: cited design sections, relative links and licences
+//!   are in the repository (issue 16 item 8)
+//! - `module_tools`: `verify` agrees with the host on every refusal,
+//!   `keygen`/`sign` read the config, every unloaded file is listed once
+//!   per module (issue 16 items 3 and 4)
 //! - `gateway`: websocket protocol, auth modes, rooms and fan-out, limits
 //! - `legacy`: high-templar 3.1's dialect, frame by frame
 //! - `bootstrap`: `[auth.bootstrap]` replies through the real binary
@@ -48,6 +59,7 @@ mod accounts_cli;
 mod accounts_http;
 mod amqp;
 mod bootstrap;
+mod browser_example;
 mod calls;
 mod durability;
 mod external_calls;
@@ -58,10 +70,14 @@ mod gateway;
 mod hostile;
 mod inline_calls;
 mod legacy;
+mod module_e2e;
+mod module_tools;
 mod modules;
 mod oidc;
 mod oidc_issuer;
+mod operators;
 mod reload;
+mod repository;
 mod security_fanout;
 mod security_files;
 mod security_http;

@@ -87,11 +87,10 @@ async fn unknown_module_and_command_and_missing_param() {
     host.stop().await;
 }
 
-#[tokio::test]
-async fn each_bad_build_is_refused_with_its_own_reason() {
-    let mut ws = Workspace::new();
-    ws.install("echo", "echo.so", "echo", VERSION, 1);
-
+/// Puts one bad build of each kind into `ws`'s plugins folder (unsigned,
+/// tampered, truncated, wrong key, misnamed, other ABI, changed layout);
+/// returns each file with a piece of the reason it is refused for.
+pub fn install_bad_builds(ws: &mut Workspace) -> [(&'static str, &'static str); 7] {
     // No .sig at all.
     std::fs::copy(
         crate::harness::built_lib("divide"),
@@ -142,10 +141,7 @@ async fn each_bad_build_is_refused_with_its_own_reason() {
     // Built against a changed interface (layout differs).
     ws.install("abi_drift", "drift.so", "abi-drift", VERSION, 5);
 
-    let host = TestHost::start(&ws, "").await;
-    echo_answers(&host).await;
-
-    let reasons = [
+    [
         ("unsigned.so", "no signature"),
         ("flipped.so", "SHA-512"),
         ("truncated.so", "truncated"),
@@ -156,7 +152,17 @@ async fn each_bad_build_is_refused_with_its_own_reason() {
             "drift.so",
             "module \"abi-drift\": incompatible ABI in type AbiInfo: the host has modhost-plugin-api 0.1.0, the module was built against modhost-plugin-api 0.1.0 with a different layout (incompatible type size",
         ),
-    ];
+    ]
+}
+
+#[tokio::test]
+async fn each_bad_build_is_refused_with_its_own_reason() {
+    let mut ws = Workspace::new();
+    ws.install("echo", "echo.so", "echo", VERSION, 1);
+    let reasons = install_bad_builds(&mut ws);
+    let host = TestHost::start(&ws, "").await;
+    echo_answers(&host).await;
+
     let mut seen = std::collections::HashSet::new();
     for (file, needle) in reasons {
         let reason = refusal(&host, file).await;
@@ -259,7 +265,7 @@ async fn a_failing_or_panicking_start_is_refused() {
 
 /// Runs `modhost args…` in `dir`; its exit code and its output (stdout,
 /// then stderr).
-fn cli(dir: &std::path::Path, args: &[&str]) -> (Option<i32>, String) {
+pub fn cli(dir: &std::path::Path, args: &[&str]) -> (Option<i32>, String) {
     let out = std::process::Command::new(crate::harness::modhost_bin())
         .current_dir(dir)
         .args(args)

@@ -1,24 +1,16 @@
-//! The `modhost` command: run the host, and the module signing tools.
+//! The `modhost` command: run the host, the module tools, the user store.
 //!
 //! # Layout
-//! - `Cli`: the command line (clap)
-//! - `run`: config → logging → host, until SIGINT/SIGTERM
-//! - `keygen`, `sign`, `verify`: thin wrappers over `modhost::signing::tools`
-//! - `user`: the account store's users, over `modhost::accounts::admin`;
-//!   passwords come from stdin (or `MODHOST_ADMIN_PASSWORD` for
-//!   `run --create-admin`), never from the command line
+//! - this file: the command line (clap) and the dispatch to `cli`
+//! - `cli`: one file per command group (see `cli/mod.rs`)
 
-use std::path::{Path, PathBuf};
+mod cli;
 
-use anyhow::{Context, bail};
+use std::path::PathBuf;
+
 use clap::{Parser, Subcommand};
-use modhost::{
-    accounts::{Store, admin},
-    config, modules,
-    server::Host,
-    signing::tools,
-};
-use tracing_subscriber::EnvFilter;
+
+use cli::{ConfigArg, user::UserCommand};
 
 #[derive(Parser)]
 #[command(
@@ -34,6 +26,18 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the host.
+    ///
+    /// Serves websockets (/ws/), /trigger/, /health and the admin API on
+    /// [server] listen, and loads the signed modules in [modules] dir. It
+    /// watches that folder (a signed build dropped there is loaded, swapped
+    /// in or removed without a restart), the verify key folders, and the
+    /// config file itself (most settings apply on save; the log says which
+    /// need a restart).
+    ///
+    /// Logs go to stdout. MODHOST_LOG picks the lines, in tracing's
+    /// EnvFilter syntax (info, the default; debug; warn,modhost=debug), and
+    /// [log] format their shape: "text" (coloured only on a terminal) or
+    /// "json" (one object per line). SIGINT or SIGTERM stop it gracefully.
     Run {
         /// The config file. Without it, ./config.toml, or the embedded
         /// defaults when there is none.
@@ -58,8 +62,11 @@ enum Command {
         #[arg(long, default_value = ".")]
         out: PathBuf,
         /// Folder whose `<module>.pub` gets the public key appended.
-        #[arg(long, default_value = "verify_keys")]
-        verify_keys: PathBuf,
+        /// Default: the first of the config's `[modules] verify_keys`.
+        #[arg(long)]
+        verify_keys: Option<PathBuf>,
+        #[command(flatten)]
+        config: ConfigArg,
     },
     /// Sign a module library: writes `<lib.so>.sig`.
     Sign {
@@ -79,88 +86,61 @@ enum Command {
         /// Version (default: from the library's manifest).
         #[arg(long)]
         version: Option<String>,
+        /// The config whose `[modules] verify_keys` should trust the key
+        /// (a warning otherwise).
+        #[command(flatten)]
+        config: ConfigArg,
     },
-    /// Check a module library's signature.
+    /// Check a module library as the host on this config would: signature,
+    /// ABI, `enabled`, rollback guard, layout and manifest. Loads the
+    /// library (runs its constructors) once its signature checks out.
     Verify {
         /// The `.so` to check.
         lib: PathBuf,
-        /// Folder(s) of `<module>.pub` files.
-        #[arg(long, default_value = "verify_keys")]
+        /// Folder(s) of `<module>.pub` files. Default: the config's
+        /// `[modules] verify_keys`.
+        #[arg(long)]
         verify_keys: Vec<PathBuf>,
+        #[command(flatten)]
+        config: ConfigArg,
     },
-}
-
-/// `modhost user …`. Each takes `--config` to find `[modules] state_dir`.
-#[derive(Subcommand)]
-enum UserCommand {
-    /// Add a user.
-    Add {
-        /// The login name: ASCII letters, digits and . _ @ -.
+    /// Make a new module crate (cdylib + rlib) that builds and tests out of
+    /// the box.
+    New {
+        /// The module's name: a-z, 0-9, '_' and '-', starting with a letter.
         name: String,
-        /// A role; repeat for more.
-        #[arg(long = "role", value_name = "ROLE")]
-        roles: Vec<String>,
-        /// An email address to keep with the user.
+        /// The folder to create. Default: ./NAME.
         #[arg(long)]
-        email: Option<String>,
-        /// Read the password from the first line of stdin. Without it the
-        /// user has no password until `user passwd`.
+        dir: Option<PathBuf>,
+    },
+    /// In a module's crate: build it in release, check it, sign it and drop
+    /// `<module>.so` and its `.sig` into the config's modules folder.
+    Package {
+        /// The host's config file (its `[modules] dir` receives the build).
+        /// Without it, ./config.toml.
         #[arg(long)]
-        password_stdin: bool,
-        #[command(flatten)]
-        config: ConfigArg,
-    },
-    /// List the users.
-    List {
-        #[command(flatten)]
-        config: ConfigArg,
-    },
-    /// Disable a user: no more logins, and its tokens stop working.
-    Disable {
-        /// The user.
-        name: String,
-        #[command(flatten)]
-        config: ConfigArg,
-    },
-    /// Enable a disabled user.
-    Enable {
-        /// The user.
-        name: String,
-        #[command(flatten)]
-        config: ConfigArg,
-    },
-    /// Add and remove roles.
-    Role {
-        /// The user.
-        name: String,
-        /// A role to add; repeat for more.
-        #[arg(long, value_name = "ROLE")]
-        add: Vec<String>,
-        /// A role to remove; repeat for more.
-        #[arg(long, value_name = "ROLE")]
-        remove: Vec<String>,
-        #[command(flatten)]
-        config: ConfigArg,
-    },
-    /// Set a user's password (ends its login sessions).
-    Passwd {
-        /// The user.
-        name: String,
-        /// Read the password from the first line of stdin (required: a
-        /// password on the command line would show in `ps`).
+        config: Option<PathBuf>,
+        /// The module's private key. Default: ./<module>.key.
         #[arg(long)]
-        password_stdin: bool,
-        #[command(flatten)]
-        config: ConfigArg,
+        key: Option<PathBuf>,
+        /// Rollback guard. Default: Unix time, or one above the highest the
+        /// host accepted when that is higher.
+        #[arg(long)]
+        seq: Option<u64>,
     },
-}
-
-#[derive(clap::Args)]
-struct ConfigArg {
-    /// The config file (for `[modules] state_dir`). Without it,
-    /// ./config.toml, or the embedded defaults when there is none.
-    #[arg(long)]
-    config: Option<PathBuf>,
+    /// A running host's modules (with every file it refused and why),
+    /// connections and rooms, from its admin API with the config's
+    /// `[admin] token`.
+    Status {
+        /// The running host's config file (its listen address and admin
+        /// token). Without it, ./config.toml, or the embedded defaults.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// The host's address, when not the config's listen address
+        /// (e.g. behind a proxy): http://host:port.
+        #[arg(long)]
+        url: Option<String>,
+    },
 }
 
 fn main() -> std::process::ExitCode {
@@ -169,21 +149,30 @@ fn main() -> std::process::ExitCode {
         Command::Run {
             config,
             create_admin,
-        } => run(config, create_admin),
-        Command::User { command } => user(command),
+        } => cli::run::run(config, create_admin),
+        Command::User { command } => cli::user::user(command),
         Command::Keygen {
             module,
             out,
             verify_keys,
-        } => keygen(&module, &out, &verify_keys),
+            config,
+        } => cli::signing::keygen(&module, &out, verify_keys, config.config),
         Command::Sign {
             lib,
             key,
             seq,
             module,
             version,
-        } => sign(&lib, &key, seq, module, version),
-        Command::Verify { lib, verify_keys } => verify(&lib, &verify_keys),
+            config,
+        } => cli::signing::sign(&lib, &key, seq, module, version, config.config),
+        Command::Verify {
+            lib,
+            verify_keys,
+            config,
+        } => cli::signing::verify(&lib, verify_keys, config.config),
+        Command::New { name, dir } => cli::new::new(&name, dir),
+        Command::Package { config, key, seq } => cli::package::package(config, key, seq),
+        Command::Status { config, url } => cli::status::status(config, url),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
@@ -192,219 +181,4 @@ fn main() -> std::process::ExitCode {
             std::process::ExitCode::from(1)
         }
     }
-}
-
-fn init_logging() {
-    // lapin logs a broken broker connection three times at ERROR; the AMQP
-    // source reports it once, at WARN, with the next attempt's delay. So
-    // lapin is quiet unless MODHOST_LOG names it (`...,lapin=debug`).
-    let spec = std::env::var("MODHOST_LOG").unwrap_or_else(|_| "info".to_owned());
-    let spec = if spec.contains("lapin") {
-        spec
-    } else {
-        format!("{spec},lapin=off")
-    };
-    let filter = EnvFilter::try_new(spec).unwrap_or_else(|_| EnvFilter::new("info,lapin=off"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_target(false)
-        .init();
-}
-
-/// The config `--config` names, or ./config.toml, or the embedded defaults.
-fn load_config(config_path: Option<PathBuf>) -> anyhow::Result<config::Config> {
-    Ok(match config_path {
-        Some(path) => config::load(&path)?,
-        None if Path::new("config.toml").exists() => config::load(Path::new("config.toml"))?,
-        None => {
-            let cwd = std::env::current_dir().context("cannot read the current folder")?;
-            tracing::info!(
-                "no config.toml here: running on the embedded defaults (modhost run --config FILE chooses one)"
-            );
-            config::embedded_default(&cwd)
-        }
-    })
-}
-
-fn run(config_path: Option<PathBuf>, create_admin: Option<String>) -> anyhow::Result<()> {
-    init_logging();
-    let config = load_config(config_path)?;
-    if let Some(name) = create_admin {
-        if config.auth.accounts.enabled == Some(false) {
-            bail!(
-                "--create-admin makes an account, but [auth.accounts] enabled = false: enable accounts or drop the flag"
-            );
-        }
-        let password = match std::env::var(admin::ADMIN_PASSWORD_ENV) {
-            Ok(password) if !password.is_empty() => password,
-            _ => admin::read_password(&mut std::io::stdin().lock()).with_context(|| {
-                format!(
-                    "--create-admin needs a password: set {} or pipe it in",
-                    admin::ADMIN_PASSWORD_ENV
-                )
-            })?,
-        };
-        if admin::create_admin(&config.modules.state_dir, &name, &password)? {
-            tracing::info!(user = %name, "made the administrator account");
-        } else {
-            tracing::info!(user = %name, "--create-admin: the user exists, left as it is");
-        }
-    }
-    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
-    runtime.block_on(async move {
-        let listen = config.server.listen;
-        let listener = tokio::net::TcpListener::bind(listen)
-            .await
-            .with_context(|| {
-                format!("cannot listen on {listen}: is another process using it? ([server] listen)")
-            })?;
-        let host = Host::build(config).await?;
-        host.serve(listener, shutdown_signal()).await?;
-        anyhow::Ok(())
-    })
-}
-
-async fn shutdown_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = match signal(SignalKind::terminate()) {
-        Ok(s) => s,
-        Err(_) => return std::future::pending().await,
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
-    }
-}
-
-fn user(command: UserCommand) -> anyhow::Result<()> {
-    let open = |arg: ConfigArg| -> anyhow::Result<Store> {
-        let config = load_config(arg.config)?;
-        if config.auth.accounts.enabled == Some(false) {
-            eprintln!(
-                "note: [auth.accounts] enabled = false: the host will not use these users until it is enabled"
-            );
-        }
-        Ok(Store::open_in(&config.modules.state_dir)?)
-    };
-    let stdin_password = || admin::read_password(&mut std::io::stdin().lock());
-    match command {
-        UserCommand::Add {
-            name,
-            roles,
-            email,
-            password_stdin,
-            config,
-        } => {
-            let password = password_stdin.then(stdin_password).transpose()?;
-            let store = open(config)?;
-            let user = admin::add(&store, &name, email.as_deref(), &roles, password.as_deref())?;
-            println!("added {}", admin::list_line(&user));
-        }
-        UserCommand::List { config } => {
-            for user in open(config)?.users()? {
-                println!("{}", admin::list_line(&user));
-            }
-        }
-        UserCommand::Disable { name, config } => {
-            let user = open(config)?.set_disabled(admin::CLI_ACTOR, &name, true)?;
-            println!("{}", admin::list_line(&user));
-        }
-        UserCommand::Enable { name, config } => {
-            let user = open(config)?.set_disabled(admin::CLI_ACTOR, &name, false)?;
-            println!("{}", admin::list_line(&user));
-        }
-        UserCommand::Role {
-            name,
-            add,
-            remove,
-            config,
-        } => {
-            let user = open(config)?.change_roles(admin::CLI_ACTOR, &name, &add, &remove)?;
-            println!("{}", admin::list_line(&user));
-        }
-        UserCommand::Passwd {
-            name,
-            password_stdin,
-            config,
-        } => {
-            if !password_stdin {
-                bail!(
-                    "user passwd reads the password from stdin: pass --password-stdin and pipe it in (never on the command line, where ps shows it)"
-                );
-            }
-            let password = stdin_password()?;
-            let user = admin::passwd(&open(config)?, &name, &password)?;
-            println!(
-                "password set; login sessions ended: {}",
-                admin::list_line(&user)
-            );
-        }
-    }
-    Ok(())
-}
-
-fn keygen(module: &str, out: &Path, verify_keys: &Path) -> anyhow::Result<()> {
-    let report = tools::keygen(module, out, verify_keys)?;
-    println!("{report}");
-    Ok(())
-}
-
-fn sign(
-    lib: &Path,
-    key: &Path,
-    seq: Option<u64>,
-    module: Option<String>,
-    version: Option<String>,
-) -> anyhow::Result<()> {
-    let (module, version, abi) = match (module, version) {
-        // Both given: the library is never loaded, so signing an untrusted
-        // build runs none of its code. The host checks its ABI at load time.
-        (Some(m), Some(v)) => (m, v, modhost_plugin_api::abi::ABI.to_owned()),
-        (module, version) => {
-            eprintln!(
-                "reading the manifest of {}: this loads the library and runs its constructors \
-                 (pass --module and --version to sign without loading it)",
-                lib.display()
-            );
-            let (manifest, abi) = modules::inspect(lib).with_context(|| {
-                format!(
-                    "cannot read the manifest of {} (pass --module and --version)",
-                    lib.display()
-                )
-            })?;
-            (
-                module.unwrap_or_else(|| manifest.name.to_string()),
-                version.unwrap_or_else(|| manifest.version.to_string()),
-                abi,
-            )
-        }
-    };
-    if abi != modhost_plugin_api::abi::ABI {
-        bail!(
-            "{} was built for ABI `{abi}` but this modhost speaks `{}`: rebuild it against this modhost-plugin-api",
-            lib.display(),
-            modhost_plugin_api::abi::ABI
-        );
-    }
-    let seq = seq.unwrap_or_else(tools::default_seq);
-    let envelope = tools::sign_file(lib, key, &module, &version, seq, &abi)?;
-    println!(
-        "signed {} as {} {} seq {} (key {}) → {}.sig",
-        lib.display(),
-        envelope.module,
-        envelope.version,
-        envelope.seq,
-        envelope.key_id,
-        lib.display()
-    );
-    Ok(())
-}
-
-fn verify(lib: &Path, verify_keys: &[PathBuf]) -> anyhow::Result<()> {
-    let verified = tools::verify_lib(lib, verify_keys, modhost_plugin_api::abi::ABI)?;
-    println!(
-        "ok: module {} version {} seq {} key {}",
-        verified.module, verified.version, verified.seq, verified.key_id
-    );
-    Ok(())
 }

@@ -10,6 +10,7 @@
 //! Secrets (tokens, the JWT secret) are never printed: a change is reported
 //! as "changed" and, for lists, with the counts.
 
+use super::model::LogConfig;
 use super::model::{
     AmqpConfig, Config, Diagnostics, ExternalConfig, GatewayConfig, Limits, ModuleSettings,
     ModulesConfig, ServerConfig,
@@ -30,6 +31,7 @@ pub fn restart_required(old: &Config, new: &Config) -> Vec<&'static str> {
     ModulesConfig::restart_required(&old.modules, &new.modules, &mut out);
     Diagnostics::restart_required(&old.diagnostics, &new.diagnostics, &mut out);
     ExternalConfig::restart_required(&old.external, &new.external, &mut out);
+    LogConfig::restart_required(&old.log, &new.log, &mut out);
     // The store, its token key and the /auth routes are opened at start.
     if old.auth.accounts != new.auth.accounts {
         out.push("auth.accounts");
@@ -52,6 +54,7 @@ pub fn describe_changes(old: &Config, new: &Config) -> Vec<String> {
     let (d, e) = (&old.diagnostics, &new.diagnostics);
     Diagnostics::describe(d, e, "diagnostics", ".", &mut out);
     ExternalConfig::describe(&old.external, &new.external, "external", ".", &mut out);
+    LogConfig::describe(&old.log, &new.log, "log", ".", &mut out);
 
     // Secrets from here on: say what changed, never the values.
     match (&old.admin.token, &new.admin.token) {

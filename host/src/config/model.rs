@@ -16,6 +16,7 @@ pub use super::settings::{
     ChallengeMode, Diagnostics, ExternalConfig, GatewayConfig, Limits, ModuleSettings,
     ModulesConfig, ServerConfig, StatusAccess,
 };
+pub use super::settings::{LogConfig, LogFormat};
 
 /// The whole configuration.
 #[derive(Debug, Clone, PartialEq)]
@@ -40,6 +41,8 @@ pub struct Config {
     pub diagnostics: Diagnostics,
     /// `[external]`
     pub external: ExternalConfig,
+    /// `[log]`
+    pub log: LogConfig,
 }
 
 /// `[admin]`

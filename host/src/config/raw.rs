@@ -37,6 +37,7 @@ use super::{
         RawDiagnostics, RawExternal, RawGateway, RawLimits, RawModuleHost, RawModulesSettings,
         RawServer, ServerConfig,
     },
+    settings::{LogConfig, RawLog},
     shape::{Shape, Shaped},
     trigger::{RawTrigger, validate_trigger},
     value::{to_json, token_text},
@@ -56,6 +57,7 @@ keyed! {
         modules: RawModules,
         diagnostics: RawDiagnostics,
         external: RawExternal,
+        log: RawLog,
     }
 }
 
@@ -153,6 +155,7 @@ impl RawConfig {
         let modules = validate_modules(self.modules, &at("modules"))?;
         let diagnostics = Diagnostics::read(self.diagnostics, &at("diagnostics"))?;
         let external = ExternalConfig::read(self.external, &at("external"))?;
+        let log = LogConfig::read(self.log, &at("log"))?;
         // Two routes on one path would stop the router from being built.
         let module_routes = [external.path.clone(), format!("{}/key", external.path)];
         if let Some(echo) = &diagnostics.ws_echo_path
@@ -180,6 +183,7 @@ impl RawConfig {
             modules,
             diagnostics,
             external,
+            log,
         };
         match published_secret(&config) {
             Some((path, secret)) => Err(published_secret_problem(

@@ -259,6 +259,7 @@ pub(crate) const TABLES: &[(&str, &[super::declare::Decl])] = &[
     ("modules.<name>", ModuleSettings::DECLS),
     ("diagnostics", Diagnostics::DECLS),
     ("external", ExternalConfig::DECLS),
+    ("log", LogConfig::DECLS),
 ];
 
 /// The declared defaults of a table without paths to resolve.
@@ -300,5 +301,36 @@ impl Default for ModuleSettings {
         let mut settings = defaults(|at| Self::read(RawModuleHost::default(), at));
         settings.config = serde_json::Value::Object(serde_json::Map::new());
         settings
+    }
+}
+
+/// How `modhost run` writes its log lines.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// One line of text per event, coloured only on a terminal.
+    Text,
+    /// One JSON object per line, for log collectors.
+    Json,
+}
+
+/// The codec of `[log] format`.
+type LogFormatChoice = Choice<LogFormat>;
+
+section! {
+    /// `[log]`: the host's own log lines (what they say is `MODHOST_LOG`'s).
+    pub struct LogConfig, table "log", raw RawLog {
+        /// Logging is set up once, before the host starts.
+        format: LogFormat = format,
+            LogFormatChoice { default: LogFormat::Text, options: &[
+                ("text", LogFormat::Text),
+                ("json", LogFormat::Json),
+            ] }, Restart,
+            "\"text\" (coloured only on a terminal) or \"json\" (one object per line)";
+    }
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        defaults(|at| Self::read(RawLog::default(), at))
     }
 }

@@ -23,7 +23,10 @@ use modhost_plugin_api::{
     },
 };
 
-use crate::signing::{Envelope, Keyring, SeqStore, SignatureError, read_library, verify_file};
+use crate::{
+    config::ModulesConfig,
+    signing::{Envelope, Keyring, SeqStore, SignatureError, read_library, verify_file},
+};
 
 use super::{
     abi_error,
@@ -153,6 +156,42 @@ pub fn load(file: &Path, policy: &LoadPolicy<'_>) -> Result<LoadedLibrary, LoadE
             policy.allow_rollback,
         )
         .map_err(|e| LoadError::new(file, Some(&module), e))?;
+    open(build)
+}
+
+/// Every check the registry makes before it starts a build, in its order,
+/// without starting it: signature and ABI id, `[modules.<name>] enabled`,
+/// the rollback guard (`seqs`: `None` for a host that has accepted nothing
+/// yet), then the library itself (layout, `panic = "unwind"`, manifest).
+/// `modhost verify` runs it to say what the host would do with `file`.
+/// Like the host, it runs the library's constructors once the signature
+/// has checked out.
+pub fn check(
+    file: &Path,
+    keyring: &Keyring,
+    seqs: Option<&SeqStore>,
+    modules: &ModulesConfig,
+) -> Result<LoadedLibrary, LoadError> {
+    let build = verify(file, keyring)?;
+    let module = build.envelope.module.clone();
+    if !modules.settings_for(&module).enabled {
+        return Err(LoadError::new(
+            file,
+            Some(&module),
+            LoadErrorKind::Disabled {
+                module: module.clone(),
+            },
+        ));
+    }
+    if let Some(seqs) = seqs {
+        seqs.check(
+            &module,
+            build.envelope.seq,
+            &build.envelope.sha512,
+            modules.allow_rollback,
+        )
+        .map_err(|e| LoadError::new(file, Some(&module), e))?;
+    }
     open(build)
 }
 

@@ -14,7 +14,7 @@
 //! - `load`: verify, start and swap in a build; refusals; the rollback
 //!   guard; operator resets
 //! - `settings`: a new config applied to running modules; verify keys
-//! - `listing`: the rows of `GET /api/modules`
+//! - `listing`: the rows of `GET /api/modules`, one per module name
 
 mod listing;
 mod load;
@@ -38,7 +38,7 @@ use crate::{
 
 use super::{generation::Generation, services::HostServices};
 
-pub use listing::ModuleInfo;
+pub use listing::{ModuleInfo, RefusedBuild};
 
 /// How queues and timeouts are set for new generations.
 #[derive(Debug, Clone)]

@@ -7,7 +7,8 @@
 //! or after the `.so`. So a rescan looks at what is on disk:
 //!
 //! 1. `.so` or `.sig` missing → the module loaded from that file, if any, is
-//!    deregistered (`unknown-module` for new calls, offers re-sent);
+//!    deregistered (`unknown-module` for new calls, offers re-sent); a `.so`
+//!    still alone after [`SETTLE`] is refused as unsigned;
 //! 2. either file still changing (size, mtime, ctime or inode differ across
 //!    a short re-check) → try again shortly;
 //! 3. otherwise verify and load ([`Registry::try_load_file`]): a new build
@@ -39,11 +40,11 @@ use notify_debouncer_full::{
     },
 };
 
-use crate::signing::sig_path;
+use crate::signing::{SignatureError, sig_path};
 use crate::util::watch::{Debouncer, Events, FileWatcher};
 
 use super::{
-    error::LoadErrorKind,
+    error::{LoadError, LoadErrorKind},
     registry::{LoadOutcome, Registry},
 };
 
@@ -218,15 +219,21 @@ impl Scanner {
 
     fn rescan(&self, file: &Path) -> Next {
         let sig = sig_path(file);
-        let (Some(so_seen), Some(sig_seen)) = (Stamp::of(file), Stamp::of(&sig)) else {
-            if self.registry.file_gone(file).is_none() {
-                tracing::debug!(
-                    file = %file.display(),
-                    "waiting for both the .so and its .sig (missing: {})",
-                    if file.exists() { ".sig" } else { ".so" }
-                );
+        let (so_seen, sig_seen) = match (Stamp::of(file), Stamp::of(&sig)) {
+            (Some(so), Some(sig)) => (so, sig),
+            (so, _) => {
+                if self.registry.file_gone(file).is_none() {
+                    tracing::debug!(
+                        file = %file.display(),
+                        "waiting for both the .so and its .sig (missing: {})",
+                        if so.is_some() { ".sig" } else { ".so" }
+                    );
+                }
+                return match so {
+                    Some(so) => self.unsigned(file, so),
+                    None => Next::Done,
+                };
             }
-            return Next::Done;
         };
         std::thread::sleep(STABLE_CHECK);
         let unchanged = || Stamp::of(file) == Some(so_seen) && Stamp::of(&sig) == Some(sig_seen);
@@ -267,6 +274,23 @@ impl Scanner {
                 Next::Done
             }
         }
+    }
+
+    /// A `.so` without its `.sig`: the `.sig` may be on its way, so it is
+    /// looked at again once the `.so` has settled; still alone then, it is
+    /// refused (listed, so an operator sees the unsigned file).
+    fn unsigned(&self, file: &Path, so: Stamp) -> Next {
+        let age = so.age();
+        if age < SETTLE {
+            return Next::RetryAt(Instant::now() + (SETTLE - age));
+        }
+        let missing = SignatureError::MissingSignature {
+            lib: file.to_owned(),
+            sig: sig_path(file),
+        };
+        self.registry
+            .refuse(file, &LoadError::new(file, None, missing));
+        Next::Done
     }
 
     /// Watches the key folders the settings name now (they can change with

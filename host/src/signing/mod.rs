@@ -8,7 +8,7 @@
 //! - `verify`: [`sign`] and [`verify`] bytes; [`verify_file`] reads a library and its `.sig` once
 //! - `trust`: owners and modes of key folders, the folders above them, symlink targets
 //! - `rollback`: [`SeqStore`], the per-module `seq` high-water mark, persisted durably
-//! - `tools`: what `modhost keygen`, `modhost sign` and `modhost verify` do
+//! - `tools`: what `modhost keygen`, `sign`, `verify` and `package` do with keys and signatures
 //!
 //! # How the loader uses it
 //!
@@ -36,7 +36,10 @@ pub use envelope::{
 };
 pub use keys::{GeneratedKey, KeyError, Keyring, generate_key, key_id, read_signing_key};
 pub use rollback::{SeqError, SeqStore};
-pub use tools::{KeygenReport, ToolError, default_seq, keygen, sign_file, verify_lib};
+pub use tools::{
+    KeygenReport, Published, ToolError, default_seq, key_trusted, keygen, publish, sign_file,
+    verify_lib,
+};
 pub use trust::TrustError;
 pub(crate) use verify::read_library;
 pub use verify::{MAX_MODULE_BYTES, SignatureError, Verified, sig_path, sign, verify, verify_file};

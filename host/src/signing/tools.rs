@@ -1,6 +1,7 @@
-//! What `modhost keygen`, `modhost sign` and `modhost verify` do. `main.rs`
-//! parses the command line, calls these, and prints the report or the
-//! error; nothing here prints.
+//! What `modhost keygen`, `modhost sign`, `modhost verify` and `modhost
+//! package` do with keys and signatures. The binary's `cli` parses the
+//! command line, calls these, and prints the report or the error; nothing
+//! here prints.
 
 use std::fmt;
 use std::io;
@@ -128,6 +129,69 @@ pub fn sign_file(
         source: e.source,
     })?;
     Ok(envelope)
+}
+
+/// Whether the public half of the key in `key_file` is one of `module`'s
+/// trusted keys in `verify_keys_dirs`: a host reading those folders
+/// refuses anything else that key signs as `module` ("no verify key").
+pub fn key_trusted(
+    key_file: &Path,
+    module: &str,
+    verify_keys_dirs: &[PathBuf],
+) -> Result<bool, ToolError> {
+    let key = read_signing_key(key_file)?;
+    let keyring = Keyring::load(verify_keys_dirs)?;
+    Ok(keyring.keys_for(module).contains(&key.verifying_key()))
+}
+
+/// What [`publish`] wrote.
+#[derive(Debug, Clone)]
+pub struct Published {
+    /// `<dir>/<module>.so`.
+    pub lib: PathBuf,
+    /// Its `.sig`.
+    pub sig: PathBuf,
+    /// The envelope in the `.sig`.
+    pub envelope: Envelope,
+}
+
+/// `modhost package`'s last step: signs the build `lib` and writes it into
+/// the modules folder `dir` as `<module>.so`, then its `.sig`. Each goes to
+/// a hidden temp file first and is renamed into place, so a watching host
+/// never reads half a file; between the two renames it may see the new
+/// `.so` beside the old `.sig`, a signature mismatch it retries quietly.
+pub fn publish(
+    lib: &Path,
+    key_file: &Path,
+    dir: &Path,
+    module: &str,
+    version: &str,
+    seq: u64,
+    abi: &str,
+) -> Result<Published, ToolError> {
+    if seq > MAX_TOML_INT {
+        return Err(ToolError::SeqTooLarge { seq });
+    }
+    let key = read_signing_key(key_file)?;
+    let bytes = read_library(lib)?;
+    let envelope = sign(&bytes, &key, module, version, seq, abi);
+    envelope.validate()?;
+    let dest = dir.join(format!("{module}.so"));
+    let sig = sig_path(&dest);
+    for (path, data) in [
+        (&dest, bytes.as_slice()),
+        (&sig, envelope.to_toml().as_bytes()),
+    ] {
+        write_atomically(path, data, 0o644).map_err(|e| ToolError::Write {
+            path: path.clone(),
+            source: e.source,
+        })?;
+    }
+    Ok(Published {
+        lib: dest,
+        sig,
+        envelope,
+    })
 }
 
 /// `modhost verify`: checks `lib` against the keys in `verify_keys_dirs`
@@ -278,6 +342,38 @@ mod tests {
         let err = sign_file(&s.lib, &s.key, "notes", "", 1, ABI).unwrap_err();
         assert!(matches!(err, ToolError::InvalidField(_)), "{err}");
         assert!(!sig_path(&s.lib).exists());
+    }
+
+    #[test]
+    fn key_trusted_only_for_its_own_module() {
+        let s = setup();
+        let dirs = std::slice::from_ref(&s.verify_keys);
+        assert!(key_trusted(&s.key, "notes", dirs).unwrap());
+        assert!(!key_trusted(&s.key, "echo", dirs).unwrap());
+        let other = keygen(
+            "notes",
+            &s._dir.path().join("other"),
+            &s._dir.path().join("vk2"),
+        )
+        .unwrap();
+        assert!(!key_trusted(&other.key_file, "notes", dirs).unwrap());
+    }
+
+    #[test]
+    fn publish_writes_a_verifiable_pair_named_after_the_module() {
+        let s = setup();
+        let plugins = s._dir.path().join("plugins");
+        fs::create_dir(&plugins).unwrap();
+        let out = publish(&s.lib, &s.key, &plugins, "notes", "1.0.0", 7, ABI).unwrap();
+        assert_eq!(out.lib, plugins.join("notes.so"));
+        assert_eq!(fs::read(&out.lib).unwrap(), fs::read(&s.lib).unwrap());
+        let ok = verify_lib(&out.lib, std::slice::from_ref(&s.verify_keys), ABI).unwrap();
+        assert_eq!((ok.seq, ok.version.as_str()), (7, "1.0.0"));
+        let names: Vec<_> = fs::read_dir(&plugins)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(names.len(), 2, "{names:?}");
     }
 
     #[test]

@@ -100,9 +100,9 @@ pub enum SignatureError {
     },
     /// The file length differs from the signed `size`.
     #[error(
-        "module {module:?}: file is {actual} bytes but was signed at {signed} bytes: it was \
-         truncated or grown after signing (a copy still in progress?); wait for the copy to \
-         finish or sign the library again"
+        "module {module:?}: file is {actual} bytes but was signed at {signed} bytes: the .sig \
+         is for another build, or the file was truncated or grown after signing; sign this \
+         build (`modhost package` or `modhost sign`), or put its own .sig beside it"
     )]
     SizeMismatch {
         /// The signed module name.
@@ -114,8 +114,9 @@ pub enum SignatureError {
     },
     /// The SHA-512 differs from the signed hash.
     #[error(
-        "module {module:?}: SHA-512 of the file does not match the signed hash: the file \
-         changed after signing; sign the new build with `modhost sign`"
+        "module {module:?}: SHA-512 of the file does not match the signed hash: the .sig is \
+         for another build, or the file changed after signing; sign this build (`modhost \
+         package` or `modhost sign`), or put its own .sig beside it"
     )]
     DigestMismatch {
         /// The signed module name.

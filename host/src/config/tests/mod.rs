@@ -265,6 +265,7 @@ fn full_example_parses_to_the_expected_config() {
             templates: p("/srv/modhost/templates"),
             ..ExternalConfig::default()
         },
+        log: LogConfig::default(),
     };
     assert_eq!(c, expected);
 }

@@ -1,7 +1,10 @@
-//! The rows of `GET /api/modules`: running generations, then refused and
-//! disabled files.
+//! The rows of `GET /api/modules`, one per module name: running
+//! generations, then modules that only have refused or disabled files.
+//! Every file of the modules folder the host does not run from is in some
+//! row's `refused_builds`, with its reason: a refused update of a running
+//! module in that module's row, not in a second row of the same name.
 
-use std::{sync::atomic::Ordering, time::SystemTime};
+use std::{collections::BTreeMap, sync::atomic::Ordering, time::SystemTime};
 
 use serde::Serialize;
 
@@ -44,10 +47,28 @@ pub struct ModuleInfo {
     /// Commands declared non-blocking that overran the inline budget and
     /// went back to the instance thread for the current generation.
     pub demoted_commands: Vec<String>,
+    /// Files of the modules folder filed under this module that the host
+    /// does not run from, newest first: refused builds (a running module's
+    /// refused updates too) and disabled ones.
+    pub refused_builds: Vec<RefusedBuild>,
+}
+
+/// A file of the modules folder that is not loaded, and why.
+#[derive(Debug, Clone, Serialize)]
+pub struct RefusedBuild {
+    /// The `.so` file.
+    pub file: String,
+    /// `refused` or `disabled`.
+    pub state: String,
+    /// Why.
+    pub error: String,
+    /// Unix seconds when it was refused.
+    pub at: u64,
 }
 
 impl Registry {
-    /// Rows for `GET /api/modules`: running modules, then refused files.
+    /// Rows for `GET /api/modules`: running modules, then the modules that
+    /// only have refused files; one row per name.
     pub fn list(&self) -> Vec<ModuleInfo> {
         let history = lock(&self.history);
         let stuck = |name: &str| {
@@ -55,7 +76,7 @@ impl Registry {
                 .get(name)
                 .map_or(0, |h| h.stuck_threads.load(Ordering::Relaxed))
         };
-        let builds = |name: &str| history.get(name).map_or(0, |h| h.builds);
+        let mapped = |name: &str| history.get(name).map_or(0, |h| h.builds);
         let last_error = |name: &str| history.get(name).and_then(|h| h.last_error.clone());
         let mut rows: Vec<ModuleInfo> = self
             .running()
@@ -71,42 +92,62 @@ impl Registry {
                     file: g.file.display().to_string(),
                     error: None,
                     loaded_at: Some(unix_secs(g.loaded_at)),
-                    generations: builds(&g.name),
+                    generations: mapped(&g.name),
                     restarts: g.restarts(),
                     timeouts: g.timeouts(),
                     stuck_threads: stuck(&g.name),
                     last_error: last_error(&g.name),
                     inline_commands,
                     demoted_commands,
+                    refused_builds: Vec::new(),
                 }
             })
             .collect();
+        // Refused files by the module they are filed under: the signed
+        // name, or the file name when the envelope could not be read.
+        let mut refused: BTreeMap<String, Vec<RefusedBuild>> = BTreeMap::new();
         for (file, refusal) in read(&self.refused).iter() {
             let name = refusal.module.clone().unwrap_or_else(|| {
                 file.file_stem()
                     .map(|s| s.to_string_lossy().into_owned())
                     .unwrap_or_default()
             });
-            rows.push(ModuleInfo {
-                version: None,
-                seq: None,
-                generation: None,
+            refused.entry(name).or_default().push(RefusedBuild {
+                file: file.display().to_string(),
                 state: if refusal.disabled {
                     "disabled"
                 } else {
                     "refused"
                 }
                 .into(),
-                file: file.display().to_string(),
-                error: Some(refusal.error.clone()),
-                loaded_at: Some(unix_secs(refusal.at)),
-                generations: builds(&name),
+                error: refusal.error.clone(),
+                at: unix_secs(refusal.at),
+            });
+        }
+        for builds in refused.values_mut() {
+            builds.sort_by(|a, b| b.at.cmp(&a.at).then_with(|| a.file.cmp(&b.file)));
+        }
+        for row in &mut rows {
+            row.refused_builds = refused.remove(&row.name).unwrap_or_default();
+        }
+        for (name, builds) in refused {
+            let newest = builds[0].clone();
+            rows.push(ModuleInfo {
+                version: None,
+                seq: None,
+                generation: None,
+                state: newest.state,
+                file: newest.file,
+                error: Some(newest.error.clone()),
+                loaded_at: Some(newest.at),
+                generations: mapped(&name),
                 restarts: 0,
                 timeouts: 0,
                 stuck_threads: stuck(&name),
-                last_error: Some(refusal.error.clone()),
+                last_error: Some(newest.error),
                 inline_commands: Vec::new(),
                 demoted_commands: Vec::new(),
+                refused_builds: builds,
                 name,
             });
         }
