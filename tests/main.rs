@@ -35,6 +35,9 @@
 //!   tokens and `[[auth.roles]]` rooms on `/ws/` (issue 15 items 3 and 4)
 //! - `accounts_cli`: `modhost user …` and `run --create-admin`; passwords
 //!   never in argv, `ps` or the log (issue 15 item 2)
+//! - `revocation`: disabled users, roles taken away and logouts reach open
+//!   sockets (4003, `subscription-revoked`) and parked sessions; account
+//!   events reach in-process and external modules (issue 15 items 6, 7)
 //! - `oidc`: `[auth.oidc]` against `oidc_issuer`, a local OpenID Connect
 //!   issuer: tokens, key rotation, refusals, an issuer down, huge or slow
 
@@ -62,6 +65,7 @@ mod modules;
 mod oidc;
 mod oidc_issuer;
 mod reload;
+mod revocation;
 mod security_fanout;
 mod security_files;
 mod security_http;

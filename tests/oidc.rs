@@ -184,7 +184,11 @@ async fn a_session_ends_when_its_oidc_token_expires() {
     ))
     .await;
     assert_eq!(c.next().await["is_authorized"], true);
-    assert_eq!(c.close_code().await, Some(4001), "closed as token expired");
+    assert_eq!(
+        c.close_code().await,
+        Some(4003),
+        "closed as token expired (revoked)"
+    );
     host.stop().await;
 }
 

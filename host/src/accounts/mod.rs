@@ -22,6 +22,8 @@
 //! - `users`: [`User`]s: add, list, disable, roles, password
 //! - `refresh`: login sessions and refresh tokens, rotation and reuse
 //! - `audit`: [`AuditEntry`]s, written with the change they describe
+//! - `changes`: [`ChangeFeed`], the audit log read as a feed of changes
+//!   (this host's and other processes'), for revocation and module events
 //! - `passwords`: argon2id hashes, and a dummy one for unknown users
 //! - `tokens`: [`TokenKeys`], access tokens signed with the host's key
 //! - `ratelimit`: [`FailureLimit`], failed logins per address and per name
@@ -30,6 +32,7 @@
 
 pub mod admin;
 mod audit;
+mod changes;
 mod passwords;
 mod ratelimit;
 mod refresh;
@@ -42,6 +45,7 @@ mod users;
 mod tests;
 
 pub use audit::AuditEntry;
+pub use changes::{Change, ChangeFeed, ChangeKind};
 pub use passwords::{MAX_PASSWORD_BYTES, MIN_PASSWORD_CHARS, PasswordError, Passwords, hash};
 pub use ratelimit::FailureLimit;
 pub use refresh::{RefreshRefused, SessionOf};

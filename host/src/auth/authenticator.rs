@@ -138,6 +138,13 @@ impl Authenticator {
         self.tokens.rooms(digest)
     }
 
+    /// The rooms `[[auth.roles]]` gives `user` (the full, prefixed name)
+    /// with `roles`: what an account's session is allowed after its roles
+    /// changed.
+    pub fn rooms_for_roles(&self, user: &str, roles: &[String]) -> Vec<serde_json::Value> {
+        super::roles::rooms_for(&self.roles, user, roles)
+    }
+
     async fn authenticate_in_mode(&self, creds: &Credentials) -> Result<Principal, AuthError> {
         if let Some(token) = creds.token.as_deref() {
             if let Some(principal) = self.tokens.lookup(token) {

@@ -114,6 +114,31 @@ impl ParkedSessions {
         }
     }
 
+    /// Removes the sessions of `user` parked under a principal for which
+    /// `revoked` holds (its account disabled, its login session ended), so
+    /// no later client resumes them. Returns them, for the caller to
+    /// forget. Costs that user's parked sessions (at most
+    /// [`MAX_PARKED_PER_USER`]).
+    pub fn remove_revoked(&self, user: &str, revoked: impl Fn(&Principal) -> bool) -> Vec<Parked> {
+        let mut table = self.lock();
+        let tokens: Vec<String> = match table.by_user.get(user) {
+            Some(tokens) => tokens.iter().cloned().collect(),
+            None => return Vec::new(),
+        };
+        tokens
+            .iter()
+            .filter(|t| {
+                table
+                    .by_token
+                    .get(*t)
+                    .is_some_and(|p| revoked(&p.principal))
+            })
+            .collect::<Vec<_>>()
+            .into_iter()
+            .filter_map(|t| table.remove(t))
+            .collect()
+    }
+
     /// Session numbers of the parked sessions.
     pub fn ids(&self) -> std::collections::HashSet<u64> {
         self.lock().by_token.values().map(|p| p.id).collect()
@@ -202,5 +227,38 @@ mod tests {
         assert_eq!(refused(jwt_alice), Err(ResumeRefused::OtherUser));
         assert_eq!(refused(principal("alice", 1)), Ok(1));
         assert_eq!(refused(principal("alice", 1)), Err(ResumeRefused::Unknown));
+    }
+
+    #[test]
+    fn revoked_parked_sessions_of_one_user_are_removed_and_the_rest_kept() {
+        let sessions = ParkedSessions::default();
+        sessions.park("a1".into(), parked(1, principal("alice", 1)));
+        sessions.park("a2".into(), parked(2, principal("alice", 2)));
+        sessions.park("b".into(), parked(3, principal("bob", 1)));
+        let revoked = |p: &Principal| {
+            p.source
+                == Source::Static {
+                    token_digest: [1; 32],
+                }
+        };
+        let gone: Vec<u64> = sessions
+            .remove_revoked("alice", revoked)
+            .iter()
+            .map(|p| p.id)
+            .collect();
+        assert_eq!(gone, [1]);
+        assert_eq!(
+            sessions.take("a1", &principal("alice", 1)).map(|p| p.id),
+            Err(ResumeRefused::Unknown)
+        );
+        assert_eq!(
+            sessions.take("a2", &principal("alice", 2)).map(|p| p.id),
+            Ok(2)
+        );
+        assert_eq!(
+            sessions.take("b", &principal("bob", 1)).map(|p| p.id),
+            Ok(3)
+        );
+        assert!(sessions.remove_revoked("nobody", |_| true).is_empty());
     }
 }
