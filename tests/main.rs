@@ -35,11 +35,13 @@
 //!   tokens and `[[auth.roles]]` rooms on `/ws/` (issue 15 items 3 and 4)
 //! - `accounts_cli`: `modhost user …` and `run --create-admin`; passwords
 //!   never in argv, `ps` or the log (issue 15 item 2)
+//! - `oidc`: `[auth.oidc]` against `oidc_issuer`, a local OpenID Connect
+//!   issuer: tokens, key rotation, refusals, an issuer down, huge or slow
+//! - `oidc_https`: `[auth.oidc]` over https (`ca_file`), and its keys kept
+//!   across a reload that leaves the table as it was
 //! - `revocation`: disabled users, roles taken away and logouts reach open
 //!   sockets (4003, `subscription-revoked`) and parked sessions; account
 //!   events reach in-process and external modules (issue 15 items 6, 7)
-//! - `oidc`: `[auth.oidc]` against `oidc_issuer`, a local OpenID Connect
-//!   issuer: tokens, key rotation, refusals, an issuer down, huge or slow
 
 // Items shared between test files are `pub`; a test binary exports nothing.
 #![allow(unreachable_pub)]
@@ -63,6 +65,7 @@ mod inline_calls;
 mod legacy;
 mod modules;
 mod oidc;
+mod oidc_https;
 mod oidc_issuer;
 mod reload;
 mod revocation;

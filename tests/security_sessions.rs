@@ -502,7 +502,7 @@ fn carol(roles: Option<&str>) -> String {
     format!("{first}{}", entry("carol-other-token", "[\"user\"]"))
 }
 
-async fn wait_applied(host: &TestHost, n: u64) {
+pub async fn wait_applied(host: &TestHost, n: u64) {
     eventually("the config applied", || async {
         (host.config_status().await["applied"] == n).then_some(())
     })

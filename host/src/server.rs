@@ -352,7 +352,7 @@ pub fn apply_config(
         st.last_error_line = None;
         return;
     }
-    let auth = match Authenticator::new(&next.auth) {
+    let auth = match Authenticator::renewed(&next.auth, Some(&state.auth.load())) {
         Ok(auth) => auth.with_accounts(state.accounts.clone()),
         Err(e) => {
             let line = one_line(&format!("{source}: [auth]: {e}"));
