@@ -269,3 +269,50 @@ async fn account_events_reach_in_process_and_external_modules_without_tokens() {
     }
     host.stop().await;
 }
+
+/// The figure behind "a disabled user's sockets close within 1 s": from
+/// starting `modhost user disable` (the real CLI, another process) to the
+/// socket's 4003, and from the CLI's exit to it, over 20 runs; printed,
+/// never asserted. Run by hand, alone:
+/// `flock /work/ci/bench.lock cargo test -p modhost-tests --test integration -- --ignored --nocapture revocation_latency`
+#[tokio::test]
+#[ignore = "a measurement, run by hand (BENCHMARKS.md)"]
+async fn revocation_latency() {
+    const RUNS: usize = 20;
+    let (ws, text) = workspace(|ws| ws.config_text(ACCOUNTS));
+    let host = TestHost::start_text(&ws, &text).await;
+    let (mut from_start, mut from_exit) = (Vec::new(), Vec::new());
+    for _ in 0..RUNS {
+        cli(&ws, &["enable", "alice"]);
+        let (access, _) = alice(&host).await;
+        let mut c = Client::authorized(&host, &access).await;
+        let started = Instant::now();
+        let run = {
+            let ws_path = ws.path().to_owned();
+            tokio::task::spawn_blocking(move || {
+                let out = std::process::Command::new(crate::harness::modhost_bin())
+                    .args(["user", "disable", "alice", "--config"])
+                    .arg(ws_path.join("config.toml"))
+                    .output()
+                    .unwrap();
+                assert!(out.status.success(), "{out:?}");
+                Instant::now()
+            })
+        };
+        assert_eq!(closed(&mut c).await.map(|(code, _)| code), Some(4003));
+        let closed_at = Instant::now();
+        let exited = run.await.unwrap();
+        from_start.push(closed_at - started);
+        from_exit.push(closed_at.saturating_duration_since(exited));
+    }
+    let summary = |v: &mut Vec<Duration>| {
+        v.sort();
+        format!("median {:?}, max {:?}", v[v.len() / 2], v[v.len() - 1])
+    };
+    println!(
+        "user disable → 4003 over {RUNS} runs: from the CLI's start {}; from its exit {}",
+        summary(&mut from_start),
+        summary(&mut from_exit)
+    );
+    host.stop().await;
+}
