@@ -162,7 +162,7 @@ async fn a_role_taken_away_drops_only_the_subscriptions_it_allowed() {
 }
 
 #[tokio::test]
-async fn logout_closes_the_sockets_of_that_login_and_no_other() {
+async fn logout_closes_the_sockets_of_that_login_and_a_new_password_those_of_all() {
     let (ws, text) = workspace(|ws| ws.config_text(ACCOUNTS));
     let host = TestHost::start_text(&ws, &text).await;
     let (first, first_refresh) = alice(&host).await;
@@ -181,6 +181,16 @@ async fn logout_closes_the_sockets_of_that_login_and_no_other() {
         Some((4003, "logged out".to_owned()))
     );
     pong(&mut kept).await;
+    // A new password ends every login of the user.
+    ok(user(
+        &ws,
+        &["passwd", "alice", "--password-stdin"],
+        "another password\n",
+    ));
+    assert_eq!(
+        closed(&mut kept).await,
+        Some((4003, "logged out".to_owned()))
+    );
     host.stop().await;
 }
 

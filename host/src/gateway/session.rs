@@ -161,6 +161,12 @@ where
             .sessions
             .insert(session.id, user, outbox, dialect, remote);
     }
+    // An account disabled or logged out between the check at upgrade and
+    // the insert above was asked about before this session could be found:
+    // one check of its own, now that the watcher will find it.
+    if matches!(session.principal.source, Source::Account { .. }) {
+        session.outbox.state().request_recheck();
+    }
     tracing::debug!(
         session = %session.name, user = %session.principal.user, remote = ?remote,
         resumed, protocol = dialect.name(), "websocket session opened"
