@@ -188,11 +188,18 @@ pub fn recheck_account_user(state: &AppState, name: &str) -> Rechecked {
         return Rechecked::default();
     };
     let user = format!("{ACCOUNT_PREFIX}{name}");
-    let dropped = state.sessions.parked.remove_revoked(&user, |principal| {
-        account_of(principal).is_some_and(|(name, sid)| {
-            matches!(account_now(accounts, name, sid), AccountNow::Revoked(_))
+    // Checked outside the parked table's lock: each check reads the store.
+    let parked = &state.sessions.parked;
+    let dropped: Vec<_> = parked
+        .of_user(&user)
+        .into_iter()
+        .filter(|(_, _, principal)| {
+            account_of(principal).is_some_and(|(name, sid)| {
+                matches!(account_now(accounts, name, sid), AccountNow::Revoked(_))
+            })
         })
-    });
+        .filter_map(|(token, id, _)| parked.expire(&token, id))
+        .collect();
     for parked in &dropped {
         state.fanout.remove_session(parked.id);
         state.sessions.remove(parked.id);

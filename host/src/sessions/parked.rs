@@ -114,28 +114,22 @@ impl ParkedSessions {
         }
     }
 
-    /// Removes the sessions of `user` parked under a principal for which
-    /// `revoked` holds (its account disabled, its login session ended), so
-    /// no later client resumes them. Returns them, for the caller to
-    /// forget. Costs that user's parked sessions (at most
-    /// [`MAX_PARKED_PER_USER`]).
-    pub fn remove_revoked(&self, user: &str, revoked: impl Fn(&Principal) -> bool) -> Vec<Parked> {
-        let mut table = self.lock();
-        let tokens: Vec<String> = match table.by_user.get(user) {
-            Some(tokens) => tokens.iter().cloned().collect(),
-            None => return Vec::new(),
+    /// The sessions `user` has parked: each one's resume token, number and
+    /// principal, oldest first (at most [`MAX_PARKED_PER_USER`]). For a
+    /// caller that checks them without holding the table (the account
+    /// store is read for each), then forgets those whose credential no
+    /// longer stands with [`expire`](Self::expire).
+    pub fn of_user(&self, user: &str) -> Vec<(String, u64, Principal)> {
+        let table = self.lock();
+        let Some(tokens) = table.by_user.get(user) else {
+            return Vec::new();
         };
         tokens
             .iter()
-            .filter(|t| {
-                table
-                    .by_token
-                    .get(*t)
-                    .is_some_and(|p| revoked(&p.principal))
+            .filter_map(|t| {
+                let parked = table.by_token.get(t)?;
+                Some((t.clone(), parked.id, parked.principal.clone()))
             })
-            .collect::<Vec<_>>()
-            .into_iter()
-            .filter_map(|t| table.remove(t))
             .collect()
     }
 
@@ -230,23 +224,22 @@ mod tests {
     }
 
     #[test]
-    fn revoked_parked_sessions_of_one_user_are_removed_and_the_rest_kept() {
+    fn a_users_parked_sessions_are_listed_for_a_check_and_expired_by_token_and_id() {
         let sessions = ParkedSessions::default();
         sessions.park("a1".into(), parked(1, principal("alice", 1)));
         sessions.park("a2".into(), parked(2, principal("alice", 2)));
         sessions.park("b".into(), parked(3, principal("bob", 1)));
-        let revoked = |p: &Principal| {
-            p.source
-                == Source::Static {
-                    token_digest: [1; 32],
-                }
-        };
-        let gone: Vec<u64> = sessions
-            .remove_revoked("alice", revoked)
-            .iter()
-            .map(|p| p.id)
+        let alice: Vec<(String, u64)> = sessions
+            .of_user("alice")
+            .into_iter()
+            .map(|(token, id, p)| {
+                assert_eq!(p.user, "alice");
+                (token, id)
+            })
             .collect();
-        assert_eq!(gone, [1]);
+        assert_eq!(alice, [("a1".to_owned(), 1), ("a2".to_owned(), 2)]);
+        assert!(sessions.of_user("nobody").is_empty());
+        assert_eq!(sessions.expire("a1", 1).map(|p| p.id), Some(1));
         assert_eq!(
             sessions.take("a1", &principal("alice", 1)).map(|p| p.id),
             Err(ResumeRefused::Unknown)
@@ -259,6 +252,5 @@ mod tests {
             sessions.take("b", &principal("bob", 1)).map(|p| p.id),
             Ok(3)
         );
-        assert!(sessions.remove_revoked("nobody", |_| true).is_empty());
     }
 }
