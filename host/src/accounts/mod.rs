@@ -11,7 +11,8 @@
 //! - access: an EdDSA JWT (`tokens`), `[auth.accounts] access_token_secs`
 //!   (default 600); roles and the user's state are read from the store each
 //!   time it is presented, so it stops working as soon as its user is
-//!   disabled or its session is logged out
+//!   disabled or its session is logged out, and the sockets opened with it
+//!   are closed or downgraded then too (`changes`, `gateway::revoke`)
 //! - refresh: 32 random bytes, stored as SHA-256 only, valid for
 //!   `refresh_token_secs` (default 14 days), exchanged once (rotation);
 //!   logout ends its session, and disabling a user or changing its
