@@ -17,7 +17,7 @@ const PASSWORD: &str = "pw-in-stdin-9f3a71";
 const ADMIN_PASSWORD: &str = "admin-pw-stdin-5c20e8";
 
 /// Runs `modhost user <args> --config <ws config>` with `stdin` piped in.
-fn user(ws: &Workspace, args: &[&str], stdin: &str) -> Output {
+pub fn user(ws: &Workspace, args: &[&str], stdin: &str) -> Output {
     let config = ws.path().join("config.toml");
     if !config.exists() {
         std::fs::write(&config, ws.config_text("")).unwrap();
@@ -52,7 +52,7 @@ fn text(out: &Output) -> String {
     )
 }
 
-fn ok(out: Output) -> String {
+pub fn ok(out: Output) -> String {
     assert!(out.status.success(), "{}", text(&out));
     String::from_utf8_lossy(&out.stdout).into_owned()
 }

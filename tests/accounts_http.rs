@@ -32,7 +32,7 @@ fn workspace() -> Workspace {
     ws
 }
 
-async fn post(host: &TestHost, path: &str, body: Value) -> (u16, Value) {
+pub async fn post(host: &TestHost, path: &str, body: Value) -> (u16, Value) {
     let resp = http()
         .post(host.url(path))
         .json(&body)
@@ -43,7 +43,7 @@ async fn post(host: &TestHost, path: &str, body: Value) -> (u16, Value) {
     (status, resp.json().await.unwrap_or(Value::Null))
 }
 
-async fn login(host: &TestHost, user: &str, password: &str) -> (u16, Value) {
+pub async fn login(host: &TestHost, user: &str, password: &str) -> (u16, Value) {
     post(
         host,
         "/auth/login",
@@ -219,8 +219,8 @@ async fn an_expired_access_token_is_refused_and_ends_its_socket() {
     let started = std::time::Instant::now();
     assert_eq!(
         open.close_code().await,
-        Some(4001),
-        "closed as token expired"
+        Some(4003),
+        "closed as token expired (revoked)"
     );
     assert!(
         started.elapsed() < Duration::from_secs(5),

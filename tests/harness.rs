@@ -500,6 +500,10 @@ pub async fn api_connections(base: &str) -> Vec<Value> {
 /// An HTTP client. Its timeout only catches a hung host: a busy machine
 /// must never make a test fail, so it is far above any expected wait.
 pub fn http() -> reqwest::Client {
+    // The host builds reqwest with rustls and no provider of its own (it
+    // hands each client its config); a client built without one needs a
+    // process default, or `build` panics.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     reqwest::Client::builder()
         .timeout(Duration::from_secs(120))
         .build()

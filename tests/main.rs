@@ -48,6 +48,11 @@
 //!   never in argv, `ps` or the log (issue 15 item 2)
 //! - `oidc`: `[auth.oidc]` against `oidc_issuer`, a local OpenID Connect
 //!   issuer: tokens, key rotation, refusals, an issuer down, huge or slow
+//! - `oidc_https`: `[auth.oidc]` over https (`ca_file`), and its keys kept
+//!   across a reload that leaves the table as it was
+//! - `revocation`: disabled users, roles taken away and logouts reach open
+//!   sockets (4003, `subscription-revoked`) and parked sessions; account
+//!   events reach in-process and external modules (issue 15 items 6, 7)
 
 // Items shared between test files are `pub`; a test binary exports nothing.
 #![allow(unreachable_pub)]
@@ -74,10 +79,12 @@ mod module_e2e;
 mod module_tools;
 mod modules;
 mod oidc;
+mod oidc_https;
 mod oidc_issuer;
 mod operators;
 mod reload;
 mod repository;
+mod revocation;
 mod security_fanout;
 mod security_files;
 mod security_http;

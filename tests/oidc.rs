@@ -19,7 +19,7 @@ use crate::{
     oidc_issuer::{EdKey, Issuer, Mode, b64, issuer_url, now, oidc_table},
 };
 
-fn config(issuer: &str) -> OidcConfig {
+pub fn config(issuer: &str) -> OidcConfig {
     OidcConfig {
         issuer: issuer.to_owned(),
         audience: vec!["modhost".into()],
@@ -30,10 +30,11 @@ fn config(issuer: &str) -> OidcConfig {
         unknown_kid_refresh: Duration::from_secs(3600),
         timeout: Duration::from_secs(5),
         max_response_bytes: 64 * 1024,
+        ca_file: None,
     }
 }
 
-fn authenticator(cfg: OidcConfig) -> Authenticator {
+pub fn authenticator(cfg: OidcConfig) -> Authenticator {
     Authenticator::new(&AuthConfig {
         oidc: Some(cfg),
         ..AuthConfig::default()
@@ -41,7 +42,7 @@ fn authenticator(cfg: OidcConfig) -> Authenticator {
     .expect("[auth.oidc] builds")
 }
 
-async fn check(auth: &Authenticator, token: &str) -> Result<Principal, AuthError> {
+pub async fn check(auth: &Authenticator, token: &str) -> Result<Principal, AuthError> {
     auth.authenticate(&Credentials::bearer(token)).await
 }
 
@@ -55,7 +56,7 @@ async fn refusal(auth: &Authenticator, token: &str) -> JwtError {
 
 /// Waits until the background fetch has the issuer's keys: a token signed
 /// with `key` is accepted.
-async fn wait_for_keys(auth: &Authenticator, key: &EdKey, issuer: &Issuer) {
+pub async fn wait_for_keys(auth: &Authenticator, key: &EdKey, issuer: &Issuer) {
     let token = key.sign(&issuer.claims("probe"));
     let deadline = Instant::now() + Duration::from_secs(60);
     while check(auth, &token).await.is_err() {
@@ -184,7 +185,11 @@ async fn a_session_ends_when_its_oidc_token_expires() {
     ))
     .await;
     assert_eq!(c.next().await["is_authorized"], true);
-    assert_eq!(c.close_code().await, Some(4001), "closed as token expired");
+    assert_eq!(
+        c.close_code().await,
+        Some(4003),
+        "closed as token expired (revoked)"
+    );
     host.stop().await;
 }
 

@@ -1,7 +1,8 @@
 //! A local OpenID Connect issuer for the `[auth.oidc]` tests: an axum
 //! server on 127.0.0.1 serving a discovery document and a JWKS of Ed25519
 //! keys made for the test, counting the requests it gets, and able to
-//! answer the way a broken or hostile issuer would.
+//! answer the way a broken or hostile issuer would; over http, or https
+//! with a certificate from a CA made for the test ([`Issuer::start_https`]).
 
 use std::{
     net::SocketAddr,
@@ -135,10 +136,52 @@ impl Issuer {
         Self::serve(listener, keys)
     }
 
+    /// An issuer on `https://127.0.0.1:<port>/realms/test`, its
+    /// certificate signed by a CA made for this call (nothing any system
+    /// trusts); returns it and that CA's certificate as PEM, for `ca_file`.
+    pub async fn start_https(keys: Vec<EdKey>) -> (Issuer, String) {
+        let ca_key = rcgen::KeyPair::generate().unwrap();
+        let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        let ca_cert = ca_params.self_signed(&ca_key).unwrap();
+        let ca = rcgen::Issuer::new(ca_params, ca_key);
+        let leaf_key = rcgen::KeyPair::generate().unwrap();
+        let leaf = rcgen::CertificateParams::new(vec!["127.0.0.1".to_owned()])
+            .unwrap()
+            .signed_by(&leaf_key, &ca)
+            .unwrap();
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let tls = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(
+                vec![leaf.der().clone()],
+                rustls::pki_types::PrivateKeyDer::Pkcs8(leaf_key.serialize_der().into()),
+            )
+            .unwrap();
+        let tcp = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = tcp.local_addr().unwrap();
+        let listener = TlsListener {
+            tcp,
+            acceptor: tokio_rustls::TlsAcceptor::from(Arc::new(tls)),
+        };
+        let issuer = Self::serve_on(listener, format!("https://{addr}/realms/test"), keys);
+        (issuer, ca_cert.pem())
+    }
+
     fn serve(listener: tokio::net::TcpListener, keys: Vec<EdKey>) -> Issuer {
-        let addr = listener.local_addr().unwrap();
+        let issuer = issuer_url(listener.local_addr().unwrap());
+        Self::serve_on(listener, issuer, keys)
+    }
+
+    fn serve_on(
+        listener: impl axum::serve::Listener<Addr = SocketAddr>,
+        issuer: String,
+        keys: Vec<EdKey>,
+    ) -> Issuer {
         let state = Arc::new(IssuerState {
-            issuer: issuer_url(addr),
+            issuer,
             keys: Mutex::new(keys),
             mode: Mutex::new(Mode::Normal),
             discovery_requests: AtomicUsize::new(0),
@@ -177,6 +220,33 @@ impl Issuer {
     pub fn claims(&self, sub: &str) -> Value {
         json!({"iss": self.url(), "aud": "modhost", "sub": sub, "exp": now() + 3600, "iat": now(),
                "realm_access": {"roles": ["user"]}})
+    }
+}
+
+/// TCP connections that completed a TLS handshake; failed handshakes (a
+/// client that does not trust the certificate) are dropped.
+struct TlsListener {
+    tcp: tokio::net::TcpListener,
+    acceptor: tokio_rustls::TlsAcceptor,
+}
+
+impl axum::serve::Listener for TlsListener {
+    type Io = tokio_rustls::server::TlsStream<tokio::net::TcpStream>;
+    type Addr = SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        loop {
+            let Ok((tcp, addr)) = self.tcp.accept().await else {
+                continue;
+            };
+            if let Ok(tls) = self.acceptor.accept(tcp).await {
+                return (tls, addr);
+            }
+        }
+    }
+
+    fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.tcp.local_addr()
     }
 }
 

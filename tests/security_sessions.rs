@@ -23,7 +23,7 @@ async fn host(extra: &str) -> (Workspace, TestHost) {
 
 /// `ws`'s config with `extra`, keeping dropped sessions parked for 10
 /// minutes (so none expires while a test looks at it).
-fn long_grace(ws: &Workspace, extra: &str) -> String {
+pub fn long_grace(ws: &Workspace, extra: &str) -> String {
     ws.config_text(extra).replace(
         "idle_timeout_secs = 300",
         "idle_timeout_secs = 300\nresume_grace_secs = 600",
@@ -37,7 +37,7 @@ fn write_config(ws: &Workspace, text: &str) {
 
 /// Breaks the connection without a close frame (a reset, as a crashed
 /// client or a dropped network leaves it): the session is parked.
-fn abort(c: Client) {
+pub fn abort(c: Client) {
     if let MaybeTlsStream::Plain(tcp) = c.ws.get_ref() {
         let _ = tcp.set_zero_linger();
     }
@@ -61,7 +61,7 @@ async fn eventually<T, F: Future<Output = Option<T>>>(
 
 /// The close frame's code and reason; `None` if the connection ends
 /// without one or nothing comes within [`WAIT`].
-async fn close_frame(c: &mut Client) -> Option<(u16, String)> {
+pub async fn close_frame(c: &mut Client) -> Option<(u16, String)> {
     loop {
         match tokio::time::timeout(WAIT, c.ws.next()).await {
             Ok(Some(Ok(Message::Close(Some(frame))))) => {
@@ -502,7 +502,7 @@ fn carol(roles: Option<&str>) -> String {
     format!("{first}{}", entry("carol-other-token", "[\"user\"]"))
 }
 
-async fn wait_applied(host: &TestHost, n: u64) {
+pub async fn wait_applied(host: &TestHost, n: u64) {
     eventually("the config applied", || async {
         (host.config_status().await["applied"] == n).then_some(())
     })
@@ -510,7 +510,7 @@ async fn wait_applied(host: &TestHost, n: u64) {
 }
 
 /// Edits of config.toml reach open sessions: a token's roles taken away
-/// apply at once, a removed token closes its sessions with 4001 `token
+/// apply at once, a removed token closes its sessions with 4003 `token
 /// revoked`, and its parked sessions cannot be resumed, not even by the
 /// same user on another token. Other users are untouched.
 #[tokio::test]
@@ -555,7 +555,7 @@ async fn removing_a_static_token_ends_its_sessions_and_a_lost_role_applies_at_on
     wait_applied(&host, 2).await;
     assert_eq!(
         close_frame(&mut open).await,
-        Some((4001, "token revoked".to_owned()))
+        Some((4003, "token revoked".to_owned()))
     );
     assert_eq!(
         host.ws("carol-token").await.next().await,
@@ -575,7 +575,7 @@ async fn removing_a_static_token_ends_its_sessions_and_a_lost_role_applies_at_on
     host.stop().await;
 }
 
-/// A JWT session ends when its token does: close 4001 `token expired` at
+/// A JWT session ends when its token does: close 4003 `token expired` at
 /// its `exp` (no leeway configured here), not at the idle timeout.
 #[tokio::test]
 async fn a_jwt_session_is_closed_when_its_token_expires() {
@@ -589,7 +589,7 @@ async fn a_jwt_session_is_closed_when_its_token_expires() {
     assert_eq!(c.next().await["is_authorized"], true);
     assert_eq!(
         close_frame(&mut c).await,
-        Some((4001, "token expired".to_owned()))
+        Some((4003, "token expired".to_owned()))
     );
     host.stop().await;
 }

@@ -72,6 +72,7 @@ fn bench(c: &mut Criterion) {
                 unknown_kid_refresh: Duration::from_secs(3600),
                 timeout: Duration::from_secs(5),
                 max_response_bytes: 64 * 1024,
+                ca_file: None,
             }),
             ..AuthConfig::default()
         })

@@ -22,7 +22,8 @@
 //! - `external`: modules in any language on `GET /module` (signed frames,
 //!   sse-platform's requests), served to the broker as endpoints
 //! - `http`: health, trigger, admin API
-//! - `server`: builds the shared state, loads modules and serves until shutdown
+//! - `server`: builds the shared state, loads modules and serves until
+//!   shutdown; turns account store changes into revocations and module events
 //! - `util`: shared helpers: folder watcher thread, atomic file write,
 //!   constant-time comparison, poison-tolerant locks
 

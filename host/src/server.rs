@@ -13,9 +13,12 @@
 //! # Layout
 //! - `accept`: the accept loop: header timeout, the cap on connections
 //!   still sending headers, back-off on accept errors, graceful shutdown
+//! - `account_events`: the account watcher: store changes (from this host
+//!   or the `modhost user` CLI) revoke sessions and become module events
 //! - this file: building the state, serving, applying config reloads
 
 mod accept;
+pub mod account_events;
 
 use std::{
     future::Future,
@@ -199,6 +202,7 @@ impl Host {
         // and a host that is built but never served holds no broker
         // connection.
         let amqp = AmqpSource::spawn(state.clone());
+        let account_events = account_events::spawn(&state, &self.external);
         let addr = listener.local_addr()?;
         tracing::info!(%addr, "listening: websocket at ws://{addr}/ws/, health at http://{addr}/health");
         let app = http::router(state.clone())
@@ -213,6 +217,9 @@ impl Host {
         };
         accept::serve(listener, app, state.clone(), graceful).await;
         sweeper.abort();
+        if let Some(watcher) = account_events {
+            watcher.abort();
+        }
         // The shutdown signal has reached it: it closes its connection.
         amqp.stopped(Duration::from_secs(10)).await;
         let registry = state.registry.clone();
@@ -345,7 +352,7 @@ pub fn apply_config(
         st.last_error_line = None;
         return;
     }
-    let auth = match Authenticator::new(&next.auth) {
+    let auth = match Authenticator::renewed(&next.auth, Some(&state.auth.load())) {
         Ok(auth) => auth.with_accounts(state.accounts.clone()),
         Err(e) => {
             let line = one_line(&format!("{source}: [auth]: {e}"));

@@ -33,7 +33,12 @@ pub trait Module: Sized + Send + 'static {
     /// [`Host::emit`]).
     fn handle(&mut self, call: &Call, host: &Host) -> Result<Value, ModuleError>;
 
-    /// An event (for example a user logging out). Ignored by default.
+    /// An event, on the instance's thread like a call. Ignored by default.
+    /// The host sends `user_login`, `user_logout`, `user_disabled` and
+    /// `user_roles_changed` for the users it keeps, with `data`
+    /// `{"user": "account:<name>", "roles": [...]}` (the user as
+    /// `caller.user` names it; never a token). Events are not queued
+    /// behind a busy module: one with messages waiting may miss some.
     fn on_event(&mut self, name: &str, data: &Value, host: &Host) {
         let _ = (name, data, host);
     }

@@ -11,7 +11,8 @@
 //! - access: an EdDSA JWT (`tokens`), `[auth.accounts] access_token_secs`
 //!   (default 600); roles and the user's state are read from the store each
 //!   time it is presented, so it stops working as soon as its user is
-//!   disabled or its session is logged out
+//!   disabled or its session is logged out, and the sockets opened with it
+//!   are closed or downgraded then too (`changes`, `gateway::revoke`)
 //! - refresh: 32 random bytes, stored as SHA-256 only, valid for
 //!   `refresh_token_secs` (default 14 days), exchanged once (rotation);
 //!   logout ends its session, and disabling a user or changing its
@@ -22,6 +23,8 @@
 //! - `users`: [`User`]s: add, list, disable, roles, password
 //! - `refresh`: login sessions and refresh tokens, rotation and reuse
 //! - `audit`: [`AuditEntry`]s, written with the change they describe
+//! - `changes`: [`ChangeFeed`], the audit log read as a feed of changes
+//!   (this host's and other processes'), for revocation and module events
 //! - `passwords`: argon2id hashes, and a dummy one for unknown users
 //! - `tokens`: [`TokenKeys`], access tokens signed with the host's key
 //! - `ratelimit`: [`FailureLimit`], failed logins per address and per name
@@ -30,6 +33,7 @@
 
 pub mod admin;
 mod audit;
+mod changes;
 mod passwords;
 mod ratelimit;
 mod refresh;
@@ -42,6 +46,7 @@ mod users;
 mod tests;
 
 pub use audit::AuditEntry;
+pub use changes::{Change, ChangeFeed, ChangeKind};
 pub use passwords::{MAX_PASSWORD_BYTES, MIN_PASSWORD_CHARS, PasswordError, Passwords, hash};
 pub use ratelimit::FailureLimit;
 pub use refresh::{RefreshRefused, SessionOf};

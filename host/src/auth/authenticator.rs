@@ -41,7 +41,7 @@ use crate::{
 pub struct Authenticator {
     tokens: StaticTokens,
     jwt: Option<JwtVerifier>,
-    oidc: Option<Oidc>,
+    oidc: Option<Arc<Oidc>>,
     bootstrap: Option<Bootstrap>,
     accounts: Option<Arc<Accounts>>,
     roles: Vec<RoleRooms>,
@@ -67,6 +67,17 @@ impl Authenticator {
     /// issuer: its keys are fetched in the background (inside a Tokio
     /// runtime; outside one, by the first token that needs them).
     pub fn new(config: &AuthConfig) -> Result<Authenticator, AuthSetupError> {
+        Authenticator::renewed(config, None)
+    }
+
+    /// [`Authenticator::new`] for a reloaded config: when `[auth.oidc]`
+    /// did not change from `previous`'s, its issuer client is kept with
+    /// the keys it has and its refresh schedule, instead of fetching them
+    /// again on every edit of config.toml.
+    pub fn renewed(
+        config: &AuthConfig,
+        previous: Option<&Authenticator>,
+    ) -> Result<Authenticator, AuthSetupError> {
         let tokens = StaticTokens::new(&config.tokens)?;
         let jwt = config.jwt.as_ref().map(JwtVerifier::new).transpose()?;
         // Without a rooms claim, an OIDC user's rooms come from its roles
@@ -75,12 +86,19 @@ impl Authenticator {
         let rooms_for_roles: oidc::RoomsForRoles = Arc::new(move |roles: &[String], user: &str| {
             super::roles::rooms_for(&table, user, roles)
         });
-        let oidc = config
-            .oidc
-            .as_ref()
-            .map(|cfg| Oidc::new(cfg, rooms_for_roles))
-            .transpose()?;
+        let kept = previous
+            .and_then(|p| p.oidc.as_ref())
+            .filter(|o| config.oidc.as_ref() == Some(o.config()));
+        let (oidc, kept_rooms) = match (kept, &config.oidc) {
+            (Some(kept), _) => (Some(kept.clone()), Some(rooms_for_roles)),
+            (None, Some(cfg)) => (Some(Arc::new(Oidc::new(cfg, rooms_for_roles)?)), None),
+            (None, None) => (None, None),
+        };
         let bootstrap = config.bootstrap.as_ref().map(Bootstrap::new).transpose()?;
+        // Only once nothing can fail: the previous authenticator shares it.
+        if let (Some(oidc), Some(rooms)) = (&oidc, kept_rooms) {
+            oidc.set_rooms_for_roles(rooms);
+        }
         Ok(Authenticator {
             tokens,
             jwt,
@@ -136,6 +154,13 @@ impl Authenticator {
     /// its rooms does not parse.
     pub fn static_rooms(&self, digest: &[u8; 32]) -> Option<std::sync::Arc<[crate::rooms::Room]>> {
         self.tokens.rooms(digest)
+    }
+
+    /// The rooms `[[auth.roles]]` gives `user` (the full, prefixed name)
+    /// with `roles`: what an account's session is allowed after its roles
+    /// changed.
+    pub fn rooms_for_roles(&self, user: &str, roles: &[String]) -> Vec<serde_json::Value> {
+        super::roles::rooms_for(&self.roles, user, roles)
     }
 
     async fn authenticate_in_mode(&self, creds: &Credentials) -> Result<Principal, AuthError> {

@@ -81,7 +81,12 @@ impl Bootstrap {
         if cfg.timeout.is_zero() {
             return Err(url_err("timeout_ms must be more than 0"));
         }
+        // http:// only (checked above), but reqwest is built with rustls
+        // and no provider of its own: it needs the host's TLS config.
+        let tls = crate::util::tls::client_config(None)
+            .map_err(|e| AuthSetupError::BootstrapClient(e.to_string()))?;
         let client = reqwest::Client::builder()
+            .tls_backend_preconfigured(tls)
             .timeout(cfg.timeout)
             .redirect(reqwest::redirect::Policy::none())
             .retry(reqwest::retry::never())

@@ -209,6 +209,9 @@ pub enum AuthSetupError {
         /// What is wrong with it.
         reason: String,
     },
+    /// `[auth.oidc] ca_file` could not be read or holds no certificate.
+    #[error("[auth.oidc] ca_file: {0}")]
+    OidcCaFile(String),
     /// The HTTP client for the OIDC issuer could not be built.
     #[error("[auth.oidc]: cannot build HTTP client: {0}")]
     OidcClient(String),

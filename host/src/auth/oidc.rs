@@ -37,7 +37,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use arc_swap::ArcSwapOption;
+use arc_swap::{ArcSwap, ArcSwapOption};
 use jsonwebtoken::Algorithm;
 use serde_json::Value;
 
@@ -61,7 +61,9 @@ const MAX_RETRY: Duration = Duration::from_secs(60);
 pub(crate) type RoomsForRoles = Arc<dyn Fn(&[String], &str) -> Vec<Value> + Send + Sync>;
 
 /// Verifies the issuer's tokens; owns the task that keeps its keys fresh,
-/// which ends when this is dropped (a reloaded config builds a new one).
+/// which ends when this is dropped. A reloaded config with the same
+/// `[auth.oidc]` keeps it (`Authenticator::renewed`), so its keys are not
+/// fetched again for an unrelated edit.
 pub(crate) struct Oidc {
     inner: Arc<Inner>,
     refresher: Option<tokio::task::AbortHandle>,
@@ -70,7 +72,9 @@ pub(crate) struct Oidc {
 struct Inner {
     cfg: OidcConfig,
     fetcher: Fetcher,
-    rooms_for_roles: RoomsForRoles,
+    /// Replaced when a reloaded config keeps this issuer but changes
+    /// `[[auth.roles]]` ([`Oidc::set_rooms_for_roles`]).
+    rooms_for_roles: ArcSwap<RoomsForRoles>,
     /// The keys of the last successful fetch; `None` until one succeeds.
     keys: ArcSwapOption<Vec<VerifyKey>>,
     state: Mutex<FetchState>,
@@ -119,11 +123,16 @@ impl Oidc {
         cfg: &OidcConfig,
         rooms_for_roles: RoomsForRoles,
     ) -> Result<Oidc, AuthSetupError> {
-        let fetcher = Fetcher::new(&cfg.issuer, cfg.timeout, cfg.max_response_bytes)?;
+        let fetcher = Fetcher::new(
+            &cfg.issuer,
+            cfg.timeout,
+            cfg.max_response_bytes,
+            cfg.ca_file.as_deref(),
+        )?;
         let inner = Arc::new(Inner {
             cfg: cfg.clone(),
             fetcher,
-            rooms_for_roles,
+            rooms_for_roles: ArcSwap::from_pointee(rooms_for_roles),
             keys: ArcSwapOption::empty(),
             state: Mutex::new(FetchState::default()),
             fetching: tokio::sync::Mutex::new(()),
@@ -133,6 +142,19 @@ impl Oidc {
                 .abort_handle()
         });
         Ok(Oidc { inner, refresher })
+    }
+
+    /// The `[auth.oidc]` table this was built from: a reloaded config with
+    /// the same one keeps this (its keys, its refresher) instead of
+    /// fetching them again.
+    pub(crate) fn config(&self) -> &OidcConfig {
+        &self.inner.cfg
+    }
+
+    /// Rooms for users whose token names none, from a reloaded
+    /// `[[auth.roles]]`.
+    pub(crate) fn set_rooms_for_roles(&self, rooms_for_roles: RoomsForRoles) {
+        self.inner.rooms_for_roles.store(Arc::new(rooms_for_roles));
     }
 
     /// Whether `token` claims to come from this issuer (unverified: only
@@ -199,7 +221,7 @@ impl Inner {
                 let bad = || JwtError::BadRoomsClaim(path.to_string());
                 claims::rooms_from(path.lookup(claims).map_err(|_| bad())?).map_err(|_| bad())?
             }
-            None => (self.rooms_for_roles)(&roles, &format!("{OIDC_PREFIX}{user}")),
+            None => (self.rooms_for_roles.load())(&roles, &format!("{OIDC_PREFIX}{user}")),
         };
         Ok(Principal {
             user,

@@ -7,8 +7,12 @@
 //! arrives, so a body without `Content-Length` cannot grow past it), no
 //! redirects, no proxies from the environment, no retries here (the
 //! refresher in `oidc.rs` retries with backoff).
+//!
+//! An `https://` issuer is checked with rustls against the Mozilla roots
+//! built in and `[auth.oidc] ca_file` (`util::tls`); the JWKS of an https
+//! issuer must be https too (keys fetched in clear could be swapped).
 
-use std::time::Duration;
+use std::{path::Path, time::Duration};
 
 use serde_json::Value;
 
@@ -29,11 +33,13 @@ pub(super) struct Fetcher {
 }
 
 impl Fetcher {
-    /// Check that this build can reach `issuer` and build the client.
+    /// Check that this build can reach `issuer` and build the client,
+    /// trusting the certificates in `ca_file` beside the built-in roots.
     pub(super) fn new(
         issuer: &str,
         timeout: Duration,
         max_bytes: usize,
+        ca_file: Option<&Path>,
     ) -> Result<Fetcher, AuthSetupError> {
         let issuer_err = |reason: &str| AuthSetupError::OidcIssuer {
             issuer: issuer.to_owned(),
@@ -41,13 +47,15 @@ impl Fetcher {
         };
         let discovery = format!("{}{DISCOVERY_PATH}", issuer.trim_end_matches('/'));
         let discovery = reqwest::Url::parse(&discovery).map_err(|e| issuer_err(&e.to_string()))?;
-        if discovery.scheme() != "http" {
+        if !matches!(discovery.scheme(), "http" | "https") {
             return Err(issuer_err(
-                "only http:// is supported (this build has no TLS); \
-                 point it at the issuer's address on your network, as its tokens' `iss` names it",
+                "only http:// and https:// issuers are supported",
             ));
         }
+        let tls = crate::util::tls::client_config(ca_file)
+            .map_err(|e| AuthSetupError::OidcCaFile(e.to_string()))?;
         let client = reqwest::Client::builder()
+            .tls_backend_preconfigured(tls)
             .timeout(timeout)
             .redirect(reqwest::redirect::Policy::none())
             .retry(reqwest::retry::never())
@@ -88,9 +96,10 @@ impl Fetcher {
             .ok_or_else(|| format!("{} has no \"jwks_uri\"", what()))?;
         let uri = reqwest::Url::parse(uri)
             .map_err(|e| format!("{}: jwks_uri is not a URL: {e}", what()))?;
-        if uri.scheme() != "http" {
+        let downgrade = self.discovery.scheme() == "https" && uri.scheme() != "https";
+        if downgrade || !matches!(uri.scheme(), "http" | "https") {
             return Err(format!(
-                "{}: jwks_uri {uri} is not http:// (this build has no TLS)",
+                "{}: jwks_uri {uri} is not https:// like the issuer, or not http(s) at all",
                 what()
             ));
         }
@@ -128,7 +137,17 @@ impl Fetcher {
                     self.timeout.as_millis()
                 )
             } else {
-                format!("{url}: {}", e.without_url())
+                // The cause says what went wrong ("invalid peer
+                // certificate: UnknownIssuer"); the top error only that
+                // sending failed.
+                let e = e.without_url();
+                let mut text = format!("{url}: {e}");
+                let mut source = std::error::Error::source(&e);
+                while let Some(cause) = source {
+                    text.push_str(&format!(": {cause}"));
+                    source = cause.source();
+                }
+                text
             }
         };
         let mut response = self

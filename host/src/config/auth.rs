@@ -160,7 +160,7 @@ pub(super) fn validate_auth(raw: RawAuth, base: &Path) -> Result<AuthConfig, Pro
     let accounts = validate_accounts(raw.accounts.unwrap_or_default(), &table.key("accounts"))?;
     let oidc = raw
         .oidc
-        .map(|o| super::oidc::validate_oidc(o, &table.key("oidc")))
+        .map(|o| super::oidc::validate_oidc(o, &table.key("oidc"), base))
         .transpose()?;
     Ok(AuthConfig {
         tokens,

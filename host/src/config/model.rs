@@ -170,6 +170,10 @@ pub struct OidcConfig {
     pub timeout: Duration,
     /// `max_response_bytes = 262144`: largest discovery document or JWKS read.
     pub max_response_bytes: usize,
+    /// `ca_file = "sso-ca.pem"`: a PEM file of CA certificates trusted for
+    /// an https issuer beside the compiled-in Mozilla roots (relative to
+    /// the config file's folder); `None`: those roots alone.
+    pub ca_file: Option<std::path::PathBuf>,
 }
 
 /// `[trigger]`

@@ -5,12 +5,12 @@
 //! issuer the host fetches keys from and how often, bounded so that a slow
 //! or hostile issuer can cost the host little.
 
-use std::time::Duration;
+use std::{path::Path, time::Duration};
 
 use serde::Deserialize;
 
 use super::{
-    codec::{OneOrMany, bounded},
+    codec::{OneOrMany, bounded, resolve},
     declare::keyed,
     error::{KeyPath, Problem},
     json_path::JsonPath,
@@ -31,6 +31,7 @@ keyed! {
         pub(super) unknown_kid_refresh_secs: Option<u64>,
         pub(super) timeout_ms: Option<u64>,
         pub(super) max_response_bytes: Option<u64>,
+        pub(super) ca_file: Option<String>,
     }
 }
 
@@ -44,7 +45,11 @@ const DEFAULT_TIMEOUT_MS: u64 = 5000;
 /// KiB per key.
 const DEFAULT_MAX_RESPONSE_BYTES: u64 = 256 * 1024;
 
-pub(super) fn validate_oidc(raw: RawOidc, path: &KeyPath) -> Result<OidcConfig, Problem> {
+pub(super) fn validate_oidc(
+    raw: RawOidc,
+    path: &KeyPath,
+    base: &Path,
+) -> Result<OidcConfig, Problem> {
     let issuer_path = path.key("issuer");
     let issuer = raw.issuer.ok_or_else(|| {
         Problem::invalid(
@@ -124,6 +129,13 @@ pub(super) fn validate_oidc(raw: RawOidc, path: &KeyPath) -> Result<OidcConfig, 
         16 * 1024 * 1024,
         "largest discovery document or JWKS read, in bytes, 1024 to 16 MiB (default 262144)",
     )?;
+    // Read when the issuer's client is built (a missing or empty file is
+    // refused there, naming it): only the path is checked here.
+    let ca_file = raw
+        .ca_file
+        .as_deref()
+        .map(|f| resolve(base, &path.key("ca_file"), f))
+        .transpose()?;
     Ok(OidcConfig {
         issuer,
         audience,
@@ -134,6 +146,7 @@ pub(super) fn validate_oidc(raw: RawOidc, path: &KeyPath) -> Result<OidcConfig, 
         unknown_kid_refresh: Duration::from_secs(unknown_kid_refresh),
         timeout: Duration::from_millis(timeout),
         max_response_bytes: usize::try_from(max_response_bytes).unwrap_or(usize::MAX),
+        ca_file,
     })
 }
 

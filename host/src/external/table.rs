@@ -187,6 +187,28 @@ impl External {
             .filter(|l| !l.is_closed())
     }
 
+    /// Sends `body`, signed, to every connected module that has started
+    /// (a signed `module_start` named it, so it holds its key), never
+    /// waiting: a module whose outbox is full loses it, logged at warn.
+    /// Returns how many took it. For sse-platform's broadcasts
+    /// (`user_logout` …), which carry names and roles, never a token.
+    pub fn broadcast(&self, body: &serde_json::Value) -> usize {
+        let links: Vec<Arc<Link>> = sync::lock(&self.slots)
+            .values()
+            .filter_map(|s| s.link.clone())
+            .filter(|l| !l.is_closed())
+            .collect();
+        let mut sent = 0;
+        for link in links {
+            if link.send(body) {
+                sent += 1;
+            } else {
+                tracing::warn!(module = %link.module, kind = %body["type"], "broadcast dropped: the module reads too slowly");
+            }
+        }
+        sent
+    }
+
     /// Connected modules and the `port` each named.
     pub fn running(&self) -> Vec<(String, serde_json::Value)> {
         let slots = sync::lock(&self.slots);

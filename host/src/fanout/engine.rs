@@ -39,6 +39,10 @@ pub trait FanoutEngine: Send + Sync + 'static {
     /// Removes every subscription of `session`; returns how many.
     fn remove_session(&self, session: u64) -> usize;
 
+    /// Removes the subscriptions of `session` whose room `keep` refuses;
+    /// returns their request ids.
+    fn retain_session(&self, session: u64, keep: &dyn Fn(&Room) -> bool) -> Vec<Arc<str>>;
+
     /// Subscriptions held by `session`.
     fn session_subscriptions(&self, session: u64) -> usize;
 

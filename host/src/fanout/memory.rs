@@ -43,6 +43,11 @@ impl FanoutEngine for MemoryEngine {
         self.write().remove_session(session)
     }
 
+    /// Removes the subscriptions of `session` whose room `keep` refuses.
+    fn retain_session(&self, session: u64, keep: &dyn Fn(&Room) -> bool) -> Vec<Arc<str>> {
+        self.write().retain_session(session, keep)
+    }
+
     /// Subscriptions held by `session`.
     fn session_subscriptions(&self, session: u64) -> usize {
         self.read().session_subscriptions(session)

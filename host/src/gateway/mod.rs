@@ -7,12 +7,15 @@
 //! - `origin`: which sites may open a socket authenticated by cookies
 //! - `session`: the connection loop: authenticate, resume or start, read
 //!   frames, pace them by unsent replies, close or park
+//! - `revoke`: sessions whose credential ends while open: closed with
+//!   4003, or downgraded when an account's roles change
 //! - `writer`: drains a session's outbox into the socket (polled by the
 //!   session's own task)
 //! - `close`: close codes, and the code for each read error
 
 mod close;
 mod origin;
+mod revoke;
 mod session;
 mod upgrade;
 mod writer;
@@ -21,5 +24,6 @@ mod writer;
 mod tests;
 
 pub use close::{CLOSE_GOING_AWAY, CLOSE_IDLE};
+pub use revoke::{Rechecked, recheck_account_user};
 pub use session::{Connection, Slot, run};
 pub use upgrade::{echo, upgrade};

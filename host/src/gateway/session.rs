@@ -1,9 +1,9 @@
 //! One websocket connection: authenticate, resume or start a session, then
 //! read frames and write the outbox until either side closes, the client
-//! idles out or falls behind, its credentials end (a static token removed
-//! from the config, a JWT past its `exp`), or the host shuts down. A client
-//! that drops without closing leaves its session parked for the grace
-//! period.
+//! idles out or falls behind, its credentials end (`revoke`: a static
+//! token removed, a token past its `exp`, an account disabled or logged
+//! out), or the host shuts down. A client that drops without closing
+//! leaves its session parked for the grace period.
 //!
 //! The loop is generic over the socket's two halves (a `Sink` and a
 //! `Stream` of messages), so its state machine is tested with channels
@@ -14,6 +14,7 @@ use std::{
     net::SocketAddr,
     pin::Pin,
     sync::{Arc, atomic::Ordering},
+    task::Poll,
     time::Duration,
 };
 
@@ -27,7 +28,7 @@ use tokio::sync::{oneshot, watch};
 use crate::{
     auth::{Credentials, Principal, Source},
     cmd::{Command, Session, SessionParts},
-    protocol::{CLOSE_UNAUTHORIZED, Dialect},
+    protocol::{CLOSE_REVOKED, Dialect},
     rooms::Room,
     sessions::{
         CLOSE_TOO_SLOW, MAX_PARKED_PER_USER, Outbox, OutboxReceiver, OutboxState, Parked,
@@ -38,6 +39,7 @@ use crate::{
 
 use super::{
     close::{CLOSE_GOING_AWAY, CLOSE_IDLE, read_error_close},
+    revoke,
     writer::{Stop, WriterBack, drive, write_loop},
 };
 
@@ -158,6 +160,12 @@ where
         state
             .sessions
             .insert(session.id, user, outbox, dialect, remote);
+    }
+    // An account disabled or logged out between the check at upgrade and
+    // the insert above was asked about before this session could be found:
+    // one check of its own, now that the watcher will find it.
+    if matches!(session.principal.source, Source::Account { .. }) {
+        session.outbox.state().request_recheck();
     }
     tracing::debug!(
         session = %session.name, user = %session.principal.user, remote = ?remote,
@@ -298,7 +306,7 @@ where
     let mut shutdown = state.shutdown.clone();
     let mut config_changes = state.config_applied.subscribe();
     config_changes.mark_unchanged();
-    // Boxed, and only for a JWT or OIDC session: the timer would otherwise take
+    // Boxed, and only for a JWT, OIDC or account session: the timer would otherwise take
     // room in every session's task, most of which never expire.
     let mut expiry = session
         .principal
@@ -318,14 +326,21 @@ where
                     None => std::future::pending().await,
                 }
             } => {
-                tracing::info!(session = %session.name, user = %session.principal.user, "closing a session whose token expired");
-                return End::Close(CLOSE_UNAUTHORIZED, "token expired");
+                tracing::info!(session = %session.name, user = %session.principal.user, reason = "token expired", "revoked: closing a session whose token expired");
+                return End::Close(CLOSE_REVOKED, "token expired");
             }
             changed = config_changes.changed() => {
                 if changed.is_ok()
-                    && let Some(end) = recheck_token(session)
+                    && let Some(reason) = revoke::recheck_token(session)
                 {
-                    return end;
+                    return End::Close(CLOSE_REVOKED, reason);
+                }
+                continue;
+            }
+            // Woken by `OutboxState::request_recheck` (the account watcher).
+            () = std::future::poll_fn(|_| if outbox.take_recheck() { Poll::Ready(()) } else { Poll::Pending }) => {
+                if let Some(reason) = revoke::recheck_account(session) {
+                    return End::Close(CLOSE_REVOKED, reason);
                 }
                 continue;
             }
@@ -387,47 +402,6 @@ async fn credential_expiry(expires: std::time::SystemTime) {
         }
         tokio::time::sleep(left.min(WAKE)).await;
     }
-}
-
-/// The config changed: checks a static token's session against it. A
-/// removed token ends the session (4001 `token revoked`), and so does a
-/// change of its user or rooms (4001 `token changed`: the client connects
-/// again under the new terms); changed roles apply at once (calls are
-/// checked against the session's roles) and the resource offer is sent
-/// again.
-fn recheck_token(session: &mut Session) -> Option<End> {
-    let Source::Static { token_digest } = &session.principal.source else {
-        return None;
-    };
-    let now = session.state.auth.load().static_principal(token_digest);
-    let (name, user) = (&session.name, &session.principal.user);
-    match now {
-        None => {
-            tracing::info!(session = %name, user = %user, "closing a session whose token was removed from the config");
-            Some(End::Close(CLOSE_UNAUTHORIZED, "token revoked"))
-        }
-        Some(p) if p.user != *user || !same_rooms(&p.allowed_rooms, &session.allowed) => {
-            tracing::info!(session = %name, user = %user, "closing a session whose token now stands for another user or other rooms");
-            Some(End::Close(CLOSE_UNAUTHORIZED, "token changed"))
-        }
-        Some(p) if p.roles != session.principal.roles => {
-            tracing::info!(session = %name, user = %user, roles = ?p.roles, "the roles of a session's token changed; applied");
-            session.principal.roles = p.roles;
-            session.send_resource_offer();
-            None
-        }
-        Some(_) => None,
-    }
-}
-
-/// Whether the room patterns `patterns` (a token's, from the config)
-/// are the ones `allowed` was parsed from: same rooms, same order.
-pub(super) fn same_rooms(patterns: &[serde_json::Value], allowed: &[Room]) -> bool {
-    patterns.len() == allowed.len()
-        && patterns
-            .iter()
-            .zip(allowed)
-            .all(|(pattern, room)| Room::parse(pattern).is_ok_and(|p| p == *room))
 }
 
 /// Counts and logs a client closed for not reading.

@@ -470,7 +470,7 @@ async fn an_open_session_keeps_its_rooms_parsed_only() {
 /// they were opened with (the session compares against its parsed copy).
 #[test]
 fn a_token_keeps_its_sessions_only_with_the_same_rooms() {
-    use super::session::same_rooms;
+    use super::revoke::same_rooms;
     let allowed: Vec<Room> = [room("*"), room("2")]
         .iter()
         .map(|r| Room::parse(r).unwrap())

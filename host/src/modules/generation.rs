@@ -14,7 +14,9 @@ use std::{
 
 use modhost_plugin_api::{
     Caller, ErrorCode, LogLevel, Manifest,
-    abi::{CallMsg, Failure, HostContext, HostSink_TO, ModuleRoot_Ref, RunExit, ToModule},
+    abi::{
+        CallMsg, EventMsg, Failure, HostContext, HostSink_TO, ModuleRoot_Ref, RunExit, ToModule,
+    },
     abi_stable::{
         external_types::crossbeam_channel::{self as channel, RSender},
         sabi_trait::TD_Opaque,
@@ -46,6 +48,14 @@ const START_TIMEOUT: Duration = Duration::from_secs(10);
 /// full timeout. A new build or `POST /api/modules/{name}/reset` ends it.
 /// A constant, not a config key: the config model is shared and fixed.
 pub const DEGRADE_AFTER_TIMEOUTS: u64 = 3;
+
+/// Messages an instance's inbox may hold before an event for it is
+/// dropped. The inbox has 16 places beyond the calls admitted
+/// (`[limits] module_queue`) for control messages; an event is queued only
+/// while fewer than this many messages wait, and the inbox is FIFO, so at
+/// most this many events are ever in it: calls and `Shutdown` always
+/// find their place, and a busy module loses events rather than calls.
+pub(crate) const EVENT_ROOM: usize = 8;
 
 /// Lifecycle of a generation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -484,6 +494,22 @@ impl Generation {
     pub fn reconfigure(&self, config: &serde_json::Value) -> bool {
         self.inbox
             .try_send(ToModule::Reconfigure(config.to_string().into()))
+            .is_ok()
+    }
+
+    /// Queues event `name` with `data` (a JSON object) for the instance's
+    /// `Module::on_event`, on its own thread, never waiting. False when
+    /// [`EVENT_ROOM`] messages already wait (the module is busy) or the
+    /// instance stopped: the event is dropped, and the caller says so.
+    pub fn event(&self, name: &str, data: &str) -> bool {
+        if self.inbox.len() >= EVENT_ROOM || !*sync::read(&self.accepting) {
+            return false;
+        }
+        self.inbox
+            .try_send(ToModule::Event(EventMsg {
+                name: name.into(),
+                data: data.into(),
+            }))
             .is_ok()
     }
 

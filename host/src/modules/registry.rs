@@ -171,6 +171,21 @@ impl Registry {
         all
     }
 
+    /// Sends event `name` (`data`: a JSON object) to every running module,
+    /// never waiting: a module with no room for it loses it, logged at
+    /// warn ([`Generation::event`]). Returns how many took it.
+    pub fn broadcast_event(&self, name: &str, data: &str) -> usize {
+        let mut delivered = 0;
+        for generation in self.running() {
+            if generation.event(name, data) {
+                delivered += 1;
+            } else {
+                tracing::warn!(module = %generation.name, event = name, "event dropped: the module has too many messages waiting, or is stopping");
+            }
+        }
+        delivered
+    }
+
     /// Libraries mapped by this process so far, over all modules.
     pub fn mapped_builds(&self) -> u64 {
         self.mapped_builds.load(Ordering::Relaxed)

@@ -89,6 +89,12 @@ pub trait Dialect: Send + Sync + 'static {
     /// A refused client frame.
     fn error(&self, error: WireError, request_id: Option<&str>) -> String;
 
+    /// Subscription `request_id` was dropped because the user's rights no
+    /// longer allow its room (a role taken away). `None`: the dialect
+    /// cannot say which subscription ended, so the session is closed
+    /// instead (4003).
+    fn subscription_revoked(&self, request_id: &str) -> Option<String>;
+
     /// A frame that could not be read as a command (not JSON, unknown
     /// `type`), on the connection named `session`.
     fn unreadable(&self, error: WireError, session: &str) -> String;

@@ -28,6 +28,9 @@ pub enum WireError {
     /// The user may not do this (`status` where `[gateway] status` is
     /// `admins` and the user is not one, or `off`).
     Forbidden,
+    /// A subscription the host ended: the user's rights no longer allow
+    /// its room (sent unasked, with the subscription's `requestId`).
+    SubscriptionRevoked,
 }
 
 impl WireError {
@@ -45,6 +48,7 @@ impl WireError {
             WireError::TooManySubscriptions => "too-many-subscriptions",
             WireError::RequestIdInUse => "request-id-in-use",
             WireError::Forbidden => "forbidden",
+            WireError::SubscriptionRevoked => "subscription-revoked",
         }
     }
 }

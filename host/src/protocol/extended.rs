@@ -13,6 +13,15 @@ use super::{
 /// Close code after `{"is_authorized": false}`.
 pub const CLOSE_UNAUTHORIZED: u16 = 4001;
 
+/// Close code of a session whose credential stopped standing while it was
+/// open: its static token removed or changed in config.toml, its token
+/// expired, its account disabled or its login session logged out. The
+/// client may connect again with a credential that works (4001 is only
+/// ever a refusal at connect). Both dialects close with it: high-templar
+/// never closed an open connection for its credential, so its clients
+/// read any close as "reconnect", which is what they should do.
+pub const CLOSE_REVOKED: u16 = 4003;
+
 /// modhost's protocol, for clients that offer the `modhost.v1` subprotocol.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Extended;
@@ -62,6 +71,13 @@ impl Dialect for Extended {
 
     fn error(&self, error: WireError, request_id: Option<&str>) -> String {
         encode::error(error.as_str(), request_id)
+    }
+
+    fn subscription_revoked(&self, request_id: &str) -> Option<String> {
+        Some(encode::error(
+            WireError::SubscriptionRevoked.as_str(),
+            Some(request_id),
+        ))
     }
 
     fn unreadable(&self, error: WireError, _session: &str) -> String {

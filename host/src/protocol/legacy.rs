@@ -77,6 +77,13 @@ impl Dialect for Legacy {
         encode::error(error.as_str(), None)
     }
 
+    fn subscription_revoked(&self, _: &str) -> Option<String> {
+        // high-templar's errors name no `requestId`, so the client could
+        // not tell which subscription ended: it is closed instead, and
+        // reconnects to a hello with its new `allowed_rooms`.
+        None
+    }
+
     fn unreadable(&self, error: WireError, session: &str) -> String {
         // high-templar names the connection in these two replies.
         #[derive(Serialize)]

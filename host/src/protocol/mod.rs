@@ -22,7 +22,7 @@ mod publish;
 pub use decode::{ClientFrame, DecodeError, MAX_REQUEST_ID_BYTES, PONG, decode};
 pub use dialect::{Dialect, SUBPROTOCOL, StatusReport};
 pub use error::WireError;
-pub use extended::{CLOSE_UNAUTHORIZED, Extended};
+pub use extended::{CLOSE_REVOKED, CLOSE_UNAUTHORIZED, Extended};
 pub use legacy::Legacy;
 pub use publish::{MAX_PUBLISH_BYTES, PublishFrame};
 

@@ -279,6 +279,24 @@ impl<S> RoomIndex<S> {
         self.sessions.get(&session).map_or(0, HashMap::len)
     }
 
+    /// Removes the subscriptions of `session` whose room `keep` refuses
+    /// (the user's rights shrank); returns their request ids. Costs that
+    /// session's subscriptions.
+    pub fn retain_session(&mut self, session: u64, keep: impl Fn(&Room) -> bool) -> Vec<Arc<str>> {
+        let Some(by_id) = self.sessions.get(&session) else {
+            return Vec::new();
+        };
+        let dropped: Vec<Arc<str>> = by_id
+            .iter()
+            .filter(|(_, slot)| !keep(&slot.room))
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in &dropped {
+            self.unsubscribe(session, id);
+        }
+        dropped
+    }
+
     /// The room a session's subscription is bound to.
     pub fn subscription_room(&self, session: u64, request_id: &str) -> Option<&Room> {
         Some(&self.sessions.get(&session)?.get(request_id)?.room)

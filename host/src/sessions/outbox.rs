@@ -110,6 +110,9 @@ pub struct OutboxState {
     reader_woken: AtomicBool,
     /// The session's task, while its loop runs: what a reader wake wakes.
     task: AtomicWaker,
+    /// The user's rights changed (an account disabled, logged out, a role
+    /// taken away): the session checks its credential again.
+    recheck: AtomicBool,
 }
 
 impl OutboxState {
@@ -133,6 +136,7 @@ impl OutboxState {
             closed: AtomicBool::new(false),
             reader_woken: AtomicBool::new(false),
             task: AtomicWaker::new(),
+            recheck: AtomicBool::new(false),
         }
     }
 
@@ -253,6 +257,20 @@ impl OutboxState {
     pub fn take_reader_wake(&self, task: &Waker) -> bool {
         self.task.register(task);
         self.reader_woken.swap(false, Ordering::AcqRel)
+    }
+
+    /// Asks the session to check its credential again, through the
+    /// reader wake: no allocation per session, and a parked session sees
+    /// the request when its client resumes.
+    pub fn request_recheck(self: &Arc<Self>) {
+        self.recheck.store(true, Ordering::Release);
+        self.wake_by_ref();
+    }
+
+    /// Whether a recheck was asked for since the last call (clearing it).
+    /// Polled by the session's reader side, which the request wakes.
+    pub fn take_recheck(&self) -> bool {
+        self.recheck.swap(false, Ordering::AcqRel)
     }
 
     /// The session's loop ended: the state no longer holds its task (a

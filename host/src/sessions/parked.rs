@@ -114,6 +114,25 @@ impl ParkedSessions {
         }
     }
 
+    /// The sessions `user` has parked: each one's resume token, number and
+    /// principal, oldest first (at most [`MAX_PARKED_PER_USER`]). For a
+    /// caller that checks them without holding the table (the account
+    /// store is read for each), then forgets those whose credential no
+    /// longer stands with [`expire`](Self::expire).
+    pub fn of_user(&self, user: &str) -> Vec<(String, u64, Principal)> {
+        let table = self.lock();
+        let Some(tokens) = table.by_user.get(user) else {
+            return Vec::new();
+        };
+        tokens
+            .iter()
+            .filter_map(|t| {
+                let parked = table.by_token.get(t)?;
+                Some((t.clone(), parked.id, parked.principal.clone()))
+            })
+            .collect()
+    }
+
     /// Session numbers of the parked sessions.
     pub fn ids(&self) -> std::collections::HashSet<u64> {
         self.lock().by_token.values().map(|p| p.id).collect()
@@ -202,5 +221,36 @@ mod tests {
         assert_eq!(refused(jwt_alice), Err(ResumeRefused::OtherUser));
         assert_eq!(refused(principal("alice", 1)), Ok(1));
         assert_eq!(refused(principal("alice", 1)), Err(ResumeRefused::Unknown));
+    }
+
+    #[test]
+    fn a_users_parked_sessions_are_listed_for_a_check_and_expired_by_token_and_id() {
+        let sessions = ParkedSessions::default();
+        sessions.park("a1".into(), parked(1, principal("alice", 1)));
+        sessions.park("a2".into(), parked(2, principal("alice", 2)));
+        sessions.park("b".into(), parked(3, principal("bob", 1)));
+        let alice: Vec<(String, u64)> = sessions
+            .of_user("alice")
+            .into_iter()
+            .map(|(token, id, p)| {
+                assert_eq!(p.user, "alice");
+                (token, id)
+            })
+            .collect();
+        assert_eq!(alice, [("a1".to_owned(), 1), ("a2".to_owned(), 2)]);
+        assert!(sessions.of_user("nobody").is_empty());
+        assert_eq!(sessions.expire("a1", 1).map(|p| p.id), Some(1));
+        assert_eq!(
+            sessions.take("a1", &principal("alice", 1)).map(|p| p.id),
+            Err(ResumeRefused::Unknown)
+        );
+        assert_eq!(
+            sessions.take("a2", &principal("alice", 2)).map(|p| p.id),
+            Ok(2)
+        );
+        assert_eq!(
+            sessions.take("b", &principal("bob", 1)).map(|p| p.id),
+            Ok(3)
+        );
     }
 }

@@ -180,6 +180,21 @@ impl Sessions {
             .count() as u64
     }
 
+    /// Asks every session of `user` (open or parked) to check its
+    /// credential again; returns how many were asked. Found by the user
+    /// index: the cost is that user's sessions, not every session.
+    pub fn recheck_user(&self, user: &str) -> usize {
+        let ids = match read(&self.by_user).get(user) {
+            Some(ids) => ids.clone(),
+            None => return 0,
+        };
+        let by_id = read(&self.by_id);
+        ids.iter()
+            .filter_map(|id| by_id.get(id))
+            .inspect(|e| e.outbox.state().request_recheck())
+            .count()
+    }
+
     /// Room messages queued in every session's outbox, not yet written.
     /// Summed at most once per [`QUEUED_REUSE`].
     pub fn queued(&self) -> u64 {

@@ -8,6 +8,8 @@
 //! - `fs`: [`fs::open_regular`], never blocked by a FIFO; [`fs::write_atomically`],
 //!   temp file → fsync → rename → fsync folder
 //! - `secret`: [`secret::ct_eq`], comparing secrets in constant time
+//! - `tls`: [`tls::client_config`], rustls with ring, the compiled-in roots
+//!   and an optional extra CA file, for outgoing https
 //! - `sync`: [`sync::lock`], [`sync::read`], [`sync::write`], lock guards
 //!   that recover a poisoned lock, and why that is right here
 
@@ -15,4 +17,5 @@ pub(crate) mod budget;
 pub(crate) mod fs;
 pub(crate) mod secret;
 pub(crate) mod sync;
+pub(crate) mod tls;
 pub(crate) mod watch;

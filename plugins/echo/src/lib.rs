@@ -11,6 +11,7 @@
 //! | `sleep` | `ms` (≤ 600000), admins only | call timeouts (it blocks its own thread) |
 //! | `fire` | any, no reply | fire-and-forget calls are acknowledged, not answered |
 //! | `config` | none, admins only | the live `[modules.echo]` table reaches the module |
+//! | `events` | none, admins only | host events (`user_login` …) reach `on_event`: the last [`MAX_EVENTS`] |
 //!
 //! echo does what it is asked for its caller; the host bounds that. For a
 //! user, `publish` reaches only rooms the user may subscribe to
@@ -46,6 +47,9 @@ pub const MAX_COUNT: u64 = 100_000;
 /// shorter).
 pub const MAX_SLEEP_MS: u64 = 600_000;
 
+/// Events `events` remembers, newest last; older ones are forgotten.
+pub const MAX_EVENTS: usize = 64;
+
 /// One call to the echo module, validated.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Command {
@@ -75,6 +79,8 @@ pub enum Command {
     Fire(Value),
     /// Return the module's config table.
     Config,
+    /// Return the events received, oldest first.
+    Events,
 }
 
 impl Command {
@@ -126,6 +132,7 @@ impl Command {
             }
             "fire" => Command::Fire(call.params.clone()),
             "config" => Command::Config,
+            "events" => Command::Events,
             other => {
                 // The broker checks commands against the manifest, so this
                 // only happens if the two disagree.
@@ -165,8 +172,22 @@ pub fn caller_json(caller: &Caller) -> Value {
     })
 }
 
-/// The echo module. It keeps no state.
-pub struct Echo;
+/// The echo module. Its only state is the last events it received, for
+/// `events` (lost when the instance is rebuilt).
+#[derive(Default)]
+pub struct Echo {
+    events: std::collections::VecDeque<Value>,
+}
+
+impl Echo {
+    /// Remembers event `name`, forgetting the oldest past [`MAX_EVENTS`].
+    pub fn record(&mut self, name: &str, data: &Value) {
+        if self.events.len() == MAX_EVENTS {
+            self.events.pop_front();
+        }
+        self.events.push_back(json!({ "name": name, "data": data }));
+    }
+}
 
 impl Module for Echo {
     // `echo` only copies its params back; every other command publishes, pushes, streams or sleeps.
@@ -214,10 +235,17 @@ impl Module for Echo {
             .command(CommandSpec::new("config").min_role("admin").description(
                 "Returns the module's config table (admins only: it may hold secrets)",
             ))
+            .command(CommandSpec::new("events").min_role("admin").description(
+                "Returns the last host events received, oldest first (admins only: they name users)",
+            ))
     }
 
     fn on_load(_host: &Host) -> Result<Self, String> {
-        Ok(Echo)
+        Ok(Echo::default())
+    }
+
+    fn on_event(&mut self, name: &str, data: &Value, _host: &Host) {
+        self.record(name, data);
     }
 
     fn handle(&mut self, call: &Call, host: &Host) -> Result<Value, ModuleError> {
@@ -247,6 +275,7 @@ impl Module for Echo {
                 Ok(Value::Null)
             }
             Command::Config => Ok(host.config().clone()),
+            Command::Events => Ok(Value::Array(self.events.iter().cloned().collect())),
         }
     }
 }

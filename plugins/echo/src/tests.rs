@@ -132,7 +132,7 @@ fn manifest_declares_every_command() {
     assert_eq!(
         names,
         [
-            "echo", "publish", "count", "whoami", "notify", "sleep", "fire", "config"
+            "echo", "publish", "count", "whoami", "notify", "sleep", "fire", "config", "events"
         ]
     );
     let count = manifest.find("count").unwrap();
@@ -230,5 +230,26 @@ fn module_whoami_reports_the_stamp() {
     assert_eq!(
         who.ok(),
         &json!({"kind": "user", "user": "bob", "session": "s1", "roles": ["admin"], "module": ""})
+    );
+}
+
+#[test]
+fn events_are_remembered_in_order_and_bounded_for_admins_only() {
+    let mut module = start(json!({}));
+    for i in 0..crate::MAX_EVENTS + 2 {
+        module.event(
+            "user_login",
+            json!({"user": format!("account:u{i}"), "roles": []}),
+        );
+    }
+    let refused = module.call("events", json!({}));
+    assert_eq!(refused.err().code, ErrorCode::Forbidden);
+    let admin = user("root", &["admin"]);
+    let events = module.call_as(admin, "events", json!({}));
+    let events = events.ok().as_array().unwrap().clone();
+    assert_eq!(events.len(), crate::MAX_EVENTS);
+    assert_eq!(
+        events[0],
+        json!({"name": "user_login", "data": {"user": "account:u2", "roles": []}})
     );
 }

@@ -35,8 +35,8 @@ use std::{
 use modhost_plugin_api::{
     Caller, CallerKind, ErrorCode, LogLevel, Manifest, Module, ModuleError,
     abi::{
-        CallMsg, CallResultMsg, DEFAULT_MAX_PARAMS_BYTES, Failure, FromModule, HostContext,
-        HostSink, HostSink_TO, ModuleRoot_Ref, ToModule, check_call,
+        CallMsg, CallResultMsg, DEFAULT_MAX_PARAMS_BYTES, EventMsg, Failure, FromModule,
+        HostContext, HostSink, HostSink_TO, ModuleRoot_Ref, ToModule, check_call,
     },
     abi_stable::{
         external_types::crossbeam_channel::{self, RSender},
@@ -289,6 +289,16 @@ impl Running {
     /// so the next call sees it.
     pub fn reconfigure(&mut self, config: Value) {
         self.send(ToModule::Reconfigure(config.to_string().into()));
+    }
+
+    /// Sends the module event `name` with `data`, as the host does (for
+    /// example `user_logout`). Messages are handled in order, so the next
+    /// call sees it.
+    pub fn event(&mut self, name: &str, data: Value) {
+        self.send(ToModule::Event(EventMsg {
+            name: name.into(),
+            data: data.to_string().into(),
+        }));
     }
 
     /// Sends `Shutdown` and waits for `run` to return.

@@ -25,6 +25,7 @@ fn oidc_config(issuer: &str) -> OidcConfig {
         unknown_kid_refresh: Duration::from_secs(10),
         timeout: Duration::from_millis(500),
         max_response_bytes: 64 * 1024,
+        ca_file: None,
     }
 }
 
@@ -91,14 +92,27 @@ async fn without_keys_an_oidc_token_is_refused_as_unavailable() {
 }
 
 #[test]
-fn an_issuer_this_build_cannot_reach_is_refused_at_setup() {
-    let err = Authenticator::new(&AuthConfig {
-        oidc: Some(oidc_config("https://sso.example.com/realms/main")),
-        ..AuthConfig::default()
+fn an_https_issuer_is_set_up_and_an_unusable_ca_file_is_refused_by_name() {
+    let https = oidc_config("https://sso.example.com/realms/main");
+    let auth = |oidc: OidcConfig| {
+        Authenticator::new(&AuthConfig {
+            oidc: Some(oidc),
+            ..AuthConfig::default()
+        })
+    };
+    auth(https.clone()).expect("an https issuer is usable");
+    let dir = tempfile::tempdir().unwrap();
+    let ca = dir.path().join("sso-ca.pem");
+    std::fs::write(&ca, "-----BEGIN NOTHING-----\n").unwrap();
+    let err = auth(OidcConfig {
+        ca_file: Some(ca),
+        ..https.clone()
     })
     .unwrap_err();
+    assert!(matches!(err, AuthSetupError::OidcCaFile(_)), "{err}");
+    assert!(err.to_string().contains("sso-ca.pem"), "{err}");
+    let err = auth(oidc_config("ftp://sso.example.com/realms/main")).unwrap_err();
     assert!(matches!(err, AuthSetupError::OidcIssuer { .. }), "{err}");
-    assert!(err.to_string().contains("no TLS"), "{err}");
 }
 
 #[test]

@@ -205,6 +205,7 @@ fn full_example_parses_to_the_expected_config() {
                 unknown_kid_refresh: Duration::from_secs(10),
                 timeout: Duration::from_millis(2000),
                 max_response_bytes: 256 * 1024,
+                ca_file: None,
             }),
             ..AuthConfig::default()
         },

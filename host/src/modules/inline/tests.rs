@@ -1,6 +1,7 @@
 //! Inline calls against modules linked into the test (no library file):
 //! where a call runs, what a panic does, the budget's demotion, the
-//! services refused inline, and the drain waiting for an inline call.
+//! services refused inline, the drain waiting for an inline call, and
+//! events (on the instance thread; dropped, never waited for, when busy).
 
 use std::{
     sync::{
@@ -20,7 +21,7 @@ use serde_json::{Value, json};
 use crate::{
     modules::{
         Admission, CallContext, CallFailure, CallSink, GenState, Generation, HostServices,
-        LoadedLibrary, StartOptions,
+        LoadedLibrary, StartOptions, generation::EVENT_ROOM,
     },
     signing::Envelope,
 };
@@ -349,4 +350,79 @@ fn the_drain_waits_for_an_inline_call_before_the_module_is_unloaded() {
     assert!(drain.join().unwrap(), "instance stopped");
     assert_eq!(*GATED_LOG.lock().unwrap(), ["call answered", "unloaded"]);
     assert_eq!(gated.state(), GenState::Stopped);
+}
+
+/// Holds its instance thread in `block` until [`RELEASE`]; records each
+/// event with the thread it ran on; `events` (non-blocking) lists them.
+struct Listener {
+    events: Vec<Value>,
+}
+
+static RELEASE: AtomicBool = AtomicBool::new(false);
+static BLOCKING: AtomicBool = AtomicBool::new(false);
+
+impl Module for Listener {
+    const NON_BLOCKING: &'static [&'static str] = &["events"];
+
+    fn manifest() -> Manifest {
+        Manifest::new("listener", "1.0.0")
+            .command(CommandSpec::new("block"))
+            .command(CommandSpec::new("events"))
+    }
+
+    fn on_load(_host: &Host) -> Result<Self, String> {
+        Ok(Listener { events: Vec::new() })
+    }
+
+    fn handle(&mut self, call: &Call, _host: &Host) -> Result<Value, ModuleError> {
+        if call.command.as_str() == "block" {
+            BLOCKING.store(true, Ordering::Release);
+            while !RELEASE.load(Ordering::Acquire) {
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            return Ok(json!(this_thread()));
+        }
+        Ok(Value::Array(self.events.clone()))
+    }
+
+    fn on_event(&mut self, name: &str, data: &Value, _host: &Host) {
+        self.events
+            .push(json!({"name": name, "data": data, "thread": this_thread()}));
+    }
+}
+
+#[test]
+fn events_reach_the_instance_thread_and_a_busy_module_loses_them_without_waiting() {
+    let generation = start::<Listener>();
+    let blocked = {
+        let generation = generation.clone();
+        std::thread::spawn(move || call(&generation, 1, "block"))
+    };
+    while !BLOCKING.load(Ordering::Acquire) {
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    // The instance holds `block`; events wait in its inbox, up to the room
+    // they may take there, and the rest are refused at once.
+    let started = std::time::Instant::now();
+    let queued: Vec<bool> = (0..EVENT_ROOM + 3)
+        .map(|i| generation.event("user_login", &json!({"user": format!("u{i}")}).to_string()))
+        .collect();
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "an event waited"
+    );
+    RELEASE.store(true, Ordering::Release);
+    let instance_thread = blocked.join().unwrap().unwrap();
+    let sent = queued.iter().filter(|q| **q).count();
+    assert_eq!(sent, EVENT_ROOM, "{queued:?}");
+    let events = call(&generation, 2, "events").unwrap();
+    let events = events.as_array().unwrap();
+    assert_eq!(events.len(), sent, "{events:?}");
+    assert_eq!(events[0]["name"], "user_login");
+    assert_eq!(events[0]["data"], json!({"user": "u0"}));
+    assert!(
+        events.iter().all(|e| e["thread"] == instance_thread),
+        "{events:?}"
+    );
+    assert_ne!(instance_thread, this_thread());
 }

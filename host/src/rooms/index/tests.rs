@@ -391,3 +391,35 @@ fn a_new_room_reserves_one_subscription() {
     }
     assert_eq!(capacities, [1]);
 }
+
+#[test]
+fn retain_session_drops_only_that_sessions_refused_rooms() {
+    let mut index = RoomIndex::new();
+    sub(
+        &mut index,
+        1,
+        "keep",
+        json!({"target": "message", "customer": "1"}),
+    );
+    sub(
+        &mut index,
+        1,
+        "drop",
+        json!({"target": "notes", "user": "a"}),
+    );
+    sub(
+        &mut index,
+        2,
+        "other",
+        json!({"target": "notes", "user": "a"}),
+    );
+    let notes = room(json!({"target": "notes", "user": "a"}));
+    let dropped = index.retain_session(1, |r| *r != notes);
+    assert_eq!(dropped, vec![id("drop")]);
+    assert_eq!(index.session_subscriptions(1), 1);
+    assert_eq!(
+        sorted(deliveries(&index, std::slice::from_ref(&notes))),
+        vec![(2, "other".to_owned())]
+    );
+    assert!(index.retain_session(3, |_| false).is_empty());
+}
