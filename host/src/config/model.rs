@@ -11,6 +11,7 @@
 
 use std::{path::PathBuf, time::Duration};
 
+pub use super::apps::{AppConfig, AppProtocol, DEFAULT_PORT_RANGE, HashAlgorithm, RestartPolicy};
 use super::json_path::JsonPath;
 pub use super::settings::{
     ChallengeMode, Diagnostics, ExternalConfig, GatewayConfig, Limits, ModuleSettings,
@@ -40,6 +41,8 @@ pub struct Config {
     pub diagnostics: Diagnostics,
     /// `[external]`
     pub external: ExternalConfig,
+    /// `[apps.<name>]`: what users may launch as jobs
+    pub apps: std::collections::BTreeMap<String, std::sync::Arc<AppConfig>>,
 }
 
 /// `[admin]`

@@ -28,6 +28,7 @@ use std::{collections::BTreeMap, net::SocketAddr, path::Path};
 use serde::{Deserialize, de::MapAccess};
 
 use super::{
+    apps::{RawApp, validate_apps},
     auth::{RawAuth, validate_auth},
     declare::{At, Take, keyed, take_all},
     error::{KeyPath, Problem},
@@ -56,6 +57,7 @@ keyed! {
         modules: RawModules,
         diagnostics: RawDiagnostics,
         external: RawExternal,
+        apps: BTreeMap<String, RawApp>,
     }
 }
 
@@ -153,6 +155,7 @@ impl RawConfig {
         let modules = validate_modules(self.modules, &at("modules"))?;
         let diagnostics = Diagnostics::read(self.diagnostics, &at("diagnostics"))?;
         let external = ExternalConfig::read(self.external, &at("external"))?;
+        let apps = validate_apps(self.apps)?;
         // Two routes on one path would stop the router from being built.
         let module_routes = [external.path.clone(), format!("{}/key", external.path)];
         if let Some(echo) = &diagnostics.ws_echo_path
@@ -180,6 +183,7 @@ impl RawConfig {
             modules,
             diagnostics,
             external,
+            apps,
         };
         match published_secret(&config) {
             Some((path, secret)) => Err(published_secret_problem(

@@ -1,6 +1,7 @@
 //! Unit tests of config parsing: the file in, `Config` or `ConfigError` out.
 
 mod amqp;
+mod apps;
 mod diff;
 mod docs;
 mod errors;
@@ -265,6 +266,7 @@ fn full_example_parses_to_the_expected_config() {
             templates: p("/srv/modhost/templates"),
             ..ExternalConfig::default()
         },
+        apps: Default::default(),
     };
     assert_eq!(c, expected);
 }
