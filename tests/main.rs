@@ -31,6 +31,12 @@
 //! - `external_calls`: external modules as broker endpoints: calls, streams,
 //!   publishes, module-to-module, disconnects, grace, load (issue 14 item 4)
 //! - `external_python`: `examples/python-module` against a real host
+//! - `jobs_support`: the jobs tests' app tables, status polling, a reaper of
+//!   every process their jobs start
+//! - `jobs_launch`: `jobs.launch` of a real HTTPS app: password, ports, argv,
+//!   status in the owner's room, other users kept out, limits (issue 17)
+//! - `jobs_supervise`: crashes and the restart policy, stopping a process
+//!   group, the capped log
 //! - `accounts_http`: `/auth/login|refresh|logout`, rate limits, access
 //!   tokens and `[[auth.roles]]` rooms on `/ws/` (issue 15 items 3 and 4)
 //! - `accounts_cli`: `modhost user …` and `run --create-admin`; passwords
@@ -57,6 +63,9 @@ mod external_python;
 mod gateway;
 mod hostile;
 mod inline_calls;
+mod jobs_launch;
+mod jobs_supervise;
+mod jobs_support;
 mod legacy;
 mod modules;
 mod oidc;

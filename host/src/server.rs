@@ -38,6 +38,7 @@ use crate::{
     external::External,
     fanout::MemoryEngine,
     http,
+    jobs::Jobs,
     modules::{ModuleWatcher, Registry, RuntimeSettings},
     sessions::Sessions,
     signing::{Keyring, SeqStore},
@@ -134,9 +135,13 @@ impl Host {
         );
         let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);
         let external = Arc::new(External::default());
-        // In-process modules first: a module connecting from outside
-        // never shadows a signed build loaded here.
-        let endpoints = Endpoints::new(registry.clone()).with(external.clone());
+        let jobs = Jobs::new(&config.modules.state_dir);
+        // The built-in `jobs` first: no module takes its name. Then the
+        // in-process modules: a module connecting from outside never
+        // shadows a signed build loaded here.
+        let endpoints = Endpoints::new(jobs.clone())
+            .with(registry.clone())
+            .with(external.clone());
         let state = Arc::new(AppState {
             broker: Broker::with_endpoints(endpoints, config.limits.max_params_bytes),
             api_tokens: ArcSwap::from_pointee(ApiTokens::new(&config)),
@@ -151,6 +156,7 @@ impl Host {
             config_applied: tokio::sync::watch::Sender::new(()),
         });
         registry.set_services(Arc::new(Services(Arc::downgrade(&state))));
+        jobs.attach(&state);
         let config_status = ConfigStatus::default();
         let watchers = {
             let (state, status) = (Arc::downgrade(&state), config_status.clone());

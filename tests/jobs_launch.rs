@@ -1,0 +1,260 @@
+//! The job launcher (issue 17): a real app launched through the built-in
+//! `jobs` module, reached over HTTPS with its own certificate and password,
+//! on ports no one else holds, with its argv literal, its status published
+//! to its owner, and its jobs invisible to other users.
+
+use std::{net::TcpListener, os::unix::fs::PermissionsExt as _};
+
+use serde_json::{Value, json};
+
+use crate::{
+    harness::{Client, TestHost, Workspace},
+    jobs_support::{CAROL, Reaper, app_table, https_get, wait_status},
+};
+
+/// Starts a host with `apps` and the carol token.
+async fn host_with(ws: &Workspace, apps: &str) -> TestHost {
+    TestHost::start(ws, &format!("{CAROL}{apps}")).await
+}
+
+#[tokio::test]
+async fn a_launched_job_answers_its_password_over_https_and_its_owner_hears_each_status() {
+    let ws = Workspace::new();
+    let _reaper = Reaper(ws.path().to_owned());
+    let host = host_with(&ws, &app_table("web", &[], "")).await;
+    let mut carol = Client::authorized(&host, "carol-token").await;
+    let sub = carol
+        .subscribe(json!({"target": "jobs", "user": "carol"}), "s")
+        .await;
+    assert_eq!(sub["code"], "success", "{sub}");
+
+    let password = "correct horse";
+    carol
+        .send_json(
+            json!({"type": "call", "module": "jobs", "command": "launch",
+            "params": {"app": "web", "password": password}, "requestId": "l"}),
+        )
+        .await;
+    // The reply, and her room's status publishes (which may come first).
+    let (mut reply, mut heard) = (Value::Null, Vec::new());
+    while reply.is_null() || !heard.contains(&"running".to_owned()) {
+        let frame = carol.next().await;
+        assert!(
+            !frame.to_string().contains("sha512:"),
+            "never the hash: {frame}"
+        );
+        match frame["type"].as_str() {
+            Some("reply") => reply = frame,
+            Some("publish") => {
+                heard.push(frame["data"]["job"]["status"].as_str().unwrap().to_owned())
+            }
+            _ => panic!("unexpected {frame}"),
+        }
+    }
+    assert_eq!(
+        heard.first().map(String::as_str),
+        Some("starting"),
+        "{heard:?}"
+    );
+    let job = reply["result"].clone();
+    assert_eq!(job["status"], "starting", "{reply}");
+    for key in [
+        "job_id",
+        "app",
+        "port",
+        "config",
+        "pid",
+        "owner",
+        "protocol",
+        "host",
+        "creation_timestamp",
+        "status",
+        "hash_algorithm",
+    ] {
+        assert!(job.get(key).is_some(), "the job object has {key}: {job}");
+    }
+    assert_eq!(job["owner"], "carol");
+    assert_eq!(job["protocol"], "https");
+    assert_eq!(job["hash_algorithm"], "sha512");
+    let text = reply.to_string();
+    assert!(!text.contains(password), "never the password: {text}");
+    assert!(!text.contains("password_hash"), "{text}");
+
+    let port = job["port"].as_u64().unwrap();
+    let cert = job["cert"].as_str().unwrap();
+    let (code, body) = https_get(port, cert, password);
+    assert_eq!((code, body.as_str()), (200, "hello carol"));
+    assert_eq!(https_get(port, cert, "wrong").0, 401);
+
+    let dir = std::path::Path::new(job["job_dir"].as_str().unwrap());
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(dir), 0o700);
+    assert_eq!(mode(&dir.join(modhost::jobs::KEY_FILE)), 0o600);
+    assert_eq!(mode(&dir.join(modhost::jobs::HASH_FILE)), 0o600);
+
+    carol
+        .send_json(json!({"type": "call", "module": "jobs", "command": "stop",
+            "params": {"job_id": job["job_id"]}, "requestId": "x"}))
+        .await;
+    let (mut stopped, mut published) = (Value::Null, Value::Null);
+    while stopped.is_null() || published.is_null() {
+        let frame = carol.next().await;
+        match frame["type"].as_str() {
+            Some("reply") => stopped = frame["result"].clone(),
+            _ => published = frame["data"]["job"].clone(),
+        }
+    }
+    assert_eq!(stopped["status"], "stopped", "{stopped}");
+    assert_eq!(published["status"], "stopped", "{published}");
+    host.stop().await;
+}
+
+#[tokio::test]
+async fn launches_get_distinct_free_ports_and_argv_stays_literal() {
+    let ws = Workspace::new();
+    let _reaper = Reaper(ws.path().to_owned());
+    // A port in use by someone else, first in the range.
+    let taken = TcpListener::bind(("0.0.0.0", 0)).unwrap();
+    let first = taken.local_addr().unwrap().port();
+    let hostile = [
+        "; touch pwned",
+        "$(touch pwned2)",
+        "`id`",
+        "a b",
+        "'\"",
+        "{unknown}",
+    ];
+    let extra = format!("port_range = [{first}, {}]", first + 40);
+    let host = host_with(&ws, &app_table("web", &hostile, &extra)).await;
+    let mut ports = Vec::new();
+    for i in 0..2 {
+        let (status, body) = host
+            .call(
+                "jobs",
+                "launch",
+                json!({"app": "web", "password": "pw", "user": "alice"}),
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+        let job = &body["result"];
+        let running = wait_status(&host, job["job_id"].as_str().unwrap(), "running").await;
+        ports.push(running["port"].as_u64().unwrap());
+        let dir = std::path::Path::new(job["job_dir"].as_str().unwrap());
+        let argv: Vec<String> =
+            serde_json::from_slice(&std::fs::read(dir.join("argv.json")).unwrap()).unwrap();
+        assert_eq!(
+            &argv[2..],
+            &hostile,
+            "launch {i}: every argument reached the app as written"
+        );
+        assert!(!dir.join("pwned").exists() && !dir.join("pwned2").exists());
+    }
+    assert_ne!(ports[0], ports[1], "two jobs, two ports");
+    assert!(
+        !ports.contains(&u64::from(first)),
+        "the port in use was skipped: {ports:?}"
+    );
+    drop(taken);
+    host.stop().await;
+}
+
+#[tokio::test]
+async fn another_user_cannot_see_stop_or_read_the_logs_of_a_job() {
+    let ws = Workspace::new();
+    let _reaper = Reaper(ws.path().to_owned());
+    let host = host_with(&ws, &app_table("web", &[], "max_jobs_per_user = 1")).await;
+    let mut alice = Client::authorized(&host, "alice-token").await;
+    let mut bob = Client::authorized(&host, "bob-token").await;
+    let reply = alice
+        .call(
+            "jobs",
+            "launch",
+            json!({"app": "web", "password": "pw"}),
+            "l",
+        )
+        .await;
+    let id = reply["result"]["job_id"].clone();
+    assert!(id.is_string(), "{reply}");
+    wait_status(&host, id.as_str().unwrap(), "running").await;
+
+    let theirs = bob.call("jobs", "list", json!({}), "b1").await;
+    assert_eq!(theirs["result"]["jobs"], json!([]), "{theirs}");
+    let missing = bob
+        .call("jobs", "logs", json!({"job_id": "job_000000000000"}), "b0")
+        .await;
+    for (n, command) in ["stop", "logs", "restart"].iter().enumerate() {
+        let refused = bob
+            .call(
+                "jobs",
+                command,
+                json!({"job_id": id}),
+                &format!("b{}", n + 2),
+            )
+            .await;
+        assert_eq!(refused["type"], "error", "{refused}");
+        let norm = |v: &Value| {
+            v["message"]
+                .as_str()
+                .unwrap()
+                .replace(id.as_str().unwrap(), "ID")
+        };
+        assert_eq!(
+            norm(&refused),
+            norm(&missing).replace("job_000000000000", "ID"),
+            "another user's job answers like no job at all"
+        );
+    }
+    // A second launch for alice is past her limit; bob still launches.
+    let over = alice
+        .call(
+            "jobs",
+            "launch",
+            json!({"app": "web", "password": "pw"}),
+            "l2",
+        )
+        .await;
+    assert_eq!(over["code"], "rate-limited", "{over}");
+    assert!(
+        over["message"]
+            .as_str()
+            .unwrap()
+            .contains("max_jobs_per_user"),
+        "{over}"
+    );
+    let params = json!({"app": "web", "password": "pw", "user": "alice"});
+    let posed = bob.call("jobs", "launch", params, "b9").await;
+    assert_eq!(
+        posed["type"], "error",
+        "only admins launch for others: {posed}"
+    );
+    let own = bob
+        .call(
+            "jobs",
+            "launch",
+            json!({"app": "web", "password": "pw"}),
+            "b10",
+        )
+        .await;
+    assert_eq!(own["result"]["owner"], "bob", "{own}");
+
+    let mine = alice.call("jobs", "list", json!({}), "a1").await;
+    assert_eq!(
+        mine["result"]["jobs"].as_array().unwrap().len(),
+        1,
+        "{mine}"
+    );
+    let logs = alice
+        .call("jobs", "logs", json!({"job_id": id, "tail": 5}), "a2")
+        .await;
+    assert!(
+        logs["result"]["lines"].to_string().contains("serving on"),
+        "{logs}"
+    );
+    let (_, all) = host.call("jobs", "list", json!({})).await;
+    assert_eq!(
+        all["result"]["jobs"].as_array().unwrap().len(),
+        2,
+        "admins see all: {all}"
+    );
+    host.stop().await;
+}
