@@ -137,7 +137,12 @@ async fn launches_get_distinct_free_ports_and_argv_stays_literal() {
             .await;
         assert_eq!(status, 200, "{body}");
         let job = &body["result"];
-        let running = wait_status(&host, job["job_id"].as_str().unwrap(), "running").await;
+        let running = wait_status(
+            &host.url("/api/call"),
+            job["job_id"].as_str().unwrap(),
+            "running",
+        )
+        .await;
         ports.push(running["port"].as_u64().unwrap());
         let dir = std::path::Path::new(job["job_dir"].as_str().unwrap());
         let argv: Vec<String> =
@@ -175,7 +180,7 @@ async fn another_user_cannot_see_stop_or_read_the_logs_of_a_job() {
         .await;
     let id = reply["result"]["job_id"].clone();
     assert!(id.is_string(), "{reply}");
-    wait_status(&host, id.as_str().unwrap(), "running").await;
+    wait_status(&host.url("/api/call"), id.as_str().unwrap(), "running").await;
 
     let theirs = bob.call("jobs", "list", json!({}), "b1").await;
     assert_eq!(theirs["result"]["jobs"], json!([]), "{theirs}");

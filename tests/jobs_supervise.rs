@@ -36,15 +36,20 @@ async fn a_crash_is_failed_with_its_exit_code_and_restarted_as_the_policy_says()
     let once = launch(&host, "once").await;
     let retry = launch(&host, "retry").await;
 
-    let job = wait_status(&host, &once, "failed").await;
+    let job = wait_status(&host.url("/api/call"), &once, "failed").await;
     assert_eq!(job["exit_code"], 3, "{job}");
     assert_eq!(job["restarts"], 0, "restart = never: {job}");
 
-    let job = wait_job(&host, &retry, "failed after its restarts", |j| {
-        j["status"] == "failed"
-            && j["restarts"] == 2
-            && !j["message"].to_string().contains("restarting")
-    })
+    let job = wait_job(
+        &host.url("/api/call"),
+        &retry,
+        "failed after its restarts",
+        |j| {
+            j["status"] == "failed"
+                && j["restarts"] == 2
+                && !j["message"].to_string().contains("restarting")
+        },
+    )
     .await;
     assert_eq!(job["exit_code"], 4, "{job}");
     // Failed for good: no third restart comes.
@@ -74,7 +79,7 @@ async fn stop_signals_the_group_waits_the_grace_then_kills_every_member() {
     )
     .await;
     let id = launch(&host, "stubborn").await;
-    let job = wait_status(&host, &id, "running").await;
+    let job = wait_status(&host.url("/api/call"), &id, "running").await;
     let dir = std::path::Path::new(job["job_dir"].as_str().unwrap()).to_owned();
     let worker: u32 = std::fs::read_to_string(dir.join("worker.pid"))
         .unwrap()
@@ -114,7 +119,7 @@ async fn a_flooding_job_keeps_its_log_within_the_cap() {
     let host = TestHost::start(&ws, &app_table("flood", &["flood:3000"], &extra)).await;
     let id = launch(&host, "flood").await;
     // It serves (and is ready) once it has written its 300 kB.
-    let job = wait_status(&host, &id, "running").await;
+    let job = wait_status(&host.url("/api/call"), &id, "running").await;
     let dir = std::path::Path::new(job["job_dir"].as_str().unwrap()).to_owned();
     let current = dir.join(modhost::jobs::LOG_FILE);
     // One rotation check later the current log is within the cap.

@@ -10,7 +10,7 @@ use std::{
 
 use serde_json::{Value, json};
 
-use crate::harness::TestHost;
+use crate::harness::admin_call;
 
 /// The real Python executable (not a shim: a job gets a bare environment).
 pub fn python() -> String {
@@ -56,9 +56,9 @@ roles = ["user"]
 allowed_rooms = [{ target = "jobs", user = "carol" }]
 "#;
 
-/// `jobs.list` as the operator: every job.
-pub async fn all_jobs(host: &TestHost) -> Vec<Value> {
-    let (status, body) = host.call("jobs", "list", json!({})).await;
+/// `jobs.list` as the operator on `api` (a host's `/api/call`): every job.
+pub async fn all_jobs(api: &str) -> Vec<Value> {
+    let (status, body) = admin_call(api, "jobs", "list", json!({})).await;
     assert_eq!(status, 200, "{body}");
     body["result"]["jobs"]
         .as_array()
@@ -67,15 +67,10 @@ pub async fn all_jobs(host: &TestHost) -> Vec<Value> {
 }
 
 /// Polls until job `id` satisfies `done`; returns it.
-pub async fn wait_job(
-    host: &TestHost,
-    id: &str,
-    what: &str,
-    done: impl Fn(&Value) -> bool,
-) -> Value {
+pub async fn wait_job(api: &str, id: &str, what: &str, done: impl Fn(&Value) -> bool) -> Value {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     loop {
-        let jobs = all_jobs(host).await;
+        let jobs = all_jobs(api).await;
         let job = jobs
             .iter()
             .find(|j| j["job_id"] == id)
@@ -93,8 +88,8 @@ pub async fn wait_job(
 }
 
 /// Polls until job `id` has `status`.
-pub async fn wait_status(host: &TestHost, id: &str, status: &str) -> Value {
-    wait_job(host, id, status, |j| j["status"] == status).await
+pub async fn wait_status(api: &str, id: &str, status: &str) -> Value {
+    wait_job(api, id, status, |j| j["status"] == status).await
 }
 
 /// An HTTPS GET with curl, trusting only `cert`: (status code, body).

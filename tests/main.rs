@@ -35,6 +35,8 @@
 //!   every process their jobs start
 //! - `jobs_launch`: `jobs.launch` of a real HTTPS app: password, ports, argv,
 //!   status in the owner's room, other users kept out, limits (issue 17)
+//! - `jobs_durable`: `kill -9` of the host: the running job re-adopted, not
+//!   started twice, its port held; a dead one marked lost
 //! - `jobs_supervise`: crashes and the restart policy, stopping a process
 //!   group, the capped log
 //! - `accounts_http`: `/auth/login|refresh|logout`, rate limits, access
@@ -63,6 +65,7 @@ mod external_python;
 mod gateway;
 mod hostile;
 mod inline_calls;
+mod jobs_durable;
 mod jobs_launch;
 mod jobs_supervise;
 mod jobs_support;
