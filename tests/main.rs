@@ -37,6 +37,8 @@
 //!   status in the owner's room, other users kept out, limits (issue 17)
 //! - `jobs_durable`: `kill -9` of the host: the running job re-adopted, not
 //!   started twice, its port held; a dead one marked lost
+//! - `jobs_modules`: an app's module makes its jobs' config and extra args
+//!   (`gen_config`, through the broker, for the launching user)
 //! - `jobs_supervise`: crashes and the restart policy, stopping a process
 //!   group, the capped log
 //! - `accounts_http`: `/auth/login|refresh|logout`, rate limits, access
@@ -67,6 +69,7 @@ mod hostile;
 mod inline_calls;
 mod jobs_durable;
 mod jobs_launch;
+mod jobs_modules;
 mod jobs_supervise;
 mod jobs_support;
 mod legacy;

@@ -66,7 +66,9 @@ pub enum JobError {
         source: std::io::Error,
     },
     /// The app's module did not make its config.
-    #[error("app {app:?}'s module {module:?} failed to make the job's config: {message}")]
+    #[error(
+        "app {app:?}'s module {module:?} did not make the job's config ({module}.gen_config): {message}; check that it is loaded and serves gen_config, or remove [apps.{app}] module"
+    )]
     Module {
         /// The app.
         app: String,
