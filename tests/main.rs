@@ -35,6 +35,7 @@
 //!   every process their jobs start
 //! - `jobs_launch`: `jobs.launch` of a real HTTPS app: password, ports, argv,
 //!   status in the owner's room, other users kept out, limits (issue 17)
+//! - `jobs_cli`: `modhost jobs launch|list|stop|logs` over the admin API
 //! - `jobs_durable`: `kill -9` of the host: the running job re-adopted, not
 //!   started twice, its port held; a dead one marked lost
 //! - `jobs_modules`: an app's module makes its jobs' config and extra args
@@ -67,6 +68,7 @@ mod external_python;
 mod gateway;
 mod hostile;
 mod inline_calls;
+mod jobs_cli;
 mod jobs_durable;
 mod jobs_launch;
 mod jobs_modules;

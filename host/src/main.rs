@@ -7,6 +7,9 @@
 //! - `user`: the account store's users, over `modhost::accounts::admin`;
 //!   passwords come from stdin (or `MODHOST_ADMIN_PASSWORD` for
 //!   `run --create-admin`), never from the command line
+//! - `jobs_cli`: `modhost jobs …`, the job launcher over the admin API
+
+mod jobs_cli;
 
 use std::path::{Path, PathBuf};
 
@@ -87,6 +90,11 @@ enum Command {
         /// Folder(s) of `<module>.pub` files.
         #[arg(long, default_value = "verify_keys")]
         verify_keys: Vec<PathBuf>,
+    },
+    /// Launch, list, stop jobs and read their logs on a running host.
+    Jobs {
+        #[command(subcommand)]
+        command: jobs_cli::JobsCommand,
     },
 }
 
@@ -184,6 +192,7 @@ fn main() -> std::process::ExitCode {
             version,
         } => sign(&lib, &key, seq, module, version),
         Command::Verify { lib, verify_keys } => verify(&lib, &verify_keys),
+        Command::Jobs { command } => jobs_cli::jobs(command, load_config),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
