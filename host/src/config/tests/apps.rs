@@ -79,3 +79,23 @@ fn on_failure_reads_its_tries_and_backoff() {
         }
     );
 }
+
+#[test]
+fn the_readmes_notebook_example_parses() {
+    let readme = include_str!("../../../../README.md");
+    let start = readme
+        .find("```toml\n[apps.notebook]")
+        .expect("README's Jobs section shows [apps.notebook]");
+    let block = &readme[start + "```toml\n".len()..];
+    let block = &block[..block.find("```").unwrap()];
+    let c = ok(block);
+    let app = &c.apps["notebook"];
+    assert_eq!(app.protocol, AppProtocol::Https);
+    assert_eq!(app.hash_algorithm, HashAlgorithm::Sha512);
+    assert!(
+        app.config_template
+            .as_deref()
+            .unwrap()
+            .contains("{password_hash}")
+    );
+}
