@@ -170,7 +170,11 @@ async fn launches_get_distinct_free_ports_and_argv_stays_literal() {
 async fn another_user_cannot_see_stop_or_read_the_logs_of_a_job() {
     let ws = Workspace::new();
     let _reaper = Reaper(ws.path().to_owned());
-    let host = host_with(&ws, &app_table("web", &[], "max_jobs_per_user = 1")).await;
+    let host = host_with(
+        &ws,
+        &app_table("web", &[], "max_jobs_per_user = 1\nmax_jobs = 2"),
+    )
+    .await;
     let mut alice = Client::authorized(&host, "alice-token").await;
     let mut bob = Client::authorized(&host, "bob-token").await;
     let reply = alice
@@ -244,6 +248,22 @@ async fn another_user_cannot_see_stop_or_read_the_logs_of_a_job() {
         )
         .await;
     assert_eq!(own["result"]["owner"], "bob", "{own}");
+
+    // Two jobs of the app run: a third user is past the host's limit.
+    let mut carol = Client::authorized(&host, "carol-token").await;
+    let full = carol
+        .call(
+            "jobs",
+            "launch",
+            json!({"app": "web", "password": "pw"}),
+            "c1",
+        )
+        .await;
+    assert_eq!(full["code"], "rate-limited", "{full}");
+    assert!(
+        full["message"].as_str().unwrap().contains("max_jobs"),
+        "{full}"
+    );
 
     let mine = alice.call("jobs", "list", json!({}), "a1").await;
     assert_eq!(

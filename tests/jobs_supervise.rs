@@ -9,7 +9,7 @@ use serde_json::json;
 
 use crate::{
     harness::{TestHost, Workspace},
-    jobs_support::{Reaper, app_table, wait_job, wait_status},
+    jobs_support::{Reaper, app_table, http_app_table, wait_job, wait_status},
 };
 
 async fn launch(host: &TestHost, app: &str) -> String {
@@ -147,6 +147,66 @@ async fn a_flooding_job_keeps_its_log_within_the_cap() {
     assert!(
         logs.to_string().contains("serving on"),
         "the newest lines: {logs}"
+    );
+    host.stop().await;
+}
+
+#[tokio::test]
+async fn an_http_app_is_running_only_once_its_ready_path_answers() {
+    let ws = Workspace::new();
+    let _reaper = Reaper(ws.path().to_owned());
+    let apps = format!(
+        "{}{}",
+        http_app_table("slow", &["warming"], "ready_path = \"/\""),
+        http_app_table(
+            "late",
+            &["warming"],
+            "ready_path = \"/\"\nready_timeout_ms = 300"
+        )
+    );
+    let host = TestHost::start(&ws, &apps).await;
+    let api = host.url("/api/call");
+    let asked = Instant::now();
+    let slow = launch(&host, "slow").await;
+    // It accepts connections at once but answers 503 for a second: until
+    // its path answers below 500 it is starting (a TCP check would pass).
+    let job = wait_status(&api, &slow, "running").await;
+    assert!(
+        asked.elapsed() >= Duration::from_secs(1),
+        "running while it answered 503: {job}"
+    );
+    assert_eq!(job["protocol"], "http");
+
+    let late = launch(&host, "late").await;
+    let job = wait_status(&api, &late, "failed").await;
+    assert!(
+        job["message"]
+            .as_str()
+            .unwrap()
+            .contains("not ready within 300 ms"),
+        "{job}"
+    );
+    host.stop().await;
+}
+
+#[tokio::test]
+async fn restart_starts_a_running_job_again_on_its_port() {
+    let ws = Workspace::new();
+    let _reaper = Reaper(ws.path().to_owned());
+    let host = TestHost::start(&ws, &app_table("web", &[], "")).await;
+    let api = host.url("/api/call");
+    let id = launch(&host, "web").await;
+    let first = wait_status(&api, &id, "running").await;
+    let (status, body) = host.call("jobs", "restart", json!({"job_id": id})).await;
+    assert_eq!(status, 200, "{body}");
+    let again = wait_status(&api, &id, "running").await;
+    assert_ne!(again["pid"], first["pid"], "a new process: {again}");
+    assert_eq!(again["port"], first["port"], "{again}");
+    assert_eq!(again["restarts"], 1, "{again}");
+    let old = first["pid"].as_u64().unwrap() as u32;
+    assert!(
+        modhost::jobs::start_ticks(old).is_none(),
+        "the old process is gone"
     );
     host.stop().await;
 }

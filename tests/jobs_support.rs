@@ -47,6 +47,13 @@ config_template = '{{"port": {{port}}, "cert": "{{cert}}", "key": "{{key}}", "ha
     )
 }
 
+/// Like [`app_table`], serving plain HTTP (so `ready_path` applies).
+pub fn http_app_table(name: &str, modes: &[&str], extra: &str) -> String {
+    app_table(name, modes, extra)
+        .replace("protocol = \"https\"", "protocol = \"http\"")
+        .replace("\"https\": true", "\"https\": false")
+}
+
 /// The tokens the jobs tests add: carol may subscribe to her jobs' room.
 pub const CAROL: &str = r#"
 [[auth.tokens]]
