@@ -124,7 +124,9 @@ impl Drop for Reaper {
             // SAFETY: only sends signals.
             unsafe {
                 let group = libc::getpgid(pid as i32);
-                if group > 1 {
+                // Never the test's own group: a job that did not get a
+                // group of its own must not take the test runner with it.
+                if group > 1 && group != libc::getpgid(0) {
                     libc::killpg(group, libc::SIGKILL);
                 }
                 libc::kill(pid as i32, libc::SIGKILL);
