@@ -306,3 +306,55 @@ async fn another_user_cannot_see_stop_or_read_the_logs_of_a_job() {
     );
     host.stop().await;
 }
+
+#[tokio::test]
+async fn apps_apply_live_to_new_launches_and_running_jobs_go_on() {
+    let ws = Workspace::new();
+    let _reaper = Reaper(ws.path().to_owned());
+    let text = ws.write_config(&app_table("web", &[], "max_jobs_per_user = 1"));
+    let host = TestHost::start_text(&ws, &text).await;
+    let api = host.url("/api/call");
+    let launch = |app: &'static str| {
+        let host = &host;
+        async move {
+            let params = json!({"app": app, "password": "pw", "user": "alice"});
+            host.call("jobs", "launch", params).await
+        }
+    };
+    let (_, first) = launch("web").await;
+    let id = first["result"]["job_id"].as_str().unwrap().to_owned();
+    wait_status(&api, &id, "running").await;
+    assert_eq!(launch("web").await.0, 429, "one job per user");
+
+    let applied = |n: u64| {
+        let host = &host;
+        async move {
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+            while host.config_status().await["applied"] != n {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "reload {n} not applied"
+                );
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+        }
+    };
+    ws.write_config(&format!(
+        "{}{}",
+        app_table("web", &[], "max_jobs_per_user = 2"),
+        app_table("other", &[], "")
+    ));
+    applied(1).await;
+    let (status, second) = launch("web").await;
+    assert_eq!(status, 200, "the raised limit applies at once: {second}");
+    assert_eq!(launch("other").await.0, 200, "a new app launches at once");
+
+    ws.write_config("");
+    applied(2).await;
+    let (status, gone) = launch("web").await;
+    assert_eq!(status, 422, "{gone}");
+    assert!(gone.to_string().contains("no app is named"), "{gone}");
+    let job = wait_status(&api, &id, "running").await;
+    assert_eq!(job["app"], "web", "a removed app's jobs go on: {job}");
+    host.stop().await;
+}
