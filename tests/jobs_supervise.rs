@@ -210,3 +210,44 @@ async fn restart_starts_a_running_job_again_on_its_port() {
     );
     host.stop().await;
 }
+
+#[tokio::test]
+async fn a_stop_longer_than_the_call_timeout_answers_in_time_and_still_ends_the_job() {
+    let ws = Workspace::new();
+    let _reaper = Reaper(ws.path().to_owned());
+    let apps = format!(
+        "{}\n[modules.jobs]\ncall_timeout_ms = 500\n",
+        app_table("stubborn", &["stubborn"], "stop_grace_ms = 3000")
+    );
+    let host = TestHost::start(&ws, &apps).await;
+    let id = launch(&host, "stubborn").await;
+    wait_status(&host.url("/api/call"), &id, "running").await;
+    let asked = Instant::now();
+    let (status, body) = host.call("jobs", "stop", json!({"job_id": id})).await;
+    assert_eq!(status, 504, "{body}");
+    assert!(
+        asked.elapsed() < Duration::from_millis(2500),
+        "{:?}",
+        asked.elapsed()
+    );
+    assert!(body.to_string().contains("call_timeout_ms"), "{body}");
+    wait_status(&host.url("/api/call"), &id, "stopped").await;
+    host.stop().await;
+}
+
+#[tokio::test]
+async fn a_job_waiting_to_restart_still_counts_towards_the_limit() {
+    let ws = Workspace::new();
+    let _reaper = Reaper(ws.path().to_owned());
+    let extra = "restart = \"on-failure\"\nrestart_backoff_ms = 5000\nmax_jobs_per_user = 1";
+    let host = TestHost::start(&ws, &app_table("retry", &["crash:5"], extra)).await;
+    let id = launch(&host, "retry").await;
+    wait_job(&host.url("/api/call"), &id, "waiting to restart", |j| {
+        j["message"].to_string().contains("restarting in")
+    })
+    .await;
+    let params = json!({"app": "retry", "password": "pw", "user": "alice"});
+    let (status, body) = host.call("jobs", "launch", params).await;
+    assert_eq!(status, 429, "{body}");
+    host.stop().await;
+}

@@ -102,10 +102,29 @@ impl ModuleEndpoint for Jobs {
             rights: call.user,
         };
         let command = call.command.to_owned();
+        let timeout = self.call_timeout();
         self.runtime.spawn(async move {
-            match me.command(&command, who, params).await {
+            // The command runs to its end in a task of its own: a launch
+            // cut off half-way would leave a job `starting` with nothing to
+            // supervise it. Only the answer is bounded, by the call timeout.
+            let running = tokio::spawn(async move { me.command(&command, who, params).await });
+            let outcome = match tokio::time::timeout(timeout, running).await {
+                Ok(Ok(outcome)) => outcome.map_err(CallFailure::from),
+                Ok(Err(panicked)) => Err(CallFailure::new(
+                    ErrorCode::ModulePanicked,
+                    format!("the jobs command failed: {panicked}"),
+                )),
+                Err(_) => Err(CallFailure::new(
+                    ErrorCode::ModuleTimeout,
+                    format!(
+                        "no answer within {} ms ([limits] call_timeout_ms); it goes on, and the job's status is published to its owner's room",
+                        timeout.as_millis()
+                    ),
+                )),
+            };
+            match outcome {
                 Ok(reply) => sink.finish(Ok(&reply.to_string())),
-                Err(e) => sink.finish(Err(e.into())),
+                Err(failure) => sink.finish(Err(failure)),
             }
         });
         Admission::Accepted
@@ -125,6 +144,19 @@ fn required(params: &Map<String, Value>, key: &str) -> Result<String, JobError> 
 }
 
 impl Jobs {
+    /// `[modules.jobs] call_timeout_ms`, else `[limits] call_timeout_ms`.
+    fn call_timeout(&self) -> std::time::Duration {
+        let Ok(state) = self.state() else {
+            return std::time::Duration::from_secs(10);
+        };
+        let config = state.config.load();
+        config
+            .modules
+            .settings_for(MODULE)
+            .call_timeout
+            .unwrap_or(config.limits.call_timeout)
+    }
+
     async fn command(
         &self,
         command: &str,

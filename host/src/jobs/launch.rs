@@ -88,9 +88,11 @@ impl Jobs {
         owner: &str,
     ) -> Result<Arc<Slot>, JobError> {
         let mut slots = super::lock(&self.slots);
+        // A job waiting out its restart backoff is `failed` but will run
+        // again: it counts as long as its supervisor runs.
         let active = |s: &&Arc<Slot>| {
             let job = s.job();
-            job.app == name && job.status.is_active()
+            job.app == name && (job.status.is_active() || *s.supervised.borrow())
         };
         let all = slots.values().filter(active).count();
         let mine = slots
