@@ -284,7 +284,8 @@ fn start_watchers(state: Weak<AppState>, status: ConfigStatus) -> Watchers {
 /// module enable/disable, module config tables (sent to the running
 /// instance), call timeouts, verify key folders, `allow_rollback`, the admin
 /// and trigger tokens, `[trigger.amqp]` (the AMQP source reconnects with the
-/// new settings: `config_applied` tells it). Settings that need a restart (`server.listen`, the
+/// new settings: `config_applied` tells it), `[apps]` (read at each launch;
+/// running jobs keep what they were launched with). Settings that need a restart (`server.listen`, the
 /// modules and state folders, the diagnostics route) keep their running
 /// values, with a warning.
 pub fn apply_config(

@@ -5,7 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
-use rusqlite::{OptionalExtension as _, Row, params};
+use rusqlite::{Row, params};
 
 use super::{
     job::{Job, Status},
@@ -80,22 +80,6 @@ impl Registry {
         let rows = stmt.query_map([], read)?;
         Ok(rows.collect::<Result<Vec<_>, _>>()?)
     }
-
-    /// One job by id.
-    #[cfg_attr(
-        not(test),
-        allow(dead_code, reason = "the host reads jobs in bulk at start")
-    )]
-    pub(super) fn get(&self, job_id: &str) -> Result<Option<(Job, Plan)>, StoreError> {
-        let conn = lock(&self.store.conn);
-        Ok(conn
-            .query_row(
-                &format!("SELECT {COLUMNS} FROM jobs WHERE job_id = ?1"),
-                [job_id],
-                read,
-            )
-            .optional()?)
-    }
 }
 
 fn read(row: &Row<'_>) -> rusqlite::Result<(Job, Plan)> {
@@ -164,7 +148,10 @@ mod tests {
         reg.save(&job, &plan).unwrap();
         drop(reg);
         let reg = Registry::open(dir.path()).unwrap();
-        assert_eq!(reg.get("job_1").unwrap(), Some((job.clone(), plan.clone())));
-        assert_eq!(reg.load().unwrap(), vec![(job, plan)]);
+        assert_eq!(reg.load().unwrap(), vec![(job.clone(), plan.clone())]);
+        let mut ended = job.clone();
+        ended.status = Status::Stopped;
+        reg.save(&ended, &plan).unwrap();
+        assert_eq!(reg.load().unwrap(), vec![(ended, plan)], "one row per job");
     }
 }
