@@ -249,5 +249,10 @@ async fn a_job_waiting_to_restart_still_counts_towards_the_limit() {
     let params = json!({"app": "retry", "password": "pw", "user": "alice"});
     let (status, body) = host.call("jobs", "launch", params).await;
     assert_eq!(status, 429, "{body}");
+    // Stopped while it waits: it is not started again.
+    let (status, body) = host.call("jobs", "stop", json!({"job_id": id})).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["result"]["status"], "stopped", "{body}");
+    assert_eq!(body["result"]["restarts"], 0, "{body}");
     host.stop().await;
 }

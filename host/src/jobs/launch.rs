@@ -239,8 +239,6 @@ impl Jobs {
             command: plan.command.clone(),
             source,
         })?;
-        slot.stopping
-            .store(false, std::sync::atomic::Ordering::Release);
         self.update(slot, |job| {
             if !first {
                 job.restarts += 1;
@@ -273,6 +271,9 @@ impl Jobs {
             let job = slot.job();
             (job.port, job.app.clone())
         };
+        // Started again on purpose: the stop asked above is over.
+        slot.stopping
+            .store(false, std::sync::atomic::Ordering::Release);
         if self.ports.reserve(port, port).is_none() {
             return Err(JobError::NoPort {
                 app,

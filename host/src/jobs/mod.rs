@@ -278,17 +278,14 @@ impl Jobs {
         }
     }
 
-    /// Changes `slot`'s job, writes it to the registry, publishes it to its
-    /// owner's room and wakes whoever waits on its status.
+    /// Changes `slot`'s job, writes it to the registry, then publishes it
+    /// to its owner's room.
     fn update(&self, slot: &Slot, change: impl FnOnce(&mut Job)) {
         let job = {
             let mut job = slot.job();
             change(&mut job);
             job.clone()
         };
-        if !job.status.is_active() {
-            job_pid_done(slot);
-        }
         match self.registry() {
             Ok(registry) => {
                 if let Err(e) = registry.save(&job, &lock(&slot.plan)) {
@@ -361,10 +358,4 @@ impl Jobs {
         let wait = slot.rules.stop_grace + Duration::from_secs(5);
         let _ = tokio::time::timeout(wait, supervised.wait_for(|on| !on)).await;
     }
-}
-
-/// A job that ended keeps its pid for the record but no longer its start
-/// time: nothing re-adopts it.
-fn job_pid_done(slot: &Slot) {
-    slot.job().start_ticks = None;
 }

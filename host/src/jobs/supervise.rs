@@ -157,10 +157,12 @@ pub(super) async fn run(jobs: Arc<Jobs>, slot: Arc<Slot>, mut proc: Proc) {
         };
         tokio::select! {
             _ = tokio::time::sleep(wait) => {}
-            _ = slot.stop_requested() => {
-                jobs.update(&slot, |job| job.status = Status::Stopped);
-                break;
-            }
+            _ = slot.stop_requested() => {}
+        }
+        // A stop asked as the wait ended is not lost to the restart.
+        if slot.stopping.load(std::sync::atomic::Ordering::Acquire) {
+            jobs.update(&slot, |job| job.status = Status::Stopped);
+            break;
         }
         match jobs.respawn(&slot) {
             Ok(next) => proc = next,
