@@ -47,6 +47,7 @@ keyed! {
         pub(super) max_jobs: Option<u64>,
         pub(super) log_max_bytes: Option<u64>,
         pub(super) log_files: Option<u64>,
+        pub(super) digest_realm: Option<String>,
     }
 }
 
@@ -81,6 +82,9 @@ pub enum HashAlgorithm {
     ApacheMd5,
     /// `sha512:<salt>:<hex>`, Jupyter notebook's `passwd()` format.
     Sha512,
+    /// Apache's digest file line `<user>:<realm>:<md5 hex>` (htdigest),
+    /// what the seed's conduit relay read.
+    ApacheDigest,
 }
 
 impl HashAlgorithm {
@@ -90,6 +94,7 @@ impl HashAlgorithm {
             HashAlgorithm::Argon2id => "argon2id",
             HashAlgorithm::ApacheMd5 => "apache_md5",
             HashAlgorithm::Sha512 => "sha512",
+            HashAlgorithm::ApacheDigest => "apache_digest",
         }
     }
 }
@@ -130,8 +135,12 @@ pub struct AppConfig {
     pub protocol: AppProtocol,
     /// `require_password`: a launch must give a password.
     pub require_password: bool,
-    /// `hash_algorithm`: `argon2id` (default), `apache_md5` or `sha512`.
+    /// `hash_algorithm`: `argon2id` (default), `apache_md5`, `sha512` or
+    /// `apache_digest`.
     pub hash_algorithm: HashAlgorithm,
+    /// `digest_realm`: the realm of an `apache_digest` line (default
+    /// `modhost`).
+    pub digest_realm: String,
     /// `config_file`: the file name, in the job dir, of the app's config.
     pub config_file: Option<String>,
     /// `config_template`: that file's contents (templates), unless the
@@ -284,6 +293,7 @@ fn validate_app(raw: RawApp, path: &KeyPath) -> Result<AppConfig, Problem> {
             ("argon2id", HashAlgorithm::Argon2id),
             ("apache_md5", HashAlgorithm::ApacheMd5),
             ("sha512", HashAlgorithm::Sha512),
+            ("apache_digest", HashAlgorithm::ApacheDigest),
         ],
     )?;
     if let Some(file) = &raw.config_file
@@ -379,6 +389,17 @@ fn validate_app(raw: RawApp, path: &KeyPath) -> Result<AppConfig, Problem> {
         protocol,
         require_password: raw.require_password.unwrap_or(false),
         hash_algorithm,
+        digest_realm: match raw.digest_realm {
+            Some(realm) if realm.is_empty() || realm.contains(':') || realm.contains('\n') => {
+                return Err(Problem::invalid(
+                    &path.key("digest_realm"),
+                    format!("{path}.digest_realm = {realm:?} cannot be a digest file's realm"),
+                    "write a realm without ':' or line breaks, e.g. digest_realm = \"conduit\"",
+                ));
+            }
+            Some(realm) => realm,
+            None => "modhost".to_owned(),
+        },
         config_file: raw.config_file,
         config_template: raw.config_template,
         module: raw.module,

@@ -1,7 +1,8 @@
 //! A job's password hash, in the format its app reads: argon2id PHC
 //! strings (default), Apache's `$apr1$` MD5-crypt (htpasswd files, the
 //! seed's conduit app) or Jupyter's `sha512:<salt>:<hex>` (the seed's
-//! notebook app).
+//! notebook app), or Apache's digest line `user:realm:md5` (htdigest, the
+//! seed's conduit relay).
 //!
 //! The password itself is never stored or replied; only the hash is
 //! written, to the job's directory (0600), for the app.
@@ -18,9 +19,21 @@ pub const MAX_JOB_PASSWORD_BYTES: usize = 1024;
 /// MD5-crypt's alphabet for its output.
 const ITOA64: &[u8] = b"./0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
 
-/// `password` hashed with `algorithm` and a fresh random salt.
-pub(super) fn hash(algorithm: HashAlgorithm, password: &str) -> Result<String, String> {
+/// `password` hashed with `algorithm` and a fresh random salt; `user` and
+/// `realm` are only part of an `apache_digest` line (which has no salt).
+pub(super) fn hash(
+    algorithm: HashAlgorithm,
+    password: &str,
+    user: &str,
+    realm: &str,
+) -> Result<String, String> {
     match algorithm {
+        HashAlgorithm::ApacheDigest => {
+            let digest = Md5::new()
+                .chain_update(format!("{user}:{realm}:{password}"))
+                .finalize();
+            Ok(format!("{user}:{realm}:{}", hex::encode(digest)))
+        }
         HashAlgorithm::Argon2id => Argon2::default()
             .hash_password(password.as_bytes())
             .map(|h| h.to_string())
@@ -134,19 +147,19 @@ mod tests {
             apr1(b"foo", b"mYJd83wW"),
             "$apr1$mYJd83wW$IO.6aK3G0d4mHxcImhPX50"
         );
-        let fresh = hash(HashAlgorithm::ApacheMd5, "s3cret pass").unwrap();
+        let fresh = hash(HashAlgorithm::ApacheMd5, "s3cret pass", "", "").unwrap();
         let salt = &fresh["$apr1$".len().."$apr1$".len() + 8];
         assert_eq!(fresh, apr1(b"s3cret pass", salt.as_bytes()));
     }
 
     #[test]
     fn argon2id_and_sha512_verify() {
-        let phc = hash(HashAlgorithm::Argon2id, "pw").unwrap();
+        let phc = hash(HashAlgorithm::Argon2id, "pw", "", "").unwrap();
         let parsed = PasswordHash::new(&phc).unwrap();
         assert!(Argon2::default().verify_password(b"pw", &parsed).is_ok());
         assert!(Argon2::default().verify_password(b"px", &parsed).is_err());
 
-        let sha = hash(HashAlgorithm::Sha512, "pw").unwrap();
+        let sha = hash(HashAlgorithm::Sha512, "pw", "", "").unwrap();
         let parts: Vec<&str> = sha.split(':').collect();
         assert_eq!(parts[0], "sha512");
         let want = Sha512::new()
@@ -154,5 +167,14 @@ mod tests {
             .chain_update(parts[1].as_bytes())
             .finalize();
         assert_eq!(parts[2], hex::encode(want));
+    }
+
+    #[test]
+    fn apache_digest_is_an_htdigest_line() {
+        // python3 -c "import hashlib; print(hashlib.md5(b'alice:test:pw').hexdigest())"
+        assert_eq!(
+            hash(HashAlgorithm::ApacheDigest, "pw", "alice", "test").unwrap(),
+            "alice:test:f568ad0b3ba31f978e9cb1788c7c2f9e"
+        );
     }
 }

@@ -163,11 +163,14 @@ impl Jobs {
         let password_hash = match password {
             Some(password) => {
                 let algorithm = app.hash_algorithm;
+                let (user, realm) = (job.owner.clone(), app.digest_realm.clone());
                 // argon2id takes tens of milliseconds and 19 MiB.
-                let hashed = tokio::task::spawn_blocking(move || hash::hash(algorithm, &password))
-                    .await
-                    .map_err(|e| JobError::Prepare(format!("hashing: {e}")))?
-                    .map_err(JobError::Prepare)?;
+                let hashed = tokio::task::spawn_blocking(move || {
+                    hash::hash(algorithm, &password, &user, &realm)
+                })
+                .await
+                .map_err(|e| JobError::Prepare(format!("hashing: {e}")))?
+                .map_err(JobError::Prepare)?;
                 workspace::write_file(&dir.join(HASH_FILE), hashed.as_bytes(), 0o600)
                     .map_err(|e| prepare(HASH_FILE, e))?;
                 hashed

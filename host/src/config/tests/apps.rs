@@ -20,6 +20,7 @@ fn an_app_gets_its_defaults() {
     assert_eq!(app.stop_grace, Duration::from_millis(5000));
     assert_eq!((app.max_jobs_per_user, app.max_jobs), (2, 20));
     assert_eq!((app.log_max_bytes, app.log_files), (1 << 20, 3));
+    assert_eq!(app.digest_realm, "modhost");
     assert!(ok("").apps.is_empty());
 }
 
@@ -41,6 +42,7 @@ fn app_errors_name_the_key() {
     );
     invalid_at(&format!("{app}stop_signal = \"TERM\"\n"), 3, "SIGTERM");
     invalid_at(&format!("{app}restart = \"always\"\n"), 3, "on-failure");
+    invalid_at(&format!("{app}digest_realm = \"a:b\"\n"), 3, "apps.web.digest_realm");
     invalid_at(
         &format!("{app}config_file = \"../x\"\n"),
         3,
