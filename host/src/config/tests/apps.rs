@@ -42,7 +42,11 @@ fn app_errors_name_the_key() {
     );
     invalid_at(&format!("{app}stop_signal = \"TERM\"\n"), 3, "SIGTERM");
     invalid_at(&format!("{app}restart = \"always\"\n"), 3, "on-failure");
-    invalid_at(&format!("{app}digest_realm = \"a:b\"\n"), 3, "apps.web.digest_realm");
+    invalid_at(
+        &format!("{app}digest_realm = \"a:b\"\n"),
+        3,
+        "apps.web.digest_realm",
+    );
     invalid_at(
         &format!("{app}config_file = \"../x\"\n"),
         3,
