@@ -1,8 +1,8 @@
 //! App-specific steps from modules (issue 17 item 2): an app that names a
-//! module gets its job's config file and extra arguments from that
-//! module's `gen_config`, called through the broker with the job object
-//! and the launching user's stamp (the seed's `gen_config(job)` and
-//! `get_launch_cmd(job)`).
+//! module gets its job's config file, extra arguments and, if the module
+//! gives one, certificate from that module's `gen_config`, called through
+//! the broker with the job object and the launching user's stamp (the
+//! seed's `gen_config(job)`, `get_launch_cmd(job)` and `gen_cert`).
 
 use serde_json::{Value, json};
 
@@ -13,7 +13,7 @@ use crate::{
 };
 
 #[tokio::test]
-async fn a_module_makes_the_config_and_extra_args_of_its_apps_jobs() {
+async fn a_module_makes_the_config_args_and_certificate_of_its_apps_jobs() {
     let mut ws = Workspace::new();
     let _reaper = Reaper(ws.path().to_owned());
     let text = format!(
@@ -31,6 +31,32 @@ async fn a_module_makes_the_config_and_extra_args_of_its_apps_jobs() {
         .register(json!([{"name": "gen_config", "params": ["job"]}]))
         .await;
     assert_eq!(r["success"], true, "{r}");
+    // The module's own certificate (the seed's gen_cert), made at run time.
+    let pki = tempfile::tempdir().unwrap();
+    let (own_cert, own_key) = (pki.path().join("c.pem"), pki.path().join("k.pem"));
+    let made = std::process::Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+        ])
+        .args(["-nodes", "-days", "1", "-subj", "/CN=localhost"])
+        .args(["-addext", "subjectAltName=DNS:localhost", "-keyout"])
+        .arg(&own_key)
+        .arg("-out")
+        .arg(&own_cert)
+        .output()
+        .unwrap();
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    let pem = |p: &std::path::Path| std::fs::read_to_string(p).unwrap();
+    let (cert_pem, key_pem) = (pem(&own_cert), pem(&own_key));
     let module = tokio::spawn(async move {
         loop {
             let frame = helper.next().await;
@@ -51,7 +77,8 @@ async fn a_module_makes_the_config_and_extra_args_of_its_apps_jobs() {
                 .frame(&[
                     ("type", json!("reply")),
                     ("id", frame["id"].clone()),
-                    ("result", json!({"config": config.to_string(), "args": ["from-module", "; not a shell"]})),
+                    ("result", json!({"config": config.to_string(), "args": ["from-module", "; not a shell"],
+                        "cert": cert_pem, "key": key_pem})),
                 ])
                 .0;
             helper.send_quiet(&reply).await;
@@ -89,14 +116,15 @@ async fn a_module_makes_the_config_and_extra_args_of_its_apps_jobs() {
         "running",
     )
     .await;
-    let (port, cert) = (
-        running["port"].as_u64().unwrap(),
-        running["cert"].as_str().unwrap(),
-    );
+    // Served with the module's certificate: trusting it alone works.
+    let own = own_cert.display().to_string();
+    let port = running["port"].as_u64().unwrap();
     assert_eq!(
-        https_get(port, cert, "pw"),
+        https_get(port, &own, "pw"),
         (200, "hello alice via module".to_owned())
     );
+    let cert = running["cert"].as_str().unwrap();
+    assert_eq!(std::fs::read_to_string(cert).unwrap(), pem(&own_cert));
     let dir = std::path::Path::new(job["job_dir"].as_str().unwrap());
     let argv: Vec<Value> =
         serde_json::from_slice(&std::fs::read(dir.join("argv.json")).unwrap()).unwrap();

@@ -205,6 +205,12 @@ impl Jobs {
                         message,
                     })?;
                 args.extend(made.args);
+                if let Some((cert_pem, key_pem)) = made.pem {
+                    workspace::write_file(&cert, cert_pem.as_bytes(), 0o644)
+                        .map_err(|e| prepare(&cert.display().to_string(), e))?;
+                    workspace::write_file(&key, key_pem.as_bytes(), 0o600)
+                        .map_err(|e| prepare(&key.display().to_string(), e))?;
+                }
                 made.config
             }
             None => app.config_template.as_ref().map(|t| vars.fill(t)),
@@ -294,7 +300,9 @@ impl Jobs {
     }
 
     /// Calls `module.gen_config {job}` through the broker for the caller:
-    /// `{"config"?: text, "args"?: [text]}`.
+    /// `{"config"?: text, "args"?: [text], "cert"?: PEM, "key"?: PEM}`
+    /// (the seed's `gen_config`, `get_launch_cmd` and `gen_cert` in one
+    /// call; the module never sees the password or its hash).
     async fn gen_config(&self, module: &str, job: &Job, who: &Who) -> Result<Generated, String> {
         let state = self.state().map_err(|e| e.to_string())?;
         let params = json!({"job": job.view()}).to_string();
@@ -311,10 +319,20 @@ impl Jobs {
             .map_err(|_| "the call was dropped unanswered".to_owned())??;
         let value: Value =
             serde_json::from_str(&answer).map_err(|e| format!("its answer is not JSON: {e}"))?;
-        let config = match value.get("config") {
-            None | Some(Value::Null) => None,
-            Some(Value::String(s)) => Some(s.clone()),
-            Some(_) => return Err("its answer's config is not a string".to_owned()),
+        let text = |key: &str| match value.get(key) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s.clone())),
+            Some(_) => Err(format!("its answer's {key} is not a string")),
+        };
+        let config = text("config")?;
+        let pem = match (text("cert")?, text("key")?) {
+            (None, None) => None,
+            (Some(cert), Some(key))
+                if cert.contains("-----BEGIN") && key.contains("-----BEGIN") =>
+            {
+                Some((cert, key))
+            }
+            _ => return Err("its answer's cert and key must come together, both PEM".to_owned()),
         };
         let args = match value.get("args") {
             None | Some(Value::Null) => Vec::new(),
@@ -325,7 +343,7 @@ impl Jobs {
                 .ok_or("its answer's args are not all strings")?,
             Some(_) => return Err("its answer's args is not a list".to_owned()),
         };
-        Ok(Generated { config, args })
+        Ok(Generated { config, args, pem })
     }
 }
 
@@ -333,6 +351,8 @@ impl Jobs {
 struct Generated {
     config: Option<String>,
     args: Vec<String>,
+    /// A certificate and key of the module's, in place of the generated.
+    pem: Option<(String, String)>,
 }
 
 /// A sink that hands the module's answer to the launch waiting for it.
