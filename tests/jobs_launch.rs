@@ -315,6 +315,9 @@ async fn apps_apply_live_to_new_launches_and_running_jobs_go_on() {
     let text = ws.write_config(&app_table("web", &[], "max_jobs_per_user = 1"));
     let host = TestHost::start_text(&ws, &text).await;
     let api = host.url("/api/call");
+    // Apps alone make no store: its file would turn accounts on.
+    let db = ws.path().join("state").join(modhost::accounts::DB_FILE);
+    assert!(!db.exists(), "no store before the first launch");
     let launch = |app: &'static str| {
         let host = &host;
         async move {
@@ -325,6 +328,7 @@ async fn apps_apply_live_to_new_launches_and_running_jobs_go_on() {
     let (_, first) = launch("web").await;
     let id = first["result"]["job_id"].as_str().unwrap().to_owned();
     wait_status(&api, &id, "running").await;
+    assert!(db.exists(), "the first launch made the registry");
     assert_eq!(launch("web").await.0, 429, "one job per user");
 
     let applied = |n: u64| {

@@ -38,8 +38,8 @@
 //! - `jobs_cli`: `modhost jobs launch|list|stop|logs` over the admin API
 //! - `jobs_durable`: `kill -9` of the host: the running job re-adopted, not
 //!   started twice, its port held; a dead one marked lost
-//! - `jobs_modules`: an app's module makes its jobs' config and extra args
-//!   (`gen_config`, through the broker, for the launching user)
+//! - `jobs_modules`: an app's module makes its jobs' config, extra args and
+//!   certificate (`gen_config`, through the broker, for the launching user)
 //! - `jobs_supervise`: crashes and the restart policy, stopping a process
 //!   group, the capped log
 //! - `accounts_http`: `/auth/login|refresh|logout`, rate limits, access

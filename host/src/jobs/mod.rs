@@ -194,13 +194,13 @@ impl Jobs {
     }
 
     /// Connects the launcher to the host's state (config, fan-out, broker)
-    /// and re-adopts the jobs a previous run left, when there is a
-    /// registry to read (apps configured, or the store exists).
+    /// and re-adopts the jobs a previous run left. Without a store there is
+    /// nothing to re-adopt, and it is made at the first launch, not here:
+    /// its file existing is what turns accounts on when `[auth.accounts]
+    /// enabled` is unset.
     pub fn attach(&self, state: &Arc<AppState>) {
         let _ = self.state.set(Arc::downgrade(state));
-        let wanted = !state.config.load().apps.is_empty()
-            || self.state_dir.join(crate::accounts::DB_FILE).exists();
-        if !wanted {
+        if !self.state_dir.join(crate::accounts::DB_FILE).exists() {
             return;
         }
         match self.registry() {
