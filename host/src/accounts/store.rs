@@ -2,7 +2,8 @@
 //!
 //! Every write is one transaction, so a `kill -9` (or a power cut, with
 //! `synchronous = FULL`) leaves either all of it or none of it. The schema
-//! is versioned by `PRAGMA user_version`: [`MIGRATIONS`] holds each
+//! is versioned by `PRAGMA user_version` (version 2 adds the job
+//! launcher's `jobs` table, read by `jobs::store`): [`MIGRATIONS`] holds each
 //! version's SQL, applied in order and in a transaction each, so a store
 //! made by an older host is brought forward when it is opened and a newer
 //! one is refused rather than misread.
