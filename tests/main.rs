@@ -42,6 +42,17 @@
 //! - `external_calls`: external modules as broker endpoints: calls, streams,
 //!   publishes, module-to-module, disconnects, grace, load (issue 14 item 4)
 //! - `external_python`: `examples/python-module` against a real host
+//! - `jobs_support`: the jobs tests' app tables, status polling, a reaper of
+//!   every process their jobs start
+//! - `jobs_launch`: `jobs.launch` of a real HTTPS app: password, ports, argv,
+//!   status in the owner's room, other users kept out, limits (issue 17)
+//! - `jobs_cli`: `modhost jobs launch|list|stop|logs` over the admin API
+//! - `jobs_durable`: `kill -9` of the host: the running job re-adopted, not
+//!   started twice, its port held; a dead one marked lost
+//! - `jobs_modules`: an app's module makes its jobs' config, extra args and
+//!   certificate (`gen_config`, through the broker, for the launching user)
+//! - `jobs_supervise`: crashes and the restart policy, stopping a process
+//!   group, the capped log
 //! - `accounts_http`: `/auth/login|refresh|logout`, rate limits, access
 //!   tokens and `[[auth.roles]]` rooms on `/ws/` (issue 15 items 3 and 4)
 //! - `accounts_cli`: `modhost user …` and `run --create-admin`; passwords
@@ -74,6 +85,12 @@ mod external_python;
 mod gateway;
 mod hostile;
 mod inline_calls;
+mod jobs_cli;
+mod jobs_durable;
+mod jobs_launch;
+mod jobs_modules;
+mod jobs_supervise;
+mod jobs_support;
 mod legacy;
 mod module_e2e;
 mod module_tools;

@@ -22,6 +22,9 @@
 //! - `external`: modules in any language on `GET /module` (signed frames,
 //!   sse-platform's requests), served to the broker as endpoints
 //! - `http`: health, trigger, admin API
+//! - `jobs`: the job launcher: `[apps.<name>]` started for users as jobs
+//!   (ports, certificates, process groups, a SQLite registry), served to
+//!   the broker as the built-in module `jobs`
 //! - `server`: builds the shared state, loads modules and serves until
 //!   shutdown; turns account store changes into revocations and module events
 //! - `util`: shared helpers: folder watcher thread, atomic file write,
@@ -36,6 +39,7 @@ pub mod external;
 pub mod fanout;
 pub mod gateway;
 pub mod http;
+pub mod jobs;
 pub mod modules;
 pub mod protocol;
 pub mod rooms;

@@ -141,6 +141,11 @@ enum Command {
         #[arg(long)]
         url: Option<String>,
     },
+    /// Launch, list, stop jobs and read their logs on a running host.
+    Jobs {
+        #[command(subcommand)]
+        command: cli::jobs::JobsCommand,
+    },
 }
 
 fn main() -> std::process::ExitCode {
@@ -173,6 +178,7 @@ fn main() -> std::process::ExitCode {
         Command::New { name, dir } => cli::new::new(&name, dir),
         Command::Package { config, key, seq } => cli::package::package(config, key, seq),
         Command::Status { config, url } => cli::status::status(config, url),
+        Command::Jobs { command } => cli::jobs::jobs(command),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -41,6 +41,7 @@ use crate::{
     external::External,
     fanout::MemoryEngine,
     http,
+    jobs::Jobs,
     modules::{ModuleWatcher, Registry, RuntimeSettings},
     sessions::Sessions,
     signing::{Keyring, SeqStore},
@@ -137,9 +138,13 @@ impl Host {
         );
         let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);
         let external = Arc::new(External::default());
-        // In-process modules first: a module connecting from outside
-        // never shadows a signed build loaded here.
-        let endpoints = Endpoints::new(registry.clone()).with(external.clone());
+        let jobs = Jobs::new(&config.modules.state_dir);
+        // The built-in `jobs` first: no module takes its name. Then the
+        // in-process modules: a module connecting from outside never
+        // shadows a signed build loaded here.
+        let endpoints = Endpoints::new(jobs.clone())
+            .with(registry.clone())
+            .with(external.clone());
         let state = Arc::new(AppState {
             broker: Broker::with_endpoints(endpoints, config.limits.max_params_bytes),
             api_tokens: ArcSwap::from_pointee(ApiTokens::new(&config)),
@@ -154,6 +159,7 @@ impl Host {
             config_applied: tokio::sync::watch::Sender::new(()),
         });
         registry.set_services(Arc::new(Services(Arc::downgrade(&state))));
+        jobs.attach(&state);
         let config_status = ConfigStatus::default();
         let watchers = {
             let (state, status) = (Arc::downgrade(&state), config_status.clone());
@@ -285,7 +291,8 @@ fn start_watchers(state: Weak<AppState>, status: ConfigStatus) -> Watchers {
 /// module enable/disable, module config tables (sent to the running
 /// instance), call timeouts, verify key folders, `allow_rollback`, the admin
 /// and trigger tokens, `[trigger.amqp]` (the AMQP source reconnects with the
-/// new settings: `config_applied` tells it). Settings that need a restart (`server.listen`, the
+/// new settings: `config_applied` tells it), `[apps]` (read at each launch;
+/// running jobs keep what they were launched with). Settings that need a restart (`server.listen`, the
 /// modules and state folders, the diagnostics route) keep their running
 /// values, with a warning.
 pub fn apply_config(

@@ -2,7 +2,8 @@
 //!
 //! Every write is one transaction, so a `kill -9` (or a power cut, with
 //! `synchronous = FULL`) leaves either all of it or none of it. The schema
-//! is versioned by `PRAGMA user_version`: [`MIGRATIONS`] holds each
+//! is versioned by `PRAGMA user_version` (version 2 adds the job
+//! launcher's `jobs` table, read by `jobs::store`): [`MIGRATIONS`] holds each
 //! version's SQL, applied in order and in a transaction each, so a store
 //! made by an older host is brought forward when it is opened and a newer
 //! one is refused rather than misread.
@@ -76,6 +77,32 @@ const MIGRATIONS: &[&str] = &[
         -- what changed (role names, an address); never a password or token
         detail TEXT
     );",
+    // 2: jobs (issue 17): the job launcher's registry, one row per job.
+    "CREATE TABLE jobs (
+        job_id TEXT PRIMARY KEY,
+        owner TEXT NOT NULL,
+        app TEXT NOT NULL,
+        port INTEGER NOT NULL,
+        protocol TEXT NOT NULL,
+        host TEXT NOT NULL,
+        job_dir TEXT NOT NULL,
+        config TEXT,
+        hash_algorithm TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        -- starting, running, exited, failed, stopped, lost
+        status TEXT NOT NULL,
+        -- the process (and group) id while it may run
+        pid INTEGER,
+        -- /proc/<pid>/stat field 22, to tell the process from a later one with its pid
+        start_ticks INTEGER,
+        exit_code INTEGER,
+        restarts INTEGER NOT NULL DEFAULT 0,
+        message TEXT,
+        -- JSON: the argv, directory and environment it was started with
+        plan TEXT NOT NULL,
+        updated_at INTEGER NOT NULL
+    );
+    CREATE INDEX jobs_status ON jobs(status);",
 ];
 
 /// Why the store could not be opened or used.
@@ -121,7 +148,7 @@ pub enum StoreError {
 /// (password hashing) before they take it.
 pub struct Store {
     path: PathBuf,
-    pub(super) conn: Mutex<Connection>,
+    pub(crate) conn: Mutex<Connection>,
 }
 
 impl std::fmt::Debug for Store {

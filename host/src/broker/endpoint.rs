@@ -99,8 +99,9 @@ pub trait ModuleEndpoint: Send + Sync {
 }
 
 /// Something that knows the endpoints of some modules by name: the registry
-/// of in-process generations today; the table of external modules connected
-/// on `/module` and the directory of modules on other hosts next.
+/// of in-process generations, the table of external modules connected on
+/// `/module`, the host's built-in `jobs` module; the directory of modules on
+/// other hosts next.
 pub trait EndpointSource: Send + Sync {
     /// The endpoint serving `module` now, if this source has one.
     fn resolve(&self, module: &str) -> Option<Arc<dyn ModuleEndpoint>>;

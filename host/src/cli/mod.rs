@@ -16,7 +16,9 @@
 //!   plugins folder
 //! - `status`: `modhost status`: a running host's modules, connections and
 //!   rooms, from its admin API
+//! - `jobs`: `modhost jobs …`, the job launcher over the admin API
 
+pub(crate) mod jobs;
 pub(crate) mod log;
 pub(crate) mod new;
 pub(crate) mod package;

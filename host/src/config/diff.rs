@@ -120,6 +120,18 @@ pub fn describe_changes(old: &Config, new: &Config) -> Vec<String> {
         let y = b.settings_for(name);
         describe_module(name, &x, &y, &mut out);
     }
+    // Apps: a launch reads them live; running jobs keep what they had.
+    let mut apps: Vec<&String> = old.apps.keys().chain(new.apps.keys()).collect();
+    apps.sort();
+    apps.dedup();
+    for name in apps {
+        match (old.apps.get(name), new.apps.get(name)) {
+            (None, Some(_)) => out.push(format!("app {name} added")),
+            (Some(_), None) => out.push(format!("app {name} removed (its running jobs go on)")),
+            (Some(x), Some(y)) if x != y => out.push(format!("app {name} changed (new launches)")),
+            _ => {}
+        }
+    }
     out
 }
 

@@ -12,7 +12,8 @@
 //!   are not settings (`[auth]`, …), and validation into `model`;
 //!   `auth`: the `[auth]` part of that validation (`oidc`: its
 //!   `[auth.oidc]` table); `trigger`: the
-//!   `[trigger]` part (tokens, `[trigger.amqp]`)
+//!   `[trigger]` part (tokens, `[trigger.amqp]`); `apps`: `[apps.<name>]`,
+//!   the programs users launch as jobs
 //! - `shape`: the key check, walking the parsed document against the raw
 //!   structs' declared keys
 //! - `error`: [`ConfigError`], `path:line:column: message` plus a hint
@@ -29,6 +30,7 @@
 //! from the keys the host reads itself (`enabled`, `call_timeout_ms`,
 //! `publishes_per_second`).
 
+mod apps;
 mod auth;
 mod codec;
 mod declare;

@@ -11,6 +11,7 @@
 
 use std::{path::PathBuf, time::Duration};
 
+pub use super::apps::{AppConfig, AppProtocol, DEFAULT_PORT_RANGE, HashAlgorithm, RestartPolicy};
 use super::json_path::JsonPath;
 pub use super::settings::{
     ChallengeMode, Diagnostics, ExternalConfig, GatewayConfig, Limits, ModuleSettings,
@@ -43,6 +44,8 @@ pub struct Config {
     pub external: ExternalConfig,
     /// `[log]`
     pub log: LogConfig,
+    /// `[apps.<name>]`: what users may launch as jobs
+    pub apps: std::collections::BTreeMap<String, std::sync::Arc<AppConfig>>,
 }
 
 /// `[admin]`

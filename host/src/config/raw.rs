@@ -28,6 +28,7 @@ use std::{collections::BTreeMap, net::SocketAddr, path::Path};
 use serde::{Deserialize, de::MapAccess};
 
 use super::{
+    apps::{RawApp, validate_apps},
     auth::{RawAuth, validate_auth},
     declare::{At, Take, keyed, take_all},
     error::{KeyPath, Problem},
@@ -58,6 +59,7 @@ keyed! {
         diagnostics: RawDiagnostics,
         external: RawExternal,
         log: RawLog,
+        apps: BTreeMap<String, RawApp>,
     }
 }
 
@@ -156,6 +158,7 @@ impl RawConfig {
         let diagnostics = Diagnostics::read(self.diagnostics, &at("diagnostics"))?;
         let external = ExternalConfig::read(self.external, &at("external"))?;
         let log = LogConfig::read(self.log, &at("log"))?;
+        let apps = validate_apps(self.apps)?;
         // Two routes on one path would stop the router from being built.
         let module_routes = [external.path.clone(), format!("{}/key", external.path)];
         if let Some(echo) = &diagnostics.ws_echo_path
@@ -184,6 +187,7 @@ impl RawConfig {
             diagnostics,
             external,
             log,
+            apps,
         };
         match published_secret(&config) {
             Some((path, secret)) => Err(published_secret_problem(

@@ -56,6 +56,8 @@ pub(crate) enum Shape {
         settings: &'static [Field],
         module: &'static [Field],
     },
+    /// `[apps]`: any key is a table with these keys (`[apps.<name>]`).
+    Named(&'static [Field]),
 }
 
 /// Rust types that know their [`Shape`]: the raw structs' field types.
@@ -78,6 +80,12 @@ impl Shaped for toml::Value {
 }
 impl<T: Shaped> Shaped for Option<T> {
     const SHAPE: Shape = T::SHAPE;
+}
+impl<T: Shaped> Shaped for std::collections::BTreeMap<String, T> {
+    const SHAPE: Shape = match T::SHAPE {
+        Shape::Table(fields) => Shape::Named(fields),
+        _ => Shape::Any,
+    };
 }
 impl<T: Shaped> Shaped for Vec<T> {
     const SHAPE: Shape = match T::SHAPE {
@@ -145,6 +153,13 @@ fn walk_value(value: &DeValue<'_>, path: &KeyPath, shape: Shape, first: &mut Fou
         (Shape::Modules { settings, .. }, DeValue::Table(t)) => {
             walk_modules(t, path, settings, first);
         }
+        (Shape::Named(fields), DeValue::Table(t)) => {
+            for (key, value) in t.iter() {
+                if let DeValue::Table(entry) = value.get_ref() {
+                    walk_table(entry, &path.key(key.get_ref()), fields, first);
+                }
+            }
+        }
         _ => {}
     }
 }
@@ -179,6 +194,7 @@ pub(crate) fn declared_at(
             (Shape::Modules { settings, module }, Seg::Key(k)) => {
                 field(settings, k).unwrap_or((Shape::Table(module), ""))
             }
+            (Shape::Named(f), Seg::Key(_)) => (Shape::Table(f), ""),
             _ => return None,
         };
     }

@@ -17,7 +17,7 @@ fn fresh() -> (tempfile::TempDir, Store) {
 #[test]
 fn a_new_store_is_at_the_newest_schema_and_reopens_with_its_users() {
     let (dir, store) = fresh();
-    assert_eq!(store.schema_version().unwrap(), 1);
+    assert_eq!(store.schema_version().unwrap(), 2);
     store
         .add_user("cli", "alice", None, None, &roles(&["user"]))
         .unwrap();

@@ -119,3 +119,21 @@ fn folders_and_echo_path_need_a_restart() {
         "{changes:?}"
     );
 }
+
+#[test]
+fn apps_added_changed_and_removed_apply_live() {
+    let with = |tables: &str| {
+        crate::config::parse(tables, Path::new("/srv/modhost/config.toml")).expect("parses")
+    };
+    let old = with("[apps.a]\ncommand = \"x\"\n[apps.b]\ncommand = \"y\"\n");
+    let new = with("[apps.b]\ncommand = \"z\"\n[apps.c]\ncommand = \"x\"\n");
+    assert_eq!(
+        describe_changes(&old, &new),
+        vec![
+            "app a removed (its running jobs go on)",
+            "app b changed (new launches)",
+            "app c added",
+        ]
+    );
+    assert!(restart_required(&old, &new).is_empty());
+}

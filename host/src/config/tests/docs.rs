@@ -91,6 +91,7 @@ fn normal(path: &KeyPath) -> String {
     for (i, seg) in path.0.iter().enumerate() {
         out = match seg {
             Seg::Index(_) => out.index(0),
+            Seg::Key(_) if i == 1 && out.to_string() == "apps" => out.key(ANY_MODULE),
             Seg::Key(k) if i == 1 && out.to_string() == "modules" => {
                 let is_module = !modules_settings.contains(&k.as_str());
                 out.key(if is_module { ANY_MODULE } else { k })
@@ -113,6 +114,7 @@ fn declared(fields: &[Field], here: &KeyPath, out: &mut BTreeSet<String>) {
                 declared(settings, &path, out);
                 declared(module, &path.key(ANY_MODULE), out);
             }
+            Shape::Named(sub) => declared(sub, &path.key(ANY_MODULE), out),
             _ => {
                 out.insert(normal(&path));
             }

@@ -1,6 +1,7 @@
 //! Unit tests of config parsing: the file in, `Config` or `ConfigError` out.
 
 mod amqp;
+mod apps;
 mod diff;
 mod docs;
 mod errors;
@@ -267,6 +268,7 @@ fn full_example_parses_to_the_expected_config() {
             ..ExternalConfig::default()
         },
         log: LogConfig::default(),
+        apps: Default::default(),
     };
     assert_eq!(c, expected);
 }
