@@ -36,7 +36,7 @@ use crate::{
         watch::{ConfigWatcher, ReloadStatus, one_line},
     },
     external::External,
-    fanout::MemoryEngine,
+    fanout::{History, MemoryEngine, Streams},
     http,
     modules::{ModuleWatcher, Registry, RuntimeSettings},
     sessions::Sessions,
@@ -132,6 +132,8 @@ impl Host {
             keyring,
             seqs,
         );
+        let history =
+            Streams::new(&config.history).map(|streams| Box::new(streams) as Box<dyn History>);
         let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);
         let external = Arc::new(External::default());
         // In-process modules first: a module connecting from outside
@@ -143,7 +145,7 @@ impl Host {
             accounts,
             config: ArcSwap::from_pointee(config),
             auth: ArcSwap::from_pointee(auth),
-            fanout: Box::new(MemoryEngine::default()),
+            fanout: Box::new(MemoryEngine::with_history(history)),
             sessions: Sessions::default(),
             registry: registry.clone(),
             started: std::time::SystemTime::now(),

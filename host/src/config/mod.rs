@@ -12,7 +12,8 @@
 //!   are not settings (`[auth]`, …), and validation into `model`;
 //!   `auth`: the `[auth]` part of that validation (`oidc`: its
 //!   `[auth.oidc]` table); `trigger`: the
-//!   `[trigger]` part (tokens, `[trigger.amqp]`)
+//!   `[trigger]` part (tokens, `[trigger.amqp]`); `history`: the
+//!   `[history]` part (rooms that keep recent publications)
 //! - `shape`: the key check, walking the parsed document against the raw
 //!   structs' declared keys
 //! - `error`: [`ConfigError`], `path:line:column: message` plus a hint
@@ -34,6 +35,7 @@ mod codec;
 mod declare;
 mod diff;
 mod error;
+mod history;
 mod json_path;
 mod model;
 mod oidc;

@@ -11,6 +11,7 @@
 
 use std::{path::PathBuf, time::Duration};
 
+pub use super::history::{HistoryConfig, HistoryRule};
 use super::json_path::JsonPath;
 pub use super::settings::{
     ChallengeMode, Diagnostics, ExternalConfig, GatewayConfig, Limits, ModuleSettings,
@@ -40,6 +41,8 @@ pub struct Config {
     pub diagnostics: Diagnostics,
     /// `[external]`
     pub external: ExternalConfig,
+    /// `[history]`
+    pub history: HistoryConfig,
 }
 
 /// `[admin]`

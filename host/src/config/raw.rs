@@ -31,6 +31,7 @@ use super::{
     auth::{RawAuth, validate_auth},
     declare::{At, Take, keyed, take_all},
     error::{KeyPath, Problem},
+    history::{RawHistory, validate_history},
     model::{AdminConfig, Config},
     settings::{
         Diagnostics, ExternalConfig, GatewayConfig, Limits, ModuleSettings, ModulesConfig,
@@ -56,6 +57,7 @@ keyed! {
         modules: RawModules,
         diagnostics: RawDiagnostics,
         external: RawExternal,
+        history: RawHistory,
     }
 }
 
@@ -153,6 +155,7 @@ impl RawConfig {
         let modules = validate_modules(self.modules, &at("modules"))?;
         let diagnostics = Diagnostics::read(self.diagnostics, &at("diagnostics"))?;
         let external = ExternalConfig::read(self.external, &at("external"))?;
+        let history = validate_history(self.history)?;
         // Two routes on one path would stop the router from being built.
         let module_routes = [external.path.clone(), format!("{}/key", external.path)];
         if let Some(echo) = &diagnostics.ws_echo_path
@@ -180,6 +183,7 @@ impl RawConfig {
             modules,
             diagnostics,
             external,
+            history,
         };
         match published_secret(&config) {
             Some((path, secret)) => Err(published_secret_problem(

@@ -4,6 +4,7 @@ mod amqp;
 mod diff;
 mod docs;
 mod errors;
+mod history;
 mod json_path;
 mod oidc;
 mod raw;
@@ -265,6 +266,7 @@ fn full_example_parses_to_the_expected_config() {
             templates: p("/srv/modhost/templates"),
             ..ExternalConfig::default()
         },
+        history: HistoryConfig::default(),
     };
     assert_eq!(c, expected);
 }
