@@ -36,7 +36,7 @@ use crate::{
         watch::{ConfigWatcher, ReloadStatus, one_line},
     },
     external::External,
-    fanout::{History, MemoryEngine, Streams},
+    fanout::{History, MemoryEngine, SNAPSHOT_FILE, Streams, now_ms},
     http,
     modules::{ModuleWatcher, Registry, RuntimeSettings},
     sessions::Sessions,
@@ -132,8 +132,7 @@ impl Host {
             keyring,
             seqs,
         );
-        let history =
-            Streams::new(&config.history).map(|streams| Box::new(streams) as Box<dyn History>);
+        let history = open_history(&config);
         let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);
         let external = Arc::new(External::default());
         // In-process modules first: a module connecting from outside
@@ -224,9 +223,34 @@ impl Host {
             registry.shutdown(Duration::from_secs(5));
         })
         .await;
+        if state.config.load().history.persist {
+            let path = state.config.load().modules.state_dir.join(SNAPSHOT_FILE);
+            match state.fanout.save_history(&path) {
+                Ok(true) => {
+                    tracing::info!(file = %path.display(), "room history saved for the next start")
+                }
+                Ok(false) => {}
+                Err(e) => tracing::warn!("room history not saved: {e}"),
+            }
+        }
         tracing::info!("stopped");
         Ok(())
     }
+}
+
+/// The room history `[history]` asks for, with what the last clean stop
+/// saved when `persist` is on.
+fn open_history(config: &Config) -> Option<Box<dyn History>> {
+    let mut streams = Streams::new(&config.history)?;
+    if config.history.persist {
+        let path = config.modules.state_dir.join(SNAPSHOT_FILE);
+        match streams.restore(&path, now_ms()) {
+            Ok(0) => {}
+            Ok(rooms) => tracing::info!(rooms, file = %path.display(), "room history restored"),
+            Err(e) => tracing::warn!("room history not restored: {e}"),
+        }
+    }
+    Some(Box::new(streams))
 }
 
 /// Starts the modules folder watcher and, when the config came from a file,

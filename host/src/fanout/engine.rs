@@ -11,7 +11,7 @@ use crate::{
     sessions::Outbox,
 };
 
-use super::history::HistoryPage;
+use super::{history::HistoryPage, snapshot::SnapshotError};
 
 /// One subscribe, as the engine needs it.
 pub struct Subscription {
@@ -82,4 +82,8 @@ pub trait FanoutEngine: Send + Sync + 'static {
 
     /// Bytes the room history holds (0 without history).
     fn history_bytes(&self) -> usize;
+
+    /// Keeps the room history at `path` for the next start; false when
+    /// there is none to keep.
+    fn save_history(&self, path: &std::path::Path) -> Result<bool, SnapshotError>;
 }

@@ -13,12 +13,16 @@
 //!   and the epoch is the host's history epoch (new at each start without
 //!   persistence).
 
+use std::path::Path;
+
 use serde_json::value::RawValue;
 
 use crate::{
     protocol::{PublishFrame, StreamPosition},
     rooms::Room,
 };
+
+use super::snapshot::SnapshotError;
 
 /// What one publish was numbered in the history it reached.
 #[derive(Debug, Default)]
@@ -108,6 +112,9 @@ pub trait History: Send + 'static {
     /// Bytes held (publications and per-room bookkeeping), as counted
     /// against `max_bytes`.
     fn bytes(&self) -> usize;
+
+    /// Keeps everything at `path` for the next start (`persist = true`).
+    fn save(&self, path: &Path) -> Result<(), SnapshotError>;
 }
 
 /// The wall clock in milliseconds since 1970 (0 before it).

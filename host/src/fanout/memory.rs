@@ -37,6 +37,7 @@ use crate::{
 use super::{
     engine::{Delivery, FanoutEngine, Subscription},
     history::{History, HistoryPage, Stamps, now_ms},
+    snapshot::SnapshotError,
 };
 
 /// How a subscription's room messages are numbered.
@@ -263,5 +264,13 @@ impl FanoutEngine for MemoryEngine {
 
     fn history_bytes(&self) -> usize {
         self.history.as_ref().map_or(0, |h| lock(h).bytes())
+    }
+
+    fn save_history(&self, path: &std::path::Path) -> Result<bool, SnapshotError> {
+        let Some(history) = &self.history else {
+            return Ok(false);
+        };
+        lock(history).save(path)?;
+        Ok(true)
     }
 }

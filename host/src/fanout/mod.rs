@@ -11,15 +11,19 @@
 //! - `memory`: [`MemoryEngine`], the room index of this host's sessions
 //! - `streams`: [`Streams`], room history in memory, bounded per room and
 //!   in total
+//! - `snapshot`: `[history] persist`, the history kept across a clean
+//!   restart in `state_dir/history.json`
 
 mod engine;
 mod history;
 mod memory;
+mod snapshot;
 mod streams;
 
 pub use engine::{Delivery, FanoutEngine, Subscription};
 pub use history::{History, HistoryPage, Recorded, Recovery, Stamps, now_ms};
 pub use memory::MemoryEngine;
+pub use snapshot::{SNAPSHOT_FILE, SnapshotError};
 pub use streams::{ENTRY_OVERHEAD, STREAM_OVERHEAD, Streams, new_epoch};
 
 #[cfg(test)]

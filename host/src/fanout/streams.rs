@@ -161,6 +161,42 @@ impl Streams {
         self.streams.insert(room, stream);
     }
 
+    /// A room read back from a snapshot: `position` is its last offset and
+    /// what was trimmed (offset, sequence). False when no rule covers it
+    /// any more. Trimmed to its rule now, and all rooms to `max_bytes`.
+    pub(super) fn restore_room(
+        &mut self,
+        room: Room,
+        epoch: Arc<str>,
+        position: (u64, u64, u64),
+        entries: VecDeque<Entry>,
+        now_ms: u64,
+    ) -> bool {
+        let Some(rule) = self.rule(&room) else {
+            return false;
+        };
+        let (last, trimmed_offset, trimmed_seq) = position;
+        let mut stream = Stream {
+            epoch,
+            last,
+            trimmed_offset,
+            trimmed_seq,
+            bytes: STREAM_OVERHEAD
+                + room.to_string().len()
+                + entries.iter().map(entry_bytes).sum::<usize>(),
+            entries,
+            size: rule.size,
+            age_ms: rule.age_ms,
+            touched: 0,
+        };
+        // Not yet counted in `self.bytes`: `insert` adds what is left.
+        let mut uncounted = stream.bytes;
+        Self::trim(&mut stream, &mut uncounted, now_ms);
+        self.insert(room, stream);
+        self.evict();
+        true
+    }
+
     /// Marks `room` as the most recently used.
     fn touch(&mut self, room: &Room) {
         let Some(stream) = self.streams.get_mut(room) else {
@@ -416,5 +452,9 @@ impl History for Streams {
 
     fn bytes(&self) -> usize {
         self.bytes
+    }
+
+    fn save(&self, path: &std::path::Path) -> Result<(), super::snapshot::SnapshotError> {
+        Streams::save(self, path)
     }
 }

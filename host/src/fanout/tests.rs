@@ -188,6 +188,50 @@ fn memory_stays_bounded_with_many_rooms_and_dropped_rooms_change_epoch() {
     assert_ne!(s.position(&chat(0), 0).unwrap().epoch, since.epoch);
 }
 
+#[test]
+fn a_snapshot_brings_back_epochs_and_publications_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(SNAPSHOT_FILE);
+    let mut s = Streams::new(&config(100, 300, 1 << 20)).unwrap();
+    let all = room(json!({"chat": "*"}));
+    let wildcard = s.position(&all, 0).unwrap();
+    let start = s.position(&chat(1), 0).unwrap();
+    for n in 1..=5 {
+        s.append(&[chat(1)], &data(n), 0);
+    }
+    s.save(&path).unwrap();
+    let before = s.bytes();
+
+    let mut back = Streams::new(&config(100, 300, 1 << 20)).unwrap();
+    assert_eq!(back.restore(&path, 0).unwrap(), 1);
+    assert!(
+        !path.exists(),
+        "read once: a crash later must not read it again"
+    );
+    assert_eq!(back.bytes(), before);
+    let got = back.recover(&chat(1), &StreamPosition { offset: 2, ..start }, 100, 0);
+    assert!(got.complete);
+    assert_eq!(ns(&got), vec![3, 4, 5]);
+    assert_eq!(
+        ns(&back.recover(&all, &wildcard, 100, 0)),
+        vec![1, 2, 3, 4, 5]
+    );
+    // Numbering goes on where it stopped.
+    assert!(
+        back.append(&[chat(1)], &data(6), 0).rooms[0]
+            .1
+            .render("r")
+            .contains(r#""offset":6,"#)
+    );
+
+    // No file: nothing. A file that is not a snapshot: refused, removed.
+    assert_eq!(back.restore(&path, 0).unwrap(), 0);
+    std::fs::write(&path, b"{not json").unwrap();
+    let e = back.restore(&path, 0).unwrap_err();
+    assert!(matches!(e, SnapshotError::Format { .. }), "{e}");
+    assert!(!path.exists());
+}
+
 // ---- the engine -------------------------------------------------------
 
 fn engine(size: usize) -> MemoryEngine {
