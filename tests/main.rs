@@ -37,6 +37,11 @@
 //!   never in argv, `ps` or the log (issue 15 item 2)
 //! - `oidc`: `[auth.oidc]` against `oidc_issuer`, a local OpenID Connect
 //!   issuer: tokens, key rotation, refusals, an issuer down, huge or slow
+//! - `history_recovery`: room history: reconnects get exactly what they
+//!   missed or `complete:false`, wildcards, high-templar unchanged, the
+//!   admin view (issue 18)
+//! - `history_restart`: history across restarts (new epoch, or kept with
+//!   `persist`) and within `max_bytes` with many rooms (issue 18)
 
 // Items shared between test files are `pub`; a test binary exports nothing.
 #![allow(unreachable_pub)]
@@ -55,6 +60,8 @@ mod external_client;
 mod external_protocol;
 mod external_python;
 mod gateway;
+mod history_recovery;
+mod history_restart;
 mod hostile;
 mod inline_calls;
 mod legacy;
