@@ -246,6 +246,9 @@ impl Streams {
     }
 
     /// Records one publication in `room`'s stream (made if need be).
+    /// Fields are reached directly rather than through `stream`, `touch`
+    /// and `trim_room`: each of those looks the room up again, and hashing
+    /// a room is most of what recording costs.
     fn record(
         &mut self,
         room: &Room,
@@ -253,7 +256,14 @@ impl Streams {
         seq: u64,
         now_ms: u64,
     ) -> Option<PublishFrame> {
-        let stream = self.stream(room)?;
+        if !self.streams.contains_key(room) {
+            self.stream(room)?;
+        }
+        let stream = self.streams.get_mut(room)?;
+        self.clock += 1;
+        self.recency.remove(&stream.touched);
+        stream.touched = self.clock;
+        self.recency.insert(self.clock, room.clone());
         stream.last += 1;
         let frame = PublishFrame::with_offset(data, stream.last);
         let entry = Entry {
@@ -266,7 +276,7 @@ impl Streams {
         stream.entries.push_back(entry);
         stream.bytes += cost;
         self.bytes += cost;
-        self.trim_room(room, now_ms);
+        Self::trim(stream, &mut self.bytes, now_ms);
         Some(frame)
     }
 
@@ -396,8 +406,10 @@ impl History for Streams {
         }
         // A room reached twice (named, and matched by a wildcard) records
         // the publication once.
-        let mut seen = std::collections::HashSet::with_capacity(targets.len());
-        targets.retain(|room| seen.insert(room.clone()));
+        if targets.len() > 1 {
+            let mut seen = std::collections::HashSet::with_capacity(targets.len());
+            targets.retain(|room| seen.insert(room.clone()));
+        }
         self.seq += 1;
         let seq = self.seq;
         let mut stamps = Stamps {
