@@ -5,7 +5,7 @@
 //! - `ws`: a minimal websocket client (one read buffer, frames as slices)
 //! - `http`: a keep-alive HTTP/1.1 client for `/trigger/` and `/api/modules`
 //! - `report`: percentiles, load average, server RSS, JSON + Markdown output
-//! - `fanout`, `idle`, `rpc` (with `reload`): the scenarios
+//! - `fanout`, `idle`, `rpc` (with `reload`), `recover`: the scenarios
 //!
 //! Every scenario takes one or more `--target name=host:port[/pid]` and runs
 //! them alternately, round after round, so a baseline and the host see the
@@ -15,6 +15,7 @@
 mod fanout;
 mod http;
 mod idle;
+mod recover;
 mod report;
 mod rpc;
 mod ws;
@@ -69,6 +70,8 @@ enum Scenario {
     Rpc(rpc::RpcArgs),
     /// `rpc` while the module is replaced: lost/duplicated replies, blip.
     Reload(rpc::ReloadArgs),
+    /// A client back after missing N publications: time to recover them.
+    Recover(recover::RecoverArgs),
 }
 
 /// A server under test.
@@ -161,6 +164,7 @@ fn main() -> ExitCode {
             Scenario::Idle(a) => idle::run(&cli.targets, a, cli.rounds, &ctx).await,
             Scenario::Rpc(a) => rpc::run(&cli.targets, a, cli.rounds, &ctx).await,
             Scenario::Reload(a) => rpc::reload(&cli.targets, a, &ctx).await,
+            Scenario::Recover(a) => recover::run(&cli.targets, a, cli.rounds, &ctx).await,
         }
     });
     match result {
