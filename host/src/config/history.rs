@@ -17,6 +17,7 @@ use super::{
     codec::bounded,
     declare::keyed,
     error::{KeyPath, Problem},
+    model::{HistoryConfig, HistoryRule},
 };
 
 keyed! {
@@ -48,31 +49,6 @@ const DEFAULT_HISTORY_SIZE: u64 = 100;
 /// How long a publication is kept unless its entry says otherwise (5 min).
 const DEFAULT_HISTORY_AGE_SECS: u64 = 300;
 const MIB: u64 = 1024 * 1024;
-
-/// `[history]`: per-room history for clients that reconnect.
-#[derive(Debug, Clone, PartialEq)]
-pub struct HistoryConfig {
-    /// `max_bytes`: all rooms' history together; past it whole rooms are
-    /// dropped, least recently published first (their epoch changes).
-    pub max_bytes: usize,
-    /// `persist = true`: kept in `state_dir` across a clean restart.
-    pub persist: bool,
-    /// `[[history.rooms]]`, in file order: a room uses the first that
-    /// permits it.
-    pub rooms: Vec<HistoryRule>,
-}
-
-/// One `[[history.rooms]]` entry.
-#[derive(Debug, Clone, PartialEq)]
-pub struct HistoryRule {
-    /// The rooms it covers, as `allowed_rooms` are written (`"*"` matches
-    /// any value).
-    pub room: serde_json::Value,
-    /// Publications kept per room.
-    pub size: usize,
-    /// How long each is kept.
-    pub age: Duration,
-}
 
 impl Default for HistoryConfig {
     fn default() -> Self {

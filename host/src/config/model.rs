@@ -11,7 +11,6 @@
 
 use std::{path::PathBuf, time::Duration};
 
-pub use super::history::{HistoryConfig, HistoryRule};
 use super::json_path::JsonPath;
 pub use super::settings::{
     ChallengeMode, Diagnostics, ExternalConfig, GatewayConfig, Limits, ModuleSettings,
@@ -263,4 +262,29 @@ impl std::fmt::Debug for AmqpUrl {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "AmqpUrl({:?})", self.shown)
     }
+}
+
+/// `[history]`: per-room history for clients that reconnect.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HistoryConfig {
+    /// `max_bytes`: all rooms' history together; past it whole rooms are
+    /// dropped, least recently published first (their epoch changes).
+    pub max_bytes: usize,
+    /// `persist = true`: kept in `state_dir` across a clean restart.
+    pub persist: bool,
+    /// `[[history.rooms]]`, in file order: a room uses the first that
+    /// permits it.
+    pub rooms: Vec<HistoryRule>,
+}
+
+/// One `[[history.rooms]]` entry.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HistoryRule {
+    /// The rooms it covers, as `allowed_rooms` are written (`"*"` matches
+    /// any value).
+    pub room: serde_json::Value,
+    /// Publications kept per room.
+    pub size: usize,
+    /// How long each is kept.
+    pub age: Duration,
 }

@@ -11,7 +11,7 @@ use crate::{
     sessions::Outbox,
 };
 
-use super::{history::HistoryPage, snapshot::SnapshotError};
+use super::history::{HistoryPage, SnapshotError};
 
 /// One subscribe, as the engine needs it.
 pub struct Subscription {

@@ -13,7 +13,10 @@
 //!   and the epoch is the host's history epoch (new at each start without
 //!   persistence).
 
-use std::path::Path;
+use std::{
+    io,
+    path::{Path, PathBuf},
+};
 
 use serde_json::value::RawValue;
 
@@ -21,8 +24,6 @@ use crate::{
     protocol::{PublishFrame, StreamPosition},
     rooms::Room,
 };
-
-use super::snapshot::SnapshotError;
 
 /// What one publish was numbered in the history it reached.
 #[derive(Debug, Default)]
@@ -115,6 +116,27 @@ pub trait History: Send + 'static {
 
     /// Keeps everything at `path` for the next start (`persist = true`).
     fn save(&self, path: &Path) -> Result<(), SnapshotError>;
+}
+
+/// Why the history could not be saved or read back.
+#[derive(Debug, thiserror::Error)]
+pub enum SnapshotError {
+    /// Reading, writing or removing the file failed.
+    #[error("{}: {source}; the history starts anew (clients are told complete:false)", path.display())]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The OS error.
+        source: io::Error,
+    },
+    /// The file is not a snapshot this host wrote.
+    #[error("{} is not a history snapshot of this version ({reason}); it was removed and the history starts anew", path.display())]
+    Format {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
 }
 
 /// The wall clock in milliseconds since 1970 (0 before it).

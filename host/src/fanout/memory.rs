@@ -39,8 +39,7 @@ use crate::{
 
 use super::{
     engine::{Delivery, FanoutEngine, Subscription},
-    history::{History, HistoryPage, Stamps, now_ms},
-    snapshot::SnapshotError,
+    history::{History, HistoryPage, SnapshotError, Stamps, now_ms},
 };
 
 /// Up to this many recorded rooms, a room's frame is found by comparing

@@ -21,9 +21,9 @@ mod snapshot;
 mod streams;
 
 pub use engine::{Delivery, FanoutEngine, Subscription};
-pub use history::{History, HistoryPage, Recorded, Recovery, Stamps, now_ms};
+pub use history::{History, HistoryPage, Recorded, Recovery, SnapshotError, Stamps, now_ms};
 pub use memory::MemoryEngine;
-pub use snapshot::{SNAPSHOT_FILE, SnapshotError};
+pub use snapshot::SNAPSHOT_FILE;
 pub use streams::{ENTRY_OVERHEAD, STREAM_OVERHEAD, Streams, new_epoch};
 
 #[cfg(test)]

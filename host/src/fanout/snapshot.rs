@@ -11,43 +11,22 @@
 //! For that the file is removed as soon as it has been read, so a host
 //! that crashes later cannot read back a history that has since moved on.
 
-use std::{
-    fs, io,
-    path::{Path, PathBuf},
-};
+use std::{fs, io, path::Path};
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, value::RawValue};
 
 use crate::{protocol::PublishFrame, rooms::Room, util::fs::write_atomically};
 
-use super::streams::{Entry, Streams};
+use super::{
+    history::SnapshotError,
+    streams::{Entry, Streams},
+};
 
 /// The file in `state_dir`.
 pub const SNAPSHOT_FILE: &str = "history.json";
 /// The snapshot's format; another is not read (the rooms start anew).
 const VERSION: u32 = 1;
-
-/// Why the history could not be saved or read back.
-#[derive(Debug, thiserror::Error)]
-pub enum SnapshotError {
-    /// Reading, writing or removing the file failed.
-    #[error("{}: {source}; the history starts anew (clients are told complete:false)", path.display())]
-    Io {
-        /// The file.
-        path: PathBuf,
-        /// The OS error.
-        source: io::Error,
-    },
-    /// The file is not a snapshot this host wrote.
-    #[error("{} is not a history snapshot of this version ({reason}); it was removed and the history starts anew", path.display())]
-    Format {
-        /// The file.
-        path: PathBuf,
-        /// What is wrong with it.
-        reason: String,
-    },
-}
 
 #[derive(Serialize, Deserialize)]
 struct Snapshot {

@@ -466,7 +466,7 @@ impl History for Streams {
         self.bytes
     }
 
-    fn save(&self, path: &std::path::Path) -> Result<(), super::snapshot::SnapshotError> {
+    fn save(&self, path: &std::path::Path) -> Result<(), super::history::SnapshotError> {
         Streams::save(self, path)
     }
 }

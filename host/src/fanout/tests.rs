@@ -146,7 +146,7 @@ fn wildcards_recover_every_matching_room_in_publish_order_once() {
     // One publish to two rooms is one publication.
     s.append(&[chat(1), chat(2)], &data(3), 0);
     // A wildcard publish reaches the rooms that have streams.
-    s.append(&[all.clone()], &data(4), 0);
+    s.append(std::slice::from_ref(&all), &data(4), 0);
     s.append(&[chat(1)], &data(5), 0);
     let got = s.recover(&all, &start, 100, 0);
     assert!(got.complete);
@@ -343,7 +343,7 @@ fn a_room_without_history_answers_since_with_incomplete() {
         epoch: "e".into(),
     };
     let (_o, mut rx) = subscribe(&e, 1, &news, &Extended, Some(since));
-    e.publish(&[news.clone()], &data(1));
+    e.publish(std::slice::from_ref(&news), &data(1));
     let mut seen = Seen::default();
     drain(&mut rx, &mut seen);
     assert_eq!(
