@@ -143,3 +143,25 @@ async fn memory_stays_bounded_with_many_rooms() {
     );
     host.child.kill().ok();
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_snapshot_from_before_a_run_without_persistence_is_not_read_back() {
+    let ws = Workspace::new();
+    let persisted = format!("[history]\npersist = true\n{}", history(100));
+    let host = TestHost::start(&ws, &persisted).await;
+    let since = see_three_and_leave(&host).await;
+    host.stop().await;
+    assert!(ws.path().join("state/history.json").exists());
+
+    // A run without persist publishes what the old snapshot does not hold.
+    let host = TestHost::start(&ws, &history(100)).await;
+    publish(&host, json!([customer("1")]), 4).await;
+    host.stop().await;
+
+    let host = TestHost::start(&ws, &persisted).await;
+    let mut c = Client::authorized(&host, "alice-token").await;
+    let reply = subscribe(&mut c, customer("1"), "s", Some(since.clone())).await;
+    assert_ne!(reply["epoch"], since["epoch"]);
+    assert_eq!(recovered(&mut c).await, (vec![], false));
+    host.stop().await;
+}

@@ -240,15 +240,29 @@ impl Host {
 
 /// The room history `[history]` asks for, with what the last clean stop
 /// saved when `persist` is on.
+///
+/// A snapshot this start does not read is removed all the same: this run
+/// publishes without recording, so a later start that read it would tell
+/// clients they had missed nothing since.
 fn open_history(config: &Config) -> Option<Box<dyn History>> {
-    let mut streams = Streams::new(&config.history)?;
-    if config.history.persist {
-        let path = config.modules.state_dir.join(SNAPSHOT_FILE);
-        match streams.restore(&path, now_ms()) {
-            Ok(0) => {}
-            Ok(rooms) => tracing::info!(rooms, file = %path.display(), "room history restored"),
-            Err(e) => tracing::warn!("room history not restored: {e}"),
+    let path = config.modules.state_dir.join(SNAPSHOT_FILE);
+    let streams = Streams::new(&config.history).filter(|_| config.history.persist);
+    let Some(mut streams) = streams else {
+        match std::fs::remove_file(&path) {
+            Ok(()) => {
+                tracing::warn!(file = %path.display(), "an old room history snapshot was removed: [history] persist is off or no [[history.rooms]] are set")
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => {
+                tracing::warn!(file = %path.display(), "an old room history snapshot could not be removed: {e}; remove it before turning [history] persist on")
+            }
         }
+        return Streams::new(&config.history).map(|s| Box::new(s) as Box<dyn History>);
+    };
+    match streams.restore(&path, now_ms()) {
+        Ok(0) => {}
+        Ok(rooms) => tracing::info!(rooms, file = %path.display(), "room history restored"),
+        Err(e) => tracing::warn!("room history not restored: {e}"),
     }
     Some(Box::new(streams))
 }
