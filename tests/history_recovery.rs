@@ -286,7 +286,21 @@ async fn operators_read_a_rooms_history_bounded_and_admin_only() {
         (&pubs[1]["offset"], &pubs[1]["data"]),
         (&json!(5), &json!({"n": 5}))
     );
-    assert!(body["history_bytes"].as_u64().unwrap() > 0);
+    let kept = body["history_bytes"].as_u64().unwrap();
+    assert!(kept > 0);
+    let metrics = http()
+        .get(host.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let line = format!("modhost_history_bytes {kept}");
+    assert!(
+        metrics.lines().any(|l| l == line),
+        "no `{line}` in:\n{metrics}"
+    );
 
     assert_eq!(history_api(&host, room, None).await.0, 401);
     assert_eq!(history_api(&host, room, Some("alice-token")).await.0, 401);
