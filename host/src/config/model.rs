@@ -268,7 +268,8 @@ impl std::fmt::Debug for AmqpUrl {
 #[derive(Debug, Clone, PartialEq)]
 pub struct HistoryConfig {
     /// `max_bytes`: all rooms' history together; past it whole rooms are
-    /// dropped, least recently published first (their epoch changes).
+    /// dropped, never-published ones first, then the least recently used
+    /// (their epoch changes).
     pub max_bytes: usize,
     /// `persist = true`: kept in `state_dir` across a clean restart.
     pub persist: bool,

@@ -2,8 +2,9 @@
 //! a `[[history.rooms]]` entry covers, created by its first subscribe or
 //! publish; each keeps at most its entry's `size` publications for at most
 //! its `age`, and all together stay under `max_bytes` by dropping whole
-//! rooms, least recently published first (a dropped room's next stream has
-//! a new epoch, so its clients learn that its history is gone).
+//! rooms: those never published to first, then the least recently used (a
+//! dropped room's next stream has a new epoch, so its clients learn that
+//! its history is gone).
 //!
 //! Bytes are counted as each publication's shared frame plus a fixed
 //! bookkeeping cost per publication and per room, so many small rooms are
@@ -61,7 +62,7 @@ pub(super) struct Stream {
     size: usize,
     age_ms: u64,
     bytes: usize,
-    /// Its key in `Streams::recency`.
+    /// Its key in `Streams::recency` (or `unused` while `last` is 0).
     touched: u64,
 }
 
@@ -71,9 +72,13 @@ pub struct Streams {
     max_bytes: usize,
     bytes: usize,
     pub(super) streams: HashMap<Room, Stream>,
-    /// Rooms by when they were last published or subscribed to, oldest
-    /// first: the order whole rooms are dropped in.
+    /// Rooms published to, by when they were last published or
+    /// subscribed to, oldest first: the order whole rooms are dropped in.
     recency: BTreeMap<u64, Room>,
+    /// Rooms only subscribed to so far, in the same order, dropped before
+    /// any room in `recency`: they hold no publication, so a client that
+    /// subscribes to many empty rooms pushes out no one's history.
+    unused: BTreeMap<u64, Room>,
     clock: u64,
     /// The host-wide publish sequence (last given).
     pub(super) seq: u64,
@@ -120,6 +125,7 @@ impl Streams {
             bytes: 0,
             streams: HashMap::new(),
             recency: BTreeMap::new(),
+            unused: BTreeMap::new(),
             clock: 0,
             seq: 0,
             epoch: new_epoch(),
@@ -157,7 +163,12 @@ impl Streams {
         self.clock += 1;
         stream.touched = self.clock;
         self.bytes += stream.bytes;
-        self.recency.insert(self.clock, room.clone());
+        let order = if stream.last == 0 {
+            &mut self.unused
+        } else {
+            &mut self.recency
+        };
+        order.insert(self.clock, room.clone());
         self.streams.insert(room, stream);
     }
 
@@ -203,21 +214,34 @@ impl Streams {
             return;
         };
         self.clock += 1;
-        self.recency.remove(&stream.touched);
+        let order = if stream.last == 0 {
+            &mut self.unused
+        } else {
+            &mut self.recency
+        };
+        order.remove(&stream.touched);
         stream.touched = self.clock;
-        self.recency.insert(self.clock, room.clone());
+        order.insert(self.clock, room.clone());
     }
 
-    /// Drops whole rooms, least recently used first, until within
-    /// `max_bytes`.
+    /// Drops whole rooms until within `max_bytes`: rooms never published
+    /// to first, then the least recently used.
     fn evict(&mut self) {
         while self.bytes > self.max_bytes {
-            let Some((_, room)) = self.recency.pop_first() else {
-                break;
+            let (room, published) = match self.unused.pop_first() {
+                Some((_, room)) => (room, false),
+                None => match self.recency.pop_first() {
+                    Some((_, room)) => (room, true),
+                    None => break,
+                },
             };
             if let Some(stream) = self.streams.remove(&room) {
                 self.bytes -= stream.bytes;
-                self.evicted_through = self.seq;
+                // A room that held no publication takes none from a
+                // wildcard subscription's history.
+                if published {
+                    self.evicted_through = self.seq;
+                }
                 tracing::debug!(%room, "history: room dropped to stay within max_bytes");
             }
         }
@@ -261,7 +285,11 @@ impl Streams {
         }
         let stream = self.streams.get_mut(room)?;
         self.clock += 1;
-        self.recency.remove(&stream.touched);
+        if stream.last == 0 {
+            self.unused.remove(&stream.touched);
+        } else {
+            self.recency.remove(&stream.touched);
+        }
         stream.touched = self.clock;
         self.recency.insert(self.clock, room.clone());
         stream.last += 1;

@@ -189,6 +189,31 @@ fn memory_stays_bounded_with_many_rooms_and_dropped_rooms_change_epoch() {
 }
 
 #[test]
+fn subscribing_to_many_empty_rooms_pushes_out_no_published_history() {
+    let max = 1 << 20;
+    let mut s = Streams::new(&config(10, 300, max)).unwrap();
+    let all = room(json!({"chat": "*"}));
+    let wildcard = s.position(&all, 0).unwrap();
+    let kept = s.position(&chat(0), 0).unwrap();
+    s.append(&[chat(0)], &data(1), 0);
+    // Far more empty rooms than fit: they push each other out.
+    let first_empty = s.position(&chat(1), 0).unwrap();
+    for n in 2..20_000 {
+        s.position(&chat(n), 0);
+        assert!(s.bytes() <= max);
+    }
+    let since = StreamPosition { offset: 0, ..kept };
+    assert_eq!(ns(&s.recover(&chat(0), &since, 100, 0)), vec![1]);
+    assert_eq!(ns(&s.recover(&all, &wildcard, 100, 0)), vec![1]);
+    // The oldest empty room went, and its clients are told.
+    let since = StreamPosition {
+        offset: 0,
+        ..first_empty
+    };
+    assert!(!s.recover(&chat(1), &since, 100, 0).complete);
+}
+
+#[test]
 fn a_snapshot_brings_back_epochs_and_publications_once() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join(SNAPSHOT_FILE);
