@@ -15,6 +15,11 @@
 #   bench/run.sh messidge ARGS... the messidge load client (calls `divide`
 #                                 through the broker; ARGS: --secs --rounds)
 #   bench/run.sh suite            every figure in BENCHMARKS.md, in order
+#   bench/run.sh history          room history (issue 18): two more hosts,
+#                                 history off and on, fan-out CPU per
+#                                 delivery alternately, then recovery of
+#                                 1,000 missed publications (release build
+#                                 of modhost and modhost-bench only)
 #   bench/run.sh restart          restart every server (fresh RSS baseline)
 #   bench/run.sh stop
 #
@@ -260,6 +265,59 @@ suite() {
 
 cmd=${1:-}
 shift || true
+# Two hosts that differ only in [[history.rooms]] for the bench rooms, on
+# HIST_OFF_PORT and HIST_ON_PORT, each in its own folder under BENCH_DIR.
+history_host() {
+  local name=$1 port=$2 extra=$3 dir=$DIR/$1
+  mkdir -p "$dir/plugins" "$dir/verify" "$dir/state"
+  cat >"$dir/config.toml" <<EOF
+[server]
+listen = "127.0.0.1:$port"
+idle_timeout_secs = 3600
+[admin]
+token = "change-me"
+[[auth.tokens]]
+token = "bench-secret"
+user = "bench"
+roles = ["user"]
+allowed_rooms = [{ target = "bench", room = "*" }]
+[trigger]
+tokens = ["trigger-secret"]
+[limits]
+send_queue = 4096
+[modules]
+dir = "plugins"
+verify_keys = ["verify"]
+state_dir = "state"
+$extra
+EOF
+  (cd "$dir" && MODHOST_LOG=${MODHOST_LOG:-warn} exec taskset -c "$SERVER_CPU" "$REL/modhost" run --config "$dir/config.toml") \
+    </dev/null >"$dir/modhost.log" 2>&1 &
+  echo $! >"$DIR/$name.pid"
+  wait_health "$port"
+}
+
+history_bench() {
+  local off_port=${HIST_OFF_PORT:-18083} on_port=${HIST_ON_PORT:-18084} off on s p
+  (cd "$ROOT" && cargo build --release -p modhost -p modhost-bench)
+  mkdir -p "$DIR"
+  history_host history-off "$off_port" ""
+  history_host history-on "$on_port" $'[[history.rooms]]\nroom = { target = "bench", room = "*" }\nsize = 1000\nage_secs = 600'
+  off="--target=off=127.0.0.1:$off_port/$(pid_of history-off)"
+  on="--target=on=127.0.0.1:$on_port/$(pid_of history-on)"
+  # Publish cost: 1,000 subscribers of one room, and 10 subscribers (where
+  # the per-publish work of recording weighs more per delivery).
+  load "$off" "$on" --rounds 5 fanout --conns 1000 --rooms 1 --publishes 1000 --publishers 4
+  load "$off" "$on" --rounds 5 fanout --conns 10 --rooms 1 --publishes 20000 --publishers 4
+  # A client back after 1,000 missed publications.
+  load "$on" --rounds 5 recover --missed 1000
+  for s in history-off history-on; do
+    p=$(pid_of $s)
+    [ -z "$p" ] || stop_pid "$p"
+    rm -f "$DIR/$s.pid"
+  done
+}
+
 case "$cmd" in
   start) start ;;
   stop) stop_servers ;;
@@ -271,5 +329,6 @@ case "$cmd" in
   all) load "$(host_target)" "$(node_target)" "$(uws_target)" "$@" ;;
   messidge) messidge_load "$@" ;;
   suite) suite ;;
+  history) history_bench ;;
   *) sed -n '2,24p' "$0"; exit 2 ;;
 esac

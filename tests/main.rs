@@ -64,6 +64,11 @@
 //! - `revocation`: disabled users, roles taken away and logouts reach open
 //!   sockets (4003, `subscription-revoked`) and parked sessions; account
 //!   events reach in-process and external modules (issue 15 items 6, 7)
+//! - `history_recovery`: room history: reconnects get exactly what they
+//!   missed or `complete:false`, wildcards, high-templar unchanged, the
+//!   admin view (issue 18)
+//! - `history_restart`: history across restarts (new epoch, or kept with
+//!   `persist`) and within `max_bytes` with many rooms (issue 18)
 
 // Items shared between test files are `pub`; a test binary exports nothing.
 #![allow(unreachable_pub)]
@@ -83,6 +88,8 @@ mod external_client;
 mod external_protocol;
 mod external_python;
 mod gateway;
+mod history_recovery;
+mod history_restart;
 mod hostile;
 mod inline_calls;
 mod jobs_cli;

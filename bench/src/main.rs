@@ -5,7 +5,7 @@
 //! - `ws`: a minimal websocket client (one read buffer, frames as slices)
 //! - `http`: a keep-alive HTTP/1.1 client for `/trigger/` and `/api/modules`
 //! - `report`: percentiles, load average, server RSS, JSON + Markdown output
-//! - `fanout`, `idle`, `rpc` (with `reload`), `login`: the scenarios
+//! - `fanout`, `idle`, `rpc` (with `reload`), `login`, `recover`: the scenarios
 //!
 //! Every scenario takes one or more `--target name=host:port[/pid]` and runs
 //! them alternately, round after round, so a baseline and the host see the
@@ -16,6 +16,7 @@ mod fanout;
 mod http;
 mod idle;
 mod login;
+mod recover;
 mod report;
 mod rpc;
 mod ws;
@@ -72,6 +73,8 @@ enum Scenario {
     Reload(rpc::ReloadArgs),
     /// `POST /auth/login`: logins/s and their latency (argon2id + store).
     Login(login::LoginArgs),
+    /// A client back after missing N publications: time to recover them.
+    Recover(recover::RecoverArgs),
 }
 
 /// A server under test.
@@ -165,6 +168,7 @@ fn main() -> ExitCode {
             Scenario::Rpc(a) => rpc::run(&cli.targets, a, cli.rounds, &ctx).await,
             Scenario::Reload(a) => rpc::reload(&cli.targets, a, &ctx).await,
             Scenario::Login(a) => login::run(&cli.targets, a, cli.rounds).await,
+            Scenario::Recover(a) => recover::run(&cli.targets, a, cli.rounds, &ctx).await,
         }
     });
     match result {

@@ -39,7 +39,7 @@ use crate::{
         watch::{ConfigWatcher, ReloadStatus, one_line},
     },
     external::External,
-    fanout::MemoryEngine,
+    fanout::{History, MemoryEngine, SNAPSHOT_FILE, Streams, now_ms},
     http,
     jobs::Jobs,
     modules::{ModuleWatcher, Registry, RuntimeSettings},
@@ -136,6 +136,7 @@ impl Host {
             keyring,
             seqs,
         );
+        let history = open_history(&config);
         let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);
         let external = Arc::new(External::default());
         let jobs = Jobs::new(&config.modules.state_dir);
@@ -151,7 +152,7 @@ impl Host {
             accounts,
             config: ArcSwap::from_pointee(config),
             auth: ArcSwap::from_pointee(auth),
-            fanout: Box::new(MemoryEngine::default()),
+            fanout: Box::new(MemoryEngine::with_history(history)),
             sessions: Sessions::default(),
             registry: registry.clone(),
             started: std::time::SystemTime::now(),
@@ -235,9 +236,48 @@ impl Host {
             registry.shutdown(Duration::from_secs(5));
         })
         .await;
+        if state.config.load().history.persist {
+            let path = state.config.load().modules.state_dir.join(SNAPSHOT_FILE);
+            match state.fanout.save_history(&path) {
+                Ok(true) => {
+                    tracing::info!(file = %path.display(), "room history saved for the next start")
+                }
+                Ok(false) => {}
+                Err(e) => tracing::warn!("room history not saved: {e}"),
+            }
+        }
         tracing::info!("stopped");
         Ok(())
     }
+}
+
+/// The room history `[history]` asks for, with what the last clean stop
+/// saved when `persist` is on.
+///
+/// A snapshot this start does not read is removed all the same: this run
+/// publishes without recording, so a later start that read it would tell
+/// clients they had missed nothing since.
+fn open_history(config: &Config) -> Option<Box<dyn History>> {
+    let path = config.modules.state_dir.join(SNAPSHOT_FILE);
+    let streams = Streams::new(&config.history).filter(|_| config.history.persist);
+    let Some(mut streams) = streams else {
+        match std::fs::remove_file(&path) {
+            Ok(()) => {
+                tracing::warn!(file = %path.display(), "an old room history snapshot was removed: [history] persist is off or no [[history.rooms]] are set")
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => {
+                tracing::warn!(file = %path.display(), "an old room history snapshot could not be removed: {e}; remove it before turning [history] persist on")
+            }
+        }
+        return Streams::new(&config.history).map(|s| Box::new(s) as Box<dyn History>);
+    };
+    match streams.restore(&path, now_ms()) {
+        Ok(0) => {}
+        Ok(rooms) => tracing::info!(rooms, file = %path.display(), "room history restored"),
+        Err(e) => tracing::warn!("room history not restored: {e}"),
+    }
+    Some(Box::new(streams))
 }
 
 /// Starts the modules folder watcher and, when the config came from a file,

@@ -62,9 +62,11 @@ impl Command {
     pub fn from_frame(frame: ClientFrame) -> Command {
         match frame {
             ClientFrame::Ping => Command::Ping(Ping),
-            ClientFrame::Subscribe { room, request_id } => {
-                Command::Subscribe(Subscribe::from_frame(room, request_id))
-            }
+            ClientFrame::Subscribe {
+                room,
+                request_id,
+                since,
+            } => Command::Subscribe(Subscribe::from_frame(room, request_id, since)),
             ClientFrame::Unsubscribe { request_id } => {
                 Command::Unsubscribe(Unsubscribe::from_frame(request_id))
             }

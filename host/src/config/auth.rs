@@ -354,7 +354,10 @@ fn default_roles_path() -> JsonPath {
 
 /// One `allowed_rooms` entry: an object whose values are strings, numbers or
 /// booleans (`"*"` is the wildcard), as JSON.
-fn room_pattern(path: &KeyPath, room: &toml::Value) -> Result<serde_json::Value, Problem> {
+pub(super) fn room_pattern(
+    path: &KeyPath,
+    room: &toml::Value,
+) -> Result<serde_json::Value, Problem> {
     let example = "write a room as an inline table of plain values: { target = \"message\", customer = \"*\" }";
     let toml::Value::Table(table) = room else {
         return Err(Problem::wrong_type(

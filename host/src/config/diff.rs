@@ -36,6 +36,10 @@ pub fn restart_required(old: &Config, new: &Config) -> Vec<&'static str> {
     if old.auth.accounts != new.auth.accounts {
         out.push("auth.accounts");
     }
+    // The history's rooms and bound are built into the engine at start.
+    if old.history != new.history {
+        out.push("history");
+    }
     out
 }
 

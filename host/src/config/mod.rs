@@ -14,6 +14,8 @@
 //!   `[auth.oidc]` table); `trigger`: the
 //!   `[trigger]` part (tokens, `[trigger.amqp]`); `apps`: `[apps.<name>]`,
 //!   the programs users launch as jobs
+//!   `[trigger]` part (tokens, `[trigger.amqp]`); `history`: the
+//!   `[history]` part (rooms that keep recent publications)
 //! - `shape`: the key check, walking the parsed document against the raw
 //!   structs' declared keys
 //! - `error`: [`ConfigError`], `path:line:column: message` plus a hint
@@ -36,6 +38,7 @@ mod codec;
 mod declare;
 mod diff;
 mod error;
+mod history;
 mod json_path;
 mod model;
 mod oidc;

@@ -46,6 +46,8 @@ pub struct Config {
     pub log: LogConfig,
     /// `[apps.<name>]`: what users may launch as jobs
     pub apps: std::collections::BTreeMap<String, std::sync::Arc<AppConfig>>,
+    /// `[history]`
+    pub history: HistoryConfig,
 }
 
 /// `[admin]`
@@ -270,4 +272,30 @@ impl std::fmt::Debug for AmqpUrl {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "AmqpUrl({:?})", self.shown)
     }
+}
+
+/// `[history]`: per-room history for clients that reconnect.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HistoryConfig {
+    /// `max_bytes`: all rooms' history together; past it whole rooms are
+    /// dropped, never-published ones first, then the least recently used
+    /// (their epoch changes).
+    pub max_bytes: usize,
+    /// `persist = true`: kept in `state_dir` across a clean restart.
+    pub persist: bool,
+    /// `[[history.rooms]]`, in file order: a room uses the first that
+    /// permits it.
+    pub rooms: Vec<HistoryRule>,
+}
+
+/// One `[[history.rooms]]` entry.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HistoryRule {
+    /// The rooms it covers, as `allowed_rooms` are written (`"*"` matches
+    /// any value).
+    pub room: serde_json::Value,
+    /// Publications kept per room.
+    pub size: usize,
+    /// How long each is kept.
+    pub age: Duration,
 }

@@ -32,6 +32,7 @@ use super::{
     auth::{RawAuth, validate_auth},
     declare::{At, Take, keyed, take_all},
     error::{KeyPath, Problem},
+    history::{RawHistory, validate_history},
     model::{AdminConfig, Config},
     settings::{
         Diagnostics, ExternalConfig, GatewayConfig, Limits, ModuleSettings, ModulesConfig,
@@ -60,6 +61,7 @@ keyed! {
         external: RawExternal,
         log: RawLog,
         apps: BTreeMap<String, RawApp>,
+        history: RawHistory,
     }
 }
 
@@ -159,6 +161,7 @@ impl RawConfig {
         let external = ExternalConfig::read(self.external, &at("external"))?;
         let log = LogConfig::read(self.log, &at("log"))?;
         let apps = validate_apps(self.apps)?;
+        let history = validate_history(self.history)?;
         // Two routes on one path would stop the router from being built.
         let module_routes = [external.path.clone(), format!("{}/key", external.path)];
         if let Some(echo) = &diagnostics.ws_echo_path
@@ -188,6 +191,7 @@ impl RawConfig {
             external,
             log,
             apps,
+            history,
         };
         match published_secret(&config) {
             Some((path, secret)) => Err(published_secret_problem(

@@ -6,9 +6,32 @@ use std::sync::Arc;
 use serde_json::value::RawValue;
 
 use crate::{
+    protocol::{Dialect, StreamPosition},
     rooms::{IndexError, Room},
     sessions::Outbox,
 };
+
+use super::history::{HistoryPage, SnapshotError};
+
+/// One subscribe, as the engine needs it.
+pub struct Subscription {
+    /// The subscribing session.
+    pub session: u64,
+    /// The subscription's id, echoed on every room message.
+    pub request_id: Arc<str>,
+    /// The room (may hold `"*"`).
+    pub room: Room,
+    /// Where its messages and replies go.
+    pub outbox: Outbox,
+    /// How the session writes its frames: whether its room messages carry
+    /// offsets, and how the reply and the recovery's end are worded.
+    pub dialect: &'static dyn Dialect,
+    /// The position the client last saw, to send what it missed after it.
+    pub since: Option<StreamPosition>,
+    /// The most missed publications that may be queued for it (the room
+    /// left in its outbox); more is reported as an incomplete recovery.
+    pub max_recovered: usize,
+}
 
 /// What a publish reached.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -23,15 +46,13 @@ pub struct Delivery {
 /// on a subscriber: a full outbox drops the message (and closes its
 /// session), it does not wait.
 pub trait FanoutEngine: Send + Sync + 'static {
-    /// Subscribes `request_id` of `session` to `room`; room messages go to
-    /// `outbox`. A `request_id` already subscribed in the session is refused.
-    fn subscribe(
-        &self,
-        session: u64,
-        request_id: Arc<str>,
-        room: Room,
-        outbox: Outbox,
-    ) -> Result<(), IndexError>;
+    /// Subscribes `sub.request_id` of `sub.session` to `sub.room` and
+    /// queues the reply (with the room's history position, if any), then,
+    /// when `since` is given, every publication missed since and the
+    /// `recovered` frame, all before any live message of the subscription.
+    /// A `request_id` already subscribed in the session is refused, and
+    /// nothing is queued.
+    fn subscribe(&self, sub: Subscription) -> Result<(), IndexError>;
 
     /// Removes one subscription; false if there was none.
     fn unsubscribe(&self, session: u64, request_id: &str) -> bool;
@@ -58,4 +79,15 @@ pub trait FanoutEngine: Send + Sync + 'static {
 
     /// Rooms and their subscriber counts, for the admin API.
     fn rooms(&self) -> Vec<(serde_json::Value, usize)>;
+
+    /// A concrete room's position and newest `limit` publications; `None`
+    /// when it keeps no history (or has none yet).
+    fn history(&self, room: &Room, limit: usize) -> Option<HistoryPage>;
+
+    /// Bytes the room history holds (0 without history).
+    fn history_bytes(&self) -> usize;
+
+    /// Keeps the room history at `path` for the next start; false when
+    /// there is none to keep.
+    fn save_history(&self, path: &std::path::Path) -> Result<bool, SnapshotError>;
 }

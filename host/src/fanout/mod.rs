@@ -1,15 +1,30 @@
 //! Fan-out engines: who gets a publish. An engine keeps the subscriptions
 //! and, for a publish, pushes one shared, already-encoded frame into each
 //! matching session's outbox; the session's writer delivers it. Today's
-//! engine keeps everything in memory; one that keeps per-room history
-//! (offsets, epochs) and one that spans hosts over NATS plug in here.
+//! engine keeps everything in memory, with per-room history (offsets,
+//! epochs) for the rooms `[[history.rooms]]` names; one that spans hosts
+//! over NATS plugs in here.
 //!
 //! # Layout
 //! - `engine`: the [`FanoutEngine`] contract
+//! - `history`: the [`History`] contract (streams, offsets, epochs)
 //! - `memory`: [`MemoryEngine`], the room index of this host's sessions
+//! - `streams`: [`Streams`], room history in memory, bounded per room and
+//!   in total
+//! - `snapshot`: `[history] persist`, the history kept across a clean
+//!   restart in `state_dir/history.json`
 
 mod engine;
+mod history;
 mod memory;
+mod snapshot;
+mod streams;
 
-pub use engine::{Delivery, FanoutEngine};
+pub use engine::{Delivery, FanoutEngine, Subscription};
+pub use history::{History, HistoryPage, Recorded, Recovery, SnapshotError, Stamps, now_ms};
 pub use memory::MemoryEngine;
+pub use snapshot::SNAPSHOT_FILE;
+pub use streams::{ENTRY_OVERHEAD, STREAM_OVERHEAD, Streams, new_epoch};
+
+#[cfg(test)]
+mod tests;

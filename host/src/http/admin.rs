@@ -20,7 +20,7 @@ use crate::{
 
 use super::{ConfigStatus, auth::bearer, error::ApiError};
 
-fn require_admin(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
+pub(super) fn require_admin(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
     let tokens = state.api_tokens.load();
     if !tokens.admin_enabled() {
         return Err(ApiError::unauthorized(

@@ -54,7 +54,7 @@ pub(crate) fn render(state: &AppState) -> String {
 
 /// Connections, rooms and traffic.
 fn register_sessions(r: &mut Registry, state: &AppState) {
-    let gauges: [(&str, &str, usize); 4] = [
+    let gauges: [(&str, &str, usize); 5] = [
         (
             "connections_open",
             "Open websocket connections",
@@ -74,6 +74,11 @@ fn register_sessions(r: &mut Registry, state: &AppState) {
             "subscriptions",
             "Room subscriptions",
             state.fanout.num_subscriptions(),
+        ),
+        (
+            "history_bytes",
+            "Bytes of room history kept, counted against [history] max_bytes",
+            state.fanout.history_bytes(),
         ),
     ];
     for (name, help, value) in gauges {

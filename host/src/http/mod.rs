@@ -11,6 +11,7 @@
 //!   accounts (JSON bodies only, uniform refusals)
 //! - `admin`: `/api/*` (admin token): modules (list, reset), config reload
 //!   status, call, connections, rooms
+//! - `history`: `GET /api/rooms/history` (admin token), a room's history
 //! - this file: the router, `/health`, the config reload status it serves,
 //!   and `[external] path` (`external::upgrade`) when `[external] enabled`
 //!
@@ -21,6 +22,7 @@ mod admin;
 mod auth;
 mod body;
 mod error;
+mod history;
 mod metrics;
 mod trigger;
 
@@ -56,7 +58,8 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/config", get(admin::config_status))
         .route("/api/call", post(admin::call))
         .route("/api/connections", get(admin::connections))
-        .route("/api/rooms", get(admin::rooms));
+        .route("/api/rooms", get(admin::rooms))
+        .route("/api/rooms/history", get(history::room_history));
     let config = state.config.load();
     if let Some(path) = &config.diagnostics.ws_echo_path {
         router = router.route(path, get(gateway::echo));

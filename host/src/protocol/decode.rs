@@ -21,6 +21,8 @@ use serde::de::{Deserialize, Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde_json::Value;
 use serde_json::value::RawValue;
 
+use super::StreamPosition;
+
 /// The keep-alive reply to the raw text `ping` (not JSON).
 pub const PONG: &str = "pong";
 
@@ -39,9 +41,13 @@ pub enum ClientFrame {
     Ping,
     /// `room` is whatever the client sent (`Null` when missing); the caller
     /// validates it with `Room::parse`.
+    /// `since` is the position a `modhost.v1` client last saw in the
+    /// room's history (`{"since":{"offset":…,"epoch":"…"}}`); `None` when
+    /// missing or malformed (the subscription then recovers nothing).
     Subscribe {
         room: Value,
         request_id: Option<String>,
+        since: Option<StreamPosition>,
     },
     Unsubscribe {
         request_id: Option<String>,
@@ -153,6 +159,7 @@ struct Wire {
     module: Option<Value>,
     command: Option<Value>,
     params: Option<Box<RawValue>>,
+    since: Option<Value>,
 }
 
 #[derive(serde::Deserialize)]
@@ -170,6 +177,8 @@ enum Field {
     Command,
     #[serde(rename = "params")]
     Params,
+    #[serde(rename = "since")]
+    Since,
     #[serde(other)]
     Other,
 }
@@ -199,6 +208,7 @@ impl<'de> Visitor<'de> for WireVisitor {
                 Field::Module => wire.module = Some(map.next_value()?),
                 Field::Command => wire.command = Some(map.next_value()?),
                 Field::Params => wire.params = Some(map.next_value()?),
+                Field::Since => wire.since = Some(map.next_value()?),
                 Field::Other => {
                     map.next_value::<IgnoredAny>()?;
                 }
@@ -215,6 +225,7 @@ impl Wire {
             Some("subscribe") => ClientFrame::Subscribe {
                 room: self.room.unwrap_or(Value::Null),
                 request_id,
+                since: self.since.as_ref().and_then(StreamPosition::from_json),
             },
             Some("unsubscribe") => ClientFrame::Unsubscribe { request_id },
             Some("call") => ClientFrame::Call {

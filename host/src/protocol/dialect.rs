@@ -13,7 +13,7 @@ use std::time::SystemTime;
 use modhost_plugin_api::ErrorCode;
 use serde_json::{Value, value::RawValue};
 
-use super::{encode, error::WireError};
+use super::{StreamPosition, encode, error::WireError};
 
 /// The websocket subprotocol a client offers to get the extended dialect.
 pub const SUBPROTOCOL: &str = "modhost.v1";
@@ -86,6 +86,24 @@ pub trait Dialect: Send + Sync + 'static {
     /// A subscribe or unsubscribe that succeeded.
     fn success(&self, request_id: Option<&str>) -> String;
 
+    /// Whether room messages carry their history `offset`, a subscribe
+    /// reply the room's position and a subscribe's `since` is honoured.
+    /// high-templar's frames have none of these.
+    fn offsets(&self) -> bool {
+        false
+    }
+    /// A subscribe that succeeded, with the position in the room's history
+    /// when it has one.
+    fn subscribed(&self, request_id: Option<&str>, position: Option<&StreamPosition>) -> String {
+        let _ = position;
+        self.success(request_id)
+    }
+    /// The end of a subscription's recovery (`complete`: every missed
+    /// publication was sent); `None` when the dialect does not recover.
+    fn recovered(&self, request_id: &str, complete: bool) -> Option<String> {
+        let _ = (request_id, complete);
+        None
+    }
     /// A refused client frame.
     fn error(&self, error: WireError, request_id: Option<&str>) -> String;
 

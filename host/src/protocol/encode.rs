@@ -64,6 +64,43 @@ pub fn success(request_id: Option<&str>) -> String {
     })
 }
 
+/// `{"code":"success","requestId":"1","offset":7,"epoch":"…"}`: a
+/// subscription to a room with history, and where that history is now.
+pub fn subscribed(request_id: Option<&str>, position: &super::StreamPosition) -> String {
+    #[derive(Serialize)]
+    struct Subscribed<'a> {
+        code: &'static str,
+        #[serde(rename = "requestId", skip_serializing_if = "Option::is_none")]
+        request_id: Option<&'a str>,
+        offset: u64,
+        epoch: &'a str,
+    }
+    encode(&Subscribed {
+        code: "success",
+        request_id,
+        offset: position.offset,
+        epoch: &position.epoch,
+    })
+}
+
+/// `{"type":"recovered","requestId":"1","complete":true}`: every missed
+/// publication was sent before this (or, `false`, none were: the history
+/// no longer reaches back that far).
+pub fn recovered(request_id: &str, complete: bool) -> String {
+    #[derive(Serialize)]
+    struct Recovered<'a> {
+        r#type: &'static str,
+        #[serde(rename = "requestId")]
+        request_id: &'a str,
+        complete: bool,
+    }
+    encode(&Recovered {
+        r#type: "recovered",
+        request_id,
+        complete,
+    })
+}
+
 /// `{"code":"error","message":"room-not-found","requestId":"1"}`.
 pub fn error(message: &str, request_id: Option<&str>) -> String {
     encode(&Code {

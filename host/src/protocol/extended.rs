@@ -5,6 +5,7 @@
 use serde_json::{Value, json, value::RawValue};
 
 use super::{
+    StreamPosition,
     dialect::{Dialect, StatusReport},
     encode,
     error::WireError,
@@ -69,6 +70,18 @@ impl Dialect for Extended {
         encode::success(request_id)
     }
 
+    fn offsets(&self) -> bool {
+        true
+    }
+    fn subscribed(&self, request_id: Option<&str>, position: Option<&StreamPosition>) -> String {
+        match position {
+            Some(position) => encode::subscribed(request_id, position),
+            None => encode::success(request_id),
+        }
+    }
+    fn recovered(&self, request_id: &str, complete: bool) -> Option<String> {
+        Some(encode::recovered(request_id, complete))
+    }
     fn error(&self, error: WireError, request_id: Option<&str>) -> String {
         encode::error(error.as_str(), request_id)
     }

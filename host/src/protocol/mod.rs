@@ -10,6 +10,7 @@
 //! - `legacy`: [`Legacy`], high-templar 3.1 exactly
 //! - `publish`: [`PublishFrame`], the fan-out fast path (data encoded once,
 //!   only the subscription's `requestId` spliced in per subscriber)
+//! - `position`: [`StreamPosition`], an offset and epoch in a room's history
 
 mod decode;
 mod dialect;
@@ -17,6 +18,7 @@ pub mod encode;
 mod error;
 mod extended;
 mod legacy;
+mod position;
 mod publish;
 
 pub use decode::{ClientFrame, DecodeError, MAX_REQUEST_ID_BYTES, PONG, decode};
@@ -24,6 +26,7 @@ pub use dialect::{Dialect, SUBPROTOCOL, StatusReport};
 pub use error::WireError;
 pub use extended::{CLOSE_REVOKED, CLOSE_UNAUTHORIZED, Extended};
 pub use legacy::Legacy;
+pub use position::{MAX_EPOCH_BYTES, StreamPosition};
 pub use publish::{MAX_PUBLISH_BYTES, PublishFrame};
 
 #[cfg(test)]

@@ -6,6 +6,10 @@
 //! `"requestId":` is the same for every subscriber, so [`PublishFrame`]
 //! stores it once behind an `Arc`; rendering for one subscriber is one
 //! allocation, two copies and the escaping of a short id.
+//!
+//! A publication in a room with history is also encoded with its offset
+//! (`"offset":N` before `"requestId"`), for `modhost.v1` subscribers only:
+//! high-templar's frames never change.
 
 use std::sync::Arc;
 
@@ -20,8 +24,11 @@ pub const MAX_PUBLISH_BYTES: usize = 1024 * 1024;
 /// encoded prefix.
 #[derive(Clone, Debug)]
 pub struct PublishFrame {
-    /// `{"type":"publish","data":<data>,"requestId":`
+    /// `{"type":"publish","data":<data>,"requestId":`, or with
+    /// `"offset":N,` before `"requestId":`.
     prefix: Arc<str>,
+    /// Where `<data>` ends in `prefix`.
+    data_end: usize,
 }
 
 const HEAD: &str = r#"{"type":"publish","data":"#;
@@ -30,14 +37,43 @@ const TAIL: &str = r#","requestId":"#;
 impl PublishFrame {
     /// From already validated JSON: `data` is copied in as is.
     pub fn new(data: &RawValue) -> PublishFrame {
-        let data = data.get();
-        let mut prefix = String::with_capacity(HEAD.len() + data.len() + TAIL.len());
+        Self::encode(data.get(), None)
+    }
+
+    /// The frame of a publication at `offset` in a room's history.
+    pub fn with_offset(data: &RawValue, offset: u64) -> PublishFrame {
+        Self::encode(data.get(), Some(offset))
+    }
+
+    /// This frame's data at `offset` (the same publication, as a stream
+    /// other than the one it was encoded for numbers it).
+    pub fn at_offset(&self, offset: u64) -> PublishFrame {
+        Self::encode(self.data(), Some(offset))
+    }
+
+    /// `data` must be valid JSON text.
+    fn encode(data: &str, offset: Option<u64>) -> PublishFrame {
+        // `,"offset":` and at most 20 digits.
+        let extra = if offset.is_some() { 31 } else { 0 };
+        let mut prefix = String::with_capacity(HEAD.len() + data.len() + extra + TAIL.len());
         prefix.push_str(HEAD);
         prefix.push_str(data);
+        let data_end = prefix.len();
+        if let Some(offset) = offset {
+            use std::fmt::Write;
+            // Writing to a String cannot fail.
+            let _ = write!(prefix, r#","offset":{offset}"#);
+        }
         prefix.push_str(TAIL);
         PublishFrame {
             prefix: prefix.into(),
+            data_end,
         }
+    }
+
+    /// Bytes this frame holds (its shared encoding).
+    pub fn encoded_len(&self) -> usize {
+        self.prefix.len()
     }
 
     /// From JSON text, which is validated (not re-encoded) first.
@@ -55,7 +91,7 @@ impl PublishFrame {
 
     /// The data's JSON text.
     pub fn data(&self) -> &str {
-        &self.prefix[HEAD.len()..self.prefix.len() - TAIL.len()]
+        &self.prefix[HEAD.len()..self.data_end]
     }
 
     /// Append the frame for `request_id` to `buf`.
@@ -196,6 +232,23 @@ mod tests {
         // Clones share the encoding.
         let clone = from_json.clone();
         assert!(Arc::ptr_eq(&clone.prefix, &from_json.prefix));
+    }
+
+    #[test]
+    fn offsets_are_rendered_before_the_request_id_and_keep_data() {
+        let raw: Box<RawValue> = serde_json::from_str(r#"{"m":"x"}"#).unwrap();
+        let frame = PublishFrame::with_offset(&raw, u64::MAX);
+        let want = format!(
+            r#"{{"type":"publish","data":{{"m":"x"}},"offset":{},"requestId":"7"}}"#,
+            u64::MAX
+        );
+        assert_eq!(frame.render("7"), want);
+        assert_eq!(frame.data(), r#"{"m":"x"}"#);
+        assert_eq!(
+            frame.at_offset(3).render("r"),
+            r#"{"type":"publish","data":{"m":"x"},"offset":3,"requestId":"r"}"#
+        );
+        assert_eq!(frame.encoded_len(), want.len() - r#""7"}"#.len());
     }
 
     proptest! {

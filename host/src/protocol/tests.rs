@@ -25,12 +25,34 @@ fn ping_is_exact() {
 #[test]
 fn subscribe() {
     let f = ok(r#"{"type":"subscribe","room":{"target":"chat","customer":"*"},"requestId":"1"}"#);
-    let ClientFrame::Subscribe { room, request_id } = &f else {
+    let ClientFrame::Subscribe {
+        room,
+        request_id,
+        since,
+    } = &f
+    else {
         panic!("{f:?}")
     };
     assert_eq!(room, &json!({"target": "chat", "customer": "*"}));
     assert_eq!(request_id.as_deref(), Some("1"));
+    assert_eq!(since, &None);
     assert_eq!(f.request_id(), Some("1"));
+}
+
+#[test]
+fn subscribe_since_a_position_and_malformed_ones_as_none() {
+    let since = |raw: &str| {
+        let text =
+            format!(r#"{{"type":"subscribe","room":{{"a":1}},"requestId":"1","since":{raw}}}"#);
+        match ok(&text) {
+            ClientFrame::Subscribe { since, .. } => since,
+            other => panic!("{other:?}"),
+        }
+    };
+    let got = since(r#"{"offset":42,"epoch":"e1"}"#).unwrap();
+    assert_eq!((got.offset, &*got.epoch), (42, "e1"));
+    assert_eq!(since(r#"{"offset":"42","epoch":"e1"}"#), None);
+    assert_eq!(since("null"), None);
 }
 
 #[test]
@@ -59,7 +81,7 @@ fn subscribe_without_room_or_with_bad_room() {
     );
     let f = ok(r#"{"type":"subscribe","room":{}}"#);
     assert!(
-        matches!(&f, ClientFrame::Subscribe { room, request_id: None } if room == &json!({})),
+        matches!(&f, ClientFrame::Subscribe { room, request_id: None, .. } if room == &json!({})),
         "{f:?}"
     );
 }
@@ -340,7 +362,7 @@ proptest! {
         let room = json!({"target": "message", "customer": customer});
         let sub = json!({"type": "subscribe", "room": room, "requestId": rid});
         match decode(&sub.to_string(), DEPTH).unwrap() {
-            ClientFrame::Subscribe { room: r, request_id } => {
+            ClientFrame::Subscribe { room: r, request_id, .. } => {
                 prop_assert_eq!(r, room);
                 prop_assert_eq!(request_id.as_deref(), Some(rid.as_str()));
             }
@@ -388,4 +410,33 @@ proptest! {
             let _ = decode(&text, 8);
         }
     }
+}
+
+#[test]
+fn history_frames_are_modhost_v1_only() {
+    use super::{Dialect, Extended, Legacy, StreamPosition};
+    let at = StreamPosition {
+        offset: 7,
+        epoch: "e1".into(),
+    };
+    assert_eq!(
+        Extended.subscribed(Some("1"), Some(&at)),
+        r#"{"code":"success","requestId":"1","offset":7,"epoch":"e1"}"#
+    );
+    assert_eq!(
+        Extended.subscribed(Some("1"), None),
+        r#"{"code":"success","requestId":"1"}"#
+    );
+    assert_eq!(
+        Extended.recovered("1", false).unwrap(),
+        r#"{"type":"recovered","requestId":"1","complete":false}"#
+    );
+    assert!(Extended.offsets());
+    // high-templar's reply is unchanged, and it has no recovery.
+    assert_eq!(
+        Legacy.subscribed(Some("1"), Some(&at)),
+        r#"{"code":"success"}"#
+    );
+    assert_eq!(Legacy.recovered("1", true), None);
+    assert!(!Legacy.offsets());
 }

@@ -5,6 +5,7 @@ mod apps;
 mod diff;
 mod docs;
 mod errors;
+mod history;
 mod json_path;
 mod oidc;
 mod raw;
@@ -269,6 +270,7 @@ fn full_example_parses_to_the_expected_config() {
         },
         log: LogConfig::default(),
         apps: Default::default(),
+        history: HistoryConfig::default(),
     };
     assert_eq!(c, expected);
 }
