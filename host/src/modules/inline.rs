@@ -55,6 +55,31 @@ struct InlineCommand {
     demoted: AtomicBool,
 }
 
+impl InlineCommand {
+    fn new(name: String) -> Self {
+        InlineCommand {
+            name,
+            overruns: AtomicU32::new(0),
+            demoted: AtomicBool::new(false),
+        }
+    }
+
+    /// Counts a call that took `took`; true when it is the overrun that
+    /// demotes the command (once).
+    fn record(&self, took: Duration) -> bool {
+        if took <= INLINE_BUDGET {
+            // Read first: a store on every call would bounce the cache line
+            // between the workers calling this command.
+            if self.overruns.load(Ordering::Relaxed) != 0 {
+                self.overruns.store(0, Ordering::Relaxed);
+            }
+            return false;
+        }
+        self.overruns.fetch_add(1, Ordering::Relaxed) + 1 >= DEMOTE_AFTER_OVERRUNS
+            && !self.demoted.swap(true, Ordering::Relaxed)
+    }
+}
+
 /// What became of a call offered to the inline entry point.
 pub(crate) enum Ran {
     /// The instance was busy: the call, handed back, goes to its inbox.
@@ -86,11 +111,7 @@ impl InlineCommands {
                 }
                 served
             })
-            .map(|name| InlineCommand {
-                name: name.to_string(),
-                overruns: AtomicU32::new(0),
-                demoted: AtomicBool::new(false),
-            })
+            .map(|name| InlineCommand::new(name.to_string()))
             .collect();
         Self { calls, commands }
     }
@@ -122,15 +143,7 @@ impl InlineCommands {
             },
         };
         let Some(entry) = entry else { return ran };
-        if took <= INLINE_BUDGET {
-            // Read first: a store on every call would bounce the cache line
-            // between the workers calling this command.
-            if entry.overruns.load(Ordering::Relaxed) != 0 {
-                entry.overruns.store(0, Ordering::Relaxed);
-            }
-        } else if entry.overruns.fetch_add(1, Ordering::Relaxed) + 1 >= DEMOTE_AFTER_OVERRUNS
-            && !entry.demoted.swap(true, Ordering::Relaxed)
-        {
+        if entry.record(took) {
             tracing::warn!(
                 module, generation, command = %entry.name, took_us = took.as_micros() as u64,
                 "{DEMOTE_AFTER_OVERRUNS} calls in a row of a command the module declared non-blocking overran the budget of {} µs on the host's thread (the last took {} µs); its calls now run on the instance thread until a new build loads. Remove it from the module's NON_BLOCKING list if it may block",
