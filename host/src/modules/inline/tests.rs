@@ -218,8 +218,10 @@ fn inline_calls_over_budget_in_a_row_demote_their_command_to_the_instance_thread
     assert_eq!(demoted, ["slow"]);
     assert!(!inline.contains(&"slow".to_owned()));
     assert_eq!(call(&probe, 11, "slow").unwrap()["thread"], "mod-probe-g1");
-    // The others stay inline.
-    assert_eq!(call(&probe, 12, "where").unwrap()["thread"], this_thread());
+    // The others stay inline. (Listed, not called: right after a call on
+    // the instance thread, the instance may still be finishing it, and a
+    // busy instance sends even an inline command to its inbox.)
+    assert!(inline.contains(&"where".to_owned()));
 }
 
 /// The count of overruns in a row, with durations given rather than
