@@ -216,6 +216,10 @@ impl Issuer {
         self.state.jwks_requests.load(Ordering::SeqCst)
     }
 
+    pub fn discovery_requests(&self) -> usize {
+        self.state.discovery_requests.load(Ordering::SeqCst)
+    }
+
     /// Claims valid for an hour for user `sub`, for audience `modhost`.
     pub fn claims(&self, sub: &str) -> Value {
         json!({"iss": self.url(), "aud": "modhost", "sub": sub, "exp": now() + 3600, "iat": now(),

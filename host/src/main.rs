@@ -149,6 +149,10 @@ enum Command {
 }
 
 fn main() -> std::process::ExitCode {
+    // reqwest is built with `rustls-no-provider`: the host hands its own
+    // clients a ring config, and the CLI's plain clients (`status`, `jobs`)
+    // need a process-wide default, or building one panics.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Run {
