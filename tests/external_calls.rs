@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::external_client::{ModuleClient, host};
+use crate::external_client::{ModuleClient, divide, host, start_count};
 use crate::harness::{Client, VERSION, Workspace};
 
 #[tokio::test]
@@ -18,23 +18,14 @@ async fn a_users_call_reaches_an_external_command_with_the_stamped_caller() {
     let m = ModuleClient::serving(&host, &mut ws, "pymod").await;
     let server = tokio::spawn(m.serve(2));
     let mut alice = Client::authorized(&host, "alice-token").await;
-    let r = alice
-        .call(
-            "pymod",
-            "divide",
-            json!({"dividend": 7.0, "divisor": 2.0}),
-            "c1",
-        )
-        .await;
+    let r = divide(&mut alice, 7.0, 2.0, "c1").await;
     assert_eq!(
         (r["type"].clone(), r["result"]["quotient"].clone()),
         (json!("reply"), json!(3.5)),
         "{r}"
     );
     // A stream: every item, then the last with done.
-    alice
-        .send_json(json!({"type": "call", "module": "pymod", "command": "count", "params": {"n": 3}, "requestId": "c2"}))
-        .await;
+    start_count(&mut alice, 3, "c2").await;
     let mut items = Vec::new();
     loop {
         let v = alice.next().await;
@@ -228,14 +219,7 @@ async fn a_disconnect_fails_calls_in_flight_and_the_grace_period_keeps_the_name(
     let r = alice.next().await;
     assert_eq!(r["code"], "module-unavailable", "{r}");
     // In the grace period: still known, unavailable.
-    let r = alice
-        .call(
-            "pymod",
-            "divide",
-            json!({"dividend": 1, "divisor": 1}),
-            "c2",
-        )
-        .await;
+    let r = divide(&mut alice, 1, 1, "c2").await;
     assert_eq!(r["code"], "module-unavailable", "{r}");
     let rows = host.modules().await;
     assert!(
@@ -247,26 +231,12 @@ async fn a_disconnect_fails_calls_in_flight_and_the_grace_period_keeps_the_name(
     let mut back = ModuleClient::connect(&host, "pymod", key.clone()).await;
     assert_eq!(back.start().await["status"], "recognized");
     let server = tokio::spawn(back.serve(1));
-    let r = alice
-        .call(
-            "pymod",
-            "divide",
-            json!({"dividend": 6, "divisor": 3}),
-            "c3",
-        )
-        .await;
+    let r = divide(&mut alice, 6, 3, "c3").await;
     assert_eq!(r["result"]["quotient"], 2.0, "{r}");
     drop(server.await.unwrap());
     // After the grace period the name is gone.
     tokio::time::sleep(Duration::from_millis(2500)).await;
-    let r = alice
-        .call(
-            "pymod",
-            "divide",
-            json!({"dividend": 1, "divisor": 1}),
-            "c4",
-        )
-        .await;
+    let r = divide(&mut alice, 1, 1, "c4").await;
     assert_eq!(r["code"], "unknown-module", "{r}");
 }
 
