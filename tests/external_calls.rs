@@ -125,11 +125,11 @@ async fn publishes_follow_the_rules_of_in_process_modules() {
         "success"
     );
     let r = m
-        .request(&[
-            ("type", json!("publish")),
-            ("rooms", json!([{"target": "message", "customer": "1"}])),
-            ("data", json!({"n": 1})),
-        ])
+        .publish(
+            json!([{"target": "message", "customer": "1"}]),
+            json!({"n": 1}),
+            None,
+        )
         .await;
     assert_eq!(
         (r["success"].clone(), r["delivered"].clone()),
@@ -145,13 +145,7 @@ async fn publishes_follow_the_rules_of_in_process_modules() {
     let rooms: Vec<Value> = (0..65)
         .map(|i| json!({"target": "message", "customer": i.to_string()}))
         .collect();
-    let big = m
-        .request(&[
-            ("type", json!("publish")),
-            ("rooms", json!(rooms)),
-            ("data", json!(1)),
-        ])
-        .await;
+    let big = m.publish(json!(rooms), json!(1), None).await;
     assert_eq!(
         (big["success"].clone(), big["reason"].clone()),
         (json!(false), json!("too-large")),
@@ -159,12 +153,7 @@ async fn publishes_follow_the_rules_of_in_process_modules() {
     );
     // Naming a call it is not handling is refused.
     let stray = m
-        .request(&[
-            ("type", json!("publish")),
-            ("rooms", json!([{"target": "x"}])),
-            ("data", json!(1)),
-            ("call", json!(999)),
-        ])
+        .publish(json!([{"target": "x"}]), json!(1), Some(json!(999)))
         .await;
     assert_eq!(stray["reason"], "forbidden", "{stray}");
 }
@@ -181,12 +170,11 @@ async fn a_publish_for_a_caller_is_held_to_that_callers_rooms() {
     assert_eq!(call["type"], "call");
     // bob may only see customer 2: a publish for him elsewhere is refused.
     let r = m
-        .request(&[
-            ("type", json!("publish")),
-            ("rooms", json!([{"target": "message", "customer": "1"}])),
-            ("data", json!(1)),
-            ("call", call["id"].clone()),
-        ])
+        .publish(
+            json!([{"target": "message", "customer": "1"}]),
+            json!(1),
+            Some(call["id"].clone()),
+        )
         .await;
     assert_eq!(
         (r["success"].clone(), r["reason"].clone()),
@@ -194,12 +182,11 @@ async fn a_publish_for_a_caller_is_held_to_that_callers_rooms() {
         "{r}"
     );
     let ok = m
-        .request(&[
-            ("type", json!("publish")),
-            ("rooms", json!([{"target": "message", "customer": "2"}])),
-            ("data", json!(1)),
-            ("call", call["id"].clone()),
-        ])
+        .publish(
+            json!([{"target": "message", "customer": "2"}]),
+            json!(1),
+            Some(call["id"].clone()),
+        )
         .await;
     assert_eq!(ok["success"], true, "{ok}");
 }

@@ -309,6 +309,14 @@ impl ModuleClient {
         self.answer_to(&rid).await
     }
 
+    /// A publish of `data` to `rooms`, for the call `call` is handling if
+    /// given; its answer.
+    pub async fn publish(&mut self, rooms: Value, data: Value, call: Option<Value>) -> Value {
+        let mut message = vec![("type", json!("publish")), ("rooms", rooms), ("data", data)];
+        message.extend(call.map(|id| ("call", id)));
+        self.request(&message).await
+    }
+
     /// `module_start` as sse-platform's modules send it.
     pub async fn start(&mut self) -> Value {
         let name = self.name.clone();
