@@ -265,7 +265,7 @@ async fn wrong_passwords_are_rate_limited_per_user_and_per_address() {
 }
 
 #[tokio::test]
-async fn a_host_without_accounts_has_no_auth_routes() {
+async fn accounts_are_on_only_when_enabled_or_a_store_holds_a_user() {
     let ws = Workspace::new();
     let host = TestHost::start(&ws, "").await;
     assert!(
@@ -276,4 +276,22 @@ async fn a_host_without_accounts_has_no_auth_routes() {
     );
     assert_eq!(login(&host, "alice", "alice password").await.0, 404);
     host.stop().await;
+
+    // The job launcher's first launch makes the store, with no user in
+    // it: that alone turns nothing on at the next start.
+    let db = ws.path().join("state").join(modhost::accounts::DB_FILE);
+    let store = Store::open_in(&ws.path().join("state")).unwrap();
+    let host = TestHost::start(&ws, "").await;
+    assert_eq!(login(&host, "alice", "alice password").await.0, 404);
+    host.stop().await;
+    assert!(db.exists());
+
+    // A user in it does, with [auth.accounts] enabled unset.
+    admin::add(&store, "alice", None, &[], Some("alice password")).unwrap();
+    let host = TestHost::start(&ws, "").await;
+    assert_eq!(login(&host, "alice", "alice password").await.0, 200);
+    host.stop().await;
+    let off = TestHost::start(&ws, "[auth.accounts]\nenabled = false\n").await;
+    assert_eq!(login(&off, "alice", "alice password").await.0, 404);
+    off.stop().await;
 }

@@ -201,6 +201,16 @@ async fn a_repeated_request_id_runs_once() {
         .call("notes", "write_note", json!({"note": "hello"}), "n1")
         .await;
     assert_eq!(again, first, "the repeat gets the stored reply");
+    // Only the requestId is looked at: other params, another command or
+    // module under it still get the first answer and run nothing.
+    for (module, command, params) in [
+        ("notes", "write_note", json!({"note": "other"})),
+        ("notes", "fetch_notes", json!({})),
+        ("echo", "echo", json!({"x": 1})),
+    ] {
+        let reused = c.call(module, command, params, "n1").await;
+        assert_eq!(reused, first, "{module}.{command} under a reused requestId");
+    }
     let notes = c.call("notes", "fetch_notes", json!({}), "f").await;
     assert_eq!(notes["result"]["notes"], json!(["hello"]));
     // Another user's notes are separate.

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::external_client::{ModuleClient, host};
+use crate::external_client::{ModuleClient, divide, host, start_count};
 use crate::harness::{Client, VERSION, Workspace};
 
 #[tokio::test]
@@ -18,23 +18,14 @@ async fn a_users_call_reaches_an_external_command_with_the_stamped_caller() {
     let m = ModuleClient::serving(&host, &mut ws, "pymod").await;
     let server = tokio::spawn(m.serve(2));
     let mut alice = Client::authorized(&host, "alice-token").await;
-    let r = alice
-        .call(
-            "pymod",
-            "divide",
-            json!({"dividend": 7.0, "divisor": 2.0}),
-            "c1",
-        )
-        .await;
+    let r = divide(&mut alice, 7.0, 2.0, "c1").await;
     assert_eq!(
         (r["type"].clone(), r["result"]["quotient"].clone()),
         (json!("reply"), json!(3.5)),
         "{r}"
     );
     // A stream: every item, then the last with done.
-    alice
-        .send_json(json!({"type": "call", "module": "pymod", "command": "count", "params": {"n": 3}, "requestId": "c2"}))
-        .await;
+    start_count(&mut alice, 3, "c2").await;
     let mut items = Vec::new();
     loop {
         let v = alice.next().await;
@@ -134,11 +125,11 @@ async fn publishes_follow_the_rules_of_in_process_modules() {
         "success"
     );
     let r = m
-        .request(&[
-            ("type", json!("publish")),
-            ("rooms", json!([{"target": "message", "customer": "1"}])),
-            ("data", json!({"n": 1})),
-        ])
+        .publish(
+            json!([{"target": "message", "customer": "1"}]),
+            json!({"n": 1}),
+            None,
+        )
         .await;
     assert_eq!(
         (r["success"].clone(), r["delivered"].clone()),
@@ -154,13 +145,7 @@ async fn publishes_follow_the_rules_of_in_process_modules() {
     let rooms: Vec<Value> = (0..65)
         .map(|i| json!({"target": "message", "customer": i.to_string()}))
         .collect();
-    let big = m
-        .request(&[
-            ("type", json!("publish")),
-            ("rooms", json!(rooms)),
-            ("data", json!(1)),
-        ])
-        .await;
+    let big = m.publish(json!(rooms), json!(1), None).await;
     assert_eq!(
         (big["success"].clone(), big["reason"].clone()),
         (json!(false), json!("too-large")),
@@ -168,12 +153,7 @@ async fn publishes_follow_the_rules_of_in_process_modules() {
     );
     // Naming a call it is not handling is refused.
     let stray = m
-        .request(&[
-            ("type", json!("publish")),
-            ("rooms", json!([{"target": "x"}])),
-            ("data", json!(1)),
-            ("call", json!(999)),
-        ])
+        .publish(json!([{"target": "x"}]), json!(1), Some(json!(999)))
         .await;
     assert_eq!(stray["reason"], "forbidden", "{stray}");
 }
@@ -190,12 +170,11 @@ async fn a_publish_for_a_caller_is_held_to_that_callers_rooms() {
     assert_eq!(call["type"], "call");
     // bob may only see customer 2: a publish for him elsewhere is refused.
     let r = m
-        .request(&[
-            ("type", json!("publish")),
-            ("rooms", json!([{"target": "message", "customer": "1"}])),
-            ("data", json!(1)),
-            ("call", call["id"].clone()),
-        ])
+        .publish(
+            json!([{"target": "message", "customer": "1"}]),
+            json!(1),
+            Some(call["id"].clone()),
+        )
         .await;
     assert_eq!(
         (r["success"].clone(), r["reason"].clone()),
@@ -203,12 +182,11 @@ async fn a_publish_for_a_caller_is_held_to_that_callers_rooms() {
         "{r}"
     );
     let ok = m
-        .request(&[
-            ("type", json!("publish")),
-            ("rooms", json!([{"target": "message", "customer": "2"}])),
-            ("data", json!(1)),
-            ("call", call["id"].clone()),
-        ])
+        .publish(
+            json!([{"target": "message", "customer": "2"}]),
+            json!(1),
+            Some(call["id"].clone()),
+        )
         .await;
     assert_eq!(ok["success"], true, "{ok}");
 }
@@ -228,14 +206,7 @@ async fn a_disconnect_fails_calls_in_flight_and_the_grace_period_keeps_the_name(
     let r = alice.next().await;
     assert_eq!(r["code"], "module-unavailable", "{r}");
     // In the grace period: still known, unavailable.
-    let r = alice
-        .call(
-            "pymod",
-            "divide",
-            json!({"dividend": 1, "divisor": 1}),
-            "c2",
-        )
-        .await;
+    let r = divide(&mut alice, 1, 1, "c2").await;
     assert_eq!(r["code"], "module-unavailable", "{r}");
     let rows = host.modules().await;
     assert!(
@@ -247,26 +218,12 @@ async fn a_disconnect_fails_calls_in_flight_and_the_grace_period_keeps_the_name(
     let mut back = ModuleClient::connect(&host, "pymod", key.clone()).await;
     assert_eq!(back.start().await["status"], "recognized");
     let server = tokio::spawn(back.serve(1));
-    let r = alice
-        .call(
-            "pymod",
-            "divide",
-            json!({"dividend": 6, "divisor": 3}),
-            "c3",
-        )
-        .await;
+    let r = divide(&mut alice, 6, 3, "c3").await;
     assert_eq!(r["result"]["quotient"], 2.0, "{r}");
     drop(server.await.unwrap());
     // After the grace period the name is gone.
     tokio::time::sleep(Duration::from_millis(2500)).await;
-    let r = alice
-        .call(
-            "pymod",
-            "divide",
-            json!({"dividend": 1, "divisor": 1}),
-            "c4",
-        )
-        .await;
+    let r = divide(&mut alice, 1, 1, "c4").await;
     assert_eq!(r["code"], "unknown-module", "{r}");
 }
 

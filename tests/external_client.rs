@@ -22,7 +22,7 @@ use tokio_tungstenite::{
     tungstenite::{Message, protocol::Role},
 };
 
-use crate::harness::{TestHost, WAIT, Workspace};
+use crate::harness::{Client, TestHost, WAIT, Workspace};
 
 /// `[external]` for the tests: on, with a templates folder in the workspace.
 pub fn external_config(ws: &Workspace, extra: &str) -> String {
@@ -34,6 +34,25 @@ pub fn external_config(ws: &Workspace, extra: &str) -> String {
 /// A host with `/module` on (and `extra` in `[external]`).
 pub async fn host(ws: &Workspace, extra: &str) -> TestHost {
     TestHost::start(ws, &external_config(ws, extra)).await
+}
+
+/// A user's call of `pymod.divide` under `rid`, as the tests' module
+/// (`ModuleClient::serve`) and the Python example both serve it.
+pub async fn divide(
+    user: &mut Client,
+    dividend: impl Into<Value>,
+    divisor: impl Into<Value>,
+    rid: &str,
+) -> Value {
+    let params = json!({"dividend": dividend.into(), "divisor": divisor.into()});
+    user.call("pymod", "divide", params, rid).await
+}
+
+/// Starts a user's streamed call of `pymod.count` to `n` under `rid`; the
+/// caller reads the items (they may interleave with publishes).
+pub async fn start_count(user: &mut Client, n: u64, rid: &str) {
+    user.send_json(json!({"type": "call", "module": "pymod", "command": "count", "params": {"n": n}, "requestId": rid}))
+        .await;
 }
 
 /// Python's `json.dumps` of `v` (default separators, `ensure_ascii`),
@@ -288,6 +307,14 @@ impl ModuleClient {
         let (text, rid) = self.frame(message);
         self.send_text(&text).await;
         self.answer_to(&rid).await
+    }
+
+    /// A publish of `data` to `rooms`, for the call `call` is handling if
+    /// given; its answer.
+    pub async fn publish(&mut self, rooms: Value, data: Value, call: Option<Value>) -> Value {
+        let mut message = vec![("type", json!("publish")), ("rooms", rooms), ("data", data)];
+        message.extend(call.map(|id| ("call", id)));
+        self.request(&message).await
     }
 
     /// `module_start` as sse-platform's modules send it.

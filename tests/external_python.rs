@@ -15,7 +15,7 @@ use std::{
 
 use serde_json::json;
 
-use crate::external_client::host;
+use crate::external_client::{divide, host, start_count};
 use crate::harness::{Client, VERSION, Workspace};
 
 fn repo() -> PathBuf {
@@ -104,18 +104,9 @@ async fn the_python_example_serves_streams_publishes_and_calls_through_a_real_ho
     assert!(registered, "the Python module registered within 30 s");
 
     let mut alice = Client::authorized(&host, "alice-token").await;
-    let r = alice
-        .call(
-            "pymod",
-            "divide",
-            json!({"dividend": 7.0, "divisor": 2.0}),
-            "d",
-        )
-        .await;
+    let r = divide(&mut alice, 7.0, 2.0, "d").await;
     assert_eq!(r["result"], json!({"quotient": 3.5}), "{r}");
-    let zero = alice
-        .call("pymod", "divide", json!({"dividend": 1, "divisor": 0}), "z")
-        .await;
+    let zero = divide(&mut alice, 1, 0, "z").await;
     assert_eq!(zero["code"], "module-error", "{zero}");
     let asked = alice
         .call(
@@ -137,9 +128,7 @@ async fn the_python_example_serves_streams_publishes_and_calls_through_a_real_ho
             .await["code"],
         "success"
     );
-    alice
-        .send_json(json!({"type": "call", "module": "pymod", "command": "count", "params": {"n": 3}, "requestId": "c"}))
-        .await;
+    start_count(&mut alice, 3, "c").await;
     let mut frames = Vec::new();
     while frames.len() < 4 {
         frames.push(alice.next().await);

@@ -315,7 +315,7 @@ async fn apps_apply_live_to_new_launches_and_running_jobs_go_on() {
     let text = ws.write_config(&app_table("web", &[], "max_jobs_per_user = 1"));
     let host = TestHost::start_text(&ws, &text).await;
     let api = host.url("/api/call");
-    // Apps alone make no store: its file would turn accounts on.
+    // Apps alone make no store: a host that never launches leaves no file.
     let db = ws.path().join("state").join(modhost::accounts::DB_FILE);
     assert!(!db.exists(), "no store before the first launch");
     let launch = |app: &'static str| {

@@ -12,7 +12,7 @@ use modhost::{
     auth::{AuthError, Authenticator, Credentials, JwtError, Principal},
     config::{AuthConfig, JsonPath, OidcConfig},
 };
-use serde_json::json;
+use serde_json::{Value, json};
 
 use crate::{
     harness::{Client, TestHost, Workspace},
@@ -65,24 +65,57 @@ pub async fn wait_for_keys(auth: &Authenticator, key: &EdKey, issuer: &Issuer) {
     }
 }
 
+/// An issuer publishing one key named `kid`, and an authenticator for it
+/// (`tune` adjusts its config) that has fetched the issuer's keys.
+async fn issuer_and_auth(
+    kid: &str,
+    tune: impl FnOnce(&mut OidcConfig),
+) -> (EdKey, Issuer, Authenticator) {
+    let key = EdKey::generate(kid);
+    let issuer = Issuer::start(vec![key.clone()]).await;
+    let mut cfg = config(&issuer.url());
+    tune(&mut cfg);
+    let auth = authenticator(cfg);
+    wait_for_keys(&auth, &key, &issuer).await;
+    (key, issuer, auth)
+}
+
+/// A host with the bundled modules, `[auth.oidc]` for `issuer` (`oidc`:
+/// more lines of that table) followed by `tables`, and `extra` as
+/// [`Workspace::config_text`] takes it. The workspace must outlive the host.
+async fn oidc_host(issuer: &str, oidc: &str, tables: &str, extra: &str) -> (Workspace, TestHost) {
+    let mut ws = Workspace::new();
+    ws.install_bundled();
+    let oidc = oidc_table(issuer, oidc);
+    let text = ws
+        .config_text(extra)
+        .replace("[trigger]", &format!("{oidc}{tables}[trigger]"));
+    let host = TestHost::start_text(&ws, &text).await;
+    (ws, host)
+}
+
+/// A websocket to `host` with `claims` signed by `key` as its token.
+async fn connect_signed(host: &TestHost, key: &EdKey, claims: &Value) -> Client {
+    host.ws(&key.sign(claims)).await
+}
+
 #[tokio::test]
 async fn an_oidc_token_opens_a_websocket_with_its_roles_and_rooms() {
     let key = EdKey::generate("k1");
     let issuer = Issuer::start(vec![key.clone()]).await;
-    let mut ws = Workspace::new();
-    ws.install_bundled();
-    let oidc = oidc_table(&issuer.url(), "rooms_claim = \"modhost.rooms\"");
     // Status for admins only, so its answer shows the role was read.
-    let text = ws
-        .config_text("[gateway]\nstatus = \"admins\"")
-        .replace("[trigger]", &format!("{oidc}[trigger]"));
-    let host = TestHost::start_text(&ws, &text).await;
+    let (_ws, host) = oidc_host(
+        &issuer.url(),
+        "rooms_claim = \"modhost.rooms\"",
+        "",
+        "[gateway]\nstatus = \"admins\"",
+    )
+    .await;
 
     let mut claims = issuer.claims("f81d4fae-7dec");
     claims["realm_access"]["roles"] = json!(["admin"]);
     claims["modhost"] = json!({"rooms": [{"target": "message", "customer": "7"}]});
-    let token = key.sign(&claims);
-    let mut c = Client::connect(&format!("ws://{}/ws/?token={token}", host.addr)).await;
+    let mut c = connect_signed(&host, &key, &claims).await;
     let hello = c.next().await;
     assert_eq!(hello["is_authorized"], true, "{hello}");
     assert_eq!(hello["user"], "oidc:f81d4fae-7dec", "named by sub: {hello}");
@@ -103,12 +136,7 @@ async fn an_oidc_token_opens_a_websocket_with_its_roles_and_rooms() {
     // A token of another audience gets the refusal frame.
     let mut other = issuer.claims("f81d4fae-7dec");
     other["aud"] = json!("another-client");
-    let mut c = Client::connect(&format!(
-        "ws://{}/ws/?token={}",
-        host.addr,
-        key.sign(&other)
-    ))
-    .await;
+    let mut c = connect_signed(&host, &key, &other).await;
     assert_eq!(c.next().await, json!({"is_authorized": false}));
     host.stop().await;
 }
@@ -117,23 +145,12 @@ async fn an_oidc_token_opens_a_websocket_with_its_roles_and_rooms() {
 async fn without_a_rooms_claim_an_oidc_user_gets_the_rooms_of_its_roles() {
     let key = EdKey::generate("k1");
     let issuer = Issuer::start(vec![key.clone()]).await;
-    let mut ws = Workspace::new();
-    ws.install_bundled();
-    let oidc = oidc_table(&issuer.url(), "");
     let roles = "[[auth.roles]]\nname = \"user\"\nallowed_rooms = [{ target = \"notes\", user = \"{user}\" }]\n\n";
-    let text = ws
-        .config_text("")
-        .replace("[trigger]", &format!("{oidc}{roles}[trigger]"));
-    let host = TestHost::start_text(&ws, &text).await;
+    let (_ws, host) = oidc_host(&issuer.url(), "", roles, "").await;
 
     let mut claims = issuer.claims("ada");
     claims["realm_access"]["roles"] = json!(["user"]);
-    let mut c = Client::connect(&format!(
-        "ws://{}/ws/?token={}",
-        host.addr,
-        key.sign(&claims)
-    ))
-    .await;
+    let mut c = connect_signed(&host, &key, &claims).await;
     let hello = c.next().await;
     assert_eq!(hello["is_authorized"], true, "{hello}");
     let own = c
@@ -151,12 +168,7 @@ async fn without_a_rooms_claim_an_oidc_user_gets_the_rooms_of_its_roles() {
     // A role the table does not list gives no rooms.
     let mut claims = issuer.claims("eve");
     claims["realm_access"]["roles"] = json!(["guest"]);
-    let mut c = Client::connect(&format!(
-        "ws://{}/ws/?token={}",
-        host.addr,
-        key.sign(&claims)
-    ))
-    .await;
+    let mut c = connect_signed(&host, &key, &claims).await;
     assert_eq!(c.next().await["is_authorized"], true);
     let none = c
         .subscribe(json!({"target": "notes", "user": "oidc:eve"}), "r3")
@@ -169,21 +181,10 @@ async fn without_a_rooms_claim_an_oidc_user_gets_the_rooms_of_its_roles() {
 async fn a_session_ends_when_its_oidc_token_expires() {
     let key = EdKey::generate("k1");
     let issuer = Issuer::start(vec![key.clone()]).await;
-    let mut ws = Workspace::new();
-    ws.install_bundled();
-    let oidc = oidc_table(&issuer.url(), "leeway_secs = 0");
-    let text = ws
-        .config_text("")
-        .replace("[trigger]", &format!("{oidc}[trigger]"));
-    let host = TestHost::start_text(&ws, &text).await;
+    let (_ws, host) = oidc_host(&issuer.url(), "leeway_secs = 0", "", "").await;
     let mut claims = issuer.claims("erin");
     claims["exp"] = json!(now() + 2);
-    let mut c = Client::connect(&format!(
-        "ws://{}/ws/?token={}",
-        host.addr,
-        key.sign(&claims)
-    ))
-    .await;
+    let mut c = connect_signed(&host, &key, &claims).await;
     assert_eq!(c.next().await["is_authorized"], true);
     assert_eq!(
         c.close_code().await,
@@ -195,12 +196,8 @@ async fn a_session_ends_when_its_oidc_token_expires() {
 
 #[tokio::test]
 async fn rotated_keys_old_tokens_fail_new_ones_work() {
-    let old = EdKey::generate("old");
-    let issuer = Issuer::start(vec![old.clone()]).await;
-    let mut cfg = config(&issuer.url());
-    cfg.unknown_kid_refresh = Duration::from_secs(1);
-    let auth = authenticator(cfg);
-    wait_for_keys(&auth, &old, &issuer).await;
+    let (old, issuer, auth) =
+        issuer_and_auth("old", |c| c.unknown_kid_refresh = Duration::from_secs(1)).await;
     let old_token = old.sign(&issuer.claims("alice"));
     assert_eq!(check(&auth, &old_token).await.unwrap().user, "oidc:alice");
 
@@ -226,13 +223,8 @@ async fn rotated_keys_old_tokens_fail_new_ones_work() {
 
 #[tokio::test]
 async fn keys_are_fetched_again_every_refresh_period_without_any_token() {
-    let old = EdKey::generate("old");
-    let issuer = Issuer::start(vec![old.clone()]).await;
-    let mut cfg = config(&issuer.url());
     // The shortest period allowed; no token may cause a fetch.
-    cfg.refresh = Duration::from_secs(10);
-    let auth = authenticator(cfg);
-    wait_for_keys(&auth, &old, &issuer).await;
+    let (old, issuer, auth) = issuer_and_auth("old", |c| c.refresh = Duration::from_secs(10)).await;
     // Use up the one on-demand fetch the hour-long rate limit allows (if
     // waiting for the keys did not already), so only the period can fetch.
     refusal(&auth, &old.sign_as("made-up", &issuer.claims("dora"))).await;
@@ -256,10 +248,7 @@ async fn keys_are_fetched_again_every_refresh_period_without_any_token() {
 
 #[tokio::test]
 async fn expired_foreign_and_forged_tokens_are_refused() {
-    let key = EdKey::generate("k1");
-    let issuer = Issuer::start(vec![key.clone()]).await;
-    let auth = authenticator(config(&issuer.url()));
-    wait_for_keys(&auth, &key, &issuer).await;
+    let (key, issuer, auth) = issuer_and_auth("k1", |_| {}).await;
     let claims = issuer.claims("alice");
 
     let mut expired = claims.clone();
@@ -302,12 +291,8 @@ async fn expired_foreign_and_forged_tokens_are_refused() {
 
 #[tokio::test]
 async fn alg_none_and_hmac_with_the_public_key_are_refused_without_a_fetch() {
-    let key = EdKey::generate("k1");
-    let issuer = Issuer::start(vec![key.clone()]).await;
-    let mut cfg = config(&issuer.url());
-    cfg.unknown_kid_refresh = Duration::from_secs(1);
-    let auth = authenticator(cfg);
-    wait_for_keys(&auth, &key, &issuer).await;
+    let (key, issuer, auth) =
+        issuer_and_auth("k1", |c| c.unknown_kid_refresh = Duration::from_secs(1)).await;
     let claims = issuer.claims("mallory");
     let fetches = issuer.jwks_requests();
 
@@ -351,12 +336,8 @@ async fn alg_none_and_hmac_with_the_public_key_are_refused_without_a_fetch() {
 
 #[tokio::test]
 async fn unknown_kids_cost_the_issuer_one_fetch_per_period() {
-    let key = EdKey::generate("k1");
-    let issuer = Issuer::start(vec![key.clone()]).await;
-    let mut cfg = config(&issuer.url());
-    cfg.unknown_kid_refresh = Duration::from_secs(2);
-    let auth = authenticator(cfg);
-    wait_for_keys(&auth, &key, &issuer).await;
+    let (key, issuer, auth) =
+        issuer_and_auth("k1", |c| c.unknown_kid_refresh = Duration::from_secs(2)).await;
     // Past the rate limit, which waiting for the keys may have started.
     tokio::time::sleep(Duration::from_millis(2100)).await;
     let start = issuer.jwks_requests();
@@ -396,16 +377,10 @@ async fn the_host_starts_while_the_issuer_is_down_and_uses_it_once_up() {
         let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         probe.local_addr().unwrap()
     };
-    let mut ws = Workspace::new();
-    ws.install_bundled();
-    let oidc = oidc_table(&issuer_url(addr), "unknown_kid_refresh_secs = 1");
-    let text = ws
-        .config_text("")
-        .replace("[trigger]", &format!("{oidc}[trigger]"));
-    let host = TestHost::start_text(&ws, &text).await;
+    let (_ws, host) = oidc_host(&issuer_url(addr), "unknown_kid_refresh_secs = 1", "", "").await;
 
     // Other identities work meanwhile; OIDC tokens are refused.
-    let mut alice = Client::connect(&format!("ws://{}/ws/?token=alice-token", host.addr)).await;
+    let mut alice = host.ws("alice-token").await;
     assert_eq!(alice.next().await["is_authorized"], true);
     let key = EdKey::generate("k1");
     let claims =
@@ -417,14 +392,14 @@ async fn the_host_starts_while_the_issuer_is_down_and_uses_it_once_up() {
         }
         other => panic!("expected the issuer to be unavailable, got {other:?}"),
     }
-    let mut c = Client::connect(&format!("ws://{}/ws/?token={token}", host.addr)).await;
+    let mut c = host.ws(&token).await;
     assert_eq!(c.next().await, json!({"is_authorized": false}));
 
     // The issuer comes up: the retries find it, with no reload.
     let issuer = Issuer::start_on(addr, vec![key.clone()]).await;
     let auth = host.state.auth.load_full();
     wait_for_keys(&auth, &key, &issuer).await;
-    let mut c = Client::connect(&format!("ws://{}/ws/?token={token}", host.addr)).await;
+    let mut c = host.ws(&token).await;
     assert_eq!(c.next().await["user"], "oidc:carol");
 
     // Down again: a fetch fails (a token names an unknown kid, once the
@@ -450,7 +425,7 @@ async fn the_host_starts_while_the_issuer_is_down_and_uses_it_once_up() {
         }
     }
     assert!(tried, "the fetch was tried");
-    let mut c = Client::connect(&format!("ws://{}/ws/?token={token}", host.addr)).await;
+    let mut c = host.ws(&token).await;
     assert_eq!(c.next().await["user"], "oidc:carol");
     host.stop().await;
 }

@@ -29,7 +29,8 @@
 //! - `server`: builds the shared state, loads modules and serves until
 //!   shutdown; turns account store changes into revocations and module events
 //! - `util`: shared helpers: folder watcher thread, atomic file write,
-//!   constant-time comparison, poison-tolerant locks
+//!   constant-time comparison, poison-tolerant locks, the TLS of outgoing
+//!   https (its [`http_client`] builder is what the CLI's clients start from)
 
 pub mod accounts;
 pub mod auth;
@@ -50,3 +51,5 @@ pub mod signing;
 pub mod state;
 pub mod trigger;
 pub(crate) mod util;
+
+pub use util::tls::{TlsSetupError, http_client};

@@ -116,11 +116,21 @@ pub struct Accounts {
 
 impl Accounts {
     /// Whether `[auth.accounts]` asks for accounts: `enabled`, or when it
-    /// is unset, whether the store exists in `state_dir`.
+    /// is unset, whether the store in `state_dir` holds a user (the file
+    /// alone says nothing: the job launcher makes it for its registry).
+    /// A store that cannot be read counts as holding users, so that
+    /// [`Accounts::open`] stops the start with what is wrong rather than
+    /// the host quietly refusing every account's login.
     pub fn wanted(config: &AccountsConfig, state_dir: &Path) -> bool {
         config
             .enabled
-            .unwrap_or_else(|| state_dir.join(super::DB_FILE).exists())
+            .unwrap_or_else(|| match Store::has_users_in(state_dir) {
+                Ok(has) => has,
+                Err(e) => {
+                    tracing::warn!("accounts: cannot tell whether the store holds users: {e}");
+                    true
+                }
+            })
     }
 
     /// Open the store and the token key in `state_dir` (making them if

@@ -28,7 +28,7 @@ use crate::util::sync::lock;
 pub const DB_FILE: &str = "modhost.db";
 
 /// How long a write waits for another process's write to finish.
-const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+pub(super) const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The schema, one entry per version: entry `i` takes `user_version` from
 /// `i` to `i + 1`. Append only; never edit an entry a release shipped.

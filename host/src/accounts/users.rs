@@ -3,7 +3,9 @@
 //! the user's `changed_at`, which is how a running host can learn whose
 //! rights changed ([`Store::changed_since`]).
 
-use rusqlite::{OptionalExtension as _, Row, Transaction, params};
+use std::path::Path;
+
+use rusqlite::{Connection, OpenFlags, OptionalExtension as _, Row, Transaction, params};
 
 use super::{
     audit::record,
@@ -103,6 +105,36 @@ pub(super) fn end_sessions(tx: &Transaction<'_>, user_id: i64) -> Result<usize, 
 }
 
 impl Store {
+    /// Whether `state_dir`'s store holds at least one user, read without
+    /// making or migrating the file: the job launcher makes the same file
+    /// for its registry, and a start that only looks must not turn a
+    /// jobs-only file into an account store.
+    pub fn has_users_in(state_dir: &Path) -> Result<bool, StoreError> {
+        let path = state_dir.join(super::DB_FILE);
+        if !path.exists() {
+            return Ok(false);
+        }
+        let conn =
+            Connection::open_with_flags(&path, OpenFlags::SQLITE_OPEN_READ_ONLY).map_err(|e| {
+                StoreError::Open {
+                    path: path.clone(),
+                    source: std::io::Error::other(e),
+                }
+            })?;
+        conn.busy_timeout(super::store::BUSY_TIMEOUT)?;
+        // A file cut short between its making and its first migration has
+        // no tables yet: no users.
+        let has_table: bool = conn.query_row(
+            "SELECT EXISTS(SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'users')",
+            [],
+            |row| row.get(0),
+        )?;
+        if !has_table {
+            return Ok(false);
+        }
+        Ok(conn.query_row("SELECT EXISTS(SELECT 1 FROM users)", [], |row| row.get(0))?)
+    }
+
     /// Add a user. `password_hash` is an argon2id PHC string (see
     /// `passwords`), or `None` for a user who cannot log in with a
     /// password yet.

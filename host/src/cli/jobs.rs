@@ -3,8 +3,7 @@
 //! (`POST /api/call` with `[admin] token`), so the CLI and websocket users
 //! go through the same checks and the same registry.
 //!
-//! The host is found from `--url`, else `[server] listen` in the config;
-//! the token from `MODHOST_ADMIN_TOKEN`, else `[admin] token`. A password
+//! The host and the token are found as `admin_client` says. A password
 //! is read from stdin (`--password-stdin`), never taken from the command
 //! line where `ps` shows it.
 
@@ -13,6 +12,8 @@ use std::{io::BufRead as _, path::PathBuf};
 use anyhow::{Context as _, bail};
 use clap::{Args, Subcommand};
 use serde_json::{Value, json};
+
+use super::admin_client::{AdminClient, block_on};
 
 /// `modhost jobs …`.
 #[derive(Subcommand)]
@@ -96,24 +97,8 @@ pub(crate) fn jobs(command: JobsCommand) -> anyhow::Result<()> {
         }
     };
     let config = super::load_config(host.config)?;
-    let token =
-        match std::env::var("MODHOST_ADMIN_TOKEN") {
-            Ok(t) if !t.is_empty() => t,
-            _ => config.admin.token.clone().context(
-                "no admin token: set [admin] token in the config, or MODHOST_ADMIN_TOKEN",
-            )?,
-        };
-    let url = host.url.unwrap_or_else(|| {
-        let mut listen = config.server.listen;
-        if listen.ip().is_unspecified() {
-            listen.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
-        }
-        format!("http://{listen}")
-    });
-    let result = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?
-        .block_on(call(&url, &token, command, params))?;
+    let client = AdminClient::new(&config, host.url)?;
+    let result = block_on(call(&client, command, params))??;
     match command {
         "logs" => {
             for line in result["lines"].as_array().into_iter().flatten() {
@@ -125,20 +110,10 @@ pub(crate) fn jobs(command: JobsCommand) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `jobs.<command>` on the host at `url`; the result, or its error.
-async fn call(url: &str, token: &str, command: &str, params: Value) -> anyhow::Result<Value> {
+/// `jobs.<command>` on the host; the result, or its error.
+async fn call(client: &AdminClient, command: &str, params: Value) -> anyhow::Result<Value> {
     let body = json!({"module": "jobs", "command": command, "params": params});
-    let endpoint = format!("{}/api/call", url.trim_end_matches('/'));
-    let resp = reqwest::Client::new()
-        .post(&endpoint)
-        .bearer_auth(token)
-        .header("content-type", "application/json")
-        .body(body.to_string())
-        .send()
-        .await
-        .with_context(|| format!("cannot reach the host at {url}; is it running (modhost run)?"))?;
-    let status = resp.status();
-    let text = resp.text().await.context("reading the host's answer")?;
+    let (status, text) = client.post("/api/call", &body).await?;
     let answer: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
     if !status.is_success() {
         let message = answer["error"]["message"].as_str().unwrap_or(&text);

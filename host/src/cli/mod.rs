@@ -17,7 +17,10 @@
 //! - `status`: `modhost status`: a running host's modules, connections and
 //!   rooms, from its admin API
 //! - `jobs`: `modhost jobs …`, the job launcher over the admin API
+//! - `admin_client`: the admin API client `status` and `jobs` share: host
+//!   URL, admin token, error wording
 
+pub(crate) mod admin_client;
 pub(crate) mod jobs;
 pub(crate) mod log;
 pub(crate) mod new;

@@ -1,15 +1,17 @@
 //! `modhost status [--config FILE] [--url URL]`: what a running host says
 //! about itself, for an operator at a terminal: modules (with the files it
 //! refused and why), connections and rooms, from the admin API
-//! (`/api/modules`, `/api/connections`, `/api/rooms`) with the config's
-//! `[admin] token`.
+//! (`/api/modules`, `/api/connections`, `/api/rooms`) with the admin
+//! token (see `admin_client`).
 
-use std::{fmt::Write as _, time::Duration};
+use std::fmt::Write as _;
 
-use anyhow::{Context, bail};
 use serde_json::Value;
 
-use super::load_config;
+use super::{
+    admin_client::{AdminClient, block_on},
+    load_config,
+};
 
 /// `modhost status`.
 pub(crate) fn status(
@@ -17,62 +19,16 @@ pub(crate) fn status(
     url: Option<String>,
 ) -> anyhow::Result<()> {
     let config = load_config(config_path)?;
-    let Some(token) = config.admin.token.clone() else {
-        bail!("the config has no [admin] token, so the host serves no admin API to ask");
-    };
-    let base = url.unwrap_or_else(|| {
-        let mut listen = config.server.listen;
-        if listen.ip().is_unspecified() {
-            listen.set_ip([127, 0, 0, 1].into());
-        }
-        format!("http://{listen}")
-    });
-    let base = base.trim_end_matches('/').to_owned();
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
-    let [modules, connections, rooms] = runtime.block_on(async {
-        let client = reqwest::Client::builder()
-            .timeout(Duration::from_secs(10))
-            .build()
-            .context("cannot make an HTTP client")?;
+    let client = AdminClient::new(&config, url)?;
+    let [modules, connections, rooms] = block_on(async {
         anyhow::Ok([
-            get(&client, &base, &token, "/api/modules").await?,
-            get(&client, &base, &token, "/api/connections").await?,
-            get(&client, &base, &token, "/api/rooms").await?,
+            client.get("/api/modules").await?,
+            client.get("/api/connections").await?,
+            client.get("/api/rooms").await?,
         ])
-    })?;
-    print!("{}", report(&base, &modules, &connections, &rooms));
+    })??;
+    print!("{}", report(client.base(), &modules, &connections, &rooms));
     Ok(())
-}
-
-/// `GET base+path` with the admin token, as JSON.
-async fn get(
-    client: &reqwest::Client,
-    base: &str,
-    token: &str,
-    path: &str,
-) -> anyhow::Result<Value> {
-    let response = client
-        .get(format!("{base}{path}"))
-        .bearer_auth(token)
-        .send()
-        .await
-        .with_context(|| {
-            format!(
-                "cannot reach the host at {base}: is it running on this config? (or pass --url)"
-            )
-        })?;
-    let status = response.status();
-    let body = response
-        .text()
-        .await
-        .context("the host's answer broke off")?;
-    if !status.is_success() {
-        bail!("{base}{path} answered {status}: {body} (is [admin] token the running host's?)");
-    }
-    serde_json::from_str(&body).with_context(|| format!("{base}{path} did not answer JSON"))
 }
 
 /// The text `modhost status` prints for the three admin API answers.

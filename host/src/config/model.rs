@@ -91,7 +91,7 @@ pub struct RoleRooms {
 #[derive(Debug, Clone, PartialEq)]
 pub struct AccountsConfig {
     /// `enabled = true`: open (or make) the store at start; `false`: never;
-    /// unset: when the store file exists.
+    /// unset: when the store holds a user.
     pub enabled: Option<bool>,
     /// `access_token_secs = 600`
     pub access_token_ttl: Duration,

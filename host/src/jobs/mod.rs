@@ -196,8 +196,7 @@ impl Jobs {
     /// Connects the launcher to the host's state (config, fan-out, broker)
     /// and re-adopts the jobs a previous run left. Without a store there is
     /// nothing to re-adopt, and it is made at the first launch, not here:
-    /// its file existing is what turns accounts on when `[auth.accounts]
-    /// enabled` is unset.
+    /// a host that never launches a job leaves no file behind.
     pub fn attach(&self, state: &Arc<AppState>) {
         let _ = self.state.set(Arc::downgrade(state));
         if !self.state_dir.join(crate::accounts::DB_FILE).exists() {

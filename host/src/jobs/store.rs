@@ -153,5 +153,12 @@ mod tests {
         ended.status = Status::Stopped;
         reg.save(&ended, &plan).unwrap();
         assert_eq!(reg.load().unwrap(), vec![(ended, plan)], "one row per job");
+        drop(reg);
+        // The registry shares the accounts' file: its jobs alone must not
+        // turn accounts on at the next start.
+        let config = crate::config::parse("", Path::new("/tmp/modhost-test/config.toml"));
+        let unset = config.unwrap().auth.accounts;
+        assert_eq!(unset.enabled, None);
+        assert!(!crate::accounts::Accounts::wanted(&unset, dir.path()));
     }
 }

@@ -1,5 +1,6 @@
-//! The TLS client setup every outgoing https request uses (today the
-//! `[auth.oidc]` issuer): rustls with the `ring` provider, trusting the
+//! The TLS client setup every outgoing https request uses (the
+//! `[auth.oidc]` issuer, the bootstrap URL, the CLI's admin API client):
+//! rustls with the `ring` provider, trusting the
 //! Mozilla roots compiled in (`webpki-roots`) and, when configured, the
 //! certificates of one more PEM file (a site's own CA).
 //!
@@ -19,7 +20,7 @@ use rustls::{
 
 /// Why the TLS client setup failed.
 #[derive(Debug, thiserror::Error)]
-pub(crate) enum TlsSetupError {
+pub enum TlsSetupError {
     /// The extra CA file could not be read or holds no usable certificate.
     #[error("CA file {}: {reason}; give a PEM file with the CA certificate(s) that signed the server's certificate", path.display())]
     CaFile {
@@ -61,6 +62,14 @@ pub(crate) fn client_config(ca_file: Option<&Path>) -> Result<ClientConfig, TlsS
         .with_safe_default_protocol_versions()?
         .with_root_certificates(roots)
         .with_no_client_auth())
+}
+
+/// A reqwest client builder with [`client_config`]'s TLS (no extra CA),
+/// for a client with nothing else to trust (the CLI's admin API client):
+/// reqwest has no provider of its own, so a client built from a bare
+/// `reqwest::Client::builder()` panics at `build()`.
+pub fn http_client() -> Result<reqwest::ClientBuilder, TlsSetupError> {
+    Ok(reqwest::Client::builder().tls_backend_preconfigured(client_config(None)?))
 }
 
 #[cfg(test)]

@@ -98,3 +98,52 @@ fn a_reload_says_accounts_need_a_restart_and_roles_changed() {
     );
     assert!(config::restart_required(&old, &old).is_empty());
 }
+
+#[test]
+fn unset_accounts_turn_on_when_the_store_holds_a_user_not_when_the_file_exists() {
+    use crate::accounts::{Accounts, DB_FILE, Store};
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let unset = parse("").unwrap().auth.accounts;
+    let on = parse("[auth.accounts]\nenabled = true\n")
+        .unwrap()
+        .auth
+        .accounts;
+    let off = parse("[auth.accounts]\nenabled = false\n")
+        .unwrap()
+        .auth
+        .accounts;
+
+    assert!(!Accounts::wanted(&unset, &state));
+    assert!(
+        !state.join(DB_FILE).exists(),
+        "looking made no store: {state:?}"
+    );
+    assert!(Accounts::wanted(&on, &state));
+
+    // What the job launcher's first launch leaves: the file, no users.
+    let store = Store::open_in(&state).unwrap();
+    assert!(!Accounts::wanted(&unset, &state), "an empty store");
+    assert!(Accounts::wanted(&on, &state));
+
+    store.add_user("cli", "alice", None, None, &[]).unwrap();
+    assert!(Accounts::wanted(&unset, &state), "a store with a user");
+    // Closed, its WAL folded in and removed: read-only still reads it.
+    drop(store);
+    assert!(
+        Accounts::wanted(&unset, &state),
+        "a closed store with a user"
+    );
+    assert!(!Accounts::wanted(&off, &state), "false wins over users");
+}
+
+#[test]
+fn a_store_cut_short_before_its_tables_holds_no_users() {
+    use crate::accounts::{Accounts, DB_FILE};
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join(DB_FILE), b"").unwrap();
+    assert!(!Accounts::wanted(
+        &parse("").unwrap().auth.accounts,
+        dir.path()
+    ));
+}
