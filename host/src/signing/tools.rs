@@ -103,6 +103,26 @@ pub fn keygen(
     })
 }
 
+/// Reads `lib` and the key in `key_file`, and signs the bytes read: the
+/// library's bytes and the checked envelope over them.
+fn read_and_sign(
+    lib: &Path,
+    key_file: &Path,
+    module: &str,
+    version: &str,
+    seq: u64,
+    abi: &str,
+) -> Result<(Vec<u8>, Envelope), ToolError> {
+    if seq > MAX_TOML_INT {
+        return Err(ToolError::SeqTooLarge { seq });
+    }
+    let key = read_signing_key(key_file)?;
+    let bytes = read_library(lib)?;
+    let envelope = sign(&bytes, &key, module, version, seq, abi);
+    envelope.validate()?;
+    Ok((bytes, envelope))
+}
+
 /// `modhost sign`: signs `lib` with the key in `key_file` and writes
 /// `<lib>.sig` atomically (a reader sees the old `.sig` or the new one,
 /// never half of one). Returns the envelope written.
@@ -114,13 +134,7 @@ pub fn sign_file(
     seq: u64,
     abi: &str,
 ) -> Result<Envelope, ToolError> {
-    if seq > MAX_TOML_INT {
-        return Err(ToolError::SeqTooLarge { seq });
-    }
-    let key = read_signing_key(key_file)?;
-    let bytes = read_library(lib)?;
-    let envelope = sign(&bytes, &key, module, version, seq, abi);
-    envelope.validate()?;
+    let (_, envelope) = read_and_sign(lib, key_file, module, version, seq, abi)?;
     let sig = sig_path(lib);
     // 0644: a signature is public, and the host reading it may run as
     // another user.
@@ -169,13 +183,7 @@ pub fn publish(
     seq: u64,
     abi: &str,
 ) -> Result<Published, ToolError> {
-    if seq > MAX_TOML_INT {
-        return Err(ToolError::SeqTooLarge { seq });
-    }
-    let key = read_signing_key(key_file)?;
-    let bytes = read_library(lib)?;
-    let envelope = sign(&bytes, &key, module, version, seq, abi);
-    envelope.validate()?;
+    let (bytes, envelope) = read_and_sign(lib, key_file, module, version, seq, abi)?;
     let dest = dir.join(format!("{module}.so"));
     let sig = sig_path(&dest);
     for (path, data) in [
