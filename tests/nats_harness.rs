@@ -159,7 +159,8 @@ impl Drop for Nats {
 /// A host of the cluster, with its own folder.
 pub struct Member {
     pub host: TestHost,
-    pub ws: Workspace,
+    /// The host's folder, removed with it.
+    _ws: Workspace,
 }
 
 impl Member {
@@ -167,7 +168,7 @@ impl Member {
     pub async fn start(nats: &Nats, name: &str, extra: &str) -> Member {
         let ws = Workspace::new();
         let host = TestHost::start(&ws, &cluster_config(&nats.url(), name, extra)).await;
-        Member { host, ws }
+        Member { host, _ws: ws }
     }
 }
 

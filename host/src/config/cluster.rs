@@ -164,12 +164,24 @@ fn subject_prefix(path: &KeyPath, prefix: &str) -> Result<String, Problem> {
     Ok(prefix.to_owned())
 }
 
-/// A name no other host picks: the process id and a random suffix (names
-/// must differ, or hosts would drop each other's publications as echoes).
+/// This machine's host name and the process id: unique per host, and the
+/// same at every reload (a new name would read as a change needing a
+/// restart). Names must differ, or hosts would take each other's
+/// publications for their own.
 fn default_name() -> String {
-    let mut bytes = [0u8; 4];
-    // No randomness only makes a clash likelier; the pid still differs on
-    // one machine.
-    let _ = getrandom::fill(&mut bytes);
-    format!("host-{}-{}", std::process::id(), hex::encode(bytes))
+    let written = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+    let host: String = written
+        .trim()
+        .bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b == b'-' {
+                char::from(b)
+            } else {
+                '_'
+            }
+        })
+        .take(48)
+        .collect();
+    let host = if host.is_empty() { "host".into() } else { host };
+    format!("{host}-{}", std::process::id())
 }

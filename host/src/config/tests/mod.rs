@@ -2,6 +2,7 @@
 
 mod amqp;
 mod apps;
+mod cluster;
 mod diff;
 mod docs;
 mod errors;

@@ -15,10 +15,12 @@
 //! - One connection per host, and one task that publishes in the order
 //!   the engine was called: NATS keeps a connection's order per
 //!   subscriber, so each publisher's messages to a room arrive in order.
-//! - A publish to several rooms is sent on each room's subject; a host
-//!   listening on more than one of them keeps the first copy (by origin
-//!   and sequence) and delivers it once to every matching subscription,
-//!   as a local publish does.
+//! - A host gets one copy of a message per subject of its own that
+//!   matches (a wildcard room's and a concrete room's both match a
+//!   concrete publish; a publish to several rooms is sent on each room's
+//!   subject). It keeps the first copy (by origin and sequence) and
+//!   delivers it once to every matching subscription, as a local publish
+//!   does.
 //! - The connection does not echo a host's publications back to it, and
 //!   each carries its origin, so none is delivered twice locally.
 //!
@@ -63,7 +65,7 @@ pub use link::ClusterError;
 use link::{Control, Link, Status};
 use subject::{room_subject, wild_subject};
 
-/// Publications of several rooms remembered to drop the second copy.
+/// Publications remembered (by origin and sequence) to drop a second copy.
 const SEEN: usize = 4096;
 
 /// A publication on the wire.
@@ -130,7 +132,7 @@ impl Shared {
         if *wire.o == *self.origin {
             return;
         }
-        if wire.r.len() > 1 && !lock(&self.seen).first((wire.o, wire.n)) {
+        if !lock(&self.seen).first((wire.o, wire.n)) {
             return;
         }
         let rooms: Result<Vec<Room>, _> = wire.r.iter().map(Room::parse).collect();

@@ -71,6 +71,16 @@ fn a_publication_to_several_rooms_arriving_on_each_subject_is_delivered_once() {
 }
 
 #[test]
+fn a_publication_matching_two_subjects_of_this_host_is_delivered_once() {
+    let s = shared();
+    let mut concrete = subscribe(&s, json!({"chat": 1}));
+    // One copy for the concrete room's subject, one for the wildcard's.
+    s.receive(&wire("there", 1, json!([{"chat": 1}]), 1));
+    s.receive(&wire("there", 1, json!([{"chat": 1}]), 1));
+    assert_eq!(received(&mut concrete), vec![1]);
+}
+
+#[test]
 fn own_and_malformed_messages_are_not_delivered() {
     let s = shared();
     let mut rx = subscribe(&s, json!({"chat": 1}));
