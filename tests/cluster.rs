@@ -3,7 +3,8 @@
 //! wildcards on either side; a host receives only the rooms its clients
 //! subscribed to (the server's own counters say so); room names with dots,
 //! stars and spaces stay apart; a host cut off from NATS keeps serving
-//! its own clients and says so in `/health`.
+//! its own clients and says so in `/health`, and clients that come back
+//! to it are told they missed publications (`complete:false`).
 
 use std::time::Duration;
 
@@ -11,6 +12,7 @@ use serde_json::{Value, json};
 
 use crate::{
     harness::{Client, TRIGGER_TOKEN, TestHost, http},
+    history_recovery,
     nats_harness::{Member, Nats},
 };
 
@@ -218,4 +220,54 @@ async fn a_host_cut_off_from_nats_serves_its_own_clients_and_says_so() {
     }
     assert_eq!(remote.silent_for(QUIET).await, None);
     assert!(health(&a.host).await["cluster"]["disconnects"].as_u64() >= Some(1));
+}
+
+/// Waits until `host`'s `/health` says the cluster link is `up` (or down).
+async fn wait_connected(host: &TestHost, up: bool) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while health(host).await["cluster"]["connected"] != up {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "cluster link never {}",
+            if up { "up" } else { "down" }
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_client_back_after_an_outage_is_told_it_missed_publications() {
+    let mut nats = Nats::start();
+    let a = Member::start(&nats, "a", &history_recovery::history(100)).await;
+    let b = Member::start(&nats, "b", &history_recovery::history(100)).await;
+    // Connecting forgets the history (publications may have been missed
+    // before): subscribe after it.
+    wait_connected(&a.host, true).await;
+    wait_connected(&b.host, true).await;
+    let mut c = Client::authorized(&b.host, "bob-token").await;
+    let reply = history_recovery::subscribe(&mut c, customer("2"), "s", None).await;
+    let epoch = reply["epoch"].as_str().unwrap().to_owned();
+    nats.wait_subscriptions("b", 2).await;
+    publish(&a.host, json!([customer("2")]), 1).await;
+    assert_eq!(history_recovery::live(&mut c).await, (1, 1));
+    c.close().await;
+
+    nats.kill();
+    wait_connected(&b.host, false).await;
+    // Sent while the link is down: b never records it.
+    publish(&a.host, json!([customer("2")]), 2).await;
+    nats.restart();
+    wait_connected(&a.host, true).await;
+    wait_connected(&b.host, true).await;
+
+    let mut back = Client::authorized(&b.host, "bob-token").await;
+    let since = json!({"offset": 1, "epoch": epoch});
+    history_recovery::subscribe(&mut back, customer("2"), "s", Some(since)).await;
+    let (got, complete) = history_recovery::recovered(&mut back).await;
+    assert!(!complete, "told nothing was missed, got {got:?}");
+    assert!(got.is_empty(), "nothing partial: {got:?}");
+    // And live delivery across hosts goes on.
+    nats.wait_subscriptions("b", 2).await;
+    publish(&a.host, json!([customer("2")]), 3).await;
+    assert_eq!(next_n(&mut back).await, 3);
 }

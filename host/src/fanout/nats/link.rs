@@ -120,6 +120,7 @@ impl Link {
         status: Status,
     ) -> Result<Self, ClusterError> {
         let events = status.clone();
+        let weak = Arc::downgrade(&shared);
         let mut options = ConnectOptions::new()
             .name(&config.name)
             // A host delivers its own publications itself.
@@ -131,6 +132,14 @@ impl Link {
             .reconnect_delay_callback(backoff)
             .event_callback(move |event| {
                 events.event(&event);
+                // While the link is down this host misses other hosts'
+                // publications: nothing recorded before or during the
+                // outage may be recovered as complete.
+                if matches!(event, Event::Connected | Event::Disconnected)
+                    && let Some(shared) = weak.upgrade()
+                {
+                    shared.local.forget_history();
+                }
                 async {}
             })
             .require_tls(config.tls_required);

@@ -24,6 +24,11 @@
 //! - The connection does not echo a host's publications back to it, and
 //!   each carries its origin, so none is delivered twice locally.
 //!
+//! While the link is down (and again when it is back) the room history is
+//! forgotten: this host missed other hosts' publications, so a client
+//! that comes back with a position is told `complete:false` rather than
+//! given a partial recovery.
+//!
 //! Publishers never wait on NATS: a full send queue (NATS down for long)
 //! drops the message for other hosts, counted and logged; local delivery
 //! is unaffected.
