@@ -119,7 +119,10 @@ async fn a_host_receives_only_the_rooms_its_clients_subscribed_to() {
         assert_eq!(next_n(&mut on_b).await, n, "in publish order");
     }
     let (b_conn, c_conn) = (nats.connection("b").await, nats.connection("c").await);
-    assert_eq!(b_conn["out_msgs"], 5, "b gets each publish once: {b_conn:#}");
+    assert_eq!(
+        b_conn["out_msgs"], 5,
+        "b gets each publish once: {b_conn:#}"
+    );
     assert_eq!(c_conn["out_msgs"], 0, "c gets nothing: {c_conn:#}");
     // b's client leaves: b stops listening, and gets nothing more.
     on_b.close().await;
@@ -132,7 +135,10 @@ async fn a_host_receives_only_the_rooms_its_clients_subscribed_to() {
     // a's own publish count says it was sent; b's says it was not received.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     while nats.connection("a").await["in_msgs"] != 6 {
-        assert!(tokio::time::Instant::now() < deadline, "a's 6th publish not sent");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "a's 6th publish not sent"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert_eq!(nats.connection("b").await["out_msgs"], 5);

@@ -32,7 +32,8 @@ keyed! {
     }
 }
 
-const URL_EXAMPLE: &str = "write it as nats://host:4222 (or tls://host:4222), e.g. nats_url = \"nats://127.0.0.1:4222\"";
+const URL_EXAMPLE: &str =
+    "write it as nats://host:4222 (or tls://host:4222), e.g. nats_url = \"nats://127.0.0.1:4222\"";
 /// Subjects start with this unless `subject_prefix` says otherwise.
 const DEFAULT_SUBJECT_PREFIX: &str = "modhost";
 
@@ -150,8 +151,7 @@ fn host_name(path: &KeyPath, name: &str) -> Result<String, Problem> {
 fn subject_prefix(path: &KeyPath, prefix: &str) -> Result<String, Problem> {
     let tokens_ok = prefix.split('.').all(|t| {
         !t.is_empty()
-            && t
-                .bytes()
+            && t.bytes()
                 .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
     });
     if prefix.len() > 64 || !tokens_ok {

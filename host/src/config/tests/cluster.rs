@@ -16,10 +16,16 @@ fn off_without_nats_url_and_defaults_with_it() {
         .cluster
         .unwrap();
     assert_eq!(c.name, again.name);
-    assert!(c.name.ends_with(&format!("-{}", std::process::id())), "{}", c.name);
-    let c = ok("[cluster]\nnats_url = \"tls://nats:4222\"\nname = \"web-1\"\n\
+    assert!(
+        c.name.ends_with(&format!("-{}", std::process::id())),
+        "{}",
+        c.name
+    );
+    let c = ok(
+        "[cluster]\nnats_url = \"tls://nats:4222\"\nname = \"web-1\"\n\
         credentials_file = \"nats.creds\"\ntls_ca_file = \"ca.pem\"\ntls_required = true\n\
-        subject_prefix = \"acme.prod\"\n")
+        subject_prefix = \"acme.prod\"\n",
+    )
     .cluster
     .unwrap();
     assert_eq!(c.name, "web-1");
@@ -55,7 +61,10 @@ fn bad_values_are_refused_at_their_line() {
 fn secrets_are_not_shown_and_a_change_needs_a_restart() {
     let c = ok("[cluster]\nnats_url = \"nats://u:pa55@x:4222\"\ntoken = \"t0ken\"\n");
     let debug = format!("{c:?}");
-    assert!(!debug.contains("pa55") && !debug.contains("t0ken"), "{debug}");
+    assert!(
+        !debug.contains("pa55") && !debug.contains("t0ken"),
+        "{debug}"
+    );
     let other = ok("[cluster]\nnats_url = \"nats://y:4222\"\n");
     assert_eq!(restart_required(&c, &other), vec!["cluster"]);
     assert!(restart_required(&c, &c).is_empty());

@@ -147,14 +147,12 @@ impl Link {
             options = options.token(token.clone());
         }
         if let Some(path) = &config.credentials_file {
-            options =
-                options
-                    .credentials_file(path)
-                    .await
-                    .map_err(|source| ClusterError::Credentials {
-                        path: path.clone(),
-                        source,
-                    })?;
+            options = options.credentials_file(path).await.map_err(|source| {
+                ClusterError::Credentials {
+                    path: path.clone(),
+                    source,
+                }
+            })?;
         }
         if let Some(ca) = &config.tls_ca_file {
             options = options.add_root_certificates(ca.clone());

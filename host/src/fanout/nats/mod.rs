@@ -170,7 +170,10 @@ pub struct NatsEngine {
 impl NatsEngine {
     /// Connects to `[cluster]`'s server (in the background: a server that
     /// is down now is retried, and local traffic is served meanwhile).
-    pub async fn connect(config: &ClusterConfig, local: MemoryEngine) -> Result<Self, ClusterError> {
+    pub async fn connect(
+        config: &ClusterConfig,
+        local: MemoryEngine,
+    ) -> Result<Self, ClusterError> {
         let status = Status::default();
         let shared = Arc::new(Shared {
             local,
@@ -243,7 +246,10 @@ impl NatsEngine {
     fn send(&self, rooms: &[Room], data: &RawValue) {
         let mut subjects: Vec<String> = rooms
             .iter()
-            .map(|r| room_subject(&self.prefix, r, false).unwrap_or_else(|| wild_subject(&self.prefix, r)))
+            .map(|r| {
+                room_subject(&self.prefix, r, false)
+                    .unwrap_or_else(|| wild_subject(&self.prefix, r))
+            })
             .collect();
         subjects.sort_unstable();
         subjects.dedup();

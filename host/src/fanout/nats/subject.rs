@@ -38,7 +38,9 @@ pub(crate) fn room_subject(prefix: &str, room: &Room, for_subscription: bool) ->
         match value {
             v if v.is_wildcard() => subject.push('*'),
             RoomValue::String(s) => push_token(&mut subject, 's', s.as_bytes()),
-            RoomValue::Number(n) => push_token(&mut subject, 'n', n.to_json().to_string().as_bytes()),
+            RoomValue::Number(n) => {
+                push_token(&mut subject, 'n', n.to_json().to_string().as_bytes())
+            }
             RoomValue::Bool(true) => subject.push('T'),
             RoomValue::Bool(false) => subject.push('F'),
             RoomValue::Null => subject.push('N'),
