@@ -2,8 +2,8 @@
 //! and, for a publish, pushes one shared, already-encoded frame into each
 //! matching session's outbox; the session's writer delivers it. Today's
 //! engine keeps everything in memory, with per-room history (offsets,
-//! epochs) for the rooms `[[history.rooms]]` names; one that spans hosts
-//! over NATS plugs in here.
+//! epochs) for the rooms `[[history.rooms]]` names; with `[cluster]`, the
+//! NATS engine wraps it to span hosts.
 //!
 //! # Layout
 //! - `engine`: the [`FanoutEngine`] contract
