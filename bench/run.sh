@@ -20,6 +20,12 @@
 #                                 delivery alternately, then recovery of
 #                                 1,000 missed publications (release build
 #                                 of modhost and modhost-bench only)
+#   bench/run.sh cluster          scale-out over NATS (issue 19): a lone host
+#                                 and two [cluster] hosts on a local
+#                                 nats-server, fan-out latency with the
+#                                 publish on the same host vs on the other
+#                                 one, alternately, and NATS's message
+#                                 counts per publish (from /varz)
 #   bench/run.sh restart          restart every server (fresh RSS baseline)
 #   bench/run.sh stop
 #
@@ -318,6 +324,41 @@ history_bench() {
   done
 }
 
+# The NATS server's message counters: "in_msgs out_msgs".
+nats_counts() {
+  curl -sf "http://127.0.0.1:$1/varz" | python3 -c 'import json,sys; v=json.load(sys.stdin); print(v["in_msgs"], v["out_msgs"])'
+}
+
+cluster_bench() {
+  local lone_port=${CLUSTER_LONE_PORT:-18085} sub_port=${CLUSTER_SUB_PORT:-18086} pub_port=${CLUSTER_PUB_PORT:-18087}
+  local nats_port=${NATS_PORT:-14222} nats_mon=${NATS_MON_PORT:-18222} lone cross before after s p
+  local publishes=2000 rounds=5
+  (cd "$ROOT" && cargo build --release -p modhost -p modhost-bench)
+  mkdir -p "$DIR/nats"
+  # NATS on the servers' core too: the cluster's whole cost is measured.
+  taskset -c "$SERVER_CPU" nats-server -a 127.0.0.1 -p "$nats_port" -m "$nats_mon" -js -sd "$DIR/nats/store" \
+    </dev/null >"$DIR/nats/nats.log" 2>&1 &
+  echo $! >"$DIR/nats.pid"
+  for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$nats_mon/varz" >/dev/null && break; sleep 0.1; done
+  local cluster=$'[cluster]\nnats_url = "nats://127.0.0.1:'"$nats_port"$'"\nname = '
+  history_host cluster-lone "$lone_port" ""
+  history_host cluster-sub "$sub_port" "$cluster\"sub\""
+  history_host cluster-pub "$pub_port" "$cluster\"pub\""
+  lone="--target=lone=127.0.0.1:$lone_port/$(pid_of cluster-lone)"
+  cross="--target=cross=127.0.0.1:$sub_port/$(pid_of cluster-sub)@127.0.0.1:$pub_port"
+  # Latency at a steady pace (1,000 publishes/s), then a burst.
+  before=$(nats_counts "$nats_mon")
+  load "$lone" "$cross" --rounds "$rounds" fanout --conns 100 --rooms 1 --publishes "$publishes" --rate 1000
+  after=$(nats_counts "$nats_mon")
+  echo "# nats /varz in_msgs out_msgs before: $before after: $after ($((rounds * publishes)) cross-host publishes)" >&2
+  load "$lone" "$cross" --rounds "$rounds" fanout --conns 100 --rooms 1 --publishes 20000 --publishers 4
+  for s in cluster-lone cluster-sub cluster-pub nats; do
+    p=$(pid_of $s)
+    [ -z "$p" ] || stop_pid "$p"
+    rm -f "$DIR/$s.pid"
+  done
+}
+
 case "$cmd" in
   start) start ;;
   stop) stop_servers ;;
@@ -330,5 +371,6 @@ case "$cmd" in
   messidge) messidge_load "$@" ;;
   suite) suite ;;
   history) history_bench ;;
-  *) sed -n '2,24p' "$0"; exit 2 ;;
+  cluster) cluster_bench ;;
+  *) sed -n '2,30p' "$0"; exit 2 ;;
 esac

@@ -69,11 +69,16 @@
 //!   admin view (issue 18)
 //! - `history_restart`: history across restarts (new epoch, or kept with
 //!   `persist`) and within `max_bytes` with many rooms (issue 18)
+//! - `nats_harness`: a throw-away `nats-server` per test (JetStream, its
+//!   monitoring counters), and cluster members started on it
+//! - `cluster`: hosts as one platform over NATS: cross-host fan-out,
+//!   interest, escaping, NATS down and back (issue 19)
 
 // Items shared between test files are `pub`; a test binary exports nothing.
 #![allow(unreachable_pub)]
 
 mod harness;
+mod nats_harness;
 mod rabbit;
 
 mod accounts_cli;
@@ -82,6 +87,7 @@ mod amqp;
 mod bootstrap;
 mod browser_example;
 mod calls;
+mod cluster;
 mod durability;
 mod external_calls;
 mod external_client;

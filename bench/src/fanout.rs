@@ -187,7 +187,8 @@ pub(crate) async fn run_once(
     let publishers = args.publishers.max(1).min(args.publishes.max(1));
     let mut pubs = Vec::new();
     for p in 0..publishers {
-        let (args, ctx, addr) = (args.clone(), ctx.clone(), target.addr);
+        let addr = target.publish_addr.unwrap_or(target.addr);
+        let (args, ctx) = (args.clone(), ctx.clone());
         pubs.push(tokio::spawn(async move {
             publisher(p, publishers, &args, &ctx, addr, start).await
         }));

@@ -34,8 +34,10 @@ use clap::{Parser, Subcommand};
     about = "Load generator for modhost and compatible servers"
 )]
 struct Cli {
-    /// A server to measure: `name=host:port`, optionally `/pid` for RSS.
-    /// Repeat to compare servers; they are measured alternately.
+    /// A server to measure: `name=host:port`, optionally `/pid` for RSS,
+    /// and `@host:port` for another server of its cluster that `fanout`
+    /// publishes through (cross-host delivery). Repeat to compare servers;
+    /// they are measured alternately.
     #[arg(long = "target", global = true, value_parser = parse_target)]
     targets: Vec<Target>,
     /// Rounds (each target once per round).
@@ -83,10 +85,18 @@ pub(crate) struct Target {
     pub(crate) name: String,
     pub(crate) addr: SocketAddr,
     pub(crate) pid: Option<u32>,
+    /// Where `fanout` publishes, when not at `addr` (a cluster member).
+    pub(crate) publish_addr: Option<SocketAddr>,
 }
 
 fn parse_target(s: &str) -> Result<Target, String> {
-    let (name, rest) = s.split_once('=').ok_or("expected name=host:port[/pid]")?;
+    let (name, rest) = s
+        .split_once('=')
+        .ok_or("expected name=host:port[/pid][@host:port]")?;
+    let (rest, publish_addr) = match rest.split_once('@') {
+        Some((r, p)) => (r, Some(p.parse().map_err(|e| format!("{p}: {e}"))?)),
+        None => (rest, None),
+    };
     let (addr, pid) = match rest.split_once('/') {
         Some((a, p)) => (a, Some(p.parse().map_err(|e| format!("pid: {e}"))?)),
         None => (rest, None),
@@ -95,6 +105,7 @@ fn parse_target(s: &str) -> Result<Target, String> {
         name: name.to_owned(),
         addr: addr.parse().map_err(|e| format!("{addr}: {e}"))?,
         pid,
+        publish_addr,
     })
 }
 

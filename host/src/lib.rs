@@ -11,8 +11,9 @@
 //! - `protocol`: client frames in and out, error codes, dialects (serde, no I/O)
 //! - `sessions`: each session's outbox and calls; open and parked sessions
 //! - `rooms`: room objects, permission and match rules, the subscription index
-//! - `fanout`: engines that decide who gets a publish (in memory today), and
-//!   per-room history for clients that come back (offsets, epochs)
+//! - `fanout`: engines that decide who gets a publish (in memory, or across
+//!   hosts over NATS with `[cluster]`), and per-room history for clients
+//!   that come back (offsets, epochs)
 //! - `broker`: checks calls against manifests, stamps callers, dispatches them to
 //!   module endpoints (in-process generations today; external and remote next)
 //! - `state`: the shared state and the services modules call back into

@@ -39,7 +39,10 @@ use crate::{
         watch::{ConfigWatcher, ReloadStatus, one_line},
     },
     external::External,
-    fanout::{History, MemoryEngine, SNAPSHOT_FILE, Streams, now_ms},
+    fanout::{
+        ClusterError, FanoutEngine, History, MemoryEngine, NatsEngine, SNAPSHOT_FILE, Streams,
+        now_ms,
+    },
     http,
     jobs::Jobs,
     modules::{ModuleWatcher, Registry, RuntimeSettings},
@@ -67,6 +70,10 @@ pub enum StartError {
     /// The account store or its token key could not be opened.
     #[error("accounts: {0}")]
     Accounts(#[from] crate::accounts::AccountsError),
+    /// `[cluster]` could not be set up (not a server that is down: that
+    /// is retried).
+    #[error("cluster: {0}")]
+    Cluster(#[from] ClusterError),
     /// Serving failed.
     #[error("server: {0}")]
     Serve(#[from] std::io::Error),
@@ -137,6 +144,14 @@ impl Host {
             seqs,
         );
         let history = open_history(&config);
+        let local = MemoryEngine::with_history(history);
+        let fanout: Box<dyn FanoutEngine> = match &config.cluster {
+            Some(cluster) => {
+                tracing::info!(name = %cluster.name, "cluster: fan-out across hosts through NATS");
+                Box::new(NatsEngine::connect(cluster, local).await?)
+            }
+            None => Box::new(local),
+        };
         let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);
         let external = Arc::new(External::default());
         let jobs = Jobs::new(&config.modules.state_dir);
@@ -152,7 +167,7 @@ impl Host {
             accounts,
             config: ArcSwap::from_pointee(config),
             auth: ArcSwap::from_pointee(auth),
-            fanout: Box::new(MemoryEngine::with_history(history)),
+            fanout,
             sessions: Sessions::default(),
             registry: registry.clone(),
             started: std::time::SystemTime::now(),

@@ -40,6 +40,10 @@ pub fn restart_required(old: &Config, new: &Config) -> Vec<&'static str> {
     if old.history != new.history {
         out.push("history");
     }
+    // The NATS connection is made at start.
+    if old.cluster != new.cluster {
+        out.push("cluster");
+    }
     out
 }
 

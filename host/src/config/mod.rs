@@ -15,7 +15,8 @@
 //!   `[trigger]` part (tokens, `[trigger.amqp]`); `apps`: `[apps.<name>]`,
 //!   the programs users launch as jobs
 //!   `[trigger]` part (tokens, `[trigger.amqp]`); `history`: the
-//!   `[history]` part (rooms that keep recent publications)
+//!   `[history]` part (rooms that keep recent publications); `cluster`:
+//!   `[cluster]`, the NATS server hosts share
 //! - `shape`: the key check, walking the parsed document against the raw
 //!   structs' declared keys
 //! - `error`: [`ConfigError`], `path:line:column: message` plus a hint
@@ -34,6 +35,7 @@
 
 mod apps;
 mod auth;
+mod cluster;
 mod codec;
 mod declare;
 mod diff;

@@ -48,6 +48,8 @@ pub struct Config {
     pub apps: std::collections::BTreeMap<String, std::sync::Arc<AppConfig>>,
     /// `[history]`
     pub history: HistoryConfig,
+    /// `[cluster]`: `None` when the host runs alone (no `nats_url`)
+    pub cluster: Option<ClusterConfig>,
 }
 
 /// `[admin]`
@@ -298,4 +300,49 @@ pub struct HistoryRule {
     pub size: usize,
     /// How long each is kept.
     pub age: Duration,
+}
+
+/// `[cluster]`: the NATS server hosts share to act as one platform.
+#[derive(Clone, PartialEq)]
+pub struct ClusterConfig {
+    /// `nats_url`: `nats://host:4222` (or `tls://`); may carry `user:password@`.
+    pub nats_url: String,
+    /// `name`: this host's name among the others (its NATS connection name
+    /// and the origin of its publications); unique per host.
+    pub name: String,
+    /// `credentials_file`: a NATS `.creds` file (JWT and nkey seed).
+    pub credentials_file: Option<PathBuf>,
+    /// `token`: a token the NATS server expects instead.
+    pub token: Option<String>,
+    /// `tls_ca_file`: PEM roots the NATS server's certificate is checked with.
+    pub tls_ca_file: Option<PathBuf>,
+    /// `tls_required = true`: refuse a connection without TLS.
+    pub tls_required: bool,
+    /// `subject_prefix`: the first tokens of every subject the hosts use
+    /// (several platforms can share one NATS server).
+    pub subject_prefix: String,
+}
+
+impl std::fmt::Debug for ClusterConfig {
+    /// The token and any password in the URL stay out of logs.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let shown = url::Url::parse(&self.nats_url).map_or_else(
+            |_| "<unparsable>".to_owned(),
+            |mut u| {
+                if u.password().is_some() {
+                    let _ = u.set_password(Some("***"));
+                }
+                u.to_string()
+            },
+        );
+        f.debug_struct("ClusterConfig")
+            .field("nats_url", &shown)
+            .field("name", &self.name)
+            .field("credentials_file", &self.credentials_file)
+            .field("token", &self.token.as_ref().map(|_| "***"))
+            .field("tls_ca_file", &self.tls_ca_file)
+            .field("tls_required", &self.tls_required)
+            .field("subject_prefix", &self.subject_prefix)
+            .finish()
+    }
 }

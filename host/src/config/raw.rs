@@ -30,6 +30,7 @@ use serde::{Deserialize, de::MapAccess};
 use super::{
     apps::{RawApp, validate_apps},
     auth::{RawAuth, validate_auth},
+    cluster::{RawCluster, validate_cluster},
     declare::{At, Take, keyed, take_all},
     error::{KeyPath, Problem},
     history::{RawHistory, validate_history},
@@ -62,6 +63,7 @@ keyed! {
         log: RawLog,
         apps: BTreeMap<String, RawApp>,
         history: RawHistory,
+        cluster: RawCluster,
     }
 }
 
@@ -162,6 +164,7 @@ impl RawConfig {
         let log = LogConfig::read(self.log, &at("log"))?;
         let apps = validate_apps(self.apps)?;
         let history = validate_history(self.history)?;
+        let cluster = validate_cluster(self.cluster, base)?;
         // Two routes on one path would stop the router from being built.
         let module_routes = [external.path.clone(), format!("{}/key", external.path)];
         if let Some(echo) = &diagnostics.ws_echo_path
@@ -192,6 +195,7 @@ impl RawConfig {
             log,
             apps,
             history,
+            cluster,
         };
         match published_secret(&config) {
             Some((path, secret)) => Err(published_secret_problem(

@@ -90,4 +90,10 @@ pub trait FanoutEngine: Send + Sync + 'static {
     /// Keeps the room history at `path` for the next start; false when
     /// there is none to keep.
     fn save_history(&self, path: &std::path::Path) -> Result<bool, SnapshotError>;
+
+    /// The cluster connection's state for `/health`; `None` on a host
+    /// that runs alone.
+    fn cluster(&self) -> Option<serde_json::Value> {
+        None
+    }
 }

@@ -116,6 +116,11 @@ pub trait History: Send + 'static {
 
     /// Keeps everything at `path` for the next start (`persist = true`).
     fn save(&self, path: &Path) -> Result<(), SnapshotError>;
+
+    /// Drops every stream and starts a new host epoch: publications were
+    /// missed (the cluster link was down), so no position from before may
+    /// be recovered as complete. Clients coming back get `complete:false`.
+    fn forget(&mut self);
 }
 
 /// Why the history could not be saved or read back.

@@ -79,6 +79,13 @@ impl MemoryEngine {
         }
     }
 
+    /// Forgets the history (see [`History::forget`]); nothing without one.
+    pub(crate) fn forget_history(&self) {
+        if let Some(history) = &self.history {
+            lock(history).forget();
+        }
+    }
+
     fn read(&self) -> std::sync::RwLockReadGuard<'_, RoomIndex<Subscriber>> {
         read(&self.index)
     }

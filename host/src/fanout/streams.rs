@@ -497,4 +497,13 @@ impl History for Streams {
     fn save(&self, path: &std::path::Path) -> Result<(), super::history::SnapshotError> {
         Streams::save(self, path)
     }
+
+    fn forget(&mut self) {
+        self.streams.clear();
+        self.recency.clear();
+        self.unused.clear();
+        self.bytes = 0;
+        self.evicted_through = self.seq;
+        self.epoch = new_epoch();
+    }
 }

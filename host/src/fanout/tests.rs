@@ -535,3 +535,28 @@ proptest! {
         exactly_once(&client.got, total)?;
     }
 }
+
+#[test]
+fn forgetting_the_history_makes_every_earlier_position_incomplete() {
+    let mut s = Streams::new(&config(100, 300, 1 << 20)).unwrap();
+    let room = s.position(&chat(1), 0).unwrap();
+    let wild = s.position(&room_json_wild(), 0).unwrap();
+    s.append(&[chat(1)], &data(1), 0);
+    s.forget();
+    assert_eq!(s.bytes(), 0);
+    for (r, since) in [(chat(1), room), (room_json_wild(), wild)] {
+        let got = s.recover(&r, &since, 100, 0);
+        assert!(!got.complete, "{r:?}");
+        assert!(got.frames.is_empty());
+    }
+    // What is recorded after is recovered as before.
+    let fresh = s.position(&chat(1), 0).unwrap();
+    s.append(&[chat(1)], &data(2), 0);
+    let got = s.recover(&chat(1), &fresh, 100, 0);
+    assert!(got.complete);
+    assert_eq!(ns(&got), vec![2]);
+}
+
+fn room_json_wild() -> Room {
+    room(json!({"chat": "*"}))
+}

@@ -30,6 +30,7 @@ use std::sync::{Arc, Mutex};
 
 use axum::{
     Json, Router,
+    extract::State,
     routing::{get, post},
 };
 
@@ -80,6 +81,13 @@ pub fn router(state: Arc<AppState>) -> Router {
     router.with_state(state)
 }
 
-async fn health() -> Json<serde_json::Value> {
-    Json(serde_json::json!({ "status": "ok" }))
+/// `ok` while the host serves; with `[cluster]`, the NATS connection's
+/// state too (a host cut off from NATS still serves its own clients, so
+/// it is `ok` with `connected: false`).
+async fn health(State(state): State<Arc<AppState>>) -> Json<serde_json::Value> {
+    let mut body = serde_json::json!({ "status": "ok" });
+    if let Some(cluster) = state.fanout.cluster() {
+        body["cluster"] = cluster;
+    }
+    Json(body)
 }

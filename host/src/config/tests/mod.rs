@@ -2,6 +2,7 @@
 
 mod amqp;
 mod apps;
+mod cluster;
 mod diff;
 mod docs;
 mod errors;
@@ -271,6 +272,7 @@ fn full_example_parses_to_the_expected_config() {
         log: LogConfig::default(),
         apps: Default::default(),
         history: HistoryConfig::default(),
+        cluster: None,
     };
     assert_eq!(c, expected);
 }
