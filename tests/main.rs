@@ -69,6 +69,8 @@
 //!   admin view (issue 18)
 //! - `history_restart`: history across restarts (new epoch, or kept with
 //!   `persist`) and within `max_bytes` with many rooms (issue 18)
+//! - `metrics`: `/metrics` families present and moving under load, read by
+//!   a Prometheus parser; `[metrics] token` and `listen` (issue 20)
 
 // Items shared between test files are `pub`; a test binary exports nothing.
 #![allow(unreachable_pub)]
@@ -99,6 +101,7 @@ mod jobs_modules;
 mod jobs_supervise;
 mod jobs_support;
 mod legacy;
+mod metrics;
 mod module_e2e;
 mod module_tools;
 mod modules;

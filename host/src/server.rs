@@ -22,6 +22,7 @@ pub mod account_events;
 
 use std::{
     future::Future,
+    net::SocketAddr,
     sync::{Arc, Mutex, Weak},
     time::{Duration, SystemTime},
 };
@@ -82,6 +83,10 @@ pub struct Host {
     /// handed to the routes as an `Extension`, like `config_status`: the
     /// shared state does not know them, so they can hold it.
     pub external: Arc<External>,
+    /// The job launcher, handed to the routes as an `Extension` for
+    /// `/metrics` (jobs by status); it holds the shared state, not the
+    /// other way round.
+    pub jobs: Arc<Jobs>,
     shutdown_tx: tokio::sync::watch::Sender<bool>,
     watchers: Watchers,
 }
@@ -182,9 +187,41 @@ impl Host {
             state,
             config_status,
             external,
+            jobs,
             shutdown_tx,
             watchers,
         })
+    }
+
+    /// Binds `[metrics] listen` and serves `/metrics` there through the
+    /// same accept loop as the main listener (header timeouts, pending
+    /// cap), until the shutdown signal.
+    async fn serve_metrics(
+        &self,
+        addr: SocketAddr,
+    ) -> Result<tokio::task::JoinHandle<()>, StartError> {
+        let listener = TcpListener::bind(addr).await.map_err(|e| {
+            std::io::Error::new(
+                e.kind(),
+                format!(
+                    "cannot listen on metrics.listen = {addr}: {e}; free the port or pick another"
+                ),
+            )
+        })?;
+        tracing::info!(addr = %listener.local_addr()?, "metrics at http://{addr}/metrics");
+        let app = http::metrics_router(self.state.clone())
+            .layer(Extension(self.config_status.clone()))
+            .layer(Extension(self.jobs.clone()));
+        let mut stop = self.state.shutdown.clone();
+        let graceful = async move {
+            let _ = stop.wait_for(|stopping| *stopping).await;
+        };
+        Ok(tokio::spawn(accept::serve(
+            listener,
+            app,
+            self.state.clone(),
+            graceful,
+        )))
     }
 
     /// Serves on `listener` until `shutdown` resolves, then closes sessions
@@ -212,9 +249,14 @@ impl Host {
         let account_events = account_events::spawn(&state, &self.external);
         let addr = listener.local_addr()?;
         tracing::info!(%addr, "listening: websocket at ws://{addr}/ws/, health at http://{addr}/health");
+        let metrics = match state.config.load().metrics.listen {
+            Some(addr) => Some(self.serve_metrics(addr).await?),
+            None => None,
+        };
         let app = http::router(state.clone())
             .layer(Extension(self.config_status.clone()))
-            .layer(Extension(self.external.clone()));
+            .layer(Extension(self.external.clone()))
+            .layer(Extension(self.jobs.clone()));
         let watchers = self.watchers;
         let shutdown_tx = self.shutdown_tx;
         let graceful = async move {
@@ -224,6 +266,9 @@ impl Host {
         };
         accept::serve(listener, app, state.clone(), graceful).await;
         sweeper.abort();
+        if let Some(metrics) = metrics {
+            metrics.abort();
+        }
         if let Some(watcher) = account_events {
             watcher.abort();
         }

@@ -482,3 +482,9 @@ fn the_external_module_path_must_be_its_own_path() {
     ok("[external]\npath = \"/modules-ws\"\nchallenge = \"required\"\n");
     invalid_at("[external]\nchallenge = \"sometimes\"\n", 2, "not one of");
 }
+
+#[test]
+fn metrics_listen_and_token_are_checked() {
+    invalid_at("[metrics]\nlisten = \"nowhere\"\n", 2, "not an address");
+    invalid_at("[metrics]\ntoken = \"\"\n", 2, "empty");
+}

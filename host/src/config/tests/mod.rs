@@ -271,6 +271,7 @@ fn full_example_parses_to_the_expected_config() {
         log: LogConfig::default(),
         apps: Default::default(),
         history: HistoryConfig::default(),
+        metrics: Default::default(),
     };
     assert_eq!(c, expected);
 }
