@@ -71,6 +71,8 @@
 //!   `persist`) and within `max_bytes` with many rooms (issue 18)
 //! - `metrics`: `/metrics` families present and moving under load, read by
 //!   a Prometheus parser; `[metrics] token` and `listen` (issue 20)
+//! - `tls`: `[server] tls`: wss, a certificate renewed on disk served
+//!   without a restart, the 1001 reconnect hint, `modhost dev-cert`
 
 // Items shared between test files are `pub`; a test binary exports nothing.
 #![allow(unreachable_pub)]
@@ -117,3 +119,4 @@ mod security_files;
 mod security_http;
 mod security_modules;
 mod security_sessions;
+mod tls;

@@ -15,10 +15,13 @@
 //!   still sending headers, back-off on accept errors, graceful shutdown
 //! - `account_events`: the account watcher: store changes (from this host
 //!   or the `modhost user` CLI) revoke sessions and become module events
+//! - `tls`: `[server] tls`: the rustls acceptor and the certificate pair,
+//!   reloaded when its files change
 //! - this file: building the state, serving, applying config reloads
 
 mod accept;
 pub mod account_events;
+pub mod tls;
 
 use std::{
     future::Future,
@@ -71,6 +74,9 @@ pub enum StartError {
     /// Serving failed.
     #[error("server: {0}")]
     Serve(#[from] std::io::Error),
+    /// `[server] tls` names files that do not make a usable pair.
+    #[error("server.tls: {0}")]
+    Tls(#[from] tls::TlsError),
 }
 
 /// A host that has loaded its modules and is ready to serve.
@@ -220,6 +226,7 @@ impl Host {
             listener,
             app,
             self.state.clone(),
+            None,
             graceful,
         )))
     }
@@ -248,7 +255,17 @@ impl Host {
         let amqp = AmqpSource::spawn(state.clone());
         let account_events = account_events::spawn(&state, &self.external);
         let addr = listener.local_addr()?;
-        tracing::info!(%addr, "listening: websocket at ws://{addr}/ws/, health at http://{addr}/health");
+        // Held while serving: dropping it stops the certificate watcher.
+        let tls = match &state.config.load().server.tls {
+            Some(files) => Some(tls::Tls::start(files)?),
+            None => None,
+        };
+        let (ws, web) = if tls.is_some() {
+            ("wss", "https")
+        } else {
+            ("ws", "http")
+        };
+        tracing::info!(%addr, "listening: websocket at {ws}://{addr}/ws/, health at {web}://{addr}/health");
         let metrics = match state.config.load().metrics.listen {
             Some(addr) => Some(self.serve_metrics(addr).await?),
             None => None,
@@ -264,7 +281,9 @@ impl Host {
             tracing::info!("shutting down: closing sessions and stopping modules");
             let _ = shutdown_tx.send(true);
         };
-        accept::serve(listener, app, state.clone(), graceful).await;
+        let acceptor = tls.as_ref().map(|t| t.acceptor.clone());
+        accept::serve(listener, app, state.clone(), acceptor, graceful).await;
+        drop(tls);
         sweeper.abort();
         if let Some(metrics) = metrics {
             metrics.abort();

@@ -17,7 +17,9 @@
 //! - `status`: `modhost status`: a running host's modules, connections and
 //!   rooms, from its admin API
 //! - `jobs`: `modhost jobs …`, the job launcher over the admin API
+//! - `dev_cert`: `modhost dev-cert`, a self-signed pair for `[server] tls`
 
+pub(crate) mod dev_cert;
 pub(crate) mod jobs;
 pub(crate) mod log;
 pub(crate) mod new;

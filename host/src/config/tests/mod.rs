@@ -156,6 +156,7 @@ fn full_example_parses_to_the_expected_config() {
             body_timeout: Duration::from_secs(30),
             max_pending_connections: 512,
             allowed_origins: Vec::new(),
+            tls: None,
         },
         gateway: GatewayConfig {
             status: StatusAccess::Admins,
