@@ -538,7 +538,7 @@ pub const WAIT: Duration = Duration::from_secs(30);
 pub const SUBPROTOCOL: &str = "modhost.v1";
 
 /// A websocket request for `url` offering `protocol`, if any.
-fn request(
+pub fn request(
     url: &str,
     protocol: Option<&str>,
 ) -> tokio_tungstenite::tungstenite::handshake::client::Request {

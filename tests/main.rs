@@ -73,6 +73,10 @@
 //!   monitoring counters), and cluster members started on it
 //! - `cluster`: hosts as one platform over NATS: cross-host fan-out,
 //!   interest, escaping, NATS down and back (issue 19)
+//! - `metrics`: `/metrics` families present and moving under load, read by
+//!   a Prometheus parser; `[metrics] token` and `listen` (issue 20)
+//! - `tls`: `[server] tls`: wss, a certificate renewed on disk served
+//!   without a restart, the 1001 reconnect hint, `modhost dev-cert`
 
 // Items shared between test files are `pub`; a test binary exports nothing.
 #![allow(unreachable_pub)]
@@ -105,6 +109,7 @@ mod jobs_modules;
 mod jobs_supervise;
 mod jobs_support;
 mod legacy;
+mod metrics;
 mod module_e2e;
 mod module_tools;
 mod modules;
@@ -120,3 +125,4 @@ mod security_files;
 mod security_http;
 mod security_modules;
 mod security_sessions;
+mod tls;

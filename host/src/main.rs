@@ -54,6 +54,17 @@ enum Command {
         #[command(subcommand)]
         command: UserCommand,
     },
+    /// Write a self-signed certificate and key (cert.pem, key.pem with
+    /// mode 0600) for trying `[server] tls`. Existing files are kept.
+    DevCert {
+        /// Folder to write them into.
+        #[arg(long, default_value = "tls")]
+        out: PathBuf,
+        /// Extra host names or addresses the certificate is for (localhost
+        /// and 127.0.0.1 are always in it).
+        #[arg(long = "name", value_name = "NAME")]
+        names: Vec<String>,
+    },
     /// Create a signing key for a module and trust its public key.
     Keygen {
         /// Module name the key signs for.
@@ -160,6 +171,7 @@ fn main() -> std::process::ExitCode {
             create_admin,
         } => cli::run::run(config, create_admin),
         Command::User { command } => cli::user::user(command),
+        Command::DevCert { out, names } => cli::dev_cert::dev_cert(&out, &names),
         Command::Keygen {
             module,
             out,

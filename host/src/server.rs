@@ -15,13 +15,17 @@
 //!   still sending headers, back-off on accept errors, graceful shutdown
 //! - `account_events`: the account watcher: store changes (from this host
 //!   or the `modhost user` CLI) revoke sessions and become module events
+//! - `tls`: `[server] tls`: the rustls acceptor and the certificate pair,
+//!   reloaded when its files change
 //! - this file: building the state, serving, applying config reloads
 
 mod accept;
 pub mod account_events;
+pub mod tls;
 
 use std::{
     future::Future,
+    net::SocketAddr,
     sync::{Arc, Mutex, Weak},
     time::{Duration, SystemTime},
 };
@@ -77,6 +81,9 @@ pub enum StartError {
     /// Serving failed.
     #[error("server: {0}")]
     Serve(#[from] std::io::Error),
+    /// `[server] tls` names files that do not make a usable pair.
+    #[error("server.tls: {0}")]
+    Tls(#[from] tls::TlsError),
 }
 
 /// A host that has loaded its modules and is ready to serve.
@@ -89,6 +96,10 @@ pub struct Host {
     /// handed to the routes as an `Extension`, like `config_status`: the
     /// shared state does not know them, so they can hold it.
     pub external: Arc<External>,
+    /// The job launcher, handed to the routes as an `Extension` for
+    /// `/metrics` (jobs by status); it holds the shared state, not the
+    /// other way round.
+    pub jobs: Arc<Jobs>,
     shutdown_tx: tokio::sync::watch::Sender<bool>,
     watchers: Watchers,
 }
@@ -197,9 +208,42 @@ impl Host {
             state,
             config_status,
             external,
+            jobs,
             shutdown_tx,
             watchers,
         })
+    }
+
+    /// Binds `[metrics] listen` and serves `/metrics` there through the
+    /// same accept loop as the main listener (header timeouts, pending
+    /// cap), until the shutdown signal.
+    async fn serve_metrics(
+        &self,
+        addr: SocketAddr,
+    ) -> Result<tokio::task::JoinHandle<()>, StartError> {
+        let listener = TcpListener::bind(addr).await.map_err(|e| {
+            std::io::Error::new(
+                e.kind(),
+                format!(
+                    "cannot listen on metrics.listen = {addr}: {e}; free the port or pick another"
+                ),
+            )
+        })?;
+        tracing::info!(addr = %listener.local_addr()?, "metrics at http://{addr}/metrics");
+        let app = http::metrics_router(self.state.clone())
+            .layer(Extension(self.config_status.clone()))
+            .layer(Extension(self.jobs.clone()));
+        let mut stop = self.state.shutdown.clone();
+        let graceful = async move {
+            let _ = stop.wait_for(|stopping| *stopping).await;
+        };
+        Ok(tokio::spawn(accept::serve(
+            listener,
+            app,
+            self.state.clone(),
+            None,
+            graceful,
+        )))
     }
 
     /// Serves on `listener` until `shutdown` resolves, then closes sessions
@@ -226,10 +270,25 @@ impl Host {
         let amqp = AmqpSource::spawn(state.clone());
         let account_events = account_events::spawn(&state, &self.external);
         let addr = listener.local_addr()?;
-        tracing::info!(%addr, "listening: websocket at ws://{addr}/ws/, health at http://{addr}/health");
+        // Held while serving: dropping it stops the certificate watcher.
+        let tls = match &state.config.load().server.tls {
+            Some(files) => Some(tls::Tls::start(files)?),
+            None => None,
+        };
+        let (ws, web) = if tls.is_some() {
+            ("wss", "https")
+        } else {
+            ("ws", "http")
+        };
+        tracing::info!(%addr, "listening: websocket at {ws}://{addr}/ws/, health at {web}://{addr}/health");
+        let metrics = match state.config.load().metrics.listen {
+            Some(addr) => Some(self.serve_metrics(addr).await?),
+            None => None,
+        };
         let app = http::router(state.clone())
             .layer(Extension(self.config_status.clone()))
-            .layer(Extension(self.external.clone()));
+            .layer(Extension(self.external.clone()))
+            .layer(Extension(self.jobs.clone()));
         let watchers = self.watchers;
         let shutdown_tx = self.shutdown_tx;
         let graceful = async move {
@@ -237,8 +296,13 @@ impl Host {
             tracing::info!("shutting down: closing sessions and stopping modules");
             let _ = shutdown_tx.send(true);
         };
-        accept::serve(listener, app, state.clone(), graceful).await;
+        let acceptor = tls.as_ref().map(|t| t.acceptor.clone());
+        accept::serve(listener, app, state.clone(), acceptor, graceful).await;
+        drop(tls);
         sweeper.abort();
+        if let Some(metrics) = metrics {
+            metrics.abort();
+        }
         if let Some(watcher) = account_events {
             watcher.abort();
         }

@@ -16,6 +16,8 @@ pub struct ApiTokens {
     /// `None`: the admin API is off.
     admin: Option<SecretSet>,
     trigger: SecretSet,
+    /// `None`: `/metrics` needs no token.
+    metrics: Option<SecretSet>,
 }
 
 impl ApiTokens {
@@ -28,6 +30,11 @@ impl ApiTokens {
                 .as_deref()
                 .map(|token| SecretSet::new([token])),
             trigger: SecretSet::new(config.trigger.tokens.iter().map(String::as_str)),
+            metrics: config
+                .metrics
+                .token
+                .as_deref()
+                .map(|token| SecretSet::new([token])),
         }
     }
 
@@ -41,6 +48,15 @@ impl ApiTokens {
         self.admin
             .as_ref()
             .is_some_and(|set| set.contains(presented))
+    }
+
+    /// Whether a request presenting `presented` may read `/metrics`:
+    /// always when `[metrics] token` is unset, else only with it.
+    pub fn may_scrape(&self, presented: Option<&str>) -> bool {
+        match &self.metrics {
+            None => true,
+            Some(set) => presented.is_some_and(|p| set.contains(p)),
+        }
     }
 
     /// Whether `presented` is one of the trigger tokens.

@@ -7,11 +7,14 @@
 //! - `endpoint`: `ModuleEndpoint` (where calls run, and its answer-once
 //!   contract), `EndpointSource`, `Endpoints` (lookup by module name)
 //! - `in_process`: in-process generations as endpoints, the registry as a source
+//! - `metrics`: calls by module/command/code and their latency, recorded by
+//!   a wrapper around each call's sink
 //! - this file: `Broker::call`, the one entry: check, build the sink, dispatch,
 //!   with retry across a hot swap
 
 mod endpoint;
 mod in_process;
+mod metrics;
 mod request;
 mod validate;
 
@@ -28,6 +31,7 @@ use modhost_plugin_api::ErrorCode;
 use crate::modules::{Admission, CallFailure, CallSink, Registry};
 
 pub use endpoint::{EndpointSource, Endpoints, ModuleEndpoint, StampedCall};
+pub use metrics::{CallLabels, CallMetrics, CommandLabels};
 pub use request::CallRequest;
 pub use validate::CommandInfo;
 
@@ -59,6 +63,7 @@ pub struct Broker {
     endpoints: Endpoints,
     next_id: AtomicU64,
     max_params_bytes: AtomicUsize,
+    metrics: CallMetrics,
 }
 
 impl Broker {
@@ -73,7 +78,13 @@ impl Broker {
             endpoints,
             next_id: AtomicU64::new(1),
             max_params_bytes: AtomicUsize::new(max_params_bytes),
+            metrics: CallMetrics::default(),
         }
+    }
+
+    /// What every call answered so far recorded (for `/metrics`).
+    pub fn metrics(&self) -> &CallMetrics {
+        &self.metrics
     }
 
     /// Changes the params size limit (config reload).
@@ -106,6 +117,7 @@ impl Broker {
         // The only sink of this call. From here it is moved into exactly one
         // place: `refuse` (which answers it) or `dispatch`.
         let sink = make_sink(checked.as_ref().map_or(&REFUSED, |(_, info)| info));
+        let sink = self.metrics.wrap(req.module, req.command, sink);
         match checked {
             Err(failure) => refuse(sink, failure),
             Ok((endpoint, info)) => self.dispatch(&req, endpoint, info, sink),

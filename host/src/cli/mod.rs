@@ -19,8 +19,10 @@
 //! - `jobs`: `modhost jobs …`, the job launcher over the admin API
 //! - `admin_client`: the admin API client `status` and `jobs` share: host
 //!   URL, admin token, error wording
+//! - `dev_cert`: `modhost dev-cert`, a self-signed pair for `[server] tls`
 
 pub(crate) mod admin_client;
+pub(crate) mod dev_cert;
 pub(crate) mod jobs;
 pub(crate) mod log;
 pub(crate) mod new;

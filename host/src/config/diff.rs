@@ -44,6 +44,10 @@ pub fn restart_required(old: &Config, new: &Config) -> Vec<&'static str> {
     if old.cluster != new.cluster {
         out.push("cluster");
     }
+    // The metrics listener is bound once, like server.listen.
+    if old.metrics.listen != new.metrics.listen {
+        out.push("metrics.listen");
+    }
     out
 }
 
@@ -69,6 +73,12 @@ pub fn describe_changes(old: &Config, new: &Config) -> Vec<String> {
         (None, Some(_)) => out.push("admin API enabled (admin.token set)".to_owned()),
         (Some(_), None) => out.push("admin API disabled (admin.token removed)".to_owned()),
         (Some(x), Some(y)) if x != y => out.push("admin.token changed".to_owned()),
+        _ => {}
+    }
+    match (&old.metrics.token, &new.metrics.token) {
+        (None, Some(_)) => out.push("/metrics now needs a token (metrics.token set)".to_owned()),
+        (Some(_), None) => out.push("/metrics open again (metrics.token removed)".to_owned()),
+        (Some(x), Some(y)) if x != y => out.push("metrics.token changed".to_owned()),
         _ => {}
     }
     let (p, q) = (&old.auth, &new.auth);

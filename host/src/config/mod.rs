@@ -4,7 +4,8 @@
 //! - `settings`: every setting with a default, declared once: model field,
 //!   raw field, default, bounds, hint, live or restart, diff line
 //! - `declare`: the `section!` macro those declarations use, and why it is
-//!   a macro; `codec`: the kinds of value an entry can hold
+//!   a macro; `codec`: the kinds of value an entry can hold; `tls`: the
+//!   codec of `[server] tls = { cert, key }`, the one setting that is a table
 //! - `model`: the validated types every part of the host reads;
 //!   `json_path`: [`JsonPath`], a checked dotted path into JSON (bootstrap
 //!   replies)
@@ -50,6 +51,7 @@ mod settings;
 mod shape;
 #[cfg(test)]
 mod tests;
+mod tls;
 mod trigger;
 mod value;
 pub mod watch;
@@ -69,6 +71,7 @@ pub use json_path::{
     JsonPath, JsonPathError, MAX_JSON_PATH_BYTES, MAX_JSON_PATH_SEGMENTS, PathBlocked,
 };
 pub use model::*;
+pub use tls::TlsFiles;
 
 /// The repository's config.toml, compiled in: what `modhost run` uses when
 /// no file is given (and what the quickstart runs on). A unit test keeps it

@@ -9,7 +9,7 @@
 //! their declarations in `settings.rs` and re-exported here; the rest
 //! (clients, tokens, secrets) are written out below.
 
-use std::{path::PathBuf, time::Duration};
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 pub use super::apps::{AppConfig, AppProtocol, DEFAULT_PORT_RANGE, HashAlgorithm, RestartPolicy};
 use super::json_path::JsonPath;
@@ -50,6 +50,8 @@ pub struct Config {
     pub history: HistoryConfig,
     /// `[cluster]`: `None` when the host runs alone (no `nats_url`)
     pub cluster: Option<ClusterConfig>,
+    /// `[metrics]`
+    pub metrics: MetricsConfig,
 }
 
 /// `[admin]`
@@ -57,6 +59,17 @@ pub struct Config {
 pub struct AdminConfig {
     /// `token = "..."`: Bearer token for `/api/*`. `None` disables the admin API.
     pub token: Option<String>,
+}
+
+/// `[metrics]`: who may read `GET /metrics`, and where it is served.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct MetricsConfig {
+    /// `token = "..."`: Bearer token the scraper sends; `None` serves
+    /// `/metrics` to anyone who can reach its address.
+    pub token: Option<String>,
+    /// `listen = "127.0.0.1:9090"`: serve `/metrics` there, and not on
+    /// `server.listen`. Bound once at start.
+    pub listen: Option<SocketAddr>,
 }
 
 /// `[auth]`: how websocket clients are authenticated. Modes are tried in

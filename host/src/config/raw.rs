@@ -34,7 +34,7 @@ use super::{
     declare::{At, Take, keyed, take_all},
     error::{KeyPath, Problem},
     history::{RawHistory, validate_history},
-    model::{AdminConfig, Config},
+    model::{AdminConfig, Config, MetricsConfig},
     settings::{
         Diagnostics, ExternalConfig, GatewayConfig, Limits, ModuleSettings, ModulesConfig,
         RawDiagnostics, RawExternal, RawGateway, RawLimits, RawModuleHost, RawModulesSettings,
@@ -64,6 +64,7 @@ keyed! {
         apps: BTreeMap<String, RawApp>,
         history: RawHistory,
         cluster: RawCluster,
+        metrics: RawMetrics,
     }
 }
 
@@ -72,6 +73,15 @@ keyed! {
     #[serde(default)]
     struct RawAdmin {
         token: Option<String>,
+    }
+}
+
+keyed! {
+    #[derive(Debug, Default, Deserialize)]
+    #[serde(default)]
+    struct RawMetrics {
+        token: Option<String>,
+        listen: Option<String>,
     }
 }
 
@@ -165,6 +175,7 @@ impl RawConfig {
         let apps = validate_apps(self.apps)?;
         let history = validate_history(self.history)?;
         let cluster = validate_cluster(self.cluster, base)?;
+        let metrics = validate_metrics(self.metrics)?;
         // Two routes on one path would stop the router from being built.
         let module_routes = [external.path.clone(), format!("{}/key", external.path)];
         if let Some(echo) = &diagnostics.ws_echo_path
@@ -196,6 +207,7 @@ impl RawConfig {
             apps,
             history,
             cluster,
+            metrics,
         };
         match published_secret(&config) {
             Some((path, secret)) => Err(published_secret_problem(
@@ -262,6 +274,30 @@ fn validate_admin(raw: RawAdmin) -> Result<AdminConfig, Problem> {
         "a long random secret, or remove the key to turn the admin API off",
     )?;
     Ok(AdminConfig { token: Some(token) })
+}
+
+fn validate_metrics(raw: RawMetrics) -> Result<MetricsConfig, Problem> {
+    let at = root().key("metrics");
+    let token = match raw.token {
+        Some(token) => Some(token_text(
+            &at.key("token"),
+            &token,
+            "a long random secret for the scraper, or remove the key to serve /metrics without one",
+        )?),
+        None => None,
+    };
+    let listen = match raw.listen {
+        Some(addr) => Some(addr.parse::<SocketAddr>().map_err(|e| {
+            let path = at.key("listen");
+            Problem::invalid(
+                &path,
+                format!("{path} = {addr:?} is not an address and port: {e}"),
+                "write it as \"127.0.0.1:9090\" (or remove the key to serve /metrics on server.listen)",
+            )
+        })?),
+        None => None,
+    };
+    Ok(MetricsConfig { token, listen })
 }
 
 /// A module name as used in `verify_keys/<module>.pub` and `[modules.<name>]`.

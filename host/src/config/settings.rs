@@ -22,6 +22,7 @@ use super::{
     },
     declare::{At, section},
     error::KeyPath,
+    tls::{Tls, TlsFiles},
 };
 
 const MIB: u64 = 1024 * 1024;
@@ -56,6 +57,10 @@ section! {
             "connections still sending their request headers; past it the oldest of them is closed";
         allowed_origins: Vec<String> = allowed_origins, Origins {}, Live,
             "other sites (\"https://app.example.com\") whose pages may open websockets with a visitor's cookies; the host's own origin always may; \"*\" lets every site";
+        /// Whether the listener speaks TLS is settled at start; the files'
+        /// contents are watched and reloaded while it runs.
+        tls: Option<TlsFiles> = tls, Tls {}, Restart,
+            "the certificate chain and private key (PEM) the listener serves over TLS";
     }
 }
 

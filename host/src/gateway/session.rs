@@ -38,7 +38,7 @@ use crate::{
 };
 
 use super::{
-    close::{CLOSE_GOING_AWAY, CLOSE_IDLE, read_error_close},
+    close::{CLOSE_GOING_AWAY, CLOSE_IDLE, SHUTDOWN_REASON, read_error_close},
     revoke,
     writer::{Stop, WriterBack, drive, write_loop},
 };
@@ -319,7 +319,7 @@ where
         let msg = tokio::select! {
             biased;
             _ = outbox.overflowed() => return too_slow(session, "too slow: messages were queued faster than the client read them"),
-            _ = shutdown.changed() => return End::Close(CLOSE_GOING_AWAY, "server shutting down"),
+            _ = shutdown.changed() => return End::Close(CLOSE_GOING_AWAY, SHUTDOWN_REASON),
             () = async {
                 match expiry.as_mut() {
                     Some(expiry) => expiry.await,
@@ -432,7 +432,7 @@ async fn pace_replies(
             _ = outbox.overflowed() => {
                 return Err(End::Close(CLOSE_TOO_SLOW, "too slow: messages were queued faster than the client read them"));
             }
-            _ = shutdown.changed() => return Err(End::Close(CLOSE_GOING_AWAY, "server shutting down")),
+            _ = shutdown.changed() => return Err(End::Close(CLOSE_GOING_AWAY, SHUTDOWN_REASON)),
             _ = outbox.replies_drained(window, REPLY_WINDOW_BYTES) => return Ok(()),
             _ = tokio::time::sleep(REPLY_STALL) => {
                 if outbox.progress() == progress {

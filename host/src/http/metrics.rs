@@ -2,13 +2,18 @@
 //!
 //! Values are read from the live state at scrape time into a fresh
 //! registry, so nothing on the hot path pays for metrics beyond the
-//! counters it already keeps.
+//! counters it already keeps. The one exception is calls: the broker keeps
+//! their counts and latency histograms as prometheus-client families
+//! (`broker::CallMetrics`), registered here as shared handles.
+//!
+//! NATS status is not reported: the host does not cluster yet.
 
 use std::sync::{Arc, atomic::Ordering};
 
 use axum::{
+    Extension,
     extract::State,
-    http::{StatusCode, header},
+    http::{HeaderMap, StatusCode, header},
     response::{IntoResponse, Response},
 };
 use prometheus_client::{
@@ -17,7 +22,8 @@ use prometheus_client::{
     registry::Registry,
 };
 
-use crate::state::AppState;
+use super::{ApiError, ConfigStatus, auth::bearer};
+use crate::{jobs::Jobs, state::AppState};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ModuleLabels {
@@ -27,6 +33,29 @@ struct ModuleLabels {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct StateLabels {
     state: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct HowLabels {
+    how: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReasonLabels {
+    reason: String,
+}
+
+/// A counter family with one series per `(label, value)`.
+fn counted<L, I>(label: impl Fn(&str) -> L, values: I) -> Family<L, Counter<u64>>
+where
+    L: Clone + std::hash::Hash + Eq + EncodeLabelSet + std::fmt::Debug + Send + Sync + 'static,
+    I: IntoIterator<Item = (&'static str, u64)>,
+{
+    let family = Family::<L, Counter<u64>>::default();
+    for (key, n) in values {
+        family.get_or_create(&label(key)).inc_by(n);
+    }
+    family
 }
 
 fn gauge(registry: &mut Registry, name: &str, help: &str, value: u64) {
@@ -42,10 +71,13 @@ fn counter(registry: &mut Registry, name: &str, help: &str, value: u64) {
 }
 
 /// The current metrics as Prometheus text.
-pub(crate) fn render(state: &AppState) -> String {
+pub(crate) fn render(state: &AppState, config: &ConfigStatus, jobs: &Jobs) -> String {
     let mut r = Registry::with_prefix("modhost");
     register_sessions(&mut r, state);
     register_modules(&mut r, state);
+    register_calls(&mut r, state);
+    register_reloads(&mut r, state, config);
+    register_jobs(&mut r, jobs);
     let mut text = String::new();
     // Writing into a String cannot fail.
     let _ = encode(&mut text, &r);
@@ -187,14 +219,92 @@ fn register_modules(r: &mut Registry, state: &AppState) {
     );
 }
 
-pub(super) async fn metrics(State(state): State<Arc<AppState>>) -> Response {
+/// Calls by module, command and code, and their latency (kept by the broker).
+fn register_calls(r: &mut Registry, state: &AppState) {
+    let metrics = state.broker.metrics();
+    r.register(
+        "calls",
+        "Calls answered, by module, command and code (ok or the error code)",
+        metrics.calls.clone(),
+    );
+    r.register(
+        "call_duration_seconds",
+        "Seconds from the broker taking a call to its final answer",
+        metrics.latency.clone(),
+    );
+}
+
+/// Module builds started and refused, and config.toml reloads.
+fn register_reloads(r: &mut Registry, state: &AppState, config: &ConfigStatus) {
+    r.register(
+        "module_starts",
+        "Module generations started: load (first), swap (new build) or reset (operator)",
+        counted(
+            |how| HowLabels {
+                how: how.to_owned(),
+            },
+            state.registry.starts(),
+        ),
+    );
+    r.register(
+        "module_refusals",
+        "Module builds refused, by reason",
+        counted(
+            |reason| ReasonLabels {
+                reason: reason.to_owned(),
+            },
+            state.registry.refusals(),
+        ),
+    );
+    let status = crate::util::sync::lock(config).clone();
+    counter(
+        r,
+        "config_reloads",
+        "Versions of config.toml applied since start",
+        status.applied,
+    );
+    gauge(
+        r,
+        "config_reload_failed",
+        "1 while the newest config.toml on disk could not be applied (GET /api/config says why)",
+        u64::from(status.last_error.is_some()),
+    );
+}
+
+/// Jobs by status.
+fn register_jobs(r: &mut Registry, jobs: &Jobs) {
+    let by_status = Family::<StateLabels, Gauge<i64>>::default();
+    for (status, n) in jobs.count_by_status() {
+        by_status
+            .get_or_create(&StateLabels {
+                state: status.to_owned(),
+            })
+            .set(i64::try_from(n).unwrap_or(i64::MAX));
+    }
+    r.register("jobs", "Jobs the host knows, by status", by_status);
+}
+
+/// `GET /metrics`, with `Authorization: Bearer <[metrics] token>` when
+/// one is set.
+pub(super) async fn metrics(
+    State(state): State<Arc<AppState>>,
+    Extension(config): Extension<ConfigStatus>,
+    Extension(jobs): Extension<Arc<Jobs>>,
+    headers: HeaderMap,
+) -> Response {
+    if !state.api_tokens.load().may_scrape(bearer(&headers)) {
+        return ApiError::unauthorized(
+            "missing or wrong metrics token (Authorization: Bearer <[metrics] token>)",
+        )
+        .into_response();
+    }
     (
         StatusCode::OK,
         [(
             header::CONTENT_TYPE,
             "application/openmetrics-text; version=1.0.0; charset=utf-8",
         )],
-        render(&state),
+        render(&state, &config, &jobs),
     )
         .into_response()
 }

@@ -5,7 +5,8 @@
 //! - `body`: request bodies read after the token check, bounded in size and
 //!   time
 //! - `error`: JSON error responses (`{"error":{"code","message"}}`)
-//! - `metrics`: `GET /metrics` (Prometheus text), read from live state
+//! - `metrics`: `GET /metrics` (Prometheus text), read from live state,
+//!   behind `[metrics] token` when set
 //! - `trigger`: `POST /trigger/` (high-templar 2.x publish, authenticated)
 //! - `accounts`: `POST /auth/login|refresh|logout` when the host keeps
 //!   accounts (JSON bodies only, uniform refusals)
@@ -49,7 +50,6 @@ pub type ConfigStatus = Arc<Mutex<ReloadStatus>>;
 pub fn router(state: Arc<AppState>) -> Router {
     let mut router = Router::new()
         .route("/health", get(health))
-        .route("/metrics", get(metrics::metrics))
         .route("/ws/", get(gateway::upgrade))
         .route("/ws", get(gateway::upgrade))
         .route("/trigger/", post(trigger::trigger))
@@ -62,6 +62,10 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/rooms", get(admin::rooms))
         .route("/api/rooms/history", get(history::room_history));
     let config = state.config.load();
+    // With `[metrics] listen` it is served there only (`metrics_router`).
+    if config.metrics.listen.is_none() {
+        router = router.route("/metrics", get(metrics::metrics));
+    }
     if let Some(path) = &config.diagnostics.ws_echo_path {
         router = router.route(path, get(gateway::echo));
     }
@@ -79,6 +83,13 @@ pub fn router(state: Arc<AppState>) -> Router {
             .route("/auth/logout", post(accounts::logout));
     }
     router.with_state(state)
+}
+
+/// The router of the `[metrics] listen` address: `/metrics` alone.
+pub fn metrics_router(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics::metrics))
+        .with_state(state)
 }
 
 /// `ok` while the host serves; with `[cluster]`, the NATS connection's

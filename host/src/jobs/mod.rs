@@ -322,6 +322,15 @@ impl Jobs {
         slot.supervised.send_replace(false);
     }
 
+    /// How many jobs the host knows in each status (`/metrics`).
+    pub fn count_by_status(&self) -> std::collections::BTreeMap<&'static str, usize> {
+        let mut out = std::collections::BTreeMap::new();
+        for slot in lock(&self.slots).values() {
+            *out.entry(slot.job().status.as_str()).or_default() += 1;
+        }
+        out
+    }
+
     /// The jobs `filter` keeps, oldest first.
     fn matching(&self, filter: impl Fn(&Job) -> bool) -> Vec<Arc<Slot>> {
         let mut out: Vec<Arc<Slot>> = lock(&self.slots)

@@ -74,6 +74,24 @@ pub enum LoadErrorKind {
     Io(String),
 }
 
+impl LoadErrorKind {
+    /// A short name of the reason, for the refusals counter's `reason`
+    /// label (`signature`, `rollback`, `abi-mismatch`, …).
+    pub fn reason(&self) -> &'static str {
+        match self {
+            LoadErrorKind::Signature(_) => "signature",
+            LoadErrorKind::Rollback(_) => "rollback",
+            LoadErrorKind::AbiMismatch { .. } => "abi-mismatch",
+            LoadErrorKind::Library(_) => "library",
+            LoadErrorKind::PanicAbort => "panic-abort",
+            LoadErrorKind::ManifestMismatch { .. } => "manifest-mismatch",
+            LoadErrorKind::Start(_) => "start-failed",
+            LoadErrorKind::Disabled { .. } => "disabled",
+            LoadErrorKind::Io(_) => "io",
+        }
+    }
+}
+
 /// `module "x": ` where the reason itself does not name the module.
 fn subject(error: &LoadError) -> String {
     match (&error.module, &*error.kind) {

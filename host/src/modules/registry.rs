@@ -123,6 +123,10 @@ pub struct Registry {
     changes: tokio::sync::watch::Sender<u64>,
     load_lock: Mutex<()>,
     mapped_builds: AtomicU64,
+    /// Generations started, by how (`/metrics`).
+    starts: Mutex<BTreeMap<&'static str, u64>>,
+    /// Builds refused, by [`super::error::LoadErrorKind::reason`] (`/metrics`).
+    refusals: Mutex<BTreeMap<&'static str, u64>>,
 }
 
 impl Registry {
@@ -140,6 +144,8 @@ impl Registry {
             changes: tokio::sync::watch::channel(0).0,
             load_lock: Mutex::new(()),
             mapped_builds: AtomicU64::new(0),
+            starts: Mutex::default(),
+            refusals: Mutex::default(),
         })
     }
 
@@ -184,6 +190,21 @@ impl Registry {
             }
         }
         delivered
+    }
+
+    /// Generations started so far, by how: `load` (a module's first),
+    /// `swap` (a new build replacing one) and `reset` (an operator reset).
+    pub fn starts(&self) -> BTreeMap<&'static str, u64> {
+        lock(&self.starts).clone()
+    }
+
+    /// Builds refused so far, by reason ([`super::error::LoadErrorKind::reason`]).
+    pub fn refusals(&self) -> BTreeMap<&'static str, u64> {
+        lock(&self.refusals).clone()
+    }
+
+    fn count(map: &Mutex<BTreeMap<&'static str, u64>>, key: &'static str) {
+        *lock(map).entry(key).or_default() += 1;
     }
 
     /// Libraries mapped by this process so far, over all modules.

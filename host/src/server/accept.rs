@@ -27,6 +27,10 @@
 //!   connections are never touched. Errors about one
 //!   connection (reset before it was accepted) are skipped at once.
 //!
+//! With `[server] tls`, each socket's TLS handshake runs in its task and
+//! must end within the header timeout too (a handshake left half done is
+//! the same attack one layer down).
+//!
 //! Shutdown is graceful as with `axum::serve`: accepting stops, each
 //! connection finishes its request in flight (hyper's `graceful_shutdown`),
 //! and `serve` returns when every connection task has ended.
@@ -50,6 +54,8 @@ use tokio::{
     net::{TcpListener, TcpStream},
     sync::{oneshot, watch},
 };
+
+use tokio_rustls::TlsAcceptor;
 
 use crate::{state::AppState, util::sync::lock};
 
@@ -79,6 +85,7 @@ pub(super) async fn serve(
     listener: TcpListener,
     app: Router,
     state: Arc<AppState>,
+    tls: Option<TlsAcceptor>,
     graceful: impl Future<Output = ()>,
 ) {
     let pending = Arc::new(Pending::default());
@@ -125,28 +132,30 @@ pub(super) async fn serve(
             fd.min(server.max_pending_connections)
         });
         let (id, evict) = pending.admit(cap, Instant::now());
-        tokio::spawn(connection(Connection {
+        tokio::spawn(connection(
             tcp,
-            remote,
-            app: app.clone(),
-            header_timeout: server.header_timeout,
-            pending: Slot {
-                pending: pending.clone(),
-                id,
+            tls.clone(),
+            Connection {
+                remote,
+                app: app.clone(),
+                header_timeout: server.header_timeout,
+                pending: Slot {
+                    pending: pending.clone(),
+                    id,
+                },
+                evict,
+                shutdown: state.shutdown.clone(),
+                done: done_rx.clone(),
             },
-            evict,
-            shutdown: state.shutdown.clone(),
-            done: done_rx.clone(),
-        }));
+        ));
     }
     drop(listener);
     drop(done_rx);
     done_tx.closed().await;
 }
 
-/// One accepted socket and what its task needs.
+/// What an accepted socket's task needs.
 struct Connection {
-    tcp: TcpStream,
     remote: SocketAddr,
     app: Router,
     header_timeout: Duration,
@@ -160,9 +169,29 @@ struct Connection {
 
 /// Serves one connection until it closes, upgrades, is evicted while
 /// pending, or has finished its request after the shutdown signal.
-async fn connection(c: Connection) {
+async fn connection(tcp: TcpStream, tls: Option<TlsAcceptor>, c: Connection) {
+    // Small frames must not wait for Nagle's algorithm.
+    let _ = tcp.set_nodelay(true);
+    match tls {
+        None => serve_io(tcp, c).await,
+        Some(acceptor) => {
+            match tokio::time::timeout(c.header_timeout, acceptor.accept(tcp)).await {
+                Ok(Ok(stream)) => serve_io(stream, c).await,
+                Ok(Err(e)) => tracing::debug!(remote = %c.remote, "TLS handshake failed: {e}"),
+                Err(_) => {
+                    tracing::debug!(remote = %c.remote, "TLS handshake not finished within the header timeout; closed")
+                }
+            }
+        }
+    }
+}
+
+/// Serves HTTP/1 on `io` (the socket, or the TLS stream over it).
+async fn serve_io<I>(io: I, c: Connection)
+where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
     let Connection {
-        tcp,
         remote,
         app,
         header_timeout,
@@ -170,9 +199,8 @@ async fn connection(c: Connection) {
         evict,
         mut shutdown,
         done,
+        ..
     } = c;
-    // Small frames must not wait for Nagle's algorithm.
-    let _ = tcp.set_nodelay(true);
     let router = TowerToHyperService::new(app);
     let slot = pending.id;
     let registry = pending.pending.clone();
@@ -188,7 +216,7 @@ async fn connection(c: Connection) {
         .header_read_timeout(header_timeout)
         .max_header_size(MAX_HEAD_BYTES);
     let conn = builder
-        .serve_connection(TokioIo::new(tcp), service)
+        .serve_connection(TokioIo::new(io), service)
         .with_upgrades();
     tokio::pin!(conn);
     let evicted = async {

@@ -102,9 +102,6 @@ fn unknown_keys_name_the_table_and_suggest() {
         !shown.contains("did you mean") && shown.contains("send_queue"),
         "{shown}"
     );
-    // TLS is not supported yet: an unknown key, not silently ignored.
-    let (e, _) = err("[server]\ntls = { cert = \"a\", key = \"b\" }\n");
-    assert!(matches!(e, ConfigError::UnknownKey(_)));
 }
 
 #[test]
@@ -481,4 +478,19 @@ fn the_external_module_path_must_be_its_own_path() {
     );
     ok("[external]\npath = \"/modules-ws\"\nchallenge = \"required\"\n");
     invalid_at("[external]\nchallenge = \"sometimes\"\n", 2, "not one of");
+}
+
+#[test]
+fn metrics_listen_and_token_are_checked() {
+    invalid_at("[metrics]\nlisten = \"nowhere\"\n", 2, "not an address");
+    invalid_at("[metrics]\ntoken = \"\"\n", 2, "empty");
+}
+
+#[test]
+fn tls_needs_both_files_and_resolves_them_against_the_config_folder() {
+    invalid_at("[server]\ntls = { cert = \"c.pem\" }\n", 2, "has no key");
+    let c = ok("[server]\ntls = { cert = \"tls/c.pem\", key = \"/etc/k.pem\" }\n");
+    let tls = c.server.tls.unwrap();
+    assert_eq!(tls.cert, p("/srv/modhost/tls/c.pem"));
+    assert_eq!(tls.key, p("/etc/k.pem"));
 }

@@ -157,6 +157,7 @@ fn full_example_parses_to_the_expected_config() {
             body_timeout: Duration::from_secs(30),
             max_pending_connections: 512,
             allowed_origins: Vec::new(),
+            tls: None,
         },
         gateway: GatewayConfig {
             status: StatusAccess::Admins,
@@ -273,6 +274,7 @@ fn full_example_parses_to_the_expected_config() {
         apps: Default::default(),
         history: HistoryConfig::default(),
         cluster: None,
+        metrics: Default::default(),
     };
     assert_eq!(c, expected);
 }

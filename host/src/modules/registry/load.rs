@@ -70,6 +70,7 @@ impl Registry {
     pub fn refuse(&self, file: &Path, error: &LoadError) {
         let module = error.module.clone();
         let disabled = matches!(*error.kind, LoadErrorKind::Disabled { .. });
+        Self::count(&self.refusals, error.kind.reason());
         let running = module.as_deref().and_then(|m| self.get(m));
         if disabled {
             tracing::info!(
@@ -192,6 +193,10 @@ impl Registry {
                 "{mapped} module builds are mapped in this process (RSS {rss} MiB); libraries are never unloaded, so restart modhost at a quiet moment to release them"
             );
         }
+        Self::count(
+            &self.starts,
+            if previous.is_some() { "swap" } else { "load" },
+        );
         if let Some(old) = previous {
             self.retire(old, format!("replaced by seq {seq}"));
         }
@@ -277,6 +282,7 @@ impl Registry {
             "module reset by an operator: generation {generation_no} now serves from the same verified build (seq {}); generation {} (was {}) is drained, or left behind if it is stuck",
             old.seq, old.generation, old.state().as_str()
         );
+        Self::count(&self.starts, "reset");
         self.retire(old, "reset by an operator".to_owned());
         self.changes.send_modify(|n| *n += 1);
         Ok(generation)
