@@ -650,9 +650,16 @@ impl Client {
 
     /// Waits for the close frame and returns its code.
     pub async fn close_code(&mut self) -> Option<u16> {
+        self.close_frame().await.map(|(code, _)| code)
+    }
+
+    /// Waits for the close frame and returns its code and reason.
+    pub async fn close_frame(&mut self) -> Option<(u16, String)> {
         loop {
             match tokio::time::timeout(WAIT, self.ws.next()).await {
-                Ok(Some(Ok(Message::Close(frame)))) => return frame.map(|f| f.code.into()),
+                Ok(Some(Ok(Message::Close(frame)))) => {
+                    return frame.map(|f| (f.code.into(), f.reason.to_string()));
+                }
                 Ok(Some(Ok(_))) => continue,
                 _ => return None,
             }

@@ -315,3 +315,17 @@ async fn calls_work_and_dropped_sessions_are_not_parked() {
     assert_eq!(sessions.parked(), 0);
     host.stop().await;
 }
+
+/// A stopping host closes high-templar clients with 1001 and the words
+/// they always got; the reconnect hint is `modhost.v1`'s alone.
+#[tokio::test]
+async fn a_stopping_host_closes_legacy_clients_with_the_plain_reason() {
+    let (_ws, host) = start("").await;
+    let (mut c, hello) = legacy(&host, "alice-token").await;
+    assert_eq!(hello["is_authorized"], true);
+    host.stop().await;
+    assert_eq!(
+        c.close_frame().await,
+        Some((1001, "server shutting down".to_owned()))
+    );
+}

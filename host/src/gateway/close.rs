@@ -4,11 +4,9 @@
 pub const CLOSE_IDLE: u16 = 4000;
 /// Close code when the host shuts down.
 pub const CLOSE_GOING_AWAY: u16 = 1001;
-/// The reason sent with [`CLOSE_GOING_AWAY`]: a reconnect hint. Every
-/// client of a stopping host gets it at the same moment, and a restart
-/// takes a second or more, so clients that wait a random 1 to 5 s come
-/// back to a host that is up, and not all at once.
-pub const SHUTDOWN_REASON: &str = "server shutting down; reconnect after a random 1-5 s";
+/// The reason `modhost.v1` clients get with [`CLOSE_GOING_AWAY`] (each
+/// dialect says its own: `Dialect::shutdown_reason`).
+pub use crate::protocol::SHUTDOWN_REASON;
 
 /// The close code for a read error: the frame was too big (1009), not
 /// UTF-8 (1007), or broke the protocol (1002). `None`: the connection

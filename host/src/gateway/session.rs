@@ -38,7 +38,7 @@ use crate::{
 };
 
 use super::{
-    close::{CLOSE_GOING_AWAY, CLOSE_IDLE, SHUTDOWN_REASON, read_error_close},
+    close::{CLOSE_GOING_AWAY, CLOSE_IDLE, read_error_close},
     revoke,
     writer::{Stop, WriterBack, drive, write_loop},
 };
@@ -319,7 +319,7 @@ where
         let msg = tokio::select! {
             biased;
             _ = outbox.overflowed() => return too_slow(session, "too slow: messages were queued faster than the client read them"),
-            _ = shutdown.changed() => return End::Close(CLOSE_GOING_AWAY, SHUTDOWN_REASON),
+            _ = shutdown.changed() => return End::Close(CLOSE_GOING_AWAY, session.dialect.shutdown_reason()),
             () = async {
                 match expiry.as_mut() {
                     Some(expiry) => expiry.await,
@@ -368,7 +368,13 @@ where
         // Boxed: it runs only while a client outpaces its replies, and
         // would otherwise take room in every idle session.
         if !outbox.replies_fit(reply_window, REPLY_WINDOW_BYTES)
-            && let Err(end) = Box::pin(pace_replies(&outbox, reply_window, &mut shutdown)).await
+            && let Err(end) = Box::pin(pace_replies(
+                &outbox,
+                reply_window,
+                &mut shutdown,
+                session.dialect,
+            ))
+            .await
         {
             return match end {
                 End::Close(CLOSE_TOO_SLOW, reason) => too_slow(session, reason),
@@ -424,6 +430,7 @@ async fn pace_replies(
     outbox: &OutboxState,
     window: usize,
     shutdown: &mut watch::Receiver<bool>,
+    dialect: &'static dyn Dialect,
 ) -> Result<(), End> {
     loop {
         let progress = outbox.progress();
@@ -432,7 +439,7 @@ async fn pace_replies(
             _ = outbox.overflowed() => {
                 return Err(End::Close(CLOSE_TOO_SLOW, "too slow: messages were queued faster than the client read them"));
             }
-            _ = shutdown.changed() => return Err(End::Close(CLOSE_GOING_AWAY, SHUTDOWN_REASON)),
+            _ = shutdown.changed() => return Err(End::Close(CLOSE_GOING_AWAY, dialect.shutdown_reason())),
             _ = outbox.replies_drained(window, REPLY_WINDOW_BYTES) => return Ok(()),
             _ = tokio::time::sleep(REPLY_STALL) => {
                 if outbox.progress() == progress {

@@ -92,6 +92,12 @@ pub trait Dialect: Send + Sync + 'static {
     fn offsets(&self) -> bool {
         false
     }
+    /// The reason sent with the 1001 close when the host shuts down.
+    /// high-templar's clients keep the words they always got; `modhost.v1`
+    /// adds a reconnect hint.
+    fn shutdown_reason(&self) -> &'static str {
+        "server shutting down"
+    }
     /// A subscribe that succeeded, with the position in the room's history
     /// when it has one.
     fn subscribed(&self, request_id: Option<&str>, position: Option<&StreamPosition>) -> String {

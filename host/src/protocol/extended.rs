@@ -22,6 +22,11 @@ pub const CLOSE_UNAUTHORIZED: u16 = 4001;
 /// never closed an open connection for its credential, so its clients
 /// read any close as "reconnect", which is what they should do.
 pub const CLOSE_REVOKED: u16 = 4003;
+/// The reason `modhost.v1` clients get with the 1001 shutdown close: a
+/// reconnect hint. Every client of a stopping host gets it at the same
+/// moment, and a restart takes a second or more, so clients that wait a
+/// random 1 to 5 s come back to a host that is up, and not all at once.
+pub const SHUTDOWN_REASON: &str = "server shutting down; reconnect after a random 1-5 s";
 
 /// modhost's protocol, for clients that offer the `modhost.v1` subprotocol.
 #[derive(Debug, Clone, Copy, Default)]
@@ -72,6 +77,9 @@ impl Dialect for Extended {
 
     fn offsets(&self) -> bool {
         true
+    }
+    fn shutdown_reason(&self) -> &'static str {
+        SHUTDOWN_REASON
     }
     fn subscribed(&self, request_id: Option<&str>, position: Option<&StreamPosition>) -> String {
         match position {

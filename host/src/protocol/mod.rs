@@ -24,7 +24,7 @@ mod publish;
 pub use decode::{ClientFrame, DecodeError, MAX_REQUEST_ID_BYTES, PONG, decode};
 pub use dialect::{Dialect, SUBPROTOCOL, StatusReport};
 pub use error::WireError;
-pub use extended::{CLOSE_REVOKED, CLOSE_UNAUTHORIZED, Extended};
+pub use extended::{CLOSE_REVOKED, CLOSE_UNAUTHORIZED, Extended, SHUTDOWN_REASON};
 pub use legacy::Legacy;
 pub use position::{MAX_EPOCH_BYTES, StreamPosition};
 pub use publish::{MAX_PUBLISH_BYTES, PublishFrame};
