@@ -183,3 +183,120 @@ impl EndpointSource for Directory {
             .map(|e| e as Arc<dyn ModuleEndpoint>)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use modhost_plugin_api::{Caller, CallerKind, CommandSpec, Manifest};
+    use serde_json::json;
+    use tokio::sync::mpsc::Receiver;
+
+    use super::*;
+    use crate::{
+        broker::{CommandInfo, StampedCall},
+        cluster::{remote::Outgoing, stats::CallStats},
+        modules::{Admission, CallFailure, CallSink},
+    };
+
+    fn manifest(name: &str) -> serde_json::Value {
+        let m = Manifest::new(name, "1.0.0").command(CommandSpec::new("x"));
+        let wire = WireManifest::from(&m).with_timeout(Duration::from_secs(1));
+        serde_json::to_value(wire).unwrap()
+    }
+
+    fn announce(host: &str, modules: Vec<serde_json::Value>, bye: bool) -> Vec<u8> {
+        serde_json::to_vec(&json!({"host": host, "bye": bye, "modules": modules})).unwrap()
+    }
+
+    /// A directory for host `a`, its counters, and its send queue (held,
+    /// never read: the calls sent here fit in it).
+    fn directory() -> (Directory, Arc<CallStats>, Receiver<Outgoing>) {
+        let stats = Arc::new(CallStats::default());
+        stats.set_connected(true);
+        let (calls, to_send) = RemoteCalls::new("p", "a", 1 << 20, stats.clone());
+        (Directory::new("a", calls), stats, to_send)
+    }
+
+    #[derive(Clone, Default)]
+    struct Record(Arc<Mutex<Vec<String>>>);
+
+    impl CallSink for Record {
+        fn item(&mut self, _result: &str) {}
+        fn finish(self: Box<Self>, outcome: Result<&str, CallFailure>) {
+            let line = outcome.map_or_else(|f| f.code.to_string(), str::to_owned);
+            self.0.lock().unwrap().push(line);
+        }
+    }
+
+    #[test]
+    fn hosts_come_and_go_with_their_announcements() {
+        let (dir, _, _queue) = directory();
+        let now = Instant::now();
+        dir.receive(&announce("a", vec![manifest("own")], false), now);
+        assert!(dir.resolve("own").is_none(), "this host's own are ignored");
+        dir.receive(&announce("b", vec![manifest("echo")], false), now);
+        assert_eq!(dir.resolve("echo").unwrap().name(), "echo");
+        // A new announcement replaces the old one.
+        dir.receive(&announce("b", vec![manifest("notes")], false), now);
+        assert!(dir.resolve("echo").is_none());
+        assert!(dir.resolve("notes").is_some());
+        // Silent too long: gone.
+        dir.expire(now + EXPIRES_AFTER);
+        assert_eq!(dir.size(), (0, 0));
+        // A goodbye: gone at once.
+        dir.receive(&announce("c", vec![manifest("echo")], false), Instant::now());
+        dir.receive(&announce("c", vec![], true), Instant::now());
+        assert!(dir.resolve("echo").is_none());
+    }
+
+    #[test]
+    fn announcements_are_bounded() {
+        let (dir, _, _queue) = directory();
+        let mut modules: Vec<_> = (0..MAX_MODULES + 10)
+            .map(|i| manifest(&format!("m{i}")))
+            .collect();
+        modules.push(manifest("Not A Name"));
+        let mut huge = manifest("huge");
+        huge["description"] = json!("x".repeat(MAX_MANIFEST_BYTES));
+        modules.insert(0, huge);
+        dir.receive(&announce("b", modules, false), Instant::now());
+        assert_eq!(dir.size(), (1, MAX_MODULES - 1));
+        assert!(dir.resolve("huge").is_none());
+        assert!(dir.resolve("Not A Name").is_none());
+    }
+
+    #[test]
+    fn a_call_waiting_on_a_host_that_leaves_is_answered_unavailable() {
+        let (dir, stats, _queue) = directory();
+        dir.receive(&announce("b", vec![manifest("echo")], false), Instant::now());
+        let endpoint = dir.resolve("echo").unwrap();
+        let record = Record::default();
+        let call = StampedCall {
+            id: 7,
+            module: "echo",
+            command: "x",
+            params: "{}",
+            caller: Caller {
+                kind: CallerKind::Operator,
+                user: "".into(),
+                session: "".into(),
+                roles: Default::default(),
+                module: "".into(),
+            },
+            user: None,
+            info: CommandInfo {
+                needs_reply: true,
+                streams: false,
+            },
+        };
+        assert!(matches!(
+            endpoint.dispatch(call, Box::new(record.clone())),
+            Admission::Accepted
+        ));
+        assert!(record.0.lock().unwrap().is_empty());
+        dir.receive(&announce("b", vec![], true), Instant::now());
+        assert_eq!(*record.0.lock().unwrap(), vec!["module-unavailable"]);
+        assert_eq!(stats.report(0, 0).failed, 1);
+    }
+}
