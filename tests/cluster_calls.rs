@@ -200,6 +200,13 @@ async fn modules_that_leave_another_host_leave_the_directory_within_seconds() {
     c.kill9();
     let answer = admin.next().await;
     assert_eq!(answer["code"], "module-unavailable", "{answer}");
+    assert!(
+        answer["message"]
+            .as_str()
+            .unwrap()
+            .contains("left the cluster"),
+        "{answer}"
+    );
     assert!(killed.elapsed() < LEAVES_WITHIN, "{:?}", killed.elapsed());
     wait_unknown(&url, "echo").await;
 
@@ -220,6 +227,14 @@ async fn modules_that_leave_another_host_leave_the_directory_within_seconds() {
     nats.kill();
     let answer = admin.next().await;
     assert_eq!(answer["code"], "module-unavailable", "{answer}");
+    // The lost link answers it, before d's silence would.
+    assert!(
+        answer["message"]
+            .as_str()
+            .unwrap()
+            .contains("link was lost"),
+        "{answer}"
+    );
     assert!(cut.elapsed() < LEAVES_WITHIN, "{:?}", cut.elapsed());
 
     a.host.stop().await;
@@ -313,16 +328,21 @@ async fn metrics_report_the_link_and_the_calls_across_hosts() {
             "{family} missing"
         );
     }
-    // b stops: its goodbye empties a's directory.
+    // b stops: its goodbye (sent before stop returns) empties a's
+    // directory well before b's silence would (3 s after its last
+    // announcement, which was at most 1 s before the stop).
     b.host.stop().await;
-    let deadline = Instant::now() + LEAVES_WITHIN;
+    let stopped = Instant::now();
     loop {
         let (_, page) = scrape(&a.host.url("/metrics"), None).await;
         if total(&page.unwrap(), "modhost_cluster_hosts") == 0.0 {
             break;
         }
-        assert!(Instant::now() < deadline, "b never left a's directory");
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(
+            stopped.elapsed() < Duration::from_millis(1500),
+            "b's goodbye did not reach a"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
     a.host.stop().await;
 }

@@ -245,7 +245,10 @@ mod tests {
         dir.expire(now + EXPIRES_AFTER);
         assert_eq!(dir.size(), (0, 0));
         // A goodbye: gone at once.
-        dir.receive(&announce("c", vec![manifest("echo")], false), Instant::now());
+        dir.receive(
+            &announce("c", vec![manifest("echo")], false),
+            Instant::now(),
+        );
         dir.receive(&announce("c", vec![], true), Instant::now());
         assert!(dir.resolve("echo").is_none());
     }
@@ -269,7 +272,10 @@ mod tests {
     #[test]
     fn a_call_waiting_on_a_host_that_leaves_is_answered_unavailable() {
         let (dir, stats, _queue) = directory();
-        dir.receive(&announce("b", vec![manifest("echo")], false), Instant::now());
+        dir.receive(
+            &announce("b", vec![manifest("echo")], false),
+            Instant::now(),
+        );
         let endpoint = dir.resolve("echo").unwrap();
         let record = Record::default();
         let call = StampedCall {
