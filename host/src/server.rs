@@ -317,7 +317,7 @@ impl Host {
         };
         let acceptor = tls.as_ref().map(|t| t.acceptor.clone());
         accept::serve(listener, app, state.clone(), acceptor, graceful).await;
-        if let Some(cluster) = cluster {
+        if let Some(cluster) = &cluster {
             cluster.stopped(Duration::from_secs(2)).await;
         }
         drop(tls);
@@ -337,6 +337,9 @@ impl Host {
             registry.shutdown(Duration::from_secs(5));
         })
         .await;
+        if let Some(cluster) = cluster {
+            cluster.close();
+        }
         if state.config.load().history.persist {
             let path = state.config.load().modules.state_dir.join(SNAPSHOT_FILE);
             match state.fanout.save_history(&path) {

@@ -76,6 +76,9 @@ pub struct Cluster {
     /// The task that announces and serves this host's modules; it ends
     /// with a goodbye at shutdown.
     offer: Mutex<Option<JoinHandle<()>>>,
+    /// The publisher, the inbox and the announcements' listener: they run
+    /// until [`Cluster::close`].
+    tasks: Mutex<Vec<JoinHandle<()>>>,
 }
 
 impl Cluster {
@@ -112,6 +115,7 @@ impl Cluster {
             stats,
             to_send: Mutex::new(Some(to_send)),
             offer: Mutex::default(),
+            tasks: Mutex::default(),
         }))
     }
 
@@ -126,13 +130,15 @@ impl Cluster {
         let Some(to_send) = lock(&self.to_send).take() else {
             return;
         };
-        tokio::spawn(publisher(self.client.clone(), to_send));
-        tokio::spawn(inbox(self.client.clone(), self.calls.clone()));
-        tokio::spawn(directory(
-            self.client.clone(),
-            format!("{}.dir", self.prefix),
-            self.directory.clone(),
-        ));
+        *lock(&self.tasks) = vec![
+            tokio::spawn(publisher(self.client.clone(), to_send)),
+            tokio::spawn(inbox(self.client.clone(), self.calls.clone())),
+            tokio::spawn(directory(
+                self.client.clone(),
+                format!("{}.dir", self.prefix),
+                self.directory.clone(),
+            )),
+        ];
         tokio::spawn(sweep(
             Arc::downgrade(state),
             self.calls.clone(),
@@ -161,6 +167,17 @@ impl Cluster {
                 "cluster: the goodbye to other hosts was not sent in time; they forget this host's modules within seconds"
             );
         }
+    }
+
+    /// Stops the remaining tasks, once this host's modules have stopped
+    /// (their last answers to other hosts are sent by then): the calls
+    /// connection closes with them.
+    pub fn close(&self) {
+        for task in lock(&self.tasks).drain(..) {
+            task.abort();
+        }
+        self.calls
+            .fail_all("this host is shutting down while the call was on another host");
     }
 
     /// Counters and the directory's size, for `/metrics`.
