@@ -19,7 +19,10 @@
 
 use std::{
     collections::HashMap,
-    sync::{Arc, Mutex, Weak},
+    sync::{
+        Arc, Mutex, Weak,
+        atomic::{AtomicUsize, Ordering},
+    },
     time::{Duration, Instant},
 };
 
@@ -63,7 +66,7 @@ pub(super) struct RemoteCalls {
     outbox: mpsc::Sender<Outgoing>,
     /// Answers larger than this are refused (the host's `max_frame_bytes`,
     /// set when the host is built and at each reload).
-    max_answer: std::sync::atomic::AtomicUsize,
+    max_answer: AtomicUsize,
     stats: Arc<CallStats>,
     me: Weak<RemoteCalls>,
 }
@@ -100,8 +103,7 @@ impl RemoteCalls {
     }
 
     pub(super) fn set_max_answer(&self, bytes: usize) {
-        self.max_answer
-            .store(bytes, std::sync::atomic::Ordering::Relaxed);
+        self.max_answer.store(bytes, Ordering::Relaxed);
     }
 
     /// Calls waiting for an answer.
@@ -197,7 +199,7 @@ impl RemoteCalls {
             }
             return;
         }
-        let max = self.max_answer.load(std::sync::atomic::Ordering::Relaxed);
+        let max = self.max_answer.load(Ordering::Relaxed);
         if payload.len() > max.saturating_add(256) {
             self.pending.finish(
                 id,
@@ -231,7 +233,8 @@ impl RemoteCalls {
 
     /// Answers calls past their deadline with `module-timeout`.
     pub(super) fn expire(&self, now: Instant) {
-        for _ in 0..self.pending.expire(now, "on another host") {
+        // `PendingCalls` names one module per sweep; these are many.
+        for _ in 0..self.pending.expire(now, "(on another host)") {
             self.stats.failed();
         }
     }
