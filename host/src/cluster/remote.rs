@@ -331,3 +331,137 @@ impl ModuleEndpoint for RemoteEndpoint {
         self.calls.send(call, self.timeout, sink)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use modhost_plugin_api::{Caller, CallerKind};
+
+    use super::*;
+    use crate::broker::CommandInfo;
+
+    #[derive(Clone, Default)]
+    struct Record(Arc<Mutex<Vec<String>>>);
+
+    impl CallSink for Record {
+        fn item(&mut self, result: &str) {
+            self.0.lock().unwrap().push(format!("item {result}"));
+        }
+        fn finish(self: Box<Self>, outcome: Result<&str, CallFailure>) {
+            let line = outcome.map_or_else(|f| f.code.to_string(), |r| format!("done {r}"));
+            self.0.lock().unwrap().push(line);
+        }
+    }
+
+    fn call(id: u64) -> StampedCall<'static> {
+        StampedCall {
+            id,
+            module: "echo",
+            command: "echo",
+            params: "{}",
+            caller: Caller {
+                kind: CallerKind::Operator,
+                user: "".into(),
+                session: "".into(),
+                roles: Default::default(),
+                module: "".into(),
+            },
+            user: None,
+            info: CommandInfo {
+                needs_reply: true,
+                streams: true,
+            },
+        }
+    }
+
+    fn calls(max_answer: usize) -> (Arc<RemoteCalls>, Arc<CallStats>, mpsc::Receiver<Outgoing>) {
+        let stats = Arc::new(CallStats::default());
+        stats.set_connected(true);
+        let (calls, queue) = RemoteCalls::new("p", "a", max_answer, stats.clone());
+        (calls, stats, queue)
+    }
+
+    fn rejected(admission: Admission) -> CallFailure {
+        match admission {
+            Admission::Rejected(_, failure) => failure,
+            _ => panic!("not rejected"),
+        }
+    }
+
+    #[test]
+    fn a_call_goes_out_once_on_the_modules_subject_and_its_answers_come_back() {
+        let (calls, stats, mut queue) = calls(1000);
+        let record = Record::default();
+        let sent = calls.send(call(7), Duration::from_secs(5), Box::new(record.clone()));
+        assert!(matches!(sent, Admission::Accepted));
+        let (subject, reply, _) = queue.try_recv().unwrap();
+        assert_eq!(subject, "p.call.echo");
+        assert_eq!(reply.as_deref(), Some("p.inbox.a.7"));
+        assert!(queue.try_recv().is_err(), "sent once");
+        calls.answer("7", br#"{"k":"item","r":{"i":1}}"#, false);
+        calls.answer("7", br#"{"k":"ok","r":{"i":2}}"#, false);
+        calls.answer("7", br#"{"k":"ok","r":{"i":3}}"#, false);
+        assert_eq!(
+            *record.0.lock().unwrap(),
+            vec![r#"item {"i":1}"#, r#"done {"i":2}"#]
+        );
+        assert_eq!(calls.in_flight(), 0);
+        assert_eq!(stats.report(0, 0).sent, 1);
+    }
+
+    #[test]
+    fn no_responders_an_oversized_answer_and_a_lost_link_answer_at_once() {
+        let (calls, stats, _queue) = calls(16);
+        let records: Vec<Record> = (0..3).map(|_| Record::default()).collect();
+        for (id, record) in records.iter().enumerate() {
+            let sink = Box::new(record.clone());
+            assert!(matches!(
+                calls.send(call(id as u64), Duration::from_secs(5), sink),
+                Admission::Accepted
+            ));
+        }
+        calls.answer("0", b"", true);
+        let big = format!(r#"{{"k":"ok","r":"{}"}}"#, "x".repeat(400));
+        calls.answer("1", big.as_bytes(), false);
+        calls.fail_all("lost");
+        let codes: Vec<Vec<String>> = records
+            .iter()
+            .map(|r| r.0.lock().unwrap().clone())
+            .collect();
+        assert_eq!(
+            codes,
+            vec![
+                vec!["module-unavailable"],
+                vec!["too-large"],
+                vec!["module-unavailable"]
+            ]
+        );
+        assert_eq!(stats.report(0, 0).failed, 2);
+        // Disconnected: refused before anything is sent.
+        stats.set_connected(false);
+        let failure =
+            rejected(calls.send(call(9), Duration::from_secs(5), Box::new(Record::default())));
+        assert_eq!(failure.code, ErrorCode::ModuleUnavailable);
+    }
+
+    #[test]
+    fn calls_in_flight_are_bounded_and_time_out() {
+        let (calls, _stats, _queue) = calls(1000);
+        let record = Record::default();
+        for id in 0..MAX_IN_FLIGHT as u64 {
+            let sink = Box::new(record.clone());
+            assert!(matches!(
+                calls.send(call(id), Duration::ZERO, sink),
+                Admission::Accepted
+            ));
+        }
+        let failure =
+            rejected(calls.send(call(u64::MAX), Duration::ZERO, Box::new(Record::default())));
+        assert_eq!(failure.code, ErrorCode::ModuleUnavailable);
+        assert!(failure.message.contains("busy"), "{failure}");
+        calls.expire(Instant::now() + MARGIN + Duration::from_millis(1));
+        assert_eq!(calls.in_flight(), 0);
+        let log = record.0.lock().unwrap();
+        assert_eq!(log.len(), MAX_IN_FLIGHT);
+        assert!(log.iter().all(|l| l == "module-timeout"));
+    }
+}

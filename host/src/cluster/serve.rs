@@ -379,3 +379,65 @@ impl CallSink for AnswerSink {
         self.answers.last(&self.reply, body);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cluster::wire::{AnswerIn, Kind};
+
+    fn sink(capacity: usize, max_bytes: usize) -> (AnswerSink, mpsc::Receiver<Outgoing>) {
+        let (outbox, queue) = mpsc::channel(capacity);
+        let sink = AnswerSink {
+            reply: "p.inbox.a.1".into(),
+            answers: Answers {
+                outbox,
+                runtime: Handle::current(),
+            },
+            items: 0,
+            max_bytes,
+            broken: None,
+        };
+        (sink, queue)
+    }
+
+    async fn next(queue: &mut mpsc::Receiver<Outgoing>) -> AnswerIn {
+        let (subject, reply, body) = queue.recv().await.unwrap();
+        assert_eq!((subject.as_str(), reply), ("p.inbox.a.1", None));
+        serde_json::from_slice(&body).unwrap()
+    }
+
+    #[tokio::test]
+    async fn an_answer_too_large_to_travel_ends_the_call_too_large() {
+        let (mut sink, mut queue) = sink(16, 10);
+        sink.item(r#"{"i":1}"#);
+        sink.item(r#"{"i":"far too long"}"#);
+        sink.item(r#"{"i":3}"#);
+        Box::new(sink).finish(Ok("{}"));
+        let first = next(&mut queue).await;
+        assert_eq!(
+            (first.k, first.r.unwrap().get()),
+            (Kind::Item, r#"{"i":1}"#)
+        );
+        let last = next(&mut queue).await;
+        assert_eq!(
+            (last.k, last.code.as_deref()),
+            (Kind::Err, Some("too-large"))
+        );
+        assert!(queue.try_recv().is_err());
+    }
+
+    #[tokio::test]
+    async fn a_full_queue_breaks_the_stream_but_never_loses_the_last_answer() {
+        let (mut sink, mut queue) = sink(1, 1000);
+        sink.item("1");
+        sink.item("2");
+        Box::new(sink).finish(Ok("3"));
+        let first = next(&mut queue).await;
+        assert_eq!((first.k, first.r.unwrap().get()), (Kind::Item, "1"));
+        let last = next(&mut queue).await;
+        assert_eq!(
+            (last.k, last.code.as_deref()),
+            (Kind::Err, Some("module-unavailable"))
+        );
+    }
+}
