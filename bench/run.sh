@@ -26,6 +26,12 @@
 #                                 publish on the same host vs on the other
 #                                 one, alternately, and NATS's message
 #                                 counts per publish (from /varz)
+#   bench/run.sh cluster-calls    module calls across hosts (issue 19): a
+#                                 lone host with echo, and two [cluster]
+#                                 hosts where only the other one has echo;
+#                                 call latency and rate on each, alternately,
+#                                 and NATS's message counts per call (from
+#                                 /varz)
 #   bench/run.sh restart          restart every server (fresh RSS baseline)
 #   bench/run.sh stop
 #
@@ -291,6 +297,9 @@ allowed_rooms = [{ target = "bench", room = "*" }]
 tokens = ["trigger-secret"]
 [limits]
 send_queue = 4096
+# Above the default 10,000 calls/s per connection, which cluster-calls'
+# pipelined load on one host would reach (rate-limited errors, not calls).
+calls_per_second = 1000000
 [modules]
 dir = "plugins"
 verify_keys = ["verify"]
@@ -359,6 +368,82 @@ cluster_bench() {
   done
 }
 
+# Signs the release echo into the history_host folder named $1 (with the
+# bench's echo key, made once), before that host starts.
+sign_echo_into() {
+  local dir=$DIR/$1
+  mkdir -p "$dir/plugins" "$dir/verify" "$DIR/keys" "$DIR/verify"
+  [ -f "$DIR/keys/echo.key" ] || "$REL/modhost" keygen echo --out "$DIR/keys" --verify-keys "$DIR/verify"
+  cp "$DIR/verify/echo.pub" "$dir/verify/echo.pub"
+  cp "$REL/libecho.so" "$dir/plugins/.echo.so.tmp"
+  mv "$dir/plugins/.echo.so.tmp" "$dir/plugins/echo.so"
+  "$REL/modhost" sign "$dir/plugins/echo.so" --key "$DIR/keys/echo.key" --seq "$(date +%s%3N)" >/dev/null
+}
+
+# NATS messages for `calls` sequential POST /api/call to the host on port
+# $1 (module echo, command $2, params $3), less the announcements counted
+# over the same time: prints "in out seconds".
+nats_per_calls() {
+  local port=$1 command=$2 params=$3 calls=$4 mon=$5 hosts=$6
+  python3 - "$port" "$command" "$params" "$calls" "$mon" "$hosts" <<'PY'
+import http.client, json, sys, time, urllib.request
+port, command, params, calls, mon, hosts = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), sys.argv[5], int(sys.argv[6])
+def varz():
+    v = json.load(urllib.request.urlopen(f"http://127.0.0.1:{mon}/varz"))
+    return v["in_msgs"], v["out_msgs"]
+conn = http.client.HTTPConnection("127.0.0.1", int(port))
+body = json.dumps({"module": "echo", "command": command, "params": json.loads(params)})
+before, t0 = varz(), time.monotonic()
+for _ in range(calls):
+    conn.request("POST", "/api/call", body, {"Authorization": "Bearer change-me", "Content-Type": "application/json"})
+    r = conn.getresponse(); r.read()
+    assert r.status == 200, r.status
+after, secs = varz(), time.monotonic() - t0
+# Each clustered host announces once a second: one message in, one out to
+# every host (its own included).
+ann_in, ann_out = hosts * secs, hosts * hosts * secs
+print(f"{(after[0]-before[0]-ann_in)/calls:.2f} {(after[1]-before[1]-ann_out)/calls:.2f} "
+      f"(raw in {after[0]-before[0]} out {after[1]-before[1]} over {secs:.1f} s, {calls} calls)")
+PY
+}
+
+cluster_calls_bench() {
+  local lone_port=${CALLS_LONE_PORT:-18088} caller_port=${CALLS_CALLER_PORT:-18089} callee_port=${CALLS_CALLEE_PORT:-18090}
+  local nats_port=${NATS_PORT:-14222} nats_mon=${NATS_MON_PORT:-18222} lone cross s p rounds=5
+  (cd "$ROOT" && cargo build --release -p modhost -p modhost-echo -p modhost-bench)
+  mkdir -p "$DIR/nats"
+  taskset -c "$SERVER_CPU" nats-server -a 127.0.0.1 -p "$nats_port" -m "$nats_mon" -js -sd "$DIR/nats/store" \
+    </dev/null >"$DIR/nats/nats.log" 2>&1 &
+  echo $! >"$DIR/nats.pid"
+  for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$nats_mon/varz" >/dev/null && break; sleep 0.1; done
+  local cluster=$'[cluster]\nnats_url = "nats://127.0.0.1:'"$nats_port"$'"\nname = '
+  sign_echo_into calls-lone
+  sign_echo_into calls-callee
+  mkdir -p "$DIR/calls-caller/plugins"
+  rm -f "$DIR/calls-caller/plugins/"*
+  history_host calls-lone "$lone_port" ""
+  history_host calls-callee "$callee_port" "$cluster\"callee\""
+  history_host calls-caller "$caller_port" "$cluster\"caller\""
+  # The caller learns of the callee's echo from its next announcement.
+  for _ in $(seq 1 50); do
+    curl -sf -H 'Authorization: Bearer change-me' -H 'Content-Type: application/json' \
+      -d '{"module":"echo","command":"echo","params":{}}' "http://127.0.0.1:$caller_port/api/call" >/dev/null && break
+    sleep 0.1
+  done
+  lone="--target=lone=127.0.0.1:$lone_port/$(pid_of calls-lone)"
+  cross="--target=cross=127.0.0.1:$caller_port/$(pid_of calls-caller)"
+  # One call in flight per connection (latency), then eight (rate).
+  load "$lone" "$cross" --rounds "$rounds" rpc --conns 16 --depth 1 --secs 4
+  load "$lone" "$cross" --rounds "$rounds" rpc --conns 16 --depth 8 --secs 4
+  echo "# nats messages per call (in out), echo.echo: $(nats_per_calls "$caller_port" echo '{}' 2000 "$nats_mon" 2)" >&2
+  echo "# nats messages per call (in out), echo.count n=10: $(nats_per_calls "$caller_port" count '{"n":10}' 1000 "$nats_mon" 2)" >&2
+  for s in calls-lone calls-caller calls-callee nats; do
+    p=$(pid_of $s)
+    [ -z "$p" ] || stop_pid "$p"
+    rm -f "$DIR/$s.pid"
+  done
+}
+
 case "$cmd" in
   start) start ;;
   stop) stop_servers ;;
@@ -372,5 +457,6 @@ case "$cmd" in
   suite) suite ;;
   history) history_bench ;;
   cluster) cluster_bench ;;
+  cluster-calls) cluster_calls_bench ;;
   *) sed -n '2,30p' "$0"; exit 2 ;;
 esac

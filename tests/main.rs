@@ -73,6 +73,8 @@
 //!   monitoring counters), and cluster members started on it
 //! - `cluster`: hosts as one platform over NATS: cross-host fan-out,
 //!   interest, escaping, NATS down and back (issue 19)
+//! - `cluster_calls`: module calls across hosts: stamped callers, streams,
+//!   errors, timeouts, modules and hosts leaving, local first, `/metrics`
 //! - `metrics`: `/metrics` families present and moving under load, read by
 //!   a Prometheus parser; `[metrics] token` and `listen` (issue 20)
 //! - `tls`: `[server] tls`: wss, a certificate renewed on disk served
@@ -92,6 +94,7 @@ mod bootstrap;
 mod browser_example;
 mod calls;
 mod cluster;
+mod cluster_calls;
 mod durability;
 mod external_calls;
 mod external_client;

@@ -16,7 +16,7 @@ use crate::{
 const METRICS_TOKEN: &str = "metrics-scraper-token";
 
 /// `GET url` with `token`: the status and, on 200, the parsed page.
-async fn scrape(url: &str, token: Option<&str>) -> (u16, Option<Scrape>) {
+pub(crate) async fn scrape(url: &str, token: Option<&str>) -> (u16, Option<Scrape>) {
     let mut req = http().get(url);
     if let Some(t) = token {
         req = req.bearer_auth(t);
@@ -34,7 +34,7 @@ async fn scrape(url: &str, token: Option<&str>) -> (u16, Option<Scrape>) {
 
 /// The sum over every series of `family`: counters (`<family>_total`) and
 /// gauges by value, histograms by their observation count (`+Inf`).
-fn total(scrape: &Scrape, family: &str) -> f64 {
+pub(crate) fn total(scrape: &Scrape, family: &str) -> f64 {
     let counter = format!("{family}_total");
     scrape
         .samples
@@ -52,7 +52,7 @@ fn total(scrape: &Scrape, family: &str) -> f64 {
 }
 
 /// The value of the `family` series whose labels include `labels`.
-fn series(scrape: &Scrape, family: &str, labels: &[(&str, &str)]) -> f64 {
+pub(crate) fn series(scrape: &Scrape, family: &str, labels: &[(&str, &str)]) -> f64 {
     let counter = format!("{family}_total");
     scrape
         .samples
@@ -117,6 +117,14 @@ async fn every_family_is_present_and_moves_under_a_small_load() {
     let (status, before) = scrape(&url, Some(METRICS_TOKEN)).await;
     assert_eq!(status, 200);
     let before = before.unwrap();
+    // A host without [cluster] reports no NATS families.
+    assert!(
+        !before
+            .samples
+            .iter()
+            .any(|s| s.metric.starts_with("modhost_cluster_")),
+        "cluster families on a host that runs alone"
+    );
 
     // Connections, a subscription, a publish delivered, calls ok and not.
     let mut alice = Client::authorized(&host, "alice-token").await;

@@ -15,7 +15,7 @@ use std::{
 
 use serde_json::Value;
 
-use crate::harness::{TestHost, Workspace, http};
+use crate::harness::{TestHost, VERSION, Workspace, http};
 
 /// Only a hung server takes this long to listen.
 const START_WAIT: Duration = Duration::from_secs(30);
@@ -160,15 +160,28 @@ impl Drop for Nats {
 pub struct Member {
     pub host: TestHost,
     /// The host's folder, removed with it.
-    _ws: Workspace,
+    ws: Workspace,
 }
 
 impl Member {
     /// Starts a host named `name` on `nats`, with `extra` config appended.
     pub async fn start(nats: &Nats, name: &str, extra: &str) -> Member {
-        let ws = Workspace::new();
+        Self::with_modules(nats, name, extra, &[]).await
+    }
+
+    /// Like [`Member::start`], with the bundled `modules` installed.
+    pub async fn with_modules(nats: &Nats, name: &str, extra: &str, modules: &[&str]) -> Member {
+        let mut ws = Workspace::new();
+        for m in modules {
+            ws.install(m, &format!("{m}.so"), m, VERSION, 1);
+        }
         let host = TestHost::start(&ws, &cluster_config(&nats.url(), name, extra)).await;
-        Member { host, _ws: ws }
+        Member { host, ws }
+    }
+
+    /// The host's folder (its plugins, config).
+    pub fn workspace(&self) -> &Workspace {
+        &self.ws
     }
 }
 

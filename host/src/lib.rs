@@ -15,7 +15,8 @@
 //!   hosts over NATS with `[cluster]`), and per-room history for clients
 //!   that come back (offsets, epochs)
 //! - `broker`: checks calls against manifests, stamps callers, dispatches them to
-//!   module endpoints (in-process generations today; external and remote next)
+//!   module endpoints (in-process generations, external modules, the
+//!   built-in `jobs`, modules on other hosts)
 //! - `state`: the shared state and the services modules call back into
 //! - `trigger`: publishes from backends: the `{"rooms","data"}` message
 //!   (shared with `POST /trigger/`) and the AMQP source (`[trigger.amqp]`)
@@ -23,6 +24,8 @@
 //! - `gateway`: the websocket endpoint and the per-connection session loop
 //! - `external`: modules in any language on `GET /module` (signed frames,
 //!   sse-platform's requests), served to the broker as endpoints
+//! - `cluster`: module calls across hosts over NATS (`[cluster]`): the
+//!   directory of other hosts' modules, calls to them, serving this host's
 //! - `http`: health, trigger, admin API
 //! - `jobs`: the job launcher: `[apps.<name>]` started for users as jobs
 //!   (ports, certificates, process groups, a SQLite registry), served to
@@ -36,6 +39,7 @@
 pub mod accounts;
 pub mod auth;
 pub mod broker;
+pub mod cluster;
 pub mod cmd;
 pub mod config;
 pub mod external;

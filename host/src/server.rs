@@ -38,6 +38,7 @@ use crate::{
     accounts::Accounts,
     auth::{ApiTokens, Authenticator},
     broker::{Broker, Endpoints},
+    cluster::Cluster,
     config::{
         self, Config,
         watch::{ConfigWatcher, ReloadStatus, one_line},
@@ -100,6 +101,9 @@ pub struct Host {
     /// `/metrics` (jobs by status); it holds the shared state, not the
     /// other way round.
     pub jobs: Arc<Jobs>,
+    /// With `[cluster]`: calls to and from other hosts' modules, handed to
+    /// the routes as an `Extension` for `/metrics`.
+    pub cluster: Option<Arc<Cluster>>,
     shutdown_tx: tokio::sync::watch::Sender<bool>,
     watchers: Watchers,
 }
@@ -169,9 +173,17 @@ impl Host {
         // The built-in `jobs` first: no module takes its name. Then the
         // in-process modules: a module connecting from outside never
         // shadows a signed build loaded here.
-        let endpoints = Endpoints::new(jobs.clone())
+        let mut endpoints = Endpoints::new(jobs.clone())
             .with(registry.clone())
             .with(external.clone());
+        // Other hosts' modules last: a module served here is called here.
+        let cluster = match &config.cluster {
+            Some(c) => Some(Cluster::connect(c, config.limits.max_frame_bytes).await?),
+            None => None,
+        };
+        if let Some(cluster) = &cluster {
+            endpoints = endpoints.with_remote(cluster.source());
+        }
         let state = Arc::new(AppState {
             broker: Broker::with_endpoints(endpoints, config.limits.max_params_bytes),
             api_tokens: ArcSwap::from_pointee(ApiTokens::new(&config)),
@@ -187,6 +199,9 @@ impl Host {
         });
         registry.set_services(Arc::new(Services(Arc::downgrade(&state))));
         jobs.attach(&state);
+        if let Some(cluster) = &cluster {
+            cluster.attach(&state, external.clone());
+        }
         let config_status = ConfigStatus::default();
         let watchers = {
             let (state, status) = (Arc::downgrade(&state), config_status.clone());
@@ -209,6 +224,7 @@ impl Host {
             config_status,
             external,
             jobs,
+            cluster,
             shutdown_tx,
             watchers,
         })
@@ -232,7 +248,8 @@ impl Host {
         tracing::info!(addr = %listener.local_addr()?, "metrics at http://{addr}/metrics");
         let app = http::metrics_router(self.state.clone())
             .layer(Extension(self.config_status.clone()))
-            .layer(Extension(self.jobs.clone()));
+            .layer(Extension(self.jobs.clone()))
+            .layer(Extension(self.cluster.clone()));
         let mut stop = self.state.shutdown.clone();
         let graceful = async move {
             let _ = stop.wait_for(|stopping| *stopping).await;
@@ -288,8 +305,10 @@ impl Host {
         let app = http::router(state.clone())
             .layer(Extension(self.config_status.clone()))
             .layer(Extension(self.external.clone()))
-            .layer(Extension(self.jobs.clone()));
+            .layer(Extension(self.jobs.clone()))
+            .layer(Extension(self.cluster.clone()));
         let watchers = self.watchers;
+        let cluster = self.cluster;
         let shutdown_tx = self.shutdown_tx;
         let graceful = async move {
             shutdown.await;
@@ -298,6 +317,9 @@ impl Host {
         };
         let acceptor = tls.as_ref().map(|t| t.acceptor.clone());
         accept::serve(listener, app, state.clone(), acceptor, graceful).await;
+        if let Some(cluster) = &cluster {
+            cluster.stopped(Duration::from_secs(2)).await;
+        }
         drop(tls);
         sweeper.abort();
         if let Some(metrics) = metrics {
@@ -315,6 +337,9 @@ impl Host {
             registry.shutdown(Duration::from_secs(5));
         })
         .await;
+        if let Some(cluster) = cluster {
+            cluster.close();
+        }
         if state.config.load().history.persist {
             let path = state.config.load().modules.state_dir.join(SNAPSHOT_FILE);
             match state.fanout.save_history(&path) {

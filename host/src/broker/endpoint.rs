@@ -22,8 +22,8 @@ use crate::modules::{Admission, CallSink, UserRights};
 #[derive(Debug)]
 pub struct StampedCall<'a> {
     /// Unique among the calls of this broker; the id an endpoint matches
-    /// answers by. (A NATS endpoint serving several hosts must prefix it
-    /// with the host's id: ids are unique per host only.)
+    /// answers by. (Ids are unique per host only: a call to another host
+    /// is answered on this host's own inbox subject, which names it.)
     pub id: u64,
     /// The module the call is for (the endpoint's [`ModuleEndpoint::name`]).
     pub module: &'a str,
@@ -83,10 +83,12 @@ pub struct StampedCall<'a> {
 ///   `try_send`s a signed call frame on the connection's bounded outbox
 ///   (`Rejected` when full); reply frames finish pending entries; a sweeper
 ///   times them out; a closed socket fails the rest and deregisters it.
-/// - A module on another host: `manifest` from that host's announcement;
-///   `dispatch` is a NATS request to the module's subject with a queue
-///   group, the reply inbox feeding the sink; `Rejected` while NATS is
-///   disconnected; the request deadline gives the timeout.
+/// - A module on another host (`cluster::remote`): `manifest` from that
+///   host's announcement; `dispatch` puts the sink in a pending table and
+///   queues a NATS request to the module's subject (a queue group), whose
+///   answers come back on this host's inbox; `Rejected` while NATS is
+///   disconnected or too many calls wait; the table's sweeper times calls
+///   out, and a lost link or a host that leaves fails the rest.
 pub trait ModuleEndpoint: Send + Sync {
     /// The module's name: the key calls are routed by.
     fn name(&self) -> &str;
@@ -100,8 +102,8 @@ pub trait ModuleEndpoint: Send + Sync {
 
 /// Something that knows the endpoints of some modules by name: the registry
 /// of in-process generations, the table of external modules connected on
-/// `/module`, the host's built-in `jobs` module; the directory of modules on
-/// other hosts next.
+/// `/module`, the host's built-in `jobs` module, the directory of modules on
+/// other hosts (`cluster`).
 pub trait EndpointSource: Send + Sync {
     /// The endpoint serving `module` now, if this source has one.
     fn resolve(&self, module: &str) -> Option<Arc<dyn ModuleEndpoint>>;
@@ -116,6 +118,9 @@ pub trait EndpointSource: Send + Sync {
 /// own source's table, not here), so resolving a call takes no lock here.
 pub struct Endpoints {
     sources: Vec<Arc<dyn EndpointSource>>,
+    /// Modules on other hosts: asked last, and never for a call another
+    /// host sent here (it would bounce between hosts).
+    remote: Option<Arc<dyn EndpointSource>>,
 }
 
 impl Endpoints {
@@ -125,6 +130,7 @@ impl Endpoints {
     pub fn new(first: Arc<dyn EndpointSource>) -> Self {
         Self {
             sources: vec![first],
+            remote: None,
         }
     }
 
@@ -134,8 +140,30 @@ impl Endpoints {
         self
     }
 
-    /// The endpoint serving `module` now, from the first source that has one.
-    pub fn resolve(&self, module: &str) -> Option<Arc<dyn ModuleEndpoint>> {
-        self.sources.iter().find_map(|s| s.resolve(module))
+    /// Sets the source of modules on other hosts, asked after every other
+    /// one: a module this host serves is always called here.
+    pub fn with_remote(mut self, source: Arc<dyn EndpointSource>) -> Self {
+        self.remote = Some(source);
+        self
     }
+
+    /// The endpoint serving `module` now, from the first source that has
+    /// one: this host's own first, then other hosts' (`Scope::Cluster`).
+    pub fn resolve(&self, module: &str, scope: Scope) -> Option<Arc<dyn ModuleEndpoint>> {
+        let local = self.sources.iter().find_map(|s| s.resolve(module));
+        match (local, &self.remote, scope) {
+            (Some(endpoint), _, _) => Some(endpoint),
+            (None, Some(remote), Scope::Cluster) => remote.resolve(module),
+            (None, _, _) => None,
+        }
+    }
+}
+
+/// Where a call may be served.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    /// Here or on another host: a call made on this host.
+    Cluster,
+    /// Only here: a call another host sent for a module it saw announced.
+    Local,
 }

@@ -1,11 +1,13 @@
 //! The command broker: checks a call against the module's manifest, stamps
-//! the caller, and hands it to the endpoint serving the module.
+//! the caller, and hands it to the endpoint serving the module (this
+//! host's, or with `[cluster]` another host's when none here has it).
 //!
 //! # Layout
 //! - `request`: `CallRequest` and the caller stamps (user, module, operator)
 //! - `validate`: manifest checks (command, role, params) before a module sees a call
 //! - `endpoint`: `ModuleEndpoint` (where calls run, and its answer-once
-//!   contract), `EndpointSource`, `Endpoints` (lookup by module name)
+//!   contract), `EndpointSource`, `Endpoints` (lookup by module name, this
+//!   host's sources before other hosts')
 //! - `in_process`: in-process generations as endpoints, the registry as a source
 //! - `metrics`: calls by module/command/code and their latency, recorded by
 //!   a wrapper around each call's sink
@@ -30,7 +32,7 @@ use modhost_plugin_api::ErrorCode;
 
 use crate::modules::{Admission, CallFailure, CallSink, Registry};
 
-pub use endpoint::{EndpointSource, Endpoints, ModuleEndpoint, StampedCall};
+pub use endpoint::{EndpointSource, Endpoints, ModuleEndpoint, Scope, StampedCall};
 pub use metrics::{CallLabels, CallMetrics, CommandLabels};
 pub use request::CallRequest;
 pub use validate::CommandInfo;
@@ -94,7 +96,8 @@ impl Broker {
 
     /// Checks a call without running it: the command it names, or why not.
     pub fn check(&self, req: &CallRequest<'_>) -> Result<CommandInfo, CallFailure> {
-        self.resolve_checked(req).map(|(_, info)| info)
+        self.resolve_checked(req, Scope::Cluster)
+            .map(|(_, info)| info)
     }
 
     /// The one way to make a call: checks it (module known, command in its
@@ -113,14 +116,35 @@ impl Broker {
         req: CallRequest<'_>,
         make_sink: impl FnOnce(&CommandInfo) -> Box<dyn CallSink>,
     ) -> Dispatched {
-        let checked = self.resolve_checked(&req);
+        self.call_in(Scope::Cluster, req, make_sink)
+    }
+
+    /// A call another host sent here: as [`Broker::call`], served only by
+    /// this host's own modules. The caller comes stamped by the sending
+    /// host; the checks run again against this host's manifest (a newer
+    /// build may have changed it since the announcement).
+    pub fn call_from_host(
+        &self,
+        req: CallRequest<'_>,
+        make_sink: impl FnOnce(&CommandInfo) -> Box<dyn CallSink>,
+    ) -> Dispatched {
+        self.call_in(Scope::Local, req, make_sink)
+    }
+
+    fn call_in(
+        &self,
+        scope: Scope,
+        req: CallRequest<'_>,
+        make_sink: impl FnOnce(&CommandInfo) -> Box<dyn CallSink>,
+    ) -> Dispatched {
+        let checked = self.resolve_checked(&req, scope);
         // The only sink of this call. From here it is moved into exactly one
         // place: `refuse` (which answers it) or `dispatch`.
         let sink = make_sink(checked.as_ref().map_or(&REFUSED, |(_, info)| info));
         let sink = self.metrics.wrap(req.module, req.command, sink);
         match checked {
             Err(failure) => refuse(sink, failure),
-            Ok((endpoint, info)) => self.dispatch(&req, endpoint, info, sink),
+            Ok((endpoint, info)) => self.dispatch(scope, &req, endpoint, info, sink),
         }
     }
 
@@ -129,8 +153,9 @@ impl Broker {
     fn resolve_checked(
         &self,
         req: &CallRequest<'_>,
+        scope: Scope,
     ) -> Result<(Arc<dyn ModuleEndpoint>, CommandInfo), CallFailure> {
-        let endpoint = self.endpoints.resolve(req.module).ok_or_else(|| {
+        let endpoint = self.endpoints.resolve(req.module, scope).ok_or_else(|| {
             CallFailure::new(
                 ErrorCode::UnknownModule,
                 format!("no module named {:?} is loaded", req.module),
@@ -149,6 +174,7 @@ impl Broker {
     /// endpoint that accepted it or answers it.
     fn dispatch(
         &self,
+        scope: Scope,
         req: &CallRequest<'_>,
         mut endpoint: Arc<dyn ModuleEndpoint>,
         info: CommandInfo,
@@ -157,7 +183,7 @@ impl Broker {
         let params = req.params.unwrap_or("{}");
         for attempt in 0..SWAP_ATTEMPTS {
             if attempt > 0 {
-                endpoint = match self.successor(req) {
+                endpoint = match self.successor(req, scope) {
                     Ok(next) => next,
                     Err(failure) => return refuse(sink, failure),
                 };
@@ -196,8 +222,12 @@ impl Broker {
     /// build), so the call is checked again: a command that now needs a role
     /// must not slip through a swap. The sink was already built for the
     /// first answer shape, which a new build rarely changes.
-    fn successor(&self, req: &CallRequest<'_>) -> Result<Arc<dyn ModuleEndpoint>, CallFailure> {
-        let endpoint = self.endpoints.resolve(req.module).ok_or_else(|| {
+    fn successor(
+        &self,
+        req: &CallRequest<'_>,
+        scope: Scope,
+    ) -> Result<Arc<dyn ModuleEndpoint>, CallFailure> {
+        let endpoint = self.endpoints.resolve(req.module, scope).ok_or_else(|| {
             CallFailure::new(
                 ErrorCode::UnknownModule,
                 format!("module {:?} was removed", req.module),

@@ -168,13 +168,27 @@ impl Outcome {
 }
 
 fn call(broker: &Broker, req: CallRequest<'_>) -> Outcome {
+    through(req, |req, make| broker.call(req, make))
+}
+
+/// As [`call`], for a call another host sent.
+fn call_from_host(broker: &Broker, req: CallRequest<'_>) -> Outcome {
+    through(req, |req, make| broker.call_from_host(req, make))
+}
+
+type MakeSink<'s> = &'s mut dyn FnMut(&CommandInfo) -> Box<dyn CallSink>;
+
+fn through<'a>(
+    req: CallRequest<'a>,
+    via: impl FnOnce(CallRequest<'a>, MakeSink<'_>) -> Dispatched,
+) -> Outcome {
     let log = Arc::new(Mutex::new(Vec::new()));
     let mut built = Vec::new();
     let sink_log = log.clone();
-    let dispatched = broker.call(req, |info| {
+    let dispatched = via(req, &mut |info| {
         built.push(*info);
         Box::new(Probe {
-            log: sink_log,
+            log: sink_log.clone(),
             answered: false,
         })
     });
@@ -471,6 +485,37 @@ fn sources_are_asked_in_order() {
     assert!(remote.calls().is_empty());
     assert_eq!(other.calls().len(), 1);
     for fake in [local, other] {
+        fake.answer(Ok("null"));
+    }
+}
+
+#[test]
+fn other_hosts_serve_only_what_this_one_lacks_and_never_a_call_from_a_host() {
+    let here = Fake::new(notes(), &[Behaviour::Accept]);
+    let there = Fake::new(notes(), &[Behaviour::Accept]);
+    let only_there = Fake::new(
+        Manifest::new("other", "1.0.0").command(CommandSpec::new("x")),
+        &[Behaviour::Accept],
+    );
+    let (local, remote) = (Arc::new(Table::default()), Arc::new(Table::default()));
+    local.put(&here);
+    remote.put(&there);
+    remote.put(&only_there);
+    let broker = Broker::with_endpoints(Endpoints::new(local).with_remote(remote), 1000);
+    call(&broker, user("tail", None));
+    call(&broker, CallRequest::by_operator("other", "x", None));
+    assert_eq!(
+        here.calls().len(),
+        1,
+        "a module this host has is called here"
+    );
+    assert!(there.calls().is_empty());
+    assert_eq!(only_there.calls().len(), 1);
+    // A call another host sent here never travels on.
+    let out = call_from_host(&broker, CallRequest::by_operator("other", "x", None));
+    refused(&out, ErrorCode::UnknownModule);
+    assert_eq!(only_there.calls().len(), 1);
+    for fake in [here, only_there] {
         fake.answer(Ok("null"));
     }
 }

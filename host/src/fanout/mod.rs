@@ -26,7 +26,7 @@ mod streams;
 pub use engine::{Delivery, FanoutEngine, Subscription};
 pub use history::{History, HistoryPage, Recorded, Recovery, SnapshotError, Stamps, now_ms};
 pub use memory::MemoryEngine;
-pub use nats::{ClusterError, NatsEngine};
+pub use nats::{ClusterError, NatsEngine, connect_options};
 pub use snapshot::SNAPSHOT_FILE;
 pub use streams::{ENTRY_OVERHEAD, STREAM_OVERHEAD, Streams, new_epoch};
 

@@ -6,7 +6,8 @@
 //! their counts and latency histograms as prometheus-client families
 //! (`broker::CallMetrics`), registered here as shared handles.
 //!
-//! NATS status is not reported: the host does not cluster yet.
+//! With `[cluster]`, the NATS link and cross-host calls are reported too
+//! (`cluster_*`); without it those families are absent.
 
 use std::sync::{Arc, atomic::Ordering};
 
@@ -23,7 +24,7 @@ use prometheus_client::{
 };
 
 use super::{ApiError, ConfigStatus, auth::bearer};
-use crate::{jobs::Jobs, state::AppState};
+use crate::{cluster::Cluster, jobs::Jobs, state::AppState};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ModuleLabels {
@@ -38,6 +39,11 @@ struct StateLabels {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct HowLabels {
     how: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct DirectionLabels {
+    direction: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -71,13 +77,21 @@ fn counter(registry: &mut Registry, name: &str, help: &str, value: u64) {
 }
 
 /// The current metrics as Prometheus text.
-pub(crate) fn render(state: &AppState, config: &ConfigStatus, jobs: &Jobs) -> String {
+pub(crate) fn render(
+    state: &AppState,
+    config: &ConfigStatus,
+    jobs: &Jobs,
+    cluster: Option<&Cluster>,
+) -> String {
     let mut r = Registry::with_prefix("modhost");
     register_sessions(&mut r, state);
     register_modules(&mut r, state);
     register_calls(&mut r, state);
     register_reloads(&mut r, state, config);
     register_jobs(&mut r, jobs);
+    if let Some(cluster) = cluster {
+        register_cluster(&mut r, state, cluster);
+    }
     let mut text = String::new();
     // Writing into a String cannot fail.
     let _ = encode(&mut text, &r);
@@ -284,12 +298,81 @@ fn register_jobs(r: &mut Registry, jobs: &Jobs) {
     r.register("jobs", "Jobs the host knows, by status", by_status);
 }
 
+/// The NATS link (as `/health` reports it) and calls across hosts.
+fn register_cluster(r: &mut Registry, state: &AppState, cluster: &Cluster) {
+    let link = state.fanout.cluster().unwrap_or_default();
+    let read = |key: &str| match &link[key] {
+        serde_json::Value::Bool(b) => u64::from(*b),
+        v => v.as_u64().unwrap_or(0),
+    };
+    let calls = cluster.report();
+    gauge(
+        r,
+        "cluster_connected",
+        "1 while the fan-out's NATS connection is up",
+        read("connected"),
+    );
+    gauge(
+        r,
+        "cluster_calls_connected",
+        "1 while the module calls' NATS connection is up",
+        u64::from(calls.connected),
+    );
+    counter(
+        r,
+        "cluster_disconnects",
+        "Times the fan-out's NATS connection was lost",
+        read("disconnects"),
+    );
+    counter(
+        r,
+        "cluster_dropped_publications",
+        "Publications not sent to other hosts: the NATS send queue was full",
+        read("dropped_publications"),
+    );
+    r.register(
+        "cluster_remote_calls",
+        "Module calls this host sent to other hosts, and served for them",
+        counted(
+            |d| DirectionLabels {
+                direction: d.to_owned(),
+            },
+            [("sent", calls.sent), ("served", calls.served)],
+        ),
+    );
+    counter(
+        r,
+        "cluster_remote_call_failures",
+        "Calls sent to other hosts that this host answered itself: timed out, link lost, host gone, too many in flight",
+        calls.failed,
+    );
+    gauge(
+        r,
+        "cluster_remote_calls_in_flight",
+        "Calls sent to other hosts and not answered yet",
+        cluster.in_flight() as u64,
+    );
+    gauge(
+        r,
+        "cluster_hosts",
+        "Other hosts announcing their modules",
+        calls.hosts as u64,
+    );
+    gauge(
+        r,
+        "cluster_remote_modules",
+        "Modules served by other hosts (once per host)",
+        calls.remote_modules as u64,
+    );
+}
+
 /// `GET /metrics`, with `Authorization: Bearer <[metrics] token>` when
 /// one is set.
 pub(super) async fn metrics(
     State(state): State<Arc<AppState>>,
     Extension(config): Extension<ConfigStatus>,
     Extension(jobs): Extension<Arc<Jobs>>,
+    Extension(cluster): Extension<Option<Arc<Cluster>>>,
     headers: HeaderMap,
 ) -> Response {
     if !state.api_tokens.load().may_scrape(bearer(&headers)) {
@@ -304,7 +387,7 @@ pub(super) async fn metrics(
             header::CONTENT_TYPE,
             "application/openmetrics-text; version=1.0.0; charset=utf-8",
         )],
-        render(&state, &config, &jobs),
+        render(&state, &config, &jobs, cluster.as_deref()),
     )
         .into_response()
 }

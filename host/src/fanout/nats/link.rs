@@ -121,15 +121,10 @@ impl Link {
     ) -> Result<Self, ClusterError> {
         let events = status.clone();
         let weak = Arc::downgrade(&shared);
-        let mut options = ConnectOptions::new()
-            .name(&config.name)
+        let options = connect_options(config)
+            .await?
             // A host delivers its own publications itself.
             .no_echo()
-            // A server that is down at start is retried: the host serves
-            // its own clients meanwhile.
-            .retry_on_initial_connect()
-            .max_reconnects(None)
-            .reconnect_delay_callback(backoff)
             .event_callback(move |event| {
                 events.event(&event);
                 // While the link is down this host misses other hosts'
@@ -141,22 +136,7 @@ impl Link {
                     shared.local.forget_history();
                 }
                 async {}
-            })
-            .require_tls(config.tls_required);
-        if let Some(token) = &config.token {
-            options = options.token(token.clone());
-        }
-        if let Some(path) = &config.credentials_file {
-            options = options.credentials_file(path).await.map_err(|source| {
-                ClusterError::Credentials {
-                    path: path.clone(),
-                    source,
-                }
-            })?;
-        }
-        if let Some(ca) = &config.tls_ca_file {
-            options = options.add_root_certificates(ca.clone());
-        }
+            });
         let client = options.connect(config.nats_url.as_str()).await?;
         let (publish, to_send) = mpsc::channel(SEND_QUEUE);
         let (control, controls) = mpsc::unbounded_channel();
@@ -180,6 +160,37 @@ impl Link {
         // Closed only when the listener has ended, with the engine.
         let _ = self.control.send(control);
     }
+}
+
+/// How every connection of this host to `[cluster]`'s server is made
+/// (the fan-out's and the module calls'): its name, credentials, TLS, and
+/// retries with backoff, a server down at start included.
+pub async fn connect_options(config: &ClusterConfig) -> Result<ConnectOptions, ClusterError> {
+    let mut options = ConnectOptions::new()
+        .name(&config.name)
+        // A server that is down at start is retried: the host serves its
+        // own clients meanwhile.
+        .retry_on_initial_connect()
+        .max_reconnects(None)
+        .reconnect_delay_callback(backoff)
+        .require_tls(config.tls_required);
+    if let Some(token) = &config.token {
+        options = options.token(token.clone());
+    }
+    if let Some(path) = &config.credentials_file {
+        options =
+            options
+                .credentials_file(path)
+                .await
+                .map_err(|source| ClusterError::Credentials {
+                    path: path.clone(),
+                    source,
+                })?;
+    }
+    if let Some(ca) = &config.tls_ca_file {
+        options = options.add_root_certificates(ca.clone());
+    }
+    Ok(options)
 }
 
 /// 100 ms, doubled per attempt, at most 5 s.

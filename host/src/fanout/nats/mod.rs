@@ -66,7 +66,7 @@ use super::{
     memory::MemoryEngine,
 };
 
-pub use link::ClusterError;
+pub use link::{ClusterError, connect_options};
 use link::{Control, Link, Status};
 use subject::{room_subject, wild_subject};
 
