@@ -15,7 +15,10 @@
 
 use std::{
     collections::{BTreeMap, HashMap},
-    sync::{Arc, Mutex},
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicU64, Ordering},
+    },
     time::{Duration, Instant},
 };
 
@@ -54,6 +57,10 @@ pub(super) struct Directory {
     /// host's manifest each time.
     hosts: Mutex<BTreeMap<String, HostEntry>>,
     calls: Arc<RemoteCalls>,
+    /// Hosts that left with a goodbye, and by falling silent: an operator
+    /// tells clean stops from crashes and cut links by these.
+    left_goodbye: AtomicU64,
+    left_silent: AtomicU64,
 }
 
 impl Directory {
@@ -62,6 +69,8 @@ impl Directory {
             own: own.to_owned(),
             hosts: Mutex::default(),
             calls,
+            left_goodbye: AtomicU64::new(0),
+            left_silent: AtomicU64::new(0),
         }
     }
 
@@ -80,6 +89,7 @@ impl Directory {
         if announce.bye {
             let left = lock(&self.hosts).remove(&announce.host).is_some();
             if left {
+                self.left_goodbye.fetch_add(1, Ordering::Relaxed);
                 tracing::info!(host = %announce.host, "cluster: a host said goodbye; its modules left the directory");
                 self.fail_orphans(now);
             }
@@ -149,6 +159,8 @@ impl Directory {
             }
             alive
         });
+        self.left_silent
+            .fetch_add(gone.len() as u64, Ordering::Relaxed);
         for host in &gone {
             tracing::warn!(%host, "cluster: a host stopped announcing; its modules left the directory");
         }
@@ -173,6 +185,14 @@ impl Directory {
     pub(super) fn size(&self) -> (usize, usize) {
         let hosts = lock(&self.hosts);
         (hosts.len(), hosts.values().map(|h| h.modules.len()).sum())
+    }
+
+    /// Hosts that left so far: (with a goodbye, by falling silent).
+    pub(super) fn departures(&self) -> (u64, u64) {
+        (
+            self.left_goodbye.load(Ordering::Relaxed),
+            self.left_silent.load(Ordering::Relaxed),
+        )
     }
 }
 
@@ -244,6 +264,7 @@ mod tests {
         // Silent too long: gone.
         dir.expire(now + EXPIRES_AFTER);
         assert_eq!(dir.size(), (0, 0));
+        assert_eq!(dir.departures(), (0, 1));
         // A goodbye: gone at once.
         dir.receive(
             &announce("c", vec![manifest("echo")], false),
@@ -251,6 +272,10 @@ mod tests {
         );
         dir.receive(&announce("c", vec![], true), Instant::now());
         assert!(dir.resolve("echo").is_none());
+        assert_eq!(dir.departures(), (1, 1));
+        // A goodbye from a host already gone counts nothing.
+        dir.receive(&announce("c", vec![], true), Instant::now());
+        assert_eq!(dir.departures(), (1, 1));
     }
 
     #[test]
@@ -303,6 +328,6 @@ mod tests {
         assert!(record.0.lock().unwrap().is_empty());
         dir.receive(&announce("b", vec![], true), Instant::now());
         assert_eq!(*record.0.lock().unwrap(), vec!["module-unavailable"]);
-        assert_eq!(stats.report(0, 0).failed, 1);
+        assert_eq!(stats.report(0, 0, (0, 0)).failed, 1);
     }
 }

@@ -183,7 +183,8 @@ impl Cluster {
     /// Counters and the directory's size, for `/metrics`.
     pub fn report(&self) -> CallReport {
         let (hosts, modules) = self.directory.size();
-        self.stats.report(hosts, modules)
+        self.stats
+            .report(hosts, modules, self.directory.departures())
     }
 
     /// Calls waiting on other hosts now.

@@ -405,7 +405,7 @@ mod tests {
             vec![r#"item {"i":1}"#, r#"done {"i":2}"#]
         );
         assert_eq!(calls.in_flight(), 0);
-        assert_eq!(stats.report(0, 0).sent, 1);
+        assert_eq!(stats.report(0, 0, (0, 0)).sent, 1);
     }
 
     #[test]
@@ -435,7 +435,7 @@ mod tests {
                 vec!["module-unavailable"]
             ]
         );
-        assert_eq!(stats.report(0, 0).failed, 2);
+        assert_eq!(stats.report(0, 0, (0, 0)).failed, 2);
         // Disconnected: refused before anything is sent.
         stats.set_connected(false);
         let failure =

@@ -27,6 +27,10 @@ pub struct CallReport {
     pub hosts: usize,
     /// Modules on other hosts (counted once per host serving them).
     pub remote_modules: usize,
+    /// Hosts that left the directory with a goodbye (a clean stop).
+    pub hosts_left_goodbye: u64,
+    /// Hosts that left by falling silent (killed, cut off from NATS).
+    pub hosts_left_silent: u64,
 }
 
 impl CallStats {
@@ -50,8 +54,16 @@ impl CallStats {
         self.connected.load(Ordering::Relaxed)
     }
 
-    pub(super) fn report(&self, hosts: usize, remote_modules: usize) -> CallReport {
+    /// `departures`: hosts that left (with a goodbye, by falling silent).
+    pub(super) fn report(
+        &self,
+        hosts: usize,
+        remote_modules: usize,
+        departures: (u64, u64),
+    ) -> CallReport {
         CallReport {
+            hosts_left_goodbye: departures.0,
+            hosts_left_silent: departures.1,
             sent: self.sent.load(Ordering::Relaxed),
             served: self.served.load(Ordering::Relaxed),
             failed: self.failed.load(Ordering::Relaxed),

@@ -364,6 +364,19 @@ fn register_cluster(r: &mut Registry, state: &AppState, cluster: &Cluster) {
         "Modules served by other hosts (once per host)",
         calls.remote_modules as u64,
     );
+    r.register(
+        "cluster_hosts_left",
+        "Other hosts that left the directory: with a goodbye (a clean stop) or silent (killed, cut off)",
+        counted(
+            |reason| ReasonLabels {
+                reason: reason.to_owned(),
+            },
+            [
+                ("goodbye", calls.hosts_left_goodbye),
+                ("silent", calls.hosts_left_silent),
+            ],
+        ),
+    );
 }
 
 /// `GET /metrics`, with `Authorization: Bearer <[metrics] token>` when
