@@ -77,6 +77,8 @@
 //!   a Prometheus parser; `[metrics] token` and `listen` (issue 20)
 //! - `tls`: `[server] tls`: wss, a certificate renewed on disk served
 //!   without a restart, the 1001 reconnect hint, `modhost dev-cert`
+//! - `admin_page`: `/admin/`: token and account logins, non-admins
+//!   refused, CSRF and Origin checks, audited actions, over TLS (issue 20)
 
 // Items shared between test files are `pub`; a test binary exports nothing.
 #![allow(unreachable_pub)]
@@ -87,6 +89,7 @@ mod rabbit;
 
 mod accounts_cli;
 mod accounts_http;
+mod admin_page;
 mod amqp;
 mod bootstrap;
 mod browser_example;

@@ -1,0 +1,206 @@
+//! The page's actions, each a form post answered with a redirect back to
+//! its view: reset a module, stop a job, disconnect a session. Each is
+//! checked ([`checked`]: session, same origin, CSRF token) before anything
+//! is done, and written to the audit log ([`audit`]).
+
+use std::{net::SocketAddr, sync::Arc};
+
+use axum::{
+    Extension,
+    body::Body,
+    extract::{ConnectInfo, Path, State},
+    http::{HeaderMap, StatusCode},
+    response::Response,
+};
+
+use super::{AdminPages, guard, html, login::read_form, sessions::PageSession};
+use crate::{
+    http::admin,
+    sessions::{session_id, session_name},
+    state::AppState,
+};
+
+/// The session of a state-changing request, once it has passed every
+/// check: a live session (else 401), from this host (else 403), with the
+/// session's CSRF token in the form field `csrf` or the `X-CSRF-Token`
+/// header (else 403). The form is read only after the cookie checked out.
+pub(super) async fn checked(
+    state: &AppState,
+    pages: &AdminPages,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<PageSession, Response> {
+    let back = "/admin/login";
+    let session = guard::session(pages, state, headers)
+        .map_err(|e| html::error(StatusCode::UNAUTHORIZED, &e.to_string(), back))?;
+    guard::same_origin(state, headers)
+        .map_err(|e| html::error(StatusCode::FORBIDDEN, &e.to_string(), "/admin/"))?;
+    let form = read_form(state, headers, body).await?;
+    guard::csrf(&session, headers, form.get("csrf").map(String::as_str))
+        .map_err(|e| html::error(StatusCode::FORBIDDEN, &e.to_string(), "/admin/"))?;
+    Ok(session)
+}
+
+/// Records an admin page action: always a `tracing` line with target
+/// `modhost::audit`; when the host keeps accounts, also an entry in the
+/// account store's audit log (`actor` the account's name or
+/// `admin-token`, `detail` what was done and the client's address).
+pub(super) async fn audit(
+    state: &AppState,
+    session: &PageSession,
+    client: std::net::IpAddr,
+    action: &'static str,
+    subject: Option<&str>,
+    detail: Option<&str>,
+) {
+    let actor = session.actor();
+    tracing::info!(
+        target: "modhost::audit",
+        actor = %actor, client = %client, action, subject = subject.unwrap_or(""),
+        detail = detail.unwrap_or(""), "admin page action"
+    );
+    let Some(accounts) = state.accounts.clone() else {
+        return;
+    };
+    let subject = subject.map(str::to_owned);
+    let detail = match detail {
+        Some(d) => format!("{d} (from {client})"),
+        None => format!("from {client}"),
+    };
+    let written = tokio::task::spawn_blocking(move || {
+        accounts
+            .store()
+            .audit(&actor, action, subject.as_deref(), Some(&detail))
+    })
+    .await;
+    match written {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => tracing::error!("admin page: the audit entry was not written: {e}"),
+        Err(e) => tracing::error!("admin page: the audit entry was not written: {e}"),
+    }
+}
+
+/// `POST /admin/modules/{name}/reset`.
+pub(crate) async fn reset_module(
+    State(state): State<Arc<AppState>>,
+    Extension(pages): Extension<Arc<AdminPages>>,
+    ConnectInfo(client): ConnectInfo<SocketAddr>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let session = match checked(&state, &pages, &headers, body).await {
+        Ok(session) => session,
+        Err(response) => return response,
+    };
+    let back = "/admin/modules";
+    match admin::reset(&state, &name).await {
+        Ok(done) => {
+            let detail = format!("generation {}", done["generation"]);
+            let ip = client.ip();
+            audit(
+                &state,
+                &session,
+                ip,
+                "module_reset",
+                Some(&name),
+                Some(&detail),
+            )
+            .await;
+            html::redirect(back)
+        }
+        Err(e) => {
+            let failed = format!("failed: {}", e.message());
+            audit(
+                &state,
+                &session,
+                client.ip(),
+                "module_reset",
+                Some(&name),
+                Some(&failed),
+            )
+            .await;
+            html::error(e.status(), e.message(), back)
+        }
+    }
+}
+
+/// `POST /admin/jobs/{id}/stop`: `jobs.stop` through the broker, as the
+/// operator (who may stop any job).
+pub(crate) async fn stop_job(
+    State(state): State<Arc<AppState>>,
+    Extension(pages): Extension<Arc<AdminPages>>,
+    ConnectInfo(client): ConnectInfo<SocketAddr>,
+    Path(job): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let session = match checked(&state, &pages, &headers, body).await {
+        Ok(session) => session,
+        Err(response) => return response,
+    };
+    let params = serde_json::json!({ "job_id": job }).to_string();
+    let stopped = admin::operator_call(&state, crate::jobs::MODULE, "stop", Some(&params)).await;
+    let back = "/admin/jobs";
+    match stopped {
+        Ok(answer) => {
+            let detail = format!("status {}", answer["result"]["status"]);
+            audit(
+                &state,
+                &session,
+                client.ip(),
+                "job_stop",
+                Some(&job),
+                Some(&detail),
+            )
+            .await;
+            html::redirect(back)
+        }
+        Err(e) => html::error(e.status(), e.message(), back),
+    }
+}
+
+/// `POST /admin/sessions/{session}/disconnect`: an open session is closed
+/// with 4003 `disconnected by an operator`; a parked one is forgotten (it
+/// cannot be resumed).
+pub(crate) async fn disconnect(
+    State(state): State<Arc<AppState>>,
+    Extension(pages): Extension<Arc<AdminPages>>,
+    ConnectInfo(client): ConnectInfo<SocketAddr>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let session = match checked(&state, &pages, &headers, body).await {
+        Ok(session) => session,
+        Err(response) => return response,
+    };
+    let back = "/admin/connections";
+    let found = session_id(&name).and_then(|id| Some((id, state.sessions.disconnect(id)?)));
+    let Some((id, user)) = found else {
+        return html::error(
+            StatusCode::NOT_FOUND,
+            &format!("there is no session {name:?} (it may have ended already)"),
+            back,
+        );
+    };
+    // A parked session has no socket to close: forget it like a revoked one.
+    for (token, parked, _) in state.sessions.parked.of_user(&user) {
+        if parked == id && state.sessions.parked.expire(&token, id).is_some() {
+            state.fanout.remove_session(id);
+            state.sessions.remove(id);
+        }
+    }
+    let detail = format!("user {user}");
+    let subject = session_name(id);
+    audit(
+        &state,
+        &session,
+        client.ip(),
+        "session_disconnect",
+        Some(&subject),
+        Some(&detail),
+    )
+    .await;
+    html::redirect(back)
+}
