@@ -79,6 +79,10 @@
 //!   without a restart, the 1001 reconnect hint, `modhost dev-cert`
 //! - `admin_page`: `/admin/`: token and account logins, non-admins
 //!   refused, CSRF and Origin checks, audited actions, over TLS (issue 20)
+//! - `webdriver`: a small W3C WebDriver client; starts chromedriver and
+//!   headless Chromium, killed with the test
+//! - `admin_browser`: the admin page in Chromium: login, a module dropped
+//!   in, a refusal, a reset, a connection; screenshots (issue 20 item 4)
 
 // Items shared between test files are `pub`; a test binary exports nothing.
 #![allow(unreachable_pub)]
@@ -86,9 +90,11 @@
 mod harness;
 mod nats_harness;
 mod rabbit;
+mod webdriver;
 
 mod accounts_cli;
 mod accounts_http;
+mod admin_browser;
 mod admin_page;
 mod amqp;
 mod bootstrap;
