@@ -466,3 +466,70 @@ async fn the_page_works_over_tls_with_a_secure_cookie() {
     assert_eq!(status, 403);
     host.stop().await;
 }
+
+#[tokio::test]
+async fn a_module_is_disabled_and_enabled_from_the_page_with_its_history_bounded() {
+    let ws = workspace_with_accounts();
+    let host = TestHost::start(&ws, ACCOUNTS).await;
+    let page = Page::with_token(&host).await;
+
+    page.act("/admin/modules/echo/disable").await;
+    let refusals = host.refusals().await;
+    assert_eq!(refusals.len(), 1, "{refusals:?}");
+    assert_eq!(refusals[0]["state"], "disabled");
+    assert!(
+        refusals[0]["error"]
+            .as_str()
+            .unwrap()
+            .contains("disabled by an operator"),
+        "{refusals:?}"
+    );
+    let (status, body) = host.call("echo", "echo", json!({})).await;
+    assert_eq!(status, 404, "deregistered: {body}");
+    let (_, html) = page.get("/admin/modules").await;
+    assert!(html.contains("/admin/modules/echo/enable"), "{html}");
+    // A config reload does not bring it back.
+    ws.write_config(ACCOUNTS);
+    let (status, _) = host.call("echo", "echo", json!({})).await;
+    assert_eq!(status, 404);
+
+    page.act("/admin/modules/echo/enable").await;
+    let (status, body) = host.call("echo", "echo", json!({"x": 1})).await;
+    assert_eq!(status, 200, "{body}");
+    let row = host.module("echo").await.unwrap();
+    assert_eq!(row["generation"], 2, "{row}");
+    let events: Vec<&str> = row["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["event"].as_str().unwrap())
+        .collect();
+    assert_eq!(events, ["load", "enabled", "removed", "load"], "{row}");
+    let (_, html) = page.get("/admin/modules").await;
+    assert!(html.contains(r#"<tr data-event="enabled">"#), "{html}");
+    let (status, body) = page
+        .post(
+            "/admin/modules/echo/enable",
+            Some(&page.csrf),
+            Some(&page.base),
+        )
+        .await;
+    assert_eq!(status, 409, "not disabled: {body}");
+    assert_eq!(audited(&host, "module_disable").len(), 1);
+    let enables = audited(&host, "module_enable");
+    assert!(
+        enables[1].starts_with("admin-token module_enable echo generation 2"),
+        "{enables:?}"
+    );
+    assert!(enables[0].contains("failed"), "{enables:?}");
+
+    // The history keeps the newest events only.
+    for _ in 0..modhost::modules::MAX_EVENTS {
+        assert_eq!(host.reset("echo").await.0, 200);
+    }
+    let history = host.module("echo").await.unwrap()["history"].clone();
+    let history = history.as_array().unwrap();
+    assert_eq!(history.len(), modhost::modules::MAX_EVENTS);
+    assert!(history.iter().all(|e| e["event"] == "reset"), "{history:?}");
+    host.stop().await;
+}

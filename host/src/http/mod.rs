@@ -78,6 +78,10 @@ pub fn router(state: Arc<AppState>) -> Router {
             "/admin/modules/{name}/reset",
             post(admin_page::reset_module),
         )
+        .route(
+            "/admin/modules/{name}/{switch}",
+            post(admin_page::toggle_module),
+        )
         .route("/admin/jobs/{job}/stop", post(admin_page::stop_job))
         .route(
             "/admin/sessions/{session}/disconnect",

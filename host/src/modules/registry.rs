@@ -14,14 +14,17 @@
 //! - `load`: verify, start and swap in a build; refusals; the rollback
 //!   guard; operator resets
 //! - `settings`: a new config applied to running modules; verify keys
-//! - `listing`: the rows of `GET /api/modules`, one per module name
+//! - `listing`: the rows of `GET /api/modules`, one per module name, with
+//!   each module's recent history
+//! - `toggle`: modules switched off and on by an operator at runtime
 
 mod listing;
 mod load;
 mod settings;
+mod toggle;
 
 use std::{
-    collections::{BTreeMap, HashMap},
+    collections::{BTreeMap, HashMap, HashSet, VecDeque},
     path::{Path, PathBuf},
     sync::{
         Arc, Mutex, OnceLock, RwLock,
@@ -38,7 +41,8 @@ use crate::{
 
 use super::{generation::Generation, services::HostServices};
 
-pub use listing::{ModuleInfo, RefusedBuild};
+pub use listing::{MAX_EVENTS, ModuleEvent, ModuleInfo, RefusedBuild};
+pub use toggle::ToggleError;
 
 /// How queues and timeouts are set for new generations.
 #[derive(Debug, Clone)]
@@ -99,6 +103,19 @@ struct History {
     stuck_threads: Arc<AtomicU64>,
     /// The last refusal or failure, cleared when a generation starts.
     last_error: Option<String>,
+    /// Loads, swaps, resets, refusals and removals, oldest first, at most
+    /// [`MAX_EVENTS`].
+    events: VecDeque<ModuleEvent>,
+}
+
+impl History {
+    /// Remembers `event`, forgetting the oldest past [`MAX_EVENTS`].
+    fn record(&mut self, event: ModuleEvent) {
+        if self.events.len() == MAX_EVENTS {
+            self.events.pop_front();
+        }
+        self.events.push_back(event);
+    }
 }
 
 struct Refusal {
@@ -127,6 +144,8 @@ pub struct Registry {
     starts: Mutex<BTreeMap<&'static str, u64>>,
     /// Builds refused, by [`super::error::LoadErrorKind::reason`] (`/metrics`).
     refusals: Mutex<BTreeMap<&'static str, u64>>,
+    /// Modules an operator switched off (`toggle`); not kept across restarts.
+    operator_disabled: RwLock<HashSet<String>>,
 }
 
 impl Registry {
@@ -146,6 +165,7 @@ impl Registry {
             mapped_builds: AtomicU64::new(0),
             starts: Mutex::default(),
             refusals: Mutex::default(),
+            operator_disabled: RwLock::default(),
         })
     }
 
@@ -228,6 +248,7 @@ impl Registry {
                     "module deregistered ({why}): new calls get unknown-module; generation {} finishes the calls it accepted",
                     old.generation
                 );
+                self.record(name, ModuleEvent::new("removed", Some(&old), why));
                 self.retire(old, why.to_owned());
                 self.changes.send_modify(|n| *n += 1);
                 true
@@ -248,6 +269,14 @@ impl Registry {
             .map(|g| g.name.clone())?;
         self.remove_locked(&name, "its .so or .sig was removed from the modules folder")
             .then_some(name)
+    }
+
+    /// Adds `event` to `name`'s history.
+    fn record(&self, name: &str, event: ModuleEvent) {
+        lock(&self.history)
+            .entry(name.to_owned())
+            .or_default()
+            .record(event);
     }
 
     /// Drains `old` in the background and logs how it ended.

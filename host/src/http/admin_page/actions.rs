@@ -1,5 +1,6 @@
 //! The page's actions, each a form post answered with a redirect back to
-//! its view: reset a module, stop a job, disconnect a session. Each is
+//! its view: reset, disable or enable a module, stop a job, disconnect a
+//! session. Each is
 //! checked ([`checked`]: session, same origin, CSRF token) before anything
 //! is done, and written to the audit log ([`audit`]).
 
@@ -16,6 +17,7 @@ use axum::{
 use super::{AdminPages, guard, html, login::read_form, sessions::PageSession};
 use crate::{
     http::admin,
+    modules::ToggleError,
     sessions::{session_id, session_name},
     state::AppState,
 };
@@ -122,6 +124,68 @@ pub(crate) async fn reset_module(
             .await;
             html::error(e.status(), e.message(), back)
         }
+    }
+}
+
+/// `POST /admin/modules/{name}/disable` and `/enable`: the module switched
+/// off or on at runtime (`Registry::disable`; not kept across restarts).
+pub(crate) async fn toggle_module(
+    State(state): State<Arc<AppState>>,
+    Extension(pages): Extension<Arc<AdminPages>>,
+    ConnectInfo(client): ConnectInfo<SocketAddr>,
+    Path((name, switch)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let session = match checked(&state, &pages, &headers, body).await {
+        Ok(session) => session,
+        Err(response) => return response,
+    };
+    let back = "/admin/modules";
+    let enable = match switch.as_str() {
+        "enable" => true,
+        "disable" => false,
+        _ => return html::error(StatusCode::NOT_FOUND, "no such action", back),
+    };
+    let registry = state.registry.clone();
+    let module = name.clone();
+    // Enabling loads a build, which blocks until its `on_load` returns.
+    let done = tokio::task::spawn_blocking(move || {
+        if enable {
+            registry.enable(&module).map(|g| format!("generation {g}"))
+        } else {
+            registry.disable(&module).map(|()| "disabled".to_owned())
+        }
+    })
+    .await;
+    let action = if enable {
+        "module_enable"
+    } else {
+        "module_disable"
+    };
+    let ip = client.ip();
+    match done {
+        Ok(Ok(detail)) => {
+            audit(&state, &session, ip, action, Some(&name), Some(&detail)).await;
+            html::redirect(back)
+        }
+        Ok(Err(e)) => {
+            let status = match e {
+                ToggleError::Unknown(_) => StatusCode::NOT_FOUND,
+                ToggleError::NotDisabled(_) | ToggleError::DisabledInConfig(_) => {
+                    StatusCode::CONFLICT
+                }
+                ToggleError::NotLoaded { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            };
+            let failed = format!("failed: {e}");
+            audit(&state, &session, ip, action, Some(&name), Some(&failed)).await;
+            html::error(status, &e.to_string(), back)
+        }
+        Err(e) => html::error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            &format!("the {switch} did not complete: {e}"),
+            back,
+        ),
     }
 }
 

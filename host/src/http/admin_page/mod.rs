@@ -15,7 +15,8 @@
 //! cookie on a websocket and its own Origin rules, for views an operator
 //! reads at human speed. Each poll reads live state like the admin API.
 //!
-//! Actions (reset a module, stop a job, disconnect a session) are audited:
+//! Actions (reset, disable or enable a module, stop a job, disconnect a
+//! session) are audited:
 //! a `tracing` line with target `modhost::audit` always, and an entry in
 //! the account store's audit log when the host keeps accounts.
 //!
@@ -25,7 +26,8 @@
 //!   CSRF token
 //! - `login`: the login form (admin token or admin account), logout
 //! - `views`: modules, connections, rooms, jobs and config status as HTML
-//! - `actions`: reset, stop a job, disconnect a session; the audit
+//! - `actions`: reset, disable, enable, stop a job, disconnect a session;
+//!   the audit
 //! - `html`: escaping, the shell, response headers, embedded assets
 //! - this file: [`AdminPages`] and the GET handlers of pages and assets
 
@@ -45,7 +47,7 @@ use axum::{
     response::Response,
 };
 
-pub(crate) use actions::{disconnect, reset_module, stop_job};
+pub(crate) use actions::{disconnect, reset_module, stop_job, toggle_module};
 pub(crate) use login::{form as login_form, login, logout};
 
 use crate::{accounts::FailureLimit, external::External, state::AppState};

@@ -66,21 +66,29 @@ fn modules(rows: &[Value], csrf: &str) -> String {
          <th>Restarts</th><th>Last error</th><th></th></tr></thead><tbody>",
     );
     let mut refused = String::new();
+    let mut events = Vec::new();
     for row in rows {
         let name = text(&row["name"]);
-        let in_process = row["kind"] == "in-process" && row["generation"].is_u64();
-        let reset = if in_process {
-            action(
-                &format!("/admin/modules/{}/reset", url_segment(&name)),
-                "Reset",
-                csrf,
-            )
-        } else {
-            String::new()
+        let path = |what: &str| format!("/admin/modules/{}/{what}", url_segment(&name));
+        let buttons = match (row["kind"].as_str(), row["generation"].is_u64()) {
+            (Some("in-process"), true) => {
+                action(&path("reset"), "Reset", csrf) + &action(&path("disable"), "Disable", csrf)
+            }
+            (Some("in-process"), false) if row["state"] == "disabled" => {
+                action(&path("enable"), "Enable", csrf)
+            }
+            _ => String::new(),
         };
+        for event in row["history"].as_array().into_iter().flatten() {
+            events.push((
+                event["at"].as_u64().unwrap_or(0),
+                name.clone(),
+                event.clone(),
+            ));
+        }
         let _ = write!(
             out,
-            r#"<tr data-module="{}" data-state="{}">{}{}<td class="state">{}</td>{}{}{}{}{}{}{}<td>{reset}</td></tr>"#,
+            r#"<tr data-module="{}" data-state="{}">{}{}<td class="state">{}</td>{}{}{}{}{}{}{}<td class="actions">{buttons}</td></tr>"#,
             esc(&name),
             esc(&text(&row["state"])),
             cell(&row["name"]),
@@ -120,7 +128,40 @@ fn modules(rows: &[Value], csrf: &str) -> String {
              <th>At</th></tr></thead><tbody>{refused}</tbody></table>"
         );
     }
+    history(&mut out, events);
     out
+}
+
+/// Events shown in the history of generations, newest first.
+const HISTORY_ROWS: usize = 50;
+
+/// The modules' histories merged, newest first.
+fn history(out: &mut String, mut events: Vec<(u64, String, Value)>) {
+    out.push_str("<h2>History of generations</h2>");
+    if events.is_empty() {
+        out.push_str(r#"<p class="empty">Nothing happened to a module yet.</p>"#);
+        return;
+    }
+    // Stable: events of one module keep their order within a second.
+    events.sort_by_key(|e| std::cmp::Reverse(e.0));
+    out.push_str(
+        "<table id=\"history\"><thead><tr><th>At</th><th>Module</th><th>Event</th><th>Generation</th>\
+         <th>Seq</th><th>Detail</th></tr></thead><tbody>",
+    );
+    for (at, name, event) in events.iter().take(HISTORY_ROWS) {
+        let _ = write!(
+            out,
+            r#"<tr data-event="{}"><td>{}</td><td>{}</td>{}{}{}<td class="reason">{}</td></tr>"#,
+            esc(&text(&event["event"])),
+            time(*at),
+            esc(name),
+            cell(&event["event"]),
+            cell(&event["generation"]),
+            cell(&event["seq"]),
+            esc(&text(&event["detail"])),
+        );
+    }
+    out.push_str("</tbody></table>");
 }
 
 /// `name` for a path segment: module names are plain, but a refused
