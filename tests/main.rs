@@ -79,6 +79,8 @@
 //!   without a restart, the 1001 reconnect hint, `modhost dev-cert`
 //! - `admin_page`: `/admin/`: token and account logins, non-admins
 //!   refused, CSRF and Origin checks, audited actions, over TLS (issue 20)
+//! - `admin_page_bounds`: `/admin/` on the real binary: the session cap, the
+//!   wrong-token limit, form sizes, actions audited in the log
 //! - `webdriver`: a small W3C WebDriver client; starts chromedriver and
 //!   headless Chromium, killed with the test
 //! - `admin_browser`: the admin page in Chromium: login, a module dropped
@@ -96,6 +98,7 @@ mod accounts_cli;
 mod accounts_http;
 mod admin_browser;
 mod admin_page;
+mod admin_page_bounds;
 mod amqp;
 mod bootstrap;
 mod browser_example;

@@ -59,7 +59,7 @@ pub(super) async fn audit(
     tracing::info!(
         target: "modhost::audit",
         actor = %actor, client = %client, action, subject = subject.unwrap_or(""),
-        detail = detail.unwrap_or(""), "admin page action"
+        detail = detail.unwrap_or(""), "audit: admin page action"
     );
     let Some(accounts) = state.accounts.clone() else {
         return;

@@ -16,9 +16,9 @@
 //! reads at human speed. Each poll reads live state like the admin API.
 //!
 //! Actions (reset, disable or enable a module, stop a job, disconnect a
-//! session) are audited:
-//! a `tracing` line with target `modhost::audit` always, and an entry in
-//! the account store's audit log when the host keeps accounts.
+//! session) are audited: a `tracing` line with target `modhost::audit`
+//! (message `audit: admin page action`) always, and an entry in the
+//! account store's audit log when the host keeps accounts.
 //!
 //! # Layout
 //! - `sessions`: page sessions behind the cookie: random, bounded, expiring
