@@ -100,7 +100,8 @@ impl Browser {
             "--disable-background-networking",
             "--disable-component-update",
             "--disable-sync",
-            "--window-size=1200,800",
+            // The window: its viewport, which screenshots show, is 1200×800.
+            "--window-size=1200,943",
             &format!("--user-data-dir={}", browser.profile.path().display()),
         ];
         let caps = json!({"capabilities": {"alwaysMatch": {
