@@ -109,8 +109,18 @@ struct History {
 }
 
 impl History {
-    /// Remembers `event`, forgetting the oldest past [`MAX_EVENTS`].
+    /// Remembers `event`, forgetting the oldest past [`MAX_EVENTS`]. The
+    /// same refusal seen again (the watcher sees a `.so` and its `.sig`)
+    /// only moves the newest event's time.
     fn record(&mut self, event: ModuleEvent) {
+        if let Some(last) = self.events.back_mut()
+            && last.generation.is_none()
+            && last.event == event.event
+            && last.detail == event.detail
+        {
+            last.at = event.at;
+            return;
+        }
         if self.events.len() == MAX_EVENTS {
             self.events.pop_front();
         }
@@ -346,5 +356,25 @@ impl Registry {
                 tracing::warn!(module = %g.name, "module did not stop within {} s at shutdown; its thread is left behind", deadline.as_secs());
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod history_tests {
+    use super::{History, MAX_EVENTS, ModuleEvent};
+
+    #[test]
+    fn the_history_is_bounded_and_a_refusal_seen_again_is_kept_once() {
+        let mut history = History::default();
+        history.record(ModuleEvent::new("refused", None, "bad signature"));
+        history.record(ModuleEvent::new("refused", None, "bad signature"));
+        assert_eq!(history.events.len(), 1);
+        history.record(ModuleEvent::new("refused", None, "rollback"));
+        assert_eq!(history.events.len(), 2);
+        for i in 0..MAX_EVENTS {
+            history.record(ModuleEvent::new("removed", None, &i.to_string()));
+        }
+        assert_eq!(history.events.len(), MAX_EVENTS);
+        assert_eq!(history.events[0].detail, "0", "the oldest were forgotten");
     }
 }
