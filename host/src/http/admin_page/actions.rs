@@ -1,8 +1,8 @@
 //! The page's actions, each a form post answered with a redirect back to
 //! its view: reset, disable or enable a module, stop a job, disconnect a
 //! session. Each is
-//! checked ([`checked`]: session, same origin, CSRF token) before anything
-//! is done, and written to the audit log ([`audit`]).
+//! checked (`form::checked`: session, same origin, CSRF token) before
+//! anything is done, and written to the audit log (`audit`).
 
 use std::{net::SocketAddr, sync::Arc};
 
@@ -14,73 +14,13 @@ use axum::{
     response::Response,
 };
 
-use super::{AdminPages, guard, html, login::read_form, sessions::PageSession};
+use super::{AdminPages, audit::audit, form::checked, html};
 use crate::{
     http::admin,
     modules::ToggleError,
     sessions::{session_id, session_name},
     state::AppState,
 };
-
-/// The session of a state-changing request, once it has passed every
-/// check: a live session (else 401), from this host (else 403), with the
-/// session's CSRF token in the form field `csrf` or the `X-CSRF-Token`
-/// header (else 403). The form is read only after the cookie checked out.
-pub(super) async fn checked(
-    state: &AppState,
-    pages: &AdminPages,
-    headers: &HeaderMap,
-    body: Body,
-) -> Result<PageSession, Response> {
-    let back = "/admin/login";
-    let session = guard::session(pages, state, headers)
-        .map_err(|e| html::error(StatusCode::UNAUTHORIZED, &e.to_string(), back))?;
-    guard::same_origin(state, headers)
-        .map_err(|e| html::error(StatusCode::FORBIDDEN, &e.to_string(), "/admin/"))?;
-    let form = read_form(state, headers, body).await?;
-    guard::csrf(&session, headers, form.get("csrf").map(String::as_str))
-        .map_err(|e| html::error(StatusCode::FORBIDDEN, &e.to_string(), "/admin/"))?;
-    Ok(session)
-}
-
-/// Records an admin page action: always a `tracing` line with target
-/// `modhost::audit`; when the host keeps accounts, also an entry in the
-/// account store's audit log (`actor` the account's name or
-/// `admin-token`, `detail` what was done and the client's address).
-pub(super) async fn audit(
-    state: &AppState,
-    session: &PageSession,
-    client: std::net::IpAddr,
-    action: &'static str,
-    subject: Option<&str>,
-    detail: Option<&str>,
-) {
-    let actor = session.actor();
-    tracing::info!(
-        target: "modhost::audit",
-        actor = %actor, client = %client, action, subject = subject.unwrap_or(""),
-        detail = detail.unwrap_or(""), "audit: admin page action"
-    );
-    let Some(accounts) = state.accounts.clone() else {
-        return;
-    };
-    let subject = subject.map(str::to_owned);
-    let detail = match detail {
-        Some(d) => format!("{d} (from {client})"),
-        None => format!("from {client}"),
-    };
-    let written = tokio::task::spawn_blocking(move || {
-        accounts
-            .store()
-            .audit(&actor, action, subject.as_deref(), Some(&detail))
-    })
-    .await;
-    match written {
-        Ok(Ok(())) => {}
-        Ok(Err(e)) => tracing::error!("admin page: the audit entry was not written: {e}"),
-        Err(e) => tracing::error!("admin page: the audit entry was not written: {e}"),
-    }
-}
 
 /// `POST /admin/modules/{name}/reset`.
 pub(crate) async fn reset_module(

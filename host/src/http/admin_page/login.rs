@@ -9,7 +9,7 @@
 //! `Secure` when the host serves TLS. The login form is checked for its
 //! `Origin` too, so no other site can log a browser in as someone else.
 
-use std::{collections::HashMap, net::SocketAddr, sync::Arc, time::Instant};
+use std::{net::SocketAddr, sync::Arc, time::Instant};
 
 use axum::{
     Extension,
@@ -20,16 +20,14 @@ use axum::{
 };
 
 use super::{
-    AdminPages, actions,
+    AdminPages,
+    audit::audit,
+    form::{checked, read_form},
     guard::{self, COOKIE},
     html,
     sessions::{Login, PageSession, SESSION_TTL},
 };
 use crate::{accounts::LoginError, auth::ADMIN_ROLE, state::AppState};
-
-/// Largest login or action form: a token, a name and a password, or a
-/// CSRF token, fit in a fraction of it.
-pub(super) const MAX_FORM_BYTES: usize = 4096;
 
 const FORM: &str = r#"<h1>Log in</h1>
 <form method="post" action="/admin/login" id="login">
@@ -52,26 +50,6 @@ fn form_page(status: StatusCode, problem: Option<&str>) -> Response {
 
 pub(crate) async fn form() -> Response {
     form_page(StatusCode::OK, None)
-}
-
-/// The fields of an urlencoded form body of at most [`MAX_FORM_BYTES`]
-/// (the first value of each name).
-pub(super) async fn read_form(
-    state: &AppState,
-    headers: &HeaderMap,
-    body: Body,
-) -> Result<HashMap<String, String>, Response> {
-    let timeout = state.config.load().server.body_timeout;
-    let bytes = crate::http::read_body(body, headers, MAX_FORM_BYTES, timeout)
-        .await
-        .map_err(|e| html::error(e.status(), e.message(), "/admin/"))?;
-    let mut fields = HashMap::new();
-    for (name, value) in url::form_urlencoded::parse(&bytes) {
-        fields
-            .entry(name.into_owned())
-            .or_insert(value.into_owned());
-    }
-    Ok(fields)
 }
 
 pub(crate) async fn login(
@@ -122,7 +100,7 @@ pub(crate) async fn login(
             );
         }
     };
-    actions::audit(&state, &session, ip, "admin_login", None, None).await;
+    audit(&state, &session, ip, "admin_login", None, None).await;
     let mut response = html::redirect("/admin/modules");
     set_cookie(&state, &mut response, &cookie, SESSION_TTL.as_secs());
     response
@@ -189,7 +167,7 @@ pub(crate) async fn logout(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let session = match actions::checked(&state, &pages, &headers, body).await {
+    let session = match checked(&state, &pages, &headers, body).await {
         Ok(session) => session,
         Err(response) => return response,
     };
@@ -197,7 +175,7 @@ pub(crate) async fn logout(
         pages.sessions.end(cookie);
     }
     end_account_session(&state, &session, client.ip()).await;
-    actions::audit(&state, &session, client.ip(), "admin_logout", None, None).await;
+    audit(&state, &session, client.ip(), "admin_logout", None, None).await;
     let mut response = html::redirect("/admin/login");
     set_cookie(&state, &mut response, "", 0);
     response

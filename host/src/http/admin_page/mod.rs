@@ -26,12 +26,15 @@
 //!   CSRF token
 //! - `login`: the login form (admin token or admin account), logout
 //! - `views`: modules, connections, rooms, jobs and config status as HTML
-//! - `actions`: reset, disable, enable, stop a job, disconnect a session;
-//!   the audit
+//! - `form`: bounded form bodies, and the checks of every post
+//! - `actions`: reset, disable, enable, stop a job, disconnect a session
+//! - `audit`: the log line and the account store's audit entry
 //! - `html`: escaping, the shell, response headers, embedded assets
 //! - this file: [`AdminPages`] and the GET handlers of pages and assets
 
 mod actions;
+mod audit;
+mod form;
 mod guard;
 mod html;
 mod login;
