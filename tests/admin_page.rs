@@ -326,6 +326,10 @@ async fn actions_need_this_origin_and_the_csrf_token_and_each_is_audited() {
         let (status, body) = page.post(reset, token.as_deref(), origin).await;
         assert_eq!(status, 403, "{why}: {body}");
     }
+    // The page behind a TLS proxy: the same Host over https is this host.
+    let proxied = base.replacen("http://", "https://", 1);
+    let (status, body) = page.post(reset, Some(&csrf), Some(&proxied)).await;
+    assert_eq!(status, 303, "{body}");
     // The header works like the form field (for scripts).
     let resp = page
         .client
@@ -338,16 +342,16 @@ async fn actions_need_this_origin_and_the_csrf_token_and_each_is_audited() {
         .unwrap();
     assert_eq!(resp.status(), 303);
     let row = host.module("echo").await.unwrap();
-    assert_eq!(row["generation"], 2, "reset once: {row}");
-    assert_eq!(audited(&host, "module_reset").len(), 1);
+    assert_eq!(row["generation"], 3, "reset twice: {row}");
+    assert_eq!(audited(&host, "module_reset").len(), 2);
 
     page.act(reset).await;
     let row = host.module("echo").await.unwrap();
-    assert_eq!(row["generation"], 3, "{row}");
+    assert_eq!(row["generation"], 4, "{row}");
     let resets = audited(&host, "module_reset");
-    assert_eq!(resets.len(), 2, "{resets:?}");
+    assert_eq!(resets.len(), 3, "{resets:?}");
     assert!(
-        resets[0].starts_with("admin-token module_reset echo generation 3"),
+        resets[0].starts_with("admin-token module_reset echo generation 4"),
         "{resets:?}"
     );
 

@@ -76,21 +76,28 @@ pub(super) fn still_admin(state: &AppState, login: &Login) -> bool {
 
 /// Whether the request comes from a page of this host: its `Origin`, or
 /// its `Referer` when a browser sent no `Origin`, is the scheme and `Host`
-/// it was sent to. A request with neither is refused.
+/// it was sent to. A request with neither is refused. A host serving TLS
+/// itself takes `https` only; one serving plain HTTP also takes `https`
+/// for the same `Host`, since a TLS proxy in front of it gives its pages
+/// that origin (and nobody else can serve a page under this host's name).
 pub(super) fn same_origin(state: &AppState, headers: &HeaderMap) -> Result<(), Refused> {
-    let scheme = if state.config.load().server.tls.is_some() {
-        "https"
+    let schemes: &[&str] = if state.config.load().server.tls.is_some() {
+        &["https"]
     } else {
-        "http"
+        &["http", "https"]
     };
     let host = headers
         .get(header::HOST)
         .and_then(|v| v.to_str().ok())
         .ok_or(Refused::Forged("the request names no Host"))?;
-    let ours = url::Url::parse(&format!("{scheme}://{host}/"))
-        .map_err(|_| Refused::Forged("the request's Host is not a host name"))?
-        .origin()
-        .ascii_serialization();
+    let mut ours = Vec::with_capacity(schemes.len());
+    for scheme in schemes {
+        let origin = url::Url::parse(&format!("{scheme}://{host}/"))
+            .map_err(|_| Refused::Forged("the request's Host is not a host name"))?
+            .origin()
+            .ascii_serialization();
+        ours.push(origin);
+    }
     let sent = headers
         .get(header::ORIGIN)
         .or_else(|| headers.get(header::REFERER))
@@ -101,7 +108,7 @@ pub(super) fn same_origin(state: &AppState, headers: &HeaderMap) -> Result<(), R
     let theirs = url::Url::parse(sent)
         .map(|u| u.origin().ascii_serialization())
         .unwrap_or_default();
-    if theirs != ours {
+    if !ours.contains(&theirs) {
         return Err(Refused::Forged(
             "the request comes from another site (Origin/Referer is not this host)",
         ));
