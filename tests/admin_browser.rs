@@ -1,5 +1,6 @@
 //! The admin page in a real browser (issue 20 item 4): headless Chromium
-//! through chromedriver logs in, sees a module appear when its signed
+//! through chromedriver logs in, gets the view live over the websocket,
+//! sees a module appear when its signed
 //! build is dropped into the folder, sees a refused build's reason, resets
 //! a degraded module, watches a connection appear and disconnects it. A
 //! screenshot of each view is saved under `target/admin-screenshots/`.
@@ -37,6 +38,8 @@ async fn a_browser_logs_in_watches_modules_and_connections_and_acts() {
     browser.type_into("input[name=token]", ADMIN_TOKEN).await;
     browser.click("#login button[type=submit]").await;
     browser.wait_text(r#"tr[data-module="echo"]"#).await;
+    // The view is live over the host's websocket (not the polling fallback).
+    browser.wait_text(r#"main[data-live="ws"]"#).await;
 
     // A signed build dropped into the folder appears without a reload.
     let notes = Workspace::build_bytes("notes", 0);

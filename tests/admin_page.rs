@@ -53,7 +53,7 @@ pub struct Page {
     pub client: reqwest::Client,
     /// The whole `Set-Cookie` the login answered with.
     pub set_cookie: String,
-    cookie: String,
+    pub cookie: String,
     pub csrf: String,
 }
 

@@ -79,6 +79,7 @@
 //!   without a restart, the 1001 reconnect hint, `modhost dev-cert`
 //! - `admin_page`: `/admin/`: token and account logins, non-admins
 //!   refused, CSRF and Origin checks, audited actions, over TLS (issue 20)
+//! - `admin_feed`: `/admin/feed`, a view's live updates over a websocket
 //! - `admin_page_bounds`: `/admin/` on the real binary: the session cap, the
 //!   wrong-token limit, form sizes, actions audited in the log
 //! - `webdriver`: a small W3C WebDriver client; starts chromedriver and
@@ -97,6 +98,7 @@ mod webdriver;
 mod accounts_cli;
 mod accounts_http;
 mod admin_browser;
+mod admin_feed;
 mod admin_page;
 mod admin_page_bounds;
 mod amqp;

@@ -73,6 +73,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         )
         .route("/admin/logout", post(admin_page::logout))
         .route("/admin/assets/{file}", get(admin_page::asset))
+        .route("/admin/feed", get(admin_page::feed))
         .route("/admin/{view}", get(admin_page::view))
         .route(
             "/admin/modules/{name}/reset",

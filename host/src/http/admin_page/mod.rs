@@ -2,18 +2,17 @@
 //! embedded in the binary.
 //!
 //! Server-rendered HTML plus one small script of our own, plain JS rather
-//! than a vendored library (htmx would do): the script does two things,
-//! refreshing the current view and keeping its scroll, which take fewer
-//! lines than a library's licence header, and there is nothing third-party
-//! to pin, audit or update. Every button is a plain HTML form, so each
+//! than a vendored library (htmx would do): the script only keeps the
+//! current view live (swapping in the HTML the host sends, keeping the
+//! scroll), which takes about fifty lines, and there is nothing
+//! third-party to pin, audit or update. Every button is a plain HTML form, so each
 //! action also works with scripts off.
 //!
-//! Live updates are polling: the script fetches the view's HTML
-//! (`?fragment=1`) every 2 s while the tab is visible. Polling rides on
-//! the same cookie, CSRF-free GET routes and checks as the page itself;
-//! an admin feed over `/ws/` would need a second way to authenticate the
-//! cookie on a websocket and its own Origin rules, for views an operator
-//! reads at human speed. Each poll reads live state like the admin API.
+//! Live updates come over the host's own websocket (`feed`): the script
+//! opens `/admin/feed?view=<view>`, and the host sends the view's HTML
+//! when the set of modules changes and every 2 s, if it changed. Where
+//! the socket cannot be opened (a proxy that does not pass upgrades), the
+//! script fetches the view (`?fragment=1`) every 2 s instead.
 //!
 //! Actions (reset, disable or enable a module, stop a job, disconnect a
 //! session) are audited: a `tracing` line with target `modhost::audit`
@@ -26,6 +25,7 @@
 //!   CSRF token
 //! - `login`: the login form (admin token or admin account), logout
 //! - `views`: modules, connections, rooms, jobs and config status as HTML
+//! - `feed`: a view's live updates over a websocket
 //! - `form`: bounded form bodies, and the checks of every post
 //! - `actions`: reset, disable, enable, stop a job, disconnect a session
 //! - `audit`: the log line and the account store's audit entry
@@ -34,6 +34,7 @@
 
 mod actions;
 mod audit;
+mod feed;
 mod form;
 mod guard;
 mod html;
@@ -41,7 +42,11 @@ mod login;
 mod sessions;
 mod views;
 
-use std::{collections::HashMap, sync::Arc, time::Duration};
+use std::{
+    collections::HashMap,
+    sync::{Arc, atomic::AtomicUsize},
+    time::Duration,
+};
 
 use axum::{
     Extension,
@@ -51,6 +56,7 @@ use axum::{
 };
 
 pub(crate) use actions::{disconnect, reset_module, stop_job, toggle_module};
+pub(crate) use feed::feed;
 pub(crate) use login::{form as login_form, login, logout};
 
 use crate::{accounts::FailureLimit, external::External, state::AppState};
@@ -70,6 +76,8 @@ const TOKEN_FAILURE_KEYS: usize = 4096;
 pub(crate) struct AdminPages {
     sessions: sessions::PageSessions,
     token_failures: FailureLimit,
+    /// Live feeds open (`feed`).
+    feeds: AtomicUsize,
 }
 
 impl AdminPages {
@@ -81,6 +89,7 @@ impl AdminPages {
                 TOKEN_FAILURE_WINDOW,
                 TOKEN_FAILURE_KEYS,
             ),
+            feeds: AtomicUsize::new(0),
         })
     }
 }

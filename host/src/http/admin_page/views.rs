@@ -17,6 +17,7 @@ use crate::{
 };
 
 /// What a view needs besides the state.
+#[derive(Clone)]
 pub(super) struct Sources {
     pub(super) external: Option<Arc<External>>,
     pub(super) config: Option<ConfigStatus>,
