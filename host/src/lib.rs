@@ -23,7 +23,7 @@
 //! - `gateway`: the websocket endpoint and the per-connection session loop
 //! - `external`: modules in any language on `GET /module` (signed frames,
 //!   sse-platform's requests), served to the broker as endpoints
-//! - `http`: health, trigger, admin API
+//! - `http`: health, trigger, admin API, the admin page (`/admin/`)
 //! - `jobs`: the job launcher: `[apps.<name>]` started for users as jobs
 //!   (ports, certificates, process groups, a SQLite registry), served to
 //!   the broker as the built-in module `jobs`
