@@ -78,10 +78,15 @@ pub(crate) async fn login(
             );
         }
         let tokens = state.api_tokens.load();
-        if !tokens.admin_enabled() || !tokens.is_admin(field("token")) {
+        if !tokens.is_admin(field("token")) {
             pages.token_failures.failed(&address, now);
             tracing::info!(client = %ip, "admin page: login with a wrong token refused");
-            return form_page(StatusCode::UNAUTHORIZED, Some("wrong admin token"));
+            let problem = if tokens.admin_enabled() {
+                "wrong admin token"
+            } else {
+                "this host has no admin token ([admin] token in config.toml): log in with an admin account"
+            };
+            return form_page(StatusCode::UNAUTHORIZED, Some(problem));
         }
         Login::Token(field("token").to_owned())
     } else {
