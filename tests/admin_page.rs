@@ -535,5 +535,23 @@ async fn a_module_is_disabled_and_enabled_from_the_page_with_its_history_bounded
     let history = history.as_array().unwrap();
     assert_eq!(history.len(), modhost::modules::MAX_EVENTS);
     assert!(history.iter().all(|e| e["event"] == "reset"), "{history:?}");
+
+    // The switch is kept across a restart (in state_dir).
+    page.act("/admin/modules/echo/disable").await;
+    let file = ws
+        .path()
+        .join("state")
+        .join(modhost::modules::DISABLED_FILE);
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), "echo\n");
+    host.stop().await;
+    let host = TestHost::start(&ws, ACCOUNTS).await;
+    assert_eq!(host.call("echo", "echo", json!({})).await.0, 404);
+    assert_eq!(host.refusals().await[0]["state"], "disabled");
+    Page::with_token(&host)
+        .await
+        .act("/admin/modules/echo/enable")
+        .await;
+    assert_eq!(host.call("echo", "echo", json!({})).await.0, 200);
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), "");
     host.stop().await;
 }

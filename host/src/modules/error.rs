@@ -70,9 +70,7 @@ pub enum LoadErrorKind {
         module: String,
     },
     /// An operator switched the module off at runtime (the admin page).
-    #[error(
-        "module {module} is disabled by an operator (admin page); enable it there, or restart the host"
-    )]
+    #[error("module {module} is disabled by an operator (admin page); enable it there")]
     DisabledByOperator {
         /// The module.
         module: String,

@@ -35,8 +35,8 @@ pub use inline::{DEMOTE_AFTER_OVERRUNS, INLINE_BUDGET};
 pub use loader::{LoadPolicy, LoadedLibrary, SignedBuild, check, inspect, load, open, verify};
 pub use pending::{CallFailure, CallSink, PendingCalls};
 pub use registry::{
-    LoadOutcome, MAX_EVENTS, ModuleEvent, ModuleInfo, RefusedBuild, Registry, ResetError,
-    RuntimeSettings, ToggleError,
+    DISABLED_FILE, LoadOutcome, MAX_EVENTS, ModuleEvent, ModuleInfo, RefusedBuild, Registry,
+    ResetError, RuntimeSettings, ToggleError,
 };
 pub use services::HostServices;
 pub(crate) use sink::DEFAULT_PUBLISHES_PER_SECOND;

@@ -42,7 +42,7 @@ use crate::{
 use super::{generation::Generation, services::HostServices};
 
 pub use listing::{MAX_EVENTS, ModuleEvent, ModuleInfo, RefusedBuild};
-pub use toggle::ToggleError;
+pub use toggle::{DISABLED_FILE, ToggleError};
 
 /// How queues and timeouts are set for new generations.
 #[derive(Debug, Clone)]
@@ -154,13 +154,14 @@ pub struct Registry {
     starts: Mutex<BTreeMap<&'static str, u64>>,
     /// Builds refused, by [`super::error::LoadErrorKind::reason`] (`/metrics`).
     refusals: Mutex<BTreeMap<&'static str, u64>>,
-    /// Modules an operator switched off (`toggle`); not kept across restarts.
+    /// Modules an operator switched off (`toggle`), kept in `state_dir`.
     operator_disabled: RwLock<HashSet<String>>,
 }
 
 impl Registry {
     /// A registry with no modules yet.
     pub fn new(settings: RuntimeSettings, keyring: Keyring, seqs: SeqStore) -> Arc<Self> {
+        let operator_disabled = toggle::read_disabled(&settings.modules.state_dir);
         Arc::new(Self {
             entries: RwLock::default(),
             history: Mutex::default(),
@@ -175,7 +176,7 @@ impl Registry {
             mapped_builds: AtomicU64::new(0),
             starts: Mutex::default(),
             refusals: Mutex::default(),
-            operator_disabled: RwLock::default(),
+            operator_disabled: RwLock::new(operator_disabled),
         })
     }
 

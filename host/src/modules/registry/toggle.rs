@@ -4,13 +4,22 @@
 //! one) and files its build as `disabled`, as `[modules.<name>] enabled =
 //! false` does; new builds of the module are refused as disabled until it
 //! is enabled again, which loads its files from the modules folder. The
-//! switch lives in memory only: a restart loads the module again, and
-//! config.toml's `enabled = false` is the lasting switch (it also wins: a
-//! module disabled there cannot be enabled here).
+//! switch is kept across restarts in `state_dir/disabled-modules` (one
+//! name per line), so a module switched off for misbehaving does not come
+//! back with the next start. config.toml's `enabled = false` wins: a
+//! module disabled there cannot be enabled here.
 
-use std::{path::PathBuf, time::SystemTime};
+use std::{
+    collections::HashSet,
+    path::{Path, PathBuf},
+    time::SystemTime,
+};
 
 use super::{super::error::LoadErrorKind, ModuleEvent, Refusal, Registry, lock, read, write};
+use crate::util::fs::write_atomically;
+
+/// The file in `state_dir` naming the modules an operator disabled.
+pub const DISABLED_FILE: &str = "disabled-modules";
 
 /// Why an operator's disable or enable did not happen.
 #[derive(Debug, thiserror::Error)]
@@ -36,7 +45,44 @@ pub enum ToggleError {
     },
 }
 
+/// The modules an operator disabled, as `state_dir`'s [`DISABLED_FILE`]
+/// lists them (none when it is missing; a file that cannot be read is
+/// logged and counts as none).
+pub(super) fn read_disabled(state_dir: &Path) -> HashSet<String> {
+    let path = state_dir.join(DISABLED_FILE);
+    match std::fs::read_to_string(&path) {
+        Ok(text) => text
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .map(str::to_owned)
+            .collect(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => HashSet::new(),
+        Err(e) => {
+            tracing::warn!(
+                "cannot read {}: {e}; modules an operator disabled are loaded",
+                path.display()
+            );
+            HashSet::new()
+        }
+    }
+}
+
 impl Registry {
+    /// Writes the modules an operator disabled to [`DISABLED_FILE`]; a
+    /// failure is logged (the switch holds until the host restarts).
+    fn save_disabled(&self) {
+        let mut names: Vec<String> = read(&self.operator_disabled).iter().cloned().collect();
+        names.sort();
+        let text: String = names.iter().map(|n| format!("{n}\n")).collect();
+        let path = read(&self.settings).modules.state_dir.join(DISABLED_FILE);
+        if let Err(e) = write_atomically(&path, text.as_bytes(), 0o600) {
+            tracing::warn!(
+                "{e}; the modules disabled from the admin page are loaded again at the next start"
+            );
+        }
+    }
+
     /// Whether an operator switched `name` off.
     pub(super) fn disabled_by_operator(&self, name: &str) -> bool {
         read(&self.operator_disabled).contains(name)
@@ -64,6 +110,7 @@ impl Registry {
             return Err(ToggleError::Unknown(name.to_owned()));
         }
         write(&self.operator_disabled).insert(name.to_owned());
+        self.save_disabled();
         let error = LoadErrorKind::DisabledByOperator {
             module: name.to_owned(),
         }
@@ -85,7 +132,7 @@ impl Registry {
             .entry(name.to_owned())
             .or_default()
             .last_error = Some(error);
-        tracing::info!(module = %name, "module disabled by an operator: its builds are not loaded until it is enabled (or the host restarts)");
+        tracing::info!(module = %name, "module disabled by an operator: its builds are not loaded until it is enabled on the admin page");
         Ok(())
     }
 
@@ -96,6 +143,7 @@ impl Registry {
         if !write(&self.operator_disabled).remove(name) {
             return Err(ToggleError::NotDisabled(name.to_owned()));
         }
+        self.save_disabled();
         self.record(name, ModuleEvent::new("enabled", None, "by an operator"));
         if !read(&self.settings).modules.settings_for(name).enabled {
             return Err(ToggleError::DisabledInConfig(name.to_owned()));
