@@ -68,7 +68,7 @@ pub(crate) async fn reset_module(
 }
 
 /// `POST /admin/modules/{name}/disable` and `/enable`: the module switched
-/// off or on at runtime (`Registry::disable`; not kept across restarts).
+/// off or on at runtime (`Registry::disable`; kept across restarts).
 pub(crate) async fn toggle_module(
     State(state): State<Arc<AppState>>,
     Extension(pages): Extension<Arc<AdminPages>>,
