@@ -1,13 +1,15 @@
 //! `/admin/` against hostile use, on the real binary: logins past the
 //! session cap, wrong admin tokens past the per-address limit, oversized
 //! forms; and, with no account store, actions audited in the log (target
-//! `modhost::audit`).
+//! `modhost::audit`). Views list at most 500 rows.
 
 use std::time::{Duration, Instant};
 
+use serde_json::json;
+
 use crate::{
     admin_page::{Page, page_client, post_login},
-    harness::{ADMIN_TOKEN, ProcessHost, VERSION, Workspace},
+    harness::{ADMIN_TOKEN, Client, ProcessHost, TestHost, VERSION, Workspace},
 };
 
 /// Logins made in a burst: far past the 64 sessions the page keeps.
@@ -76,4 +78,34 @@ async fn page_sessions_login_attempts_and_forms_are_bounded_and_actions_logged()
     }
     let resp = post_login(&client, &base, &[("token", ADMIN_TOKEN)], Some(&base)).await;
     assert_eq!(resp.status(), 429);
+}
+
+#[tokio::test]
+async fn the_rooms_view_lists_at_most_500_rooms_the_biggest_first() {
+    let ws = Workspace::new();
+    let host = TestHost::start(&ws, "").await;
+    let mut alice = Client::authorized(&host, "alice-token").await;
+    let mut bob = Client::authorized(&host, "bob-token").await;
+    bob.subscribe(json!({"target": "message", "customer": "2"}), "b")
+        .await;
+    for i in 0..510 {
+        alice
+            .send_json(json!({"type": "subscribe", "room": {"target": "message", "customer": i.to_string()},
+                "requestId": format!("r{i}")}))
+            .await;
+    }
+    for _ in 0..510 {
+        alice.next().await;
+    }
+    let page = Page::with_token(&host).await;
+    let (_, html) = page.get("/admin/rooms?fragment=1").await;
+    assert_eq!(html.matches("<code>{").count(), 500, "{html}");
+    assert!(html.contains("… and 10 more"), "{html}");
+    // Bob's room has two subscribers: it leads the list.
+    let first = html.split("<code>").nth(1).unwrap();
+    assert!(
+        first.starts_with("{&quot;customer&quot;:&quot;2&quot;"),
+        "{first}"
+    );
+    host.stop().await;
 }

@@ -173,6 +173,21 @@ fn url_segment(name: &str) -> String {
         .replace('+', "%20")
 }
 
+/// Rows a connections or rooms view shows at most: a view is rendered
+/// every 2 s for each open feed, and the admin API lists everything.
+pub(super) const MAX_ROWS: usize = 500;
+
+/// The row saying how many were left out, if any.
+fn more(out: &mut String, total: usize, columns: usize, api: &str) {
+    if total > MAX_ROWS {
+        let _ = write!(
+            out,
+            r#"<tr class="more"><td colspan="{columns}" class="empty">… and {} more: <code>GET {api}</code> lists them all.</td></tr>"#,
+            total - MAX_ROWS
+        );
+    }
+}
+
 fn connections(state: &AppState, csrf: &str) -> String {
     let rows = state.sessions.list();
     let mut out = String::from(
@@ -180,7 +195,7 @@ fn connections(state: &AppState, csrf: &str) -> String {
          <th>Dialect</th><th>State</th><th>Address</th><th>Subscriptions</th><th>Since</th><th></th>\
          </tr></thead><tbody>",
     );
-    for row in &rows {
+    for row in rows.iter().take(MAX_ROWS) {
         let subscriptions = session_id(&row.session)
             .map(|id| state.fanout.session_subscriptions(id))
             .unwrap_or(0);
@@ -200,6 +215,7 @@ fn connections(state: &AppState, csrf: &str) -> String {
             u = esc(&row.user),
         );
     }
+    more(&mut out, rows.len(), 8, "/api/connections");
     if rows.is_empty() {
         out.push_str(r#"<tr><td colspan="8" class="empty">Nobody is connected.</td></tr>"#);
     }
@@ -208,17 +224,20 @@ fn connections(state: &AppState, csrf: &str) -> String {
 }
 
 fn rooms(state: &AppState) -> String {
-    let rooms = state.fanout.rooms();
+    let mut rooms = state.fanout.rooms();
+    // The most listened-to first: those are the ones a cut list keeps.
+    rooms.sort_by_key(|(_, subscribers)| std::cmp::Reverse(*subscribers));
     let mut out = String::from(
         "<h1>Rooms</h1><table id=\"rooms\"><thead><tr><th>Room</th><th>Subscribers</th></tr></thead><tbody>",
     );
-    for (room, subscribers) in &rooms {
+    for (room, subscribers) in rooms.iter().take(MAX_ROWS) {
         let _ = write!(
             out,
             "<tr><td><code>{}</code></td><td>{subscribers}</td></tr>",
             esc(&room.to_string())
         );
     }
+    more(&mut out, rooms.len(), 2, "/api/rooms");
     if rooms.is_empty() {
         out.push_str(r#"<tr><td colspan="2" class="empty">No room has a subscriber.</td></tr>"#);
     }
