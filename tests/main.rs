@@ -79,6 +79,15 @@
 //!   a Prometheus parser; `[metrics] token` and `listen` (issue 20)
 //! - `tls`: `[server] tls`: wss, a certificate renewed on disk served
 //!   without a restart, the 1001 reconnect hint, `modhost dev-cert`
+//! - `admin_page`: `/admin/`: token and account logins, non-admins
+//!   refused, CSRF and Origin checks, audited actions, over TLS (issue 20)
+//! - `admin_feed`: `/admin/feed`, a view's live updates over a websocket
+//! - `admin_page_bounds`: `/admin/` on the real binary: the session cap, the
+//!   wrong-token limit, form sizes, actions audited in the log
+//! - `webdriver`: a small W3C WebDriver client; starts chromedriver and
+//!   headless Chromium, killed with the test
+//! - `admin_browser`: the admin page in Chromium: login, a module dropped
+//!   in, a refusal, a reset, a connection; screenshots (issue 20 item 4)
 
 // Items shared between test files are `pub`; a test binary exports nothing.
 #![allow(unreachable_pub)]
@@ -86,9 +95,14 @@
 mod harness;
 mod nats_harness;
 mod rabbit;
+mod webdriver;
 
 mod accounts_cli;
 mod accounts_http;
+mod admin_browser;
+mod admin_feed;
+mod admin_page;
+mod admin_page_bounds;
 mod amqp;
 mod bootstrap;
 mod browser_example;

@@ -26,7 +26,7 @@
 //!   sse-platform's requests), served to the broker as endpoints
 //! - `cluster`: module calls across hosts over NATS (`[cluster]`): the
 //!   directory of other hosts' modules, calls to them, serving this host's
-//! - `http`: health, trigger, admin API
+//! - `http`: health, trigger, admin API, the admin page (`/admin/`)
 //! - `jobs`: the job launcher: `[apps.<name>]` started for users as jobs
 //!   (ports, certificates, process groups, a SQLite registry), served to
 //!   the broker as the built-in module `jobs`

@@ -7,6 +7,10 @@ pub const CLOSE_GOING_AWAY: u16 = 1001;
 /// The reason `modhost.v1` clients get with [`CLOSE_GOING_AWAY`] (each
 /// dialect says its own: `Dialect::shutdown_reason`).
 pub use crate::protocol::SHUTDOWN_REASON;
+/// The reason sent with 4003 to a session an operator disconnected (the
+/// admin page): like a revoked credential, the session was let in and is
+/// now ended, and the client may connect again.
+pub const DISCONNECTED_REASON: &str = "disconnected by an operator";
 
 /// The close code for a read error: the frame was too big (1009), not
 /// UTF-8 (1007), or broke the protocol (1002). `None`: the connection

@@ -23,7 +23,7 @@ mod writer;
 #[cfg(test)]
 mod tests;
 
-pub use close::{CLOSE_GOING_AWAY, CLOSE_IDLE, SHUTDOWN_REASON};
+pub use close::{CLOSE_GOING_AWAY, CLOSE_IDLE, DISCONNECTED_REASON, SHUTDOWN_REASON};
 pub use revoke::{Rechecked, recheck_account_user};
 pub use session::{Connection, Slot, run};
 pub use upgrade::{echo, upgrade};

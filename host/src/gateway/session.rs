@@ -38,7 +38,7 @@ use crate::{
 };
 
 use super::{
-    close::{CLOSE_GOING_AWAY, CLOSE_IDLE, read_error_close},
+    close::{CLOSE_GOING_AWAY, CLOSE_IDLE, DISCONNECTED_REASON, read_error_close},
     revoke,
     writer::{Stop, WriterBack, drive, write_loop},
 };
@@ -338,7 +338,11 @@ where
                 continue;
             }
             // Woken by `OutboxState::request_recheck` (the account watcher).
-            () = std::future::poll_fn(|_| if outbox.take_recheck() { Poll::Ready(()) } else { Poll::Pending }) => {
+            () = std::future::poll_fn(|_| if outbox.disconnect_requested() || outbox.take_recheck() { Poll::Ready(()) } else { Poll::Pending }) => {
+                if outbox.disconnect_requested() {
+                    tracing::info!(session = %session.name, user = %session.principal.user, "closing a session an operator disconnected");
+                    return End::Close(CLOSE_REVOKED, DISCONNECTED_REASON);
+                }
                 if let Some(reason) = revoke::recheck_account(session) {
                     return End::Close(CLOSE_REVOKED, reason);
                 }

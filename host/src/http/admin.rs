@@ -44,24 +44,31 @@ pub(super) async fn modules(
     headers: HeaderMap,
 ) -> Result<Json<Vec<serde_json::Value>>, ApiError> {
     require_admin(&state, &headers)?;
+    Ok(Json(module_rows(&state, external.map(|Extension(e)| e))))
+}
+
+/// The rows of `GET /api/modules` (also the admin page's modules view).
+pub(super) fn module_rows(
+    state: &AppState,
+    external: Option<Arc<External>>,
+) -> Vec<serde_json::Value> {
     let kind = |mut row: serde_json::Value, kind: &str| {
         row["kind"] = kind.into();
         row
     };
-    let rows = state
+    state
         .registry
         .list()
         .into_iter()
         .map(|m: ModuleInfo| kind(serde_json::to_value(m).unwrap_or_default(), "in-process"))
         .chain(
             external
-                .map(|Extension(e)| e.list())
+                .map(|e| e.list())
                 .unwrap_or_default()
                 .into_iter()
                 .map(|m| serde_json::to_value(m).unwrap_or_default()),
         )
-        .collect();
-    Ok(Json(rows))
+        .collect()
 }
 
 /// `POST /api/modules/{name}/reset`: a fresh instance of the module from
@@ -73,8 +80,14 @@ pub(super) async fn reset_module(
     headers: HeaderMap,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     require_admin(&state, &headers)?;
+    reset(&state, &name).await.map(Json)
+}
+
+/// Resets module `name` (`{"module","generation","state"}`); shared with
+/// the admin page.
+pub(super) async fn reset(state: &AppState, name: &str) -> Result<serde_json::Value, ApiError> {
     let registry = state.registry.clone();
-    let module = name.clone();
+    let module = name.to_owned();
     // Starting an instance blocks (it waits for `on_load`).
     let outcome = tokio::task::spawn_blocking(move || registry.reset(&module))
         .await
@@ -86,11 +99,11 @@ pub(super) async fn reset_module(
             )
         })?;
     match outcome {
-        Ok(generation) => Ok(Json(serde_json::json!({
+        Ok(generation) => Ok(serde_json::json!({
             "module": name,
             "generation": generation.generation,
             "state": generation.state().as_str(),
-        }))),
+        })),
         Err(e @ ResetError::NotLoaded(_)) => Err(ApiError::new(
             StatusCode::NOT_FOUND,
             "unknown-module",
@@ -210,12 +223,22 @@ pub(super) async fn call(
             "expected {{\"module\",\"command\",\"params\"}}: {e}"
         ))
     })?;
+    let params = body.params.as_deref().map(|p| p.get());
+    let result = operator_call(&state, &body.module, &body.command, params).await?;
+    Ok(Json(result))
+}
+
+/// A call as the operator (admin rights, through the broker): `{"result"}`,
+/// or `{"result": null, "ack": true}` for a command that sends no reply.
+/// Shared with the admin page (jobs).
+pub(super) async fn operator_call(
+    state: &AppState,
+    module: &str,
+    command: &str,
+    params: Option<&str>,
+) -> Result<serde_json::Value, ApiError> {
     let (tx, rx) = oneshot::channel();
-    let req = CallRequest::by_operator(
-        &body.module,
-        &body.command,
-        body.params.as_deref().map(|p| p.get()),
-    );
+    let req = CallRequest::by_operator(module, command, params);
     let sink = HttpSink {
         items: Vec::new(),
         tx,
@@ -225,7 +248,7 @@ pub(super) async fn call(
     if let Dispatched::Accepted(info) = dispatched
         && !info.needs_reply
     {
-        return Ok(Json(serde_json::json!({ "result": null, "ack": true })));
+        return Ok(serde_json::json!({ "result": null, "ack": true }));
     }
     let text = rx.await.map_err(|_| {
         ApiError::from(CallFailure::new(
@@ -234,5 +257,5 @@ pub(super) async fn call(
         ))
     })??;
     let result: serde_json::Value = serde_json::from_str(&text).unwrap_or(serde_json::Value::Null);
-    Ok(Json(serde_json::json!({ "result": result })))
+    Ok(serde_json::json!({ "result": result }))
 }

@@ -13,6 +13,9 @@
 //! - `admin`: `/api/*` (admin token): modules (list, reset), config reload
 //!   status, call, connections, rooms
 //! - `history`: `GET /api/rooms/history` (admin token), a room's history
+//! - `admin_page`: `/admin/`, the operators' web page (login with the admin
+//!   token or an admin account, a session cookie, CSRF checks): views of
+//!   modules, connections, rooms, jobs and config status; audited actions
 //! - this file: the router, `/health`, the config reload status it serves,
 //!   and `[external] path` (`external::upgrade`) when `[external] enabled`
 //!
@@ -20,6 +23,7 @@
 
 mod accounts;
 mod admin;
+mod admin_page;
 mod auth;
 mod body;
 mod error;
@@ -30,7 +34,7 @@ mod trigger;
 use std::sync::{Arc, Mutex};
 
 use axum::{
-    Json, Router,
+    Extension, Json, Router,
     extract::State,
     routing::{get, post},
 };
@@ -60,7 +64,30 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/call", post(admin::call))
         .route("/api/connections", get(admin::connections))
         .route("/api/rooms", get(admin::rooms))
-        .route("/api/rooms/history", get(history::room_history));
+        .route("/api/rooms/history", get(history::room_history))
+        .route("/admin", get(admin_page::index))
+        .route("/admin/", get(admin_page::index))
+        .route(
+            "/admin/login",
+            get(admin_page::login_form).post(admin_page::login),
+        )
+        .route("/admin/logout", post(admin_page::logout))
+        .route("/admin/assets/{file}", get(admin_page::asset))
+        .route("/admin/feed", get(admin_page::feed))
+        .route("/admin/{view}", get(admin_page::view))
+        .route(
+            "/admin/modules/{name}/reset",
+            post(admin_page::reset_module),
+        )
+        .route(
+            "/admin/modules/{name}/{switch}",
+            post(admin_page::toggle_module),
+        )
+        .route("/admin/jobs/{job}/stop", post(admin_page::stop_job))
+        .route(
+            "/admin/sessions/{session}/disconnect",
+            post(admin_page::disconnect),
+        );
     let config = state.config.load();
     // With `[metrics] listen` it is served there only (`metrics_router`).
     if config.metrics.listen.is_none() {
@@ -82,7 +109,10 @@ pub fn router(state: Arc<AppState>) -> Router {
             .route("/auth/refresh", post(accounts::refresh))
             .route("/auth/logout", post(accounts::logout));
     }
-    router.with_state(state)
+    // The page's sessions live as long as this router, so one per host.
+    router
+        .layer(Extension(admin_page::AdminPages::new()))
+        .with_state(state)
 }
 
 /// The router of the `[metrics] listen` address: `/metrics` alone.

@@ -69,6 +69,12 @@ pub enum LoadErrorKind {
         /// The module.
         module: String,
     },
+    /// An operator switched the module off at runtime (the admin page).
+    #[error("module {module} is disabled by an operator (admin page); enable it there")]
+    DisabledByOperator {
+        /// The module.
+        module: String,
+    },
     /// Reading or staging the file failed.
     #[error("{0}")]
     Io(String),
@@ -86,7 +92,7 @@ impl LoadErrorKind {
             LoadErrorKind::PanicAbort => "panic-abort",
             LoadErrorKind::ManifestMismatch { .. } => "manifest-mismatch",
             LoadErrorKind::Start(_) => "start-failed",
-            LoadErrorKind::Disabled { .. } => "disabled",
+            LoadErrorKind::Disabled { .. } | LoadErrorKind::DisabledByOperator { .. } => "disabled",
             LoadErrorKind::Io(_) => "io",
         }
     }

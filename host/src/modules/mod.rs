@@ -34,7 +34,10 @@ pub use generation::{Admission, DEGRADE_AFTER_TIMEOUTS, GenState, Generation, St
 pub use inline::{DEMOTE_AFTER_OVERRUNS, INLINE_BUDGET};
 pub use loader::{LoadPolicy, LoadedLibrary, SignedBuild, check, inspect, load, open, verify};
 pub use pending::{CallFailure, CallSink, PendingCalls};
-pub use registry::{LoadOutcome, ModuleInfo, RefusedBuild, Registry, ResetError, RuntimeSettings};
+pub use registry::{
+    DISABLED_FILE, LoadOutcome, MAX_EVENTS, ModuleEvent, ModuleInfo, RefusedBuild, Registry,
+    ResetError, RuntimeSettings, ToggleError,
+};
 pub use services::HostServices;
 pub(crate) use sink::DEFAULT_PUBLISHES_PER_SECOND;
 pub use watcher::{DEBOUNCE, ModuleWatcher, SETTLE};

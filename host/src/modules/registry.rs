@@ -14,14 +14,17 @@
 //! - `load`: verify, start and swap in a build; refusals; the rollback
 //!   guard; operator resets
 //! - `settings`: a new config applied to running modules; verify keys
-//! - `listing`: the rows of `GET /api/modules`, one per module name
+//! - `listing`: the rows of `GET /api/modules`, one per module name, with
+//!   each module's recent history
+//! - `toggle`: modules switched off and on by an operator at runtime
 
 mod listing;
 mod load;
 mod settings;
+mod toggle;
 
 use std::{
-    collections::{BTreeMap, HashMap},
+    collections::{BTreeMap, HashMap, HashSet, VecDeque},
     path::{Path, PathBuf},
     sync::{
         Arc, Mutex, OnceLock, RwLock,
@@ -38,7 +41,8 @@ use crate::{
 
 use super::{generation::Generation, services::HostServices};
 
-pub use listing::{ModuleInfo, RefusedBuild};
+pub use listing::{MAX_EVENTS, ModuleEvent, ModuleInfo, RefusedBuild};
+pub use toggle::{DISABLED_FILE, ToggleError};
 
 /// How queues and timeouts are set for new generations.
 #[derive(Debug, Clone)]
@@ -99,6 +103,29 @@ struct History {
     stuck_threads: Arc<AtomicU64>,
     /// The last refusal or failure, cleared when a generation starts.
     last_error: Option<String>,
+    /// Loads, swaps, resets, refusals and removals, oldest first, at most
+    /// [`MAX_EVENTS`].
+    events: VecDeque<ModuleEvent>,
+}
+
+impl History {
+    /// Remembers `event`, forgetting the oldest past [`MAX_EVENTS`]. The
+    /// same refusal seen again (the watcher sees a `.so` and its `.sig`)
+    /// only moves the newest event's time.
+    fn record(&mut self, event: ModuleEvent) {
+        if let Some(last) = self.events.back_mut()
+            && last.generation.is_none()
+            && last.event == event.event
+            && last.detail == event.detail
+        {
+            last.at = event.at;
+            return;
+        }
+        if self.events.len() == MAX_EVENTS {
+            self.events.pop_front();
+        }
+        self.events.push_back(event);
+    }
 }
 
 struct Refusal {
@@ -127,11 +154,14 @@ pub struct Registry {
     starts: Mutex<BTreeMap<&'static str, u64>>,
     /// Builds refused, by [`super::error::LoadErrorKind::reason`] (`/metrics`).
     refusals: Mutex<BTreeMap<&'static str, u64>>,
+    /// Modules an operator switched off (`toggle`), kept in `state_dir`.
+    operator_disabled: RwLock<HashSet<String>>,
 }
 
 impl Registry {
     /// A registry with no modules yet.
     pub fn new(settings: RuntimeSettings, keyring: Keyring, seqs: SeqStore) -> Arc<Self> {
+        let operator_disabled = toggle::read_disabled(&settings.modules.state_dir);
         Arc::new(Self {
             entries: RwLock::default(),
             history: Mutex::default(),
@@ -146,6 +176,7 @@ impl Registry {
             mapped_builds: AtomicU64::new(0),
             starts: Mutex::default(),
             refusals: Mutex::default(),
+            operator_disabled: RwLock::new(operator_disabled),
         })
     }
 
@@ -228,6 +259,7 @@ impl Registry {
                     "module deregistered ({why}): new calls get unknown-module; generation {} finishes the calls it accepted",
                     old.generation
                 );
+                self.record(name, ModuleEvent::new("removed", Some(&old), why));
                 self.retire(old, why.to_owned());
                 self.changes.send_modify(|n| *n += 1);
                 true
@@ -248,6 +280,14 @@ impl Registry {
             .map(|g| g.name.clone())?;
         self.remove_locked(&name, "its .so or .sig was removed from the modules folder")
             .then_some(name)
+    }
+
+    /// Adds `event` to `name`'s history.
+    fn record(&self, name: &str, event: ModuleEvent) {
+        lock(&self.history)
+            .entry(name.to_owned())
+            .or_default()
+            .record(event);
     }
 
     /// Drains `old` in the background and logs how it ended.
@@ -317,5 +357,25 @@ impl Registry {
                 tracing::warn!(module = %g.name, "module did not stop within {} s at shutdown; its thread is left behind", deadline.as_secs());
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod history_tests {
+    use super::{History, MAX_EVENTS, ModuleEvent};
+
+    #[test]
+    fn the_history_is_bounded_and_a_refusal_seen_again_is_kept_once() {
+        let mut history = History::default();
+        history.record(ModuleEvent::new("refused", None, "bad signature"));
+        history.record(ModuleEvent::new("refused", None, "bad signature"));
+        assert_eq!(history.events.len(), 1);
+        history.record(ModuleEvent::new("refused", None, "rollback"));
+        assert_eq!(history.events.len(), 2);
+        for i in 0..MAX_EVENTS {
+            history.record(ModuleEvent::new("removed", None, &i.to_string()));
+        }
+        assert_eq!(history.events.len(), MAX_EVENTS);
+        assert_eq!(history.events[0].detail, "0", "the oldest were forgotten");
     }
 }

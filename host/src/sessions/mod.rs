@@ -19,4 +19,4 @@ mod table;
 pub use calls::{CallState, REMEMBERED_REPLY_BYTES, SessionCalls};
 pub use outbox::{CLOSE_TOO_SLOW, Outbox, OutboxReceiver, OutboxState, Outgoing, PARKED_BYTES};
 pub use parked::{MAX_PARKED_PER_USER, Parked, ParkedSessions, ResumeRefused};
-pub use table::{ConnectionInfo, Counters, Sessions, session_name};
+pub use table::{ConnectionInfo, Counters, Sessions, session_id, session_name};

@@ -113,6 +113,9 @@ pub struct OutboxState {
     /// The user's rights changed (an account disabled, logged out, a role
     /// taken away): the session checks its credential again.
     recheck: AtomicBool,
+    /// An operator ended the session (the admin page): it closes with
+    /// 4003 `disconnected by an operator`.
+    disconnect: AtomicBool,
 }
 
 impl OutboxState {
@@ -137,6 +140,7 @@ impl OutboxState {
             reader_woken: AtomicBool::new(false),
             task: AtomicWaker::new(),
             recheck: AtomicBool::new(false),
+            disconnect: AtomicBool::new(false),
         }
     }
 
@@ -271,6 +275,19 @@ impl OutboxState {
     /// Polled by the session's reader side, which the request wakes.
     pub fn take_recheck(&self) -> bool {
         self.recheck.swap(false, Ordering::AcqRel)
+    }
+
+    /// Asks the session to close (an operator's disconnect), through the
+    /// reader wake like [`request_recheck`](Self::request_recheck).
+    pub fn request_disconnect(self: &Arc<Self>) {
+        self.disconnect.store(true, Ordering::Release);
+        self.wake_by_ref();
+    }
+
+    /// Whether a disconnect was asked for (the flag stays set: the session
+    /// ends on it).
+    pub fn disconnect_requested(&self) -> bool {
+        self.disconnect.load(Ordering::Acquire)
     }
 
     /// The session's loop ended: the state no longer holds its task (a

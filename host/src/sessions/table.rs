@@ -27,6 +27,15 @@ pub fn session_name(id: u64) -> String {
     format!("s{id:x}")
 }
 
+/// The session number of a [`session_name`], or `None` for anything else.
+pub fn session_id(name: &str) -> Option<u64> {
+    let hex = name.strip_prefix('s')?;
+    if hex.is_empty() || hex.len() > 16 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    u64::from_str_radix(hex, 16).ok()
+}
+
 /// Counters reported by `{"type":"status"}` and `/metrics`.
 #[derive(Default)]
 pub struct Counters {
@@ -215,6 +224,17 @@ impl Sessions {
     /// Sessions waiting to be resumed.
     pub fn parked(&self) -> usize {
         self.parked.len()
+    }
+
+    /// Asks open session `id` to close (an operator's disconnect; it
+    /// closes with 4003 `disconnected by an operator`). Returns its user,
+    /// or `None` when there is no such session. A parked session has no
+    /// client to close: the caller forgets it (`parked.expire`).
+    pub fn disconnect(&self, id: u64) -> Option<String> {
+        let by_id = read(&self.by_id);
+        let entry = by_id.get(&id)?;
+        entry.outbox.state().request_disconnect();
+        Some(entry.user.clone())
     }
 
     /// Rows for the admin API.

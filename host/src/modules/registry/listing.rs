@@ -3,12 +3,45 @@
 //! Every file of the modules folder the host does not run from is in some
 //! row's `refused_builds`, with its reason: a refused update of a running
 //! module in that module's row, not in a second row of the same name.
+//! Each row carries the module's recent history ([`ModuleEvent`]s).
 
 use std::{collections::BTreeMap, sync::atomic::Ordering, time::SystemTime};
 
 use serde::Serialize;
 
-use super::{Registry, lock, read};
+use super::{super::generation::Generation, Registry, lock, read};
+
+/// Events of one module's history kept (older ones are forgotten).
+pub const MAX_EVENTS: usize = 20;
+
+/// Something that happened to a module: what the history of generations
+/// in `GET /api/modules` and the admin page is made of.
+#[derive(Debug, Clone, Serialize)]
+pub struct ModuleEvent {
+    /// Unix seconds.
+    pub at: u64,
+    /// `load`, `swap`, `reset`, `refused`, `disabled`, `removed` or
+    /// `enabled`.
+    pub event: &'static str,
+    /// The generation it started or ended, when there is one.
+    pub generation: Option<u64>,
+    /// That generation's signed seq.
+    pub seq: Option<u64>,
+    /// The file, the reason, or who did it.
+    pub detail: String,
+}
+
+impl ModuleEvent {
+    pub(super) fn new(event: &'static str, generation: Option<&Generation>, detail: &str) -> Self {
+        ModuleEvent {
+            at: unix_secs(SystemTime::now()),
+            event,
+            generation: generation.map(|g| g.generation),
+            seq: generation.map(|g| g.seq),
+            detail: detail.to_owned(),
+        }
+    }
+}
 
 /// A row of `GET /api/modules`.
 #[derive(Debug, Clone, Serialize)]
@@ -51,6 +84,8 @@ pub struct ModuleInfo {
     /// does not run from, newest first: refused builds (a running module's
     /// refused updates too) and disabled ones.
     pub refused_builds: Vec<RefusedBuild>,
+    /// Its recent history, newest first (at most [`MAX_EVENTS`]).
+    pub history: Vec<ModuleEvent>,
 }
 
 /// A file of the modules folder that is not loaded, and why.
@@ -78,6 +113,12 @@ impl Registry {
         };
         let mapped = |name: &str| history.get(name).map_or(0, |h| h.builds);
         let last_error = |name: &str| history.get(name).and_then(|h| h.last_error.clone());
+        let events = |name: &str| {
+            history
+                .get(name)
+                .map(|h| h.events.iter().rev().cloned().collect())
+                .unwrap_or_default()
+        };
         let mut rows: Vec<ModuleInfo> = self
             .running()
             .into_iter()
@@ -100,6 +141,7 @@ impl Registry {
                     inline_commands,
                     demoted_commands,
                     refused_builds: Vec::new(),
+                    history: events(&g.name),
                 }
             })
             .collect();
@@ -148,6 +190,7 @@ impl Registry {
                 inline_commands: Vec::new(),
                 demoted_commands: Vec::new(),
                 refused_builds: builds,
+                history: events(&name),
                 name,
             });
         }

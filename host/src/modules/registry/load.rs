@@ -15,7 +15,7 @@ use super::{
         loader::{self, LoadedLibrary},
         sink::DEFAULT_PUBLISHES_PER_SECOND,
     },
-    LoadOutcome, Refusal, Registry, ResetError, RuntimeSettings, lock, read, write,
+    LoadOutcome, ModuleEvent, Refusal, Registry, ResetError, RuntimeSettings, lock, read, write,
 };
 
 /// Libraries are never unloaded (abi_stable cannot), so every build loaded
@@ -69,7 +69,10 @@ impl Registry {
     /// any, keeps serving.
     pub fn refuse(&self, file: &Path, error: &LoadError) {
         let module = error.module.clone();
-        let disabled = matches!(*error.kind, LoadErrorKind::Disabled { .. });
+        let disabled = matches!(
+            *error.kind,
+            LoadErrorKind::Disabled { .. } | LoadErrorKind::DisabledByOperator { .. }
+        );
         Self::count(&self.refusals, error.kind.reason());
         let running = module.as_deref().and_then(|m| self.get(m));
         if disabled {
@@ -95,10 +98,11 @@ impl Registry {
             }
         }
         if let Some(name) = &module {
-            lock(&self.history)
-                .entry(name.clone())
-                .or_default()
-                .last_error = Some(error.to_string());
+            let mut history = lock(&self.history);
+            let h = history.entry(name.clone()).or_default();
+            h.last_error = Some(error.to_string());
+            let what = if disabled { "disabled" } else { "refused" };
+            h.record(ModuleEvent::new(what, None, &error.to_string()));
         }
         write(&self.refused).insert(
             file.to_owned(),
@@ -141,6 +145,15 @@ impl Registry {
                 },
             ));
         }
+        if self.disabled_by_operator(&name) {
+            return Err(LoadError::new(
+                file,
+                Some(&name),
+                LoadErrorKind::DisabledByOperator {
+                    module: name.clone(),
+                },
+            ));
+        }
         self.check_seq(file, &name, seq, &sha512, &settings)?;
         let lib = Arc::new(loader::open(build)?);
         let mapped = self.mapped_builds.fetch_add(1, Ordering::Relaxed) + 1;
@@ -162,13 +175,19 @@ impl Registry {
         self.seqs
             .accept(&name, seq, &sha512)
             .map_err(|e| LoadError::new(file, Some(&name), LoadErrorKind::Rollback(e)))?;
+        let previous = write(&self.entries).insert(name.clone(), generation.clone());
         {
             let mut history = lock(&self.history);
             let h = history.entry(name.clone()).or_default();
             h.last_generation = generation_no;
             h.last_error = None;
+            let what = if previous.is_some() { "swap" } else { "load" };
+            h.record(ModuleEvent::new(
+                what,
+                Some(&generation),
+                &file.display().to_string(),
+            ));
         }
-        let previous = write(&self.entries).insert(name.clone(), generation.clone());
         write(&self.refused).remove(file);
         let envelope = &lib.envelope;
         let (ms, rss) = (began.elapsed().as_millis(), rss_mib());
@@ -275,6 +294,12 @@ impl Registry {
             let h = history.entry(name.to_owned()).or_default();
             h.last_generation = generation_no;
             h.last_error = None;
+            let was = format!(
+                "by an operator; generation {} was {}",
+                old.generation,
+                old.state().as_str()
+            );
+            h.record(ModuleEvent::new("reset", Some(&generation), &was));
         }
         write(&self.entries).insert(name.to_owned(), generation.clone());
         tracing::info!(

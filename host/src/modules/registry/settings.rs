@@ -82,9 +82,9 @@ impl Registry {
             .iter()
             .filter(|(_, r)| {
                 r.disabled
-                    && r.module
-                        .as_deref()
-                        .is_some_and(|m| new.modules.settings_for(m).enabled)
+                    && r.module.as_deref().is_some_and(|m| {
+                        new.modules.settings_for(m).enabled && !self.disabled_by_operator(m)
+                    })
             })
             .map(|(file, _)| file.clone())
             .collect();
