@@ -154,12 +154,16 @@ impl Host {
             keyring,
             seqs,
         );
-        let history = open_history(&config);
+        // A cluster's history is its JetStream stream, not a snapshot.
+        let history = match &config.cluster {
+            Some(_) => NatsEngine::history(&config.history),
+            None => open_history(&config),
+        };
         let local = MemoryEngine::with_history(history);
         let fanout: Box<dyn FanoutEngine> = match &config.cluster {
             Some(cluster) => {
                 tracing::info!(name = %cluster.name, "cluster: fan-out across hosts through NATS");
-                Box::new(NatsEngine::connect(cluster, local).await?)
+                Box::new(NatsEngine::connect(cluster, &config.history, local).await?)
             }
             None => Box::new(local),
         };
