@@ -73,6 +73,9 @@
 //!   monitoring counters), and cluster members started on it
 //! - `cluster`: hosts as one platform over NATS: cross-host fan-out,
 //!   interest, escaping, NATS down and back (issue 19)
+//! - `cluster_history`: room history across hosts on the JetStream
+//!   stream: `since` on another host, the stream's bounds, NATS down and
+//!   back, resume tokens refused elsewhere (issue 19 items 4, 5)
 //! - `metrics`: `/metrics` families present and moving under load, read by
 //!   a Prometheus parser; `[metrics] token` and `listen` (issue 20)
 //! - `tls`: `[server] tls`: wss, a certificate renewed on disk served
@@ -92,6 +95,7 @@ mod bootstrap;
 mod browser_example;
 mod calls;
 mod cluster;
+mod cluster_history;
 mod durability;
 mod external_calls;
 mod external_client;

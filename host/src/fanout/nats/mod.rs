@@ -220,6 +220,16 @@ struct Interest {
     held: HashMap<u64, HashMap<Arc<str>, Vec<String>>>,
 }
 
+/// Where [`NatsEngine::route`] sent a publication.
+enum Route {
+    /// To the history stream, to be delivered when read back.
+    Stream,
+    /// Nowhere yet: deliver it to this host's clients alone.
+    Local,
+    /// Nowhere yet: deliver it here and send it on core NATS.
+    Core,
+}
+
 /// Fan-out across hosts; see the module docs.
 pub struct NatsEngine {
     shared: Arc<Shared>,
@@ -345,20 +355,20 @@ impl NatsEngine {
         }
     }
 
-    /// Publishes to the history stream when the publication reaches a
-    /// history room and the link is up; false otherwise (it is then
-    /// delivered here and sent on core NATS, without offsets if it
-    /// reaches history: see the module docs).
-    fn send_to_history(&self, rooms: &[Room], data: &RawValue) -> bool {
+    /// Where a publication goes: to the history stream when it reaches a
+    /// history room and the link is up; to this host's clients alone
+    /// when it reaches one and the link is down (see the module docs);
+    /// else here and on core NATS.
+    fn route(&self, rooms: &[Room], data: &RawValue) -> Route {
         let Some(stream) = &self.history else {
-            return false;
+            return Route::Core;
+        };
+        let Some(first) = self.shared.local.history_covered(rooms) else {
+            return Route::Core;
         };
         if !self.shared.status.connected() {
-            return false;
+            return Route::Local;
         }
-        let Some(first) = self.shared.local.history_covered(rooms) else {
-            return false;
-        };
         let prefix = format!("{}.h", self.prefix);
         let room = &rooms[first];
         let subject =
@@ -366,7 +376,7 @@ impl NatsEngine {
         if let Some(payload) = self.encode(rooms, data) {
             stream.publish(subject, payload);
         }
-        true
+        Route::Stream
     }
 
     /// Sends a publication to the other hosts, once per distinct subject.
@@ -426,8 +436,10 @@ impl FanoutEngine for NatsEngine {
     /// and is delivered here when read back (so what it reached is not
     /// known yet: the delivery counts nothing).
     fn publish(&self, rooms: &[Room], data: &RawValue) -> Delivery {
-        if self.send_to_history(rooms, data) {
-            return Delivery::default();
+        match self.route(rooms, data) {
+            Route::Stream => return Delivery::default(),
+            Route::Local => return self.shared.local.publish(rooms, data),
+            Route::Core => {}
         }
         let delivery = self.shared.local.publish(rooms, data);
         self.send(rooms, data);
