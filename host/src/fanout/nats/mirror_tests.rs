@@ -70,9 +70,12 @@ fn publications_are_numbered_by_the_stream_and_recovered_after_a_position() {
     let mut m = mirror(10);
     let a = chat("a");
     assert_eq!(m.position(&a, 0).unwrap().offset, 0);
-    m.append_at(std::slice::from_ref(&a), &data(1), 1, 0).unwrap();
+    m.append_at(std::slice::from_ref(&a), &data(1), 1, 0)
+        .unwrap();
     m.append_at(&[chat("b")], &data(2), 2, 0).unwrap();
-    let stamps = m.append_at(std::slice::from_ref(&a), &data(3), 3, 0).unwrap();
+    let stamps = m
+        .append_at(std::slice::from_ref(&a), &data(3), 3, 0)
+        .unwrap();
     assert_eq!(stamps.seq, 3);
     assert_eq!(recovered(&mut m, &a, 0), Some(vec![1, 3]));
     assert_eq!(recovered(&mut m, &a, 1), Some(vec![3]));
