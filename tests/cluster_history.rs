@@ -9,6 +9,10 @@
 use std::time::Duration;
 
 use serde_json::{Value, json};
+use tokio::{
+    io::{AsyncBufReadExt, AsyncWriteExt, BufReader},
+    net::TcpStream,
+};
 
 use crate::{
     harness::{Client, TestHost, http},
@@ -55,6 +59,43 @@ async fn publish_seen(on: &TestHost, watcher: &mut Client, room: Value, n: u64) 
     let (got, offset) = next(watcher).await;
     assert_eq!(got, n);
     offset.expect("a history room's message has an offset")
+}
+
+/// A bare NATS client subscribed to `subject`, to see what hosts send
+/// outside the history stream.
+struct Tap(BufReader<TcpStream>);
+
+impl Tap {
+    async fn start(nats: &Nats, subject: &str) -> Tap {
+        let stream = TcpStream::connect(("127.0.0.1", nats.port)).await.unwrap();
+        let mut tap = Tap(BufReader::new(stream));
+        let info = tap.line().await;
+        assert!(info.starts_with("INFO"), "{info}");
+        let hello = format!("CONNECT {{\"verbose\":false}}\r\nSUB {subject} 1\r\nPING\r\n");
+        tap.0.get_mut().write_all(hello.as_bytes()).await.unwrap();
+        // The server answers PING after the SUB: it is in place.
+        while tap.line().await != "PONG" {}
+        tap
+    }
+
+    async fn line(&mut self) -> String {
+        let mut line = String::new();
+        self.0.read_line(&mut line).await.unwrap();
+        line.trim_end().to_owned()
+    }
+
+    /// The subjects of the messages that arrive within `wait`.
+    async fn messages_within(&mut self, wait: Duration) -> Vec<String> {
+        let mut subjects = Vec::new();
+        while let Ok(line) = tokio::time::timeout(wait, self.line()).await {
+            if let Some(rest) = line.strip_prefix("MSG ") {
+                subjects.push(rest.split(' ').next().unwrap().to_owned());
+                // The payload line.
+                self.line().await;
+            }
+        }
+        subjects
+    }
 }
 
 /// The history stream's config and state, from the server's `/jsz`.
@@ -180,6 +221,9 @@ async fn nats_killed_and_back_mid_traffic_loses_nothing_twice_and_says_what_was_
         assert_eq!(next(&mut on_a).await, (n, None));
     }
     nats.restart();
+    // Listening before the hosts are back: what a sent while cut off is
+    // not sent late on core NATS (b would deliver it unnumbered).
+    let mut tap = Tap::start(&nats, "modhost.r.>").await;
     wait_connected(&a.host, true).await;
     wait_connected(&b.host, true).await;
     let mut after = 0;
@@ -191,6 +235,7 @@ async fn nats_killed_and_back_mid_traffic_loses_nothing_twice_and_says_what_was_
     for c in [&mut on_a, &mut on_b] {
         assert_eq!(c.silent_for(QUIET).await, None, "nothing twice");
     }
+    assert_eq!(tap.messages_within(QUIET).await, Vec::<String>::new());
 
     // Across the outage: complete:false, on either host. After it: the
     // stream's numbers go on.
