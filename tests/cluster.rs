@@ -229,9 +229,16 @@ async fn a_host_cut_off_from_nats_serves_its_own_clients_and_says_so() {
 }
 
 /// Waits until `host`'s `/health` says the cluster link is `up` (or down).
-async fn wait_connected(host: &TestHost, up: bool) {
+/// Up includes reading the history stream, on a host that keeps history
+/// (before that its history-room publications stay on it).
+pub async fn wait_connected(host: &TestHost, up: bool) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    while health(host).await["cluster"]["connected"] != up {
+    loop {
+        let cluster = &health(host).await["cluster"];
+        let reading = cluster["history_stream"] != false;
+        if cluster["connected"] == up && (!up || reading) {
+            break;
+        }
         assert!(
             tokio::time::Instant::now() < deadline,
             "cluster link never {}",

@@ -15,34 +15,14 @@ use tokio::{
 };
 
 use crate::{
-    harness::{Client, TestHost, http},
+    cluster::wait_connected,
+    harness::{Client, TestHost},
     history_recovery::{customer, history, publish, recovered, subscribe},
     nats_harness::{Member, Nats},
 };
 
 /// Long enough for a stray message to have arrived.
 const QUIET: Duration = Duration::from_millis(500);
-
-async fn connected(host: &TestHost) -> bool {
-    let body = http()
-        .get(host.url("/health"))
-        .send()
-        .await
-        .unwrap()
-        .bytes()
-        .await
-        .unwrap();
-    serde_json::from_slice::<Value>(&body).unwrap()["cluster"]["connected"] == true
-}
-
-/// Waits until `host`'s link to NATS is `up` (or down).
-async fn wait_connected(host: &TestHost, up: bool) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    while connected(host).await != up {
-        assert!(tokio::time::Instant::now() < deadline, "link never {up}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
 
 /// The next room message: `n` and its offset (`None`: delivered without).
 async fn next(c: &mut Client) -> (u64, Option<u64>) {
@@ -277,4 +257,27 @@ async fn a_resume_token_is_refused_on_another_host_and_since_recovers_there() {
     let since = json!({"offset": first, "epoch": epoch});
     subscribe(&mut back, customer("2"), "s", Some(since)).await;
     assert_eq!(recovered(&mut back).await, (vec![(2, missed)], true));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_host_started_while_nats_is_down_serves_its_clients_and_reads_the_stream_when_back() {
+    let mut nats = Nats::start();
+    nats.kill();
+    let started = tokio::time::Instant::now();
+    let a = Member::start(&nats, "a", &history(100)).await;
+    // Not held up until the history is read (that waits up to 10 s with
+    // a link).
+    assert!(started.elapsed() < Duration::from_secs(8));
+    let mut client = Client::authorized(&a.host, "bob-token").await;
+    subscribe(&mut client, customer("2"), "s", None).await;
+    publish(&a.host, json!([customer("2")]), 1).await;
+    assert_eq!(next(&mut client).await, (1, None), "here only, unnumbered");
+
+    nats.restart();
+    // The stream is made when NATS is back, and read from then on.
+    wait_connected(&a.host, true).await;
+    publish(&a.host, json!([customer("2")]), 2).await;
+    let (got, offset) = next(&mut client).await;
+    assert_eq!((got, offset.is_some()), (2, true));
+    assert_eq!(stream_info(&nats).await["state"]["messages"], 1);
 }

@@ -5,7 +5,10 @@
 //! delivers each publication numbered by its stream sequence.
 
 use std::{
-    sync::{Arc, Weak},
+    sync::{
+        Arc, Weak,
+        atomic::{AtomicBool, Ordering},
+    },
     time::Duration,
 };
 
@@ -34,6 +37,8 @@ const SEND_QUEUE: usize = 8192;
 /// first clients can recover from it; past it, they get `complete:false`
 /// until it is.
 const CATCH_UP: Duration = Duration::from_secs(10);
+/// … but only this long while the link is not up.
+const NO_LINK: Duration = Duration::from_secs(1);
 
 /// The stream's name: the prefix with what a stream name may not hold
 /// (`.`, `*`, `>`, whitespace) replaced, upper-cased, then `_HISTORY`.
@@ -88,6 +93,9 @@ fn epoch_of(info: &stream::Info) -> String {
 pub(super) struct HistoryStream {
     publish: mpsc::Sender<(String, Bytes)>,
     status: Status,
+    /// The reader is reading the stream (so it exists, and what is
+    /// published to it comes back).
+    reading: Arc<AtomicBool>,
 }
 
 impl HistoryStream {
@@ -105,24 +113,54 @@ impl HistoryStream {
         let (publish, to_send) = mpsc::channel(SEND_QUEUE);
         tokio::spawn(publisher(js.clone(), to_send, status.clone()));
         let (ready, caught_up) = oneshot::channel();
+        let reading = Arc::new(AtomicBool::new(false));
         tokio::spawn(reader(
             js,
             stream_config(prefix, history),
             Arc::downgrade(shared),
             ready,
+            reading.clone(),
         ));
-        if tokio::time::timeout(CATCH_UP, caught_up).await.is_err() {
+        if !catch_up(caught_up, &status).await {
             tracing::warn!(
                 "cluster: the room history on NATS is not read yet; clients recovering meanwhile get complete:false"
             );
         }
-        HistoryStream { publish, status }
+        HistoryStream {
+            publish,
+            status,
+            reading,
+        }
+    }
+
+    /// Whether a publication sent now will be read back: the stream is
+    /// being read. Until then (NATS just back, the stream being made)
+    /// publications are delivered on this host alone.
+    pub(super) fn ready(&self) -> bool {
+        self.reading.load(Ordering::Relaxed)
     }
 
     /// Queues a publication for the stream; never waits.
     pub(super) fn publish(&self, subject: String, payload: Bytes) {
         if let Err(mpsc::error::TrySendError::Full(_)) = self.publish.try_send((subject, payload)) {
             self.status.dropped();
+        }
+    }
+}
+
+/// Waits until the reader has read what the stream held, at most
+/// [`CATCH_UP`], and no longer than [`NO_LINK`] while there is no link (a
+/// NATS server that is down must not hold up the start); true when read.
+async fn catch_up(mut caught_up: oneshot::Receiver<()>, status: &Status) -> bool {
+    let start = tokio::time::Instant::now();
+    loop {
+        tokio::select! {
+            read = &mut caught_up => return read.is_ok(),
+            () = tokio::time::sleep(Duration::from_millis(50)) => {}
+        }
+        let waited = start.elapsed();
+        if waited >= CATCH_UP || (waited >= NO_LINK && !status.connected()) {
+            return false;
         }
     }
 }
@@ -159,11 +197,14 @@ async fn reader(
     config: stream::Config,
     shared: Weak<Shared>,
     ready: oneshot::Sender<()>,
+    reading: Arc<AtomicBool>,
 ) {
     let mut ready = Some(ready);
     let mut attempts = 0;
     loop {
-        match read(&js, &config, &shared, &mut ready).await {
+        let result = read(&js, &config, &shared, &mut ready, &reading).await;
+        reading.store(false, Ordering::Relaxed);
+        match result {
             Ok(Reading::Stop) => return,
             Ok(Reading::Again) => attempts = 0,
             Err(e) if attempts == 0 => {
@@ -192,6 +233,7 @@ async fn read(
     config: &stream::Config,
     shared: &Weak<Shared>,
     ready: &mut Option<oneshot::Sender<()>>,
+    reading: &AtomicBool,
 ) -> Result<Reading, async_nats::Error> {
     let info = js.create_or_update_stream(config.clone()).await?;
     let last = info.state.last_sequence;
@@ -221,6 +263,7 @@ async fn read(
         })
         .await?;
     let mut messages = consumer.messages().await?;
+    reading.store(true, Ordering::Relaxed);
     signal(start.saturating_sub(1));
     while let Some(message) = messages.next().await {
         let message = message?;

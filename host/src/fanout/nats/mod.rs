@@ -51,8 +51,9 @@
 //! from the stream, never also from the publish, so it cannot arrive
 //! twice. A lost acknowledgement is logged and counted, not retried.
 //!
-//! While the link is down a publication to a history room is delivered
-//! on its host alone, without an offset; the mirror then, and whenever
+//! While the link is down (or the stream is not being read, as when NATS
+//! has just come back) a publication to a history room is delivered on
+//! its host alone, without an offset; the mirror then, and whenever
 //! the link drops or returns, takes every position up to the last
 //! sequence read as possibly incomplete: this host missed other hosts'
 //! publications, or they missed this one, so a client that comes back
@@ -356,9 +357,9 @@ impl NatsEngine {
     }
 
     /// Where a publication goes: to the history stream when it reaches a
-    /// history room and the link is up; to this host's clients alone
-    /// when it reaches one and the link is down (see the module docs);
-    /// else here and on core NATS.
+    /// history room and the stream is being read; to this host's clients
+    /// alone when it reaches one and the link is down or the stream not
+    /// read (see the module docs); else here and on core NATS.
     fn route(&self, rooms: &[Room], data: &RawValue) -> Route {
         let Some(stream) = &self.history else {
             return Route::Core;
@@ -366,7 +367,7 @@ impl NatsEngine {
         let Some(first) = self.shared.local.history_covered(rooms) else {
             return Route::Core;
         };
-        if !self.shared.status.connected() {
+        if !self.shared.status.connected() || !stream.ready() {
             return Route::Local;
         }
         let prefix = format!("{}.h", self.prefix);
@@ -475,7 +476,11 @@ impl FanoutEngine for NatsEngine {
     }
 
     fn cluster(&self) -> Option<serde_json::Value> {
-        Some(self.shared.status.report(&self.shared.origin))
+        let mut report = self.shared.status.report(&self.shared.origin);
+        if let Some(stream) = &self.history {
+            report["history_stream"] = stream.ready().into();
+        }
+        Some(report)
     }
 }
 
