@@ -25,8 +25,9 @@
 //!   the sequence just before that first publication: the stream drops
 //!   oldest first too, so its older ones may be gone, its later ones not;
 //! - for a room this host holds nothing of, the stream's last sequence at
-//!   start (older ones may have been dropped before this host read them)
-//!   or when a room was last dropped whole here;
+//!   start (older ones may have been dropped before this host read them),
+//!   when a room was last dropped whole here, or the last publication to
+//!   a room with `"*"` (which reaches rooms this host holds no log of);
 //! - after the link to NATS dropped, or a publication was delivered only
 //!   here while it was down, the sequence after the last one applied: a
 //!   client at or before it may have missed what no stream holds.
@@ -153,9 +154,30 @@ impl Mirror {
         }
     }
 
-    /// Drops whole rooms, least recently published first, to stay within
-    /// `max_bytes`.
+    /// Drops whole rooms to stay within `max_bytes`: those holding no
+    /// publication first (so subscribing to many empty rooms pushes out
+    /// no one's history), then the least recently used.
     fn evict(&mut self) {
+        if self.bytes <= self.max_bytes {
+            return;
+        }
+        let empty: Vec<(u64, Room)> = self
+            .recency
+            .iter()
+            .filter(|(_, room)| self.rooms.get(*room).is_some_and(|l| l.entries.is_empty()))
+            .map(|(k, room)| (*k, room.clone()))
+            .collect();
+        for (key, room) in empty {
+            if self.bytes <= self.max_bytes {
+                return;
+            }
+            self.recency.remove(&key);
+            if let Some(log) = self.rooms.remove(&room) {
+                self.bytes -= log.bytes;
+                // What it dropped before is all it may have missed.
+                self.absent_need = self.absent_need.max(log.need);
+            }
+        }
         while self.bytes > self.max_bytes {
             let Some((_, room)) = self.recency.pop_first() else {
                 break;
@@ -167,32 +189,41 @@ impl Mirror {
         }
     }
 
+    /// The log of concrete `room`, made (needing `need`) if a rule covers
+    /// it, and marked as the most recently used.
+    fn log(&mut self, room: &Room, need: u64) -> Option<&mut Log> {
+        if !self.rooms.contains_key(room) {
+            let rule = self.rule(room)?;
+            let log = Log {
+                entries: VecDeque::new(),
+                need,
+                size: rule.size,
+                age_ms: rule.age_ms,
+                bytes: STREAM_OVERHEAD + room.to_string().len(),
+                touched: 0,
+            };
+            self.bytes += log.bytes;
+            self.rooms.insert(room.clone(), log);
+        }
+        self.clock += 1;
+        let log = self.rooms.get_mut(room)?;
+        self.recency.remove(&log.touched);
+        log.touched = self.clock;
+        self.recency.insert(self.clock, room.clone());
+        Some(log)
+    }
+
     /// Records the publication `seq` in concrete `room`.
     fn record(&mut self, room: &Room, frame: &PublishFrame, seq: u64, now_ms: u64) {
-        let Some(rule) = self.rule(room) else {
-            return;
-        };
-        let (size, age_ms) = (rule.size, rule.age_ms);
         // Both bound what of the room may be gone: all of it is older than
         // its first publication here, and older than `absent_need`.
         let first_need = (seq - 1).min(self.absent_need);
-        self.clock += 1;
-        let clock = self.clock;
-        let log = self.rooms.entry(room.clone()).or_insert_with(|| Log {
-            entries: VecDeque::new(),
-            need: first_need,
-            size,
-            age_ms,
-            bytes: STREAM_OVERHEAD + room.to_string().len(),
-            touched: 0,
-        });
-        if log.touched == 0 {
-            self.bytes += log.bytes;
-        } else {
-            self.recency.remove(&log.touched);
+        if self.log(room, first_need).is_none() {
+            return;
         }
-        log.touched = clock;
-        self.recency.insert(clock, room.clone());
+        let Some(log) = self.rooms.get_mut(room) else {
+            return;
+        };
         let cost = frame.encoded_len() + ENTRY_OVERHEAD;
         log.entries.push_back(Entry {
             seq,
@@ -238,8 +269,17 @@ impl History for Mirror {
         }
     }
 
+    /// A concrete room gets its log now, so a publication to a room with
+    /// `"*"` that reaches it is recorded (and numbered) for it.
     fn position(&mut self, room: &Room, _now_ms: u64) -> Option<StreamPosition> {
-        self.covers(room).then(|| StreamPosition {
+        if !self.covers(room) {
+            return None;
+        }
+        if !room.has_wildcard() {
+            self.log(room, self.absent_need);
+            self.evict();
+        }
+        Some(StreamPosition {
             offset: self.applied,
             epoch: self.epoch.clone(),
         })
@@ -278,6 +318,11 @@ impl History for Mirror {
         let frame = PublishFrame::with_offset(data, seq);
         for room in &targets {
             self.record(room, &frame, seq, now_ms);
+        }
+        // A room with `"*"` reaches rooms this host holds no log of: what
+        // they may have missed is not here.
+        if rooms.iter().any(Room::has_wildcard) {
+            self.absent_need = self.absent_need.max(seq);
         }
         self.evict();
         Some(Stamps {

@@ -170,3 +170,38 @@ fn rooms_dropped_to_stay_within_max_bytes_are_incomplete_from_before() {
     assert!(m.bytes() <= 1500);
     assert_eq!(recovered(&mut m, &chat("*"), 0), None);
 }
+
+#[test]
+fn a_publication_to_every_room_is_recorded_for_the_rooms_subscribed_here_only() {
+    let mut m = mirror(10);
+    let since = m.position(&chat("a"), 0).unwrap().offset;
+    let stamps = m.append_at(&[chat("*")], &data(1), 1, 0).unwrap();
+    // Numbered for the room subscribed here, which recovers it.
+    assert_eq!(stamps.rooms.len(), 1);
+    assert_eq!(recovered(&mut m, &chat("a"), since), Some(vec![1]));
+    // Another room may have been reached too, and this host kept nothing
+    // of it: from before, incomplete; from after, complete.
+    assert_eq!(recovered(&mut m, &chat("b"), since), None);
+    assert_eq!(recovered(&mut m, &chat("b"), 1), Some(vec![]));
+}
+
+#[test]
+fn rooms_only_subscribed_to_are_dropped_before_any_history() {
+    let mut m = Mirror::new(&HistoryConfig {
+        max_bytes: 4000,
+        persist: false,
+        rooms: vec![HistoryRule {
+            room: json!({"chat": "*"}),
+            size: 100,
+            age: Duration::from_secs(3600),
+        }],
+    })
+    .unwrap();
+    m.resync(EPOCH, 0);
+    m.append_at(&[chat("kept")], &data(1), 1, 0).unwrap();
+    for i in 0..100 {
+        m.position(&chat(&format!("empty{i}")), 0);
+    }
+    assert!(m.bytes() <= 4000);
+    assert_eq!(recovered(&mut m, &chat("kept"), 0), Some(vec![1]));
+}
