@@ -8,7 +8,8 @@
 //!
 //! - A host subscribes on NATS only to the subjects of the rooms its own
 //!   clients subscribed to (counted: the last one to leave unsubscribes),
-//!   so it receives only what it delivers. A room's wildcard values are
+//!   so it receives only what it delivers (rooms with history excepted:
+//!   see below). A room's wildcard values are
 //!   NATS `*` tokens; publishes *to* a room with `"*"` go on the key set's
 //!   subject, which every host subscribed on that key set also listens
 //!   to (see `subject`).
