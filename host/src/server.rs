@@ -190,6 +190,10 @@ impl Host {
             config_applied: tokio::sync::watch::Sender::new(()),
         });
         registry.set_services(Arc::new(Services(Arc::downgrade(&state))));
+        // In a cluster, sessions parked here may resume on another host.
+        if state.fanout.nats().is_some() {
+            tokio::spawn(crate::gateway::serve_handovers(Arc::downgrade(&state)));
+        }
         jobs.attach(&state);
         let config_status = ConfigStatus::default();
         let watchers = {

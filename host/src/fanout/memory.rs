@@ -300,6 +300,10 @@ impl FanoutEngine for MemoryEngine {
         self.read().session_subscriptions(session)
     }
 
+    fn session_rooms(&self, session: u64) -> Vec<(Arc<str>, Room)> {
+        self.read().session_rooms(session)
+    }
+
     /// Delivers `data` to every subscription matching any of `rooms`, once
     /// each. Returns how many outboxes took it.
     ///

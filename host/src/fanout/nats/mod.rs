@@ -433,6 +433,10 @@ impl FanoutEngine for NatsEngine {
         self.shared.local.session_subscriptions(session)
     }
 
+    fn session_rooms(&self, session: u64) -> Vec<(Arc<str>, Room)> {
+        self.shared.local.session_rooms(session)
+    }
+
     /// Delivers here as the memory engine does, then sends it on; one
     /// that reaches a history room goes to the history stream instead,
     /// and is delivered here when read back (so what it reached is not
@@ -482,6 +486,10 @@ impl FanoutEngine for NatsEngine {
             report["history_stream"] = stream.ready().into();
         }
         Some(report)
+    }
+
+    fn nats(&self) -> Option<(async_nats::Client, &str)> {
+        Some((self.link.client.clone(), &self.prefix))
     }
 }
 

@@ -1,0 +1,201 @@
+//! Resume across the hosts of a cluster: a client whose connection to host
+//! A dropped comes back to host B with A's resume token, and B takes the
+//! session over from A through NATS.
+//!
+//! - In a cluster, a resume token is 32 random hex digits followed by the
+//!   [`host_tag`] of the host that issued it (16 hex digits of the SHA-256
+//!   of its `[cluster] name`). Alone, a host's tokens are the 32 random
+//!   digits, as before. The random part alone makes a token unguessable;
+//!   the tag only says where to ask.
+//! - B authenticates the client itself, then asks A on
+//!   `<subject_prefix>.session.<A's tag>` with the token and who presents
+//!   it (the hosts trust one another through their NATS credentials). A
+//!   takes the session out of its parked table (under its lock, so of two
+//!   hosts racing for one token exactly one gets it, as with two clients
+//!   on one host) if [`Principal::may_resume_as`] allows, removes its
+//!   subscriptions and forgets it, and answers with what
+//!   [`Moved`] carries: its subscriptions, the frames it collected while
+//!   parked, its call log.
+//! - B starts a session of its own with them: the collected frames first,
+//!   then each subscription made again as the client's subscribe would be
+//!   (its allowed rooms and limits checked on B, a `success` reply per
+//!   subscription, then live messages), and the call log, so a repeated
+//!   `requestId` is not run again.
+//! - No answer within [`HANDOVER_WAIT`] (A is gone, or NATS is), a refusal,
+//!   or an answer that does not parse: the client is told
+//!   `unknown-or-expired`, as for an expired token, and recovers with
+//!   `since`. An answer lost after A let go loses the session: A keeps
+//!   nothing once it answered.
+//!
+//! Why the resume says `complete:false` when the session had any
+//! subscription: between A removing the subscriptions and B's own
+//! subscription reaching the NATS server, a publication to those rooms
+//! reaches neither (A no longer delivers it, B does not listen yet). It
+//! is not delivered twice (A packs only what it queued before letting go,
+//! B delivers only what it receives after subscribing), but it may be
+//! missing, and neither host can tell. So the client is told, and a room
+//! with history is recovered exactly by subscribing again with `since`
+//! (offsets are the stream's, the same on every host).
+
+use std::{
+    sync::{Arc, Weak},
+    time::Duration,
+};
+
+use futures_util::StreamExt;
+use sha2::{Digest, Sha256};
+
+use crate::{
+    auth::Principal,
+    sessions::{
+        ResumeRefused,
+        handover::{Answer, Ask, Moved},
+    },
+    state::AppState,
+};
+
+/// How long a host waits for the host that parked a session.
+pub const HANDOVER_WAIT: Duration = Duration::from_millis(1500);
+
+/// Hex digits of a token's random part.
+pub(super) const RANDOM_HEX: usize = 32;
+
+/// Hex digits of a token's host tag.
+const TAG_HEX: usize = 16;
+
+/// Bytes of an ask a host reads (a token and a user name).
+const MAX_ASK_BYTES: usize = 4096;
+
+/// Bytes the frames and calls of an answer may take when the NATS server
+/// does not say its payload limit (its default is 1 MiB).
+const DEFAULT_PAYLOAD: usize = 1 << 20;
+
+/// This host's tag in resume tokens; `None` alone.
+pub(super) fn host_tag(state: &AppState) -> Option<String> {
+    let config = state.config.load();
+    let name = &config.cluster.as_ref()?.name;
+    let digest = Sha256::digest(name.as_bytes());
+    Some(hex::encode(&digest[..TAG_HEX / 2]))
+}
+
+/// The tag of the host that parked `token`'s session, when that is another
+/// host of this cluster.
+pub(super) fn elsewhere(state: &AppState, token: &str) -> Option<String> {
+    let own = host_tag(state)?;
+    let tag = token.get(RANDOM_HEX..).filter(|t| t.len() == TAG_HEX)?;
+    (tag != own).then(|| tag.to_ascii_lowercase())
+}
+
+fn subject(prefix: &str, tag: &str) -> String {
+    format!("{prefix}.session.{tag}")
+}
+
+/// Asks the host tagged `tag` for `token`'s session on behalf of
+/// `principal`; `None` if it is not handed over (see the module docs).
+pub(super) async fn fetch(
+    state: &AppState,
+    tag: &str,
+    token: &str,
+    principal: &Principal,
+) -> Option<Moved> {
+    let (client, prefix) = state.fanout.nats()?;
+    let ask = serde_json::to_vec(&Ask::new(token, principal)).ok()?;
+    let asked = client.request(subject(prefix, tag), ask.into());
+    let reply = match tokio::time::timeout(HANDOVER_WAIT, asked).await {
+        Ok(Ok(reply)) => reply,
+        Ok(Err(e)) => {
+            tracing::info!(user = %principal.user, "resume refused: the host that parked the session did not answer ({e}); the client recovers with since");
+            return None;
+        }
+        Err(_) => {
+            tracing::info!(user = %principal.user, "resume refused: the host that parked the session did not answer within {} ms; the client recovers with since", HANDOVER_WAIT.as_millis());
+            return None;
+        }
+    };
+    match serde_json::from_slice::<Answer>(&reply.payload) {
+        Ok(Answer::Moved(moved)) => Some(moved),
+        Ok(Answer::Refused) => None,
+        Err(e) => {
+            tracing::warn!("resume refused: the host that parked the session answered something unreadable ({e}); are both hosts the same version?");
+            None
+        }
+    }
+}
+
+/// Answers other hosts' asks for the sessions parked here, until the host
+/// is gone. Started once per host in a cluster.
+pub async fn serve(state: Weak<AppState>) {
+    let Some((client, on)) = state.upgrade().and_then(|state| {
+        let tag = host_tag(&state)?;
+        let (client, prefix) = state.fanout.nats()?;
+        Some((client, subject(prefix, &tag)))
+    }) else {
+        return;
+    };
+    let mut asks = match client.subscribe(on.clone()).await {
+        Ok(asks) => asks,
+        Err(e) => {
+            tracing::warn!("cluster: cannot answer resumes on other hosts: listening on {on} failed ({e})");
+            return;
+        }
+    };
+    while let Some(message) = asks.next().await {
+        let Some(state) = state.upgrade() else {
+            return;
+        };
+        let Some(reply) = message.reply else {
+            continue;
+        };
+        let limit = usize::try_from(client.server_info().max_payload)
+            .ok()
+            .filter(|n| *n > 0)
+            .unwrap_or(DEFAULT_PAYLOAD);
+        let answer = answer(&state, &message.payload, limit);
+        drop(state);
+        let Ok(payload) = serde_json::to_vec(&answer) else {
+            continue;
+        };
+        if let Err(e) = client.publish(reply, payload.into()).await {
+            tracing::warn!("cluster: a session handed over to another host was lost: the answer was not sent ({e})");
+        }
+    }
+}
+
+/// The answer to one ask, within `limit` bytes.
+fn answer(state: &Arc<AppState>, payload: &[u8], limit: usize) -> Answer {
+    if payload.len() > MAX_ASK_BYTES {
+        return Answer::Refused;
+    }
+    let Ok(ask) = serde_json::from_slice::<Ask>(payload) else {
+        tracing::warn!("cluster: an ask for a parked session was unreadable; are all hosts the same version?");
+        return Answer::Refused;
+    };
+    let Some(principal) = ask.principal() else {
+        return Answer::Refused;
+    };
+    let parked = match state.sessions.parked.take(&ask.token, &principal) {
+        Ok(parked) => parked,
+        Err(why) => {
+            if why == ResumeRefused::OtherUser {
+                tracing::info!(user = %principal.user, "resume on another host refused: the token belongs to another user's session (or to another static token)");
+            }
+            return Answer::Refused;
+        }
+    };
+    let id = parked.id;
+    // Removed before the outbox is emptied: nothing arrives after.
+    let rooms = state.fanout.session_rooms(id);
+    state.fanout.remove_session(id);
+    state.sessions.remove(id);
+    let rooms_bytes: usize = rooms
+        .iter()
+        .map(|(rid, room)| rid.len() + room.to_json().to_string().len() + 16)
+        .sum();
+    let budget = limit.saturating_sub(rooms_bytes + 1024);
+    let moved = Moved::pack(parked, rooms, budget);
+    tracing::info!(
+        session = %crate::sessions::session_name(id), user = %principal.user,
+        complete = moved.complete, "parked session handed over to another host"
+    );
+    Answer::Moved(moved)
+}
