@@ -2,9 +2,8 @@
 //! back to another host with `since` gets exactly what it missed, numbered
 //! as every host numbers it (the JetStream stream's sequence), or is told
 //! `complete:false`: past what the stream keeps (its bounds are
-//! `[history]`'s), or across a NATS outage. A resume token is this host's
-//! alone: another host refuses it as expired, and the client falls back
-//! to `since`.
+//! `[history]`'s), or across a NATS outage. A resume on another host is
+//! `cluster_resume`'s.
 
 use std::time::Duration;
 
@@ -230,33 +229,6 @@ async fn nats_killed_and_back_mid_traffic_loses_nothing_twice_and_says_what_was_
         subscribe(&mut back, customer("2"), "s", Some(since)).await;
         assert_eq!(recovered(&mut back).await, (vec![], true));
     }
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn a_resume_token_is_refused_on_another_host_and_since_recovers_there() {
-    let nats = Nats::start();
-    let a = Member::start(&nats, "a", &history(100)).await;
-    let b = Member::start(&nats, "b", &history(100)).await;
-    let mut watcher = Client::authorized(&b.host, "admin-token").await;
-    subscribe(&mut watcher, customer("2"), "w", None).await;
-    let (mut client, hello) = Client::hello(&a.host, "bob-token", "").await;
-    let token = hello["resume"].as_str().unwrap().to_owned();
-    let reply = subscribe(&mut client, customer("2"), "s", None).await;
-    let epoch = reply["epoch"].as_str().unwrap().to_owned();
-    let first = publish_seen(&a.host, &mut watcher, customer("2"), 1).await;
-    assert_eq!(next(&mut client).await, (1, Some(first)));
-    // The connection breaks: a parks the session.
-    drop(client);
-    let missed = publish_seen(&a.host, &mut watcher, customer("2"), 2).await;
-
-    let (mut back, _) = Client::hello(&b.host, "bob-token", &format!("&resume={token}")).await;
-    assert_eq!(
-        back.next().await,
-        json!({"type": "resume_failed", "reason": "unknown-or-expired"})
-    );
-    let since = json!({"offset": first, "epoch": epoch});
-    subscribe(&mut back, customer("2"), "s", Some(since)).await;
-    assert_eq!(recovered(&mut back).await, (vec![(2, missed)], true));
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -123,12 +123,13 @@ pub(super) async fn fetch(
 }
 
 /// Answers other hosts' asks for the sessions parked here, until the host
-/// is gone. Started once per host in a cluster.
+/// shuts down (its parked sessions are then refused elsewhere, as
+/// expired). Started once per host in a cluster.
 pub async fn serve(state: Weak<AppState>) {
-    let Some((client, on)) = state.upgrade().and_then(|state| {
+    let Some((client, on, mut shutdown)) = state.upgrade().and_then(|state| {
         let tag = host_tag(&state)?;
         let (client, prefix) = state.fanout.nats()?;
-        Some((client, subject(prefix, &tag)))
+        Some((client, subject(prefix, &tag), state.shutdown.clone()))
     }) else {
         return;
     };
@@ -139,7 +140,14 @@ pub async fn serve(state: Weak<AppState>) {
             return;
         }
     };
-    while let Some(message) = asks.next().await {
+    loop {
+        let message = tokio::select! {
+            _ = shutdown.changed() => return,
+            message = asks.next() => message,
+        };
+        let Some(message) = message else {
+            return;
+        };
         let Some(state) = state.upgrade() else {
             return;
         };

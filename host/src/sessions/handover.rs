@@ -8,7 +8,7 @@
 //! frames of finished calls while they fit the answer; a call still
 //! running on the parking host counts as done without a frame (its reply
 //! goes to that host, which no longer has the session), so a repeat is
-//! refused (`already-executed`) instead of run twice.
+//! refused (the call already ran) instead of run twice.
 
 use std::{sync::Arc, time::SystemTime};
 
