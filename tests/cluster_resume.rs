@@ -70,7 +70,11 @@ async fn a_session_resumed_on_another_host_keeps_its_rooms_what_it_missed_once_a
     let mut frames = [client.next().await, client.next().await];
     frames.sort_by_key(|v| v["type"].to_string());
     let [published, reply] = frames;
-    assert_eq!((published["type"].as_str(), reply["type"].as_str()), (Some("publish"), Some("reply")), "{published} {reply}");
+    assert_eq!(
+        (published["type"].as_str(), reply["type"].as_str()),
+        (Some("publish"), Some("reply")),
+        "{published} {reply}"
+    );
     assert_eq!(next_n(&mut watcher).await, 1);
 
     drop(client);
@@ -83,7 +87,11 @@ async fn a_session_resumed_on_another_host_keeps_its_rooms_what_it_missed_once_a
     assert_eq!(how, json!({"type": "resumed", "complete": false}));
     assert_eq!(next_n(&mut back).await, 2, "what it missed on a");
     let again = back.next().await;
-    assert_eq!((again["code"].as_str(), again["requestId"].as_str()), (Some("success"), Some("s")), "{again}");
+    assert_eq!(
+        (again["code"].as_str(), again["requestId"].as_str()),
+        (Some("success"), Some("s")),
+        "{again}"
+    );
     assert_eq!(a.host.state.sessions.parked(), 0, "a forgot it");
     assert_eq!(a.host.state.fanout.num_subscriptions(), 0, "and its rooms");
 
@@ -112,7 +120,11 @@ async fn of_two_hosts_racing_for_one_token_exactly_one_gets_the_session() {
     );
     let mut kinds = [on_b["type"].clone(), on_c["type"].clone()];
     kinds.sort_by_key(|k| k.to_string());
-    assert_eq!(kinds, [json!("resume_failed"), json!("resumed")], "{on_b} {on_c}");
+    assert_eq!(
+        kinds,
+        [json!("resume_failed"), json!("resumed")],
+        "{on_b} {on_c}"
+    );
     assert_eq!(a.host.state.sessions.parked(), 0);
 }
 
@@ -158,7 +170,10 @@ async fn a_token_whose_host_is_gone_is_refused_as_expired_and_since_recovers() {
         how,
         json!({"type": "resume_failed", "reason": "unknown-or-expired"})
     );
-    assert!(asked.elapsed() < Duration::from_secs(3), "not waited on for long");
+    assert!(
+        asked.elapsed() < Duration::from_secs(3),
+        "not waited on for long"
+    );
     let since = json!({"offset": first, "epoch": epoch});
     subscribe(&mut back, customer("2"), "s", Some(since)).await;
     assert_eq!(recovered(&mut back).await, (vec![(2, missed)], true));

@@ -47,6 +47,7 @@ use sha2::{Digest, Sha256};
 
 use crate::{
     auth::Principal,
+    cmd::{Session, Subscribe},
     sessions::{
         ResumeRefused,
         handover::{Answer, Ask, Moved},
@@ -58,7 +59,7 @@ use crate::{
 pub const HANDOVER_WAIT: Duration = Duration::from_millis(1500);
 
 /// Hex digits of a token's random part.
-pub(super) const RANDOM_HEX: usize = 32;
+const RANDOM_HEX: usize = 32;
 
 /// Hex digits of a token's host tag.
 const TAG_HEX: usize = 16;
@@ -71,16 +72,27 @@ const MAX_ASK_BYTES: usize = 4096;
 const DEFAULT_PAYLOAD: usize = 1 << 20;
 
 /// This host's tag in resume tokens; `None` alone.
-pub(super) fn host_tag(state: &AppState) -> Option<String> {
+fn host_tag(state: &AppState) -> Option<String> {
     let config = state.config.load();
     let name = &config.cluster.as_ref()?.name;
     let digest = Sha256::digest(name.as_bytes());
     Some(hex::encode(&digest[..TAG_HEX / 2]))
 }
 
+/// A new, unguessable resume token, followed in a cluster by this host's
+/// tag.
+pub(super) fn resume_token(state: &AppState) -> String {
+    let mut bytes = [0u8; RANDOM_HEX / 2];
+    if getrandom::fill(&mut bytes).is_err() {
+        // Without randomness a token could be guessed: make it unusable.
+        return String::new();
+    }
+    hex::encode(bytes) + host_tag(state).as_deref().unwrap_or_default()
+}
+
 /// The tag of the host that parked `token`'s session, when that is another
 /// host of this cluster.
-pub(super) fn elsewhere(state: &AppState, token: &str) -> Option<String> {
+fn elsewhere(state: &AppState, token: &str) -> Option<String> {
     let own = host_tag(state)?;
     let tag = token.get(RANDOM_HEX..).filter(|t| t.len() == TAG_HEX)?;
     (tag != own).then(|| tag.to_ascii_lowercase())
@@ -92,12 +104,7 @@ fn subject(prefix: &str, tag: &str) -> String {
 
 /// Asks the host tagged `tag` for `token`'s session on behalf of
 /// `principal`; `None` if it is not handed over (see the module docs).
-pub(super) async fn fetch(
-    state: &AppState,
-    tag: &str,
-    token: &str,
-    principal: &Principal,
-) -> Option<Moved> {
+async fn fetch(state: &AppState, tag: &str, token: &str, principal: &Principal) -> Option<Moved> {
     let (client, prefix) = state.fanout.nats()?;
     let ask = serde_json::to_vec(&Ask::new(token, principal)).ok()?;
     let asked = client.request(subject(prefix, tag), ask.into());
@@ -116,10 +123,54 @@ pub(super) async fn fetch(
         Ok(Answer::Moved(moved)) => Some(moved),
         Ok(Answer::Refused) => None,
         Err(e) => {
-            tracing::warn!("resume refused: the host that parked the session answered something unreadable ({e}); are both hosts the same version?");
+            tracing::warn!(
+                "resume refused: the host that parked the session answered something unreadable ({e}); are both hosts the same version?"
+            );
             None
         }
     }
+}
+
+/// The answer of the host that parked `token`'s session when another host
+/// of the cluster did (`Some(None)`: it did not hand it over); `None` when
+/// the token is this host's.
+pub(super) async fn from_elsewhere(
+    state: &AppState,
+    token: &str,
+    principal: &Principal,
+) -> Option<Option<Moved>> {
+    let tag = elsewhere(state, token)?;
+    Some(fetch(state, &tag, token, principal).await)
+}
+
+/// Makes `session` (new on this host) the one another host handed over:
+/// what it collected first, then its subscriptions made again as the
+/// client's subscribes would be, and its call log. Returns whether the
+/// resume is complete (see `handover` for why a session with
+/// subscriptions is not).
+pub(super) fn take_over(session: &mut Session, moved: Moved) -> bool {
+    let limits = &session.limits;
+    let Moved {
+        rooms,
+        frames,
+        calls,
+        complete,
+    } = moved;
+    let mut complete = complete && rooms.is_empty();
+    // Bounded by this host's limits too: what another host sends is not
+    // trusted to be small.
+    let frames_cap = limits.resume_buffer.min(limits.send_queue);
+    complete &= frames.len() <= frames_cap && rooms.len() <= limits.max_subscriptions;
+    for frame in frames.into_iter().take(frames_cap) {
+        session.outbox.text(frame);
+    }
+    let rooms_cap = limits.max_subscriptions;
+    for (rid, room) in rooms.into_iter().take(rooms_cap) {
+        Subscribe::from_frame(room, Some(rid), None).apply(session);
+    }
+    session.calls.import(calls);
+    tracing::info!(session = %session.name, user = %session.principal.user, complete, "session taken over from another host");
+    complete
 }
 
 /// Answers other hosts' asks for the sessions parked here, until the host
@@ -136,7 +187,9 @@ pub async fn serve(state: Weak<AppState>) {
     let mut asks = match client.subscribe(on.clone()).await {
         Ok(asks) => asks,
         Err(e) => {
-            tracing::warn!("cluster: cannot answer resumes on other hosts: listening on {on} failed ({e})");
+            tracing::warn!(
+                "cluster: cannot answer resumes on other hosts: listening on {on} failed ({e})"
+            );
             return;
         }
     };
@@ -154,17 +207,19 @@ pub async fn serve(state: Weak<AppState>) {
         let Some(reply) = message.reply else {
             continue;
         };
-        let limit = usize::try_from(client.server_info().max_payload)
-            .ok()
-            .filter(|n| *n > 0)
-            .unwrap_or(DEFAULT_PAYLOAD);
+        let limit = match client.server_info().max_payload {
+            0 => DEFAULT_PAYLOAD,
+            n => n,
+        };
         let answer = answer(&state, &message.payload, limit);
         drop(state);
         let Ok(payload) = serde_json::to_vec(&answer) else {
             continue;
         };
         if let Err(e) = client.publish(reply, payload.into()).await {
-            tracing::warn!("cluster: a session handed over to another host was lost: the answer was not sent ({e})");
+            tracing::warn!(
+                "cluster: a session handed over to another host was lost: the answer was not sent ({e})"
+            );
         }
     }
 }
@@ -175,7 +230,9 @@ fn answer(state: &Arc<AppState>, payload: &[u8], limit: usize) -> Answer {
         return Answer::Refused;
     }
     let Ok(ask) = serde_json::from_slice::<Ask>(payload) else {
-        tracing::warn!("cluster: an ask for a parked session was unreadable; are all hosts the same version?");
+        tracing::warn!(
+            "cluster: an ask for a parked session was unreadable; are all hosts the same version?"
+        );
         return Answer::Refused;
     };
     let Some(principal) = ask.principal() else {

@@ -26,8 +26,8 @@ mod writer;
 #[cfg(test)]
 mod tests;
 
-pub use handover::{HANDOVER_WAIT, serve as serve_handovers};
 pub use close::{CLOSE_GOING_AWAY, CLOSE_IDLE, SHUTDOWN_REASON};
+pub use handover::{HANDOVER_WAIT, serve as serve_handovers};
 pub use revoke::{Rechecked, recheck_account_user};
 pub use session::{Connection, Slot, run};
 pub use upgrade::{echo, upgrade};

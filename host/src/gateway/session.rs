@@ -148,10 +148,7 @@ where
     // the session (boxed: only a resume that moves waits here).
     let resume = resume.filter(|_| dialect.resumes());
     let moved = match resume.as_deref() {
-        Some(token) => match handover::elsewhere(&state, token) {
-            Some(tag) => Some(Box::pin(handover::fetch(&state, &tag, token, &principal)).await),
-            None => None,
-        },
+        Some(token) => Box::pin(handover::from_elsewhere(&state, token, &principal)).await,
         None => None,
     };
     let Opened {
@@ -253,17 +250,13 @@ pub(super) fn open(
     moved: Option<Option<Moved>>,
 ) -> Opened {
     let mut parked: Option<(Parked, bool)> = None;
-    let mut refused: Option<ResumeRefused> = None;
+    let (moved, mut refused) = match moved {
+        Some(Some(moved)) => (Some(moved), None),
+        Some(None) => (None, Some(ResumeRefused::Unknown)),
+        None => (None, None),
+    };
     // A dialect without resume never handed out a token to come back with.
     let resume = resume.filter(|_| dialect.resumes());
-    let moved = match moved {
-        Some(None) => {
-            refused = Some(ResumeRefused::Unknown);
-            None
-        }
-        Some(Some(moved)) => Some(moved),
-        None => None,
-    };
     if let Some(token) = resume.filter(|_| moved.is_none() && refused.is_none()) {
         match state.sessions.parked.take(token, &principal) {
             Ok(p) => {
@@ -300,11 +293,11 @@ pub(super) fn open(
     // An anonymous client's name is new on every connection, so no later
     // connection could resume its session: it gets no token and is never
     // parked.
-    let token = (dialect.resumes() && session.principal.resumable())
-        .then(|| resume_token(handover::host_tag(state)));
+    let token =
+        (dialect.resumes() && session.principal.resumable()).then(|| handover::resume_token(state));
     let mut preamble = session.hello(token.as_deref());
     if let Some(moved) = moved {
-        complete = Some(take_over(&mut session, moved));
+        complete = Some(handover::take_over(&mut session, moved));
     }
     // The rooms as JSON were for the greeting; `session.allowed` stands
     // for them from now on. A copy per session (a map node per pattern,
@@ -327,36 +320,6 @@ pub(super) fn open(
         resumed: complete.is_some(),
         listed,
     }
-}
-
-/// Makes `session` (new on this host) the one another host handed over:
-/// what it collected first, then its subscriptions made again as the
-/// client's subscribes would be, and its call log. Returns whether the
-/// resume is complete (see `handover` for why a session with
-/// subscriptions is not).
-fn take_over(session: &mut Session, moved: Moved) -> bool {
-    let limits = &session.limits;
-    let Moved {
-        rooms,
-        frames,
-        calls,
-        complete,
-    } = moved;
-    let mut complete = complete && rooms.is_empty();
-    // Bounded by this host's limits too: what another host sends is not
-    // trusted to be small.
-    let frames_cap = limits.resume_buffer.min(limits.send_queue);
-    complete &= frames.len() <= frames_cap && rooms.len() <= limits.max_subscriptions;
-    for frame in frames.into_iter().take(frames_cap) {
-        session.outbox.text(frame);
-    }
-    let rooms_cap = limits.max_subscriptions;
-    for (rid, room) in rooms.into_iter().take(rooms_cap) {
-        crate::cmd::Subscribe::from_frame(room, Some(rid), None).apply(session);
-    }
-    session.calls.import(calls);
-    tracing::info!(session = %session.name, user = %session.principal.user, complete, "session taken over from another host");
-    complete
 }
 
 /// Reads and applies client frames until the connection ends.
@@ -615,17 +578,6 @@ fn forget(state: &AppState, session: &Session) {
     state.fanout.remove_session(session.id);
     state.sessions.remove(session.id);
     tracing::debug!(session = %session.name, "websocket session closed");
-}
-
-/// A new, unguessable resume token, followed in a cluster by this host's
-/// `tag` (see `handover`).
-fn resume_token(tag: Option<String>) -> String {
-    let mut bytes = [0u8; handover::RANDOM_HEX / 2];
-    if getrandom::fill(&mut bytes).is_err() {
-        // Without randomness a token could be guessed: make it unusable.
-        return String::new();
-    }
-    hex::encode(bytes) + tag.as_deref().unwrap_or_default()
 }
 
 /// The refusal frame and the dialect's close (4001, or high-templar's

@@ -134,10 +134,13 @@ impl SessionCalls {
     /// rather than run twice).
     pub fn export(&self) -> Vec<(String, Option<String>)> {
         let log = self.lock();
-        let done = log.done_order.iter().filter_map(|id| match log.records.get(id) {
-            Some(Some(frame)) => Some((id.to_string(), frame.clone())),
-            _ => None,
-        });
+        let done = log
+            .done_order
+            .iter()
+            .filter_map(|id| match log.records.get(id) {
+                Some(Some(frame)) => Some((id.to_string(), frame.clone())),
+                _ => None,
+            });
         let running = log
             .records
             .iter()

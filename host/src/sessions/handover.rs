@@ -121,7 +121,12 @@ impl Moved {
     /// dropped (`complete` false), a call frame that does not fit leaves
     /// its id without a frame.
     pub fn pack(parked: Parked, rooms: Vec<(Arc<str>, Room)>, budget: usize) -> Self {
-        let Parked { outbox, mut rx, calls, .. } = parked;
+        let Parked {
+            outbox,
+            mut rx,
+            calls,
+            ..
+        } = parked;
         let mut complete = !outbox.state().unpark();
         let mut left = budget;
         let mut take = |bytes: usize| {
@@ -190,7 +195,11 @@ mod tests {
         });
         assert!(!jwt.may_resume_as(&asked));
         assert!(jwt.may_resume_as(&Ask::new("t", &jwt).principal().unwrap()));
-        assert!(Ask::new("t", &principal(Source::Anonymous)).principal().is_none());
+        assert!(
+            Ask::new("t", &principal(Source::Anonymous))
+                .principal()
+                .is_none()
+        );
     }
 
     #[test]
