@@ -60,6 +60,7 @@ async fn a_session_resumed_on_another_host_keeps_its_rooms_what_it_missed_once_a
     nats.wait_subscriptions("b", 2).await;
     let (mut client, hello) = Client::hello(&a.host, "bob-token", "").await;
     let token = hello["resume"].as_str().unwrap().to_owned();
+    assert_eq!(token.len(), 48, "32 random hex digits, then a's tag");
     subscribe(&mut client, customer("2"), "s", None).await;
     // A call that publishes: run twice, it would publish twice.
     let params = json!({"rooms": [customer("2")], "data": {"n": 1}});
