@@ -42,10 +42,10 @@ async fn publish_seen(on: &TestHost, watcher: &mut Client, room: Value, n: u64) 
 
 /// A bare NATS client subscribed to `subject`, to see what hosts send
 /// outside the history stream.
-struct Tap(BufReader<TcpStream>);
+pub struct Tap(BufReader<TcpStream>);
 
 impl Tap {
-    async fn start(nats: &Nats, subject: &str) -> Tap {
+    pub async fn start(nats: &Nats, subject: &str) -> Tap {
         let stream = TcpStream::connect(("127.0.0.1", nats.port)).await.unwrap();
         let mut tap = Tap(BufReader::new(stream));
         let info = tap.line().await;

@@ -3,13 +3,15 @@
 //! session back there (subscriptions, what it missed exactly once, its
 //! call log), the first host forgetting it; of two hosts racing for one
 //! token exactly one gets it; a token whose host is gone, or presented by
-//! another user, is refused as expired, and `since` recovers.
+//! another user, is refused as expired, and `since` recovers; a host that
+//! does not answer is given up on within the bound.
 
 use std::time::Duration;
 
 use serde_json::{Value, json};
 
 use crate::{
+    cluster_history::Tap,
     harness::{Client, TestHost, Workspace, eventually},
     history_recovery::{customer, history, publish, recovered, subscribe},
     nats_harness::{Member, Nats},
@@ -178,4 +180,25 @@ async fn a_token_whose_host_is_gone_is_refused_as_expired_and_since_recovers() {
     let since = json!({"offset": first, "epoch": epoch});
     subscribe(&mut back, customer("2"), "s", Some(since)).await;
     assert_eq!(recovered(&mut back).await, (vec![(2, missed)], true));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_host_that_does_not_answer_is_given_up_on_within_the_bound() {
+    let nats = Nats::start();
+    let b = Member::start(&nats, "b", "").await;
+    // Something listens where every host is asked, and never answers.
+    let _silent = Tap::start(&nats, "modhost.session.*").await;
+    let token = format!("{}{}", "0".repeat(32), "1".repeat(16));
+    let asked = tokio::time::Instant::now();
+    let (_, how) = resume_on(&b.host, "bob-token", &token).await;
+    let waited = asked.elapsed();
+    assert_eq!(
+        how,
+        json!({"type": "resume_failed", "reason": "unknown-or-expired"})
+    );
+    // It was asked, and waited for, 1.5 s (NATS's own bound is 10 s).
+    assert!(
+        waited >= Duration::from_secs(1) && waited < Duration::from_secs(3),
+        "{waited:?}"
+    );
 }
