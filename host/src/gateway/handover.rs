@@ -28,13 +28,20 @@
 //!   nothing once it answered.
 //!
 //! Why the resume says `complete:false` when the session had any
-//! subscription: between A removing the subscriptions and B's own
-//! subscription reaching the NATS server, a publication to those rooms
-//! reaches neither (A no longer delivers it, B does not listen yet). It
-//! is not delivered twice (A packs only what it queued before letting go,
-//! B delivers only what it receives after subscribing), but it may be
-//! missing, and neither host can tell. So the client is told, and a room
-//! with history is recovered exactly by subscribing again with `since`
+//! subscription: the window around the handover is not closed.
+//! - A publication made between A removing the subscriptions and B's own
+//!   subscription reaching the NATS server (when B did not listen on the
+//!   room already) reaches neither: it is missing.
+//! - A publication that reached both hosts just before the handover may be
+//!   in what A packed and, when B had received it but its listener had
+//!   not yet handed it to its rooms, delivered live by B as well: it
+//!   arrives twice (the first copy among the collected frames).
+//!
+//! Neither host can tell whether either happened (closing it would need B
+//! to listen before asking and drop what A packed by each publication's
+//! origin and sequence, which the frames do not carry). So the client is
+//! told, and a room with history is brought back exactly by subscribing
+//! again with `since`; a duplicate there carries the same `offset`
 //! (offsets are the stream's, the same on every host).
 
 use std::{
