@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use crate::{
     harness::{Client, TRIGGER_TOKEN, TestHost, http},
     history_recovery,
-    nats_harness::{Member, Nats},
+    nats_harness::{Member, Nats, OWN_SUBSCRIPTIONS},
 };
 
 /// Long enough for a stray cross-host message to have arrived.
@@ -127,7 +127,7 @@ async fn a_host_receives_only_the_rooms_its_clients_subscribed_to() {
     // b's client leaves: b stops listening, and gets nothing more.
     on_b.close().await;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    while nats.connection("b").await["subscriptions"] != 0 {
+    while nats.connection("b").await["subscriptions"] != OWN_SUBSCRIPTIONS {
         assert!(tokio::time::Instant::now() < deadline, "b still listening");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
@@ -229,9 +229,16 @@ async fn a_host_cut_off_from_nats_serves_its_own_clients_and_says_so() {
 }
 
 /// Waits until `host`'s `/health` says the cluster link is `up` (or down).
-async fn wait_connected(host: &TestHost, up: bool) {
+/// Up includes reading the history stream, on a host that keeps history
+/// (before that its history-room publications stay on it).
+pub async fn wait_connected(host: &TestHost, up: bool) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    while health(host).await["cluster"]["connected"] != up {
+    loop {
+        let cluster = &health(host).await["cluster"];
+        let reading = cluster["history_stream"] != false;
+        if cluster["connected"] == up && (!up || reading) {
+            break;
+        }
         assert!(
             tokio::time::Instant::now() < deadline,
             "cluster link never {}",

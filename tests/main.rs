@@ -75,6 +75,11 @@
 //!   interest, escaping, NATS down and back (issue 19)
 //! - `cluster_calls`: module calls across hosts: stamped callers, streams,
 //!   errors, timeouts, modules and hosts leaving, local first, `/metrics`
+//! - `cluster_history`: room history across hosts on the JetStream
+//!   stream: `since` on another host, the stream's bounds, NATS down and
+//!   back (issue 19 items 4, 5)
+//! - `cluster_resume`: a session resumed on another host (its rooms, what
+//!   it missed, its calls), racing hosts, a host gone, another user
 //! - `metrics`: `/metrics` families present and moving under load, read by
 //!   a Prometheus parser; `[metrics] token` and `listen` (issue 20)
 //! - `tls`: `[server] tls`: wss, a certificate renewed on disk served
@@ -109,6 +114,8 @@ mod browser_example;
 mod calls;
 mod cluster;
 mod cluster_calls;
+mod cluster_history;
+mod cluster_resume;
 mod durability;
 mod external_calls;
 mod external_client;

@@ -131,14 +131,15 @@ impl Nats {
             .unwrap_or(Value::Null)
     }
 
-    /// Waits until `name` is connected with at least `subs` subscriptions:
-    /// a host's interest reaches the server a moment after its client's
-    /// subscribe is answered.
+    /// Waits until `name` is connected with at least `subs` subscriptions
+    /// for its clients' rooms (beside its [`OWN_SUBSCRIPTIONS`]): a host's
+    /// interest reaches the server a moment after its client's subscribe
+    /// is answered.
     pub async fn wait_subscriptions(&self, name: &str, subs: u64) -> Value {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
         loop {
             let c = self.connection(name).await;
-            if c["subscriptions"].as_u64().unwrap_or(0) >= subs {
+            if c["subscriptions"].as_u64().unwrap_or(0) >= subs + OWN_SUBSCRIPTIONS {
                 return c;
             }
             assert!(
@@ -156,6 +157,10 @@ impl Drop for Nats {
     }
 }
 
+/// NATS subscriptions a host holds whatever its clients do: where other
+/// hosts ask for its parked sessions (`gateway/handover.rs`).
+pub const OWN_SUBSCRIPTIONS: u64 = 1;
+
 /// A host of the cluster, with its own folder.
 pub struct Member {
     pub host: TestHost,
@@ -166,7 +171,7 @@ pub struct Member {
 impl Member {
     /// Starts a host named `name` on `nats`, with `extra` config appended.
     pub async fn start(nats: &Nats, name: &str, extra: &str) -> Member {
-        Self::with_modules(nats, name, extra, &[]).await
+        Self::start_in(Workspace::new(), nats, name, extra).await
     }
 
     /// Like [`Member::start`], with the bundled `modules` installed.
@@ -175,6 +180,11 @@ impl Member {
         for m in modules {
             ws.install(m, &format!("{m}.so"), m, VERSION, 1);
         }
+        Self::start_in(ws, nats, name, extra).await
+    }
+
+    /// [`start`](Self::start) on `ws` (with modules installed, say).
+    pub async fn start_in(ws: Workspace, nats: &Nats, name: &str, extra: &str) -> Member {
         let host = TestHost::start(&ws, &cluster_config(&nats.url(), name, extra)).await;
         Member { host, ws }
     }

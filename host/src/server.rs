@@ -158,12 +158,16 @@ impl Host {
             keyring,
             seqs,
         );
-        let history = open_history(&config);
+        // A cluster's history is its JetStream stream, not a snapshot.
+        let history = match &config.cluster {
+            Some(_) => NatsEngine::history(&config.history),
+            None => open_history(&config),
+        };
         let local = MemoryEngine::with_history(history);
         let fanout: Box<dyn FanoutEngine> = match &config.cluster {
             Some(cluster) => {
                 tracing::info!(name = %cluster.name, "cluster: fan-out across hosts through NATS");
-                Box::new(NatsEngine::connect(cluster, local).await?)
+                Box::new(NatsEngine::connect(cluster, &config.history, local).await?)
             }
             None => Box::new(local),
         };
@@ -198,6 +202,10 @@ impl Host {
             config_applied: tokio::sync::watch::Sender::new(()),
         });
         registry.set_services(Arc::new(Services(Arc::downgrade(&state))));
+        // In a cluster, sessions parked here may resume on another host.
+        if state.fanout.nats().is_some() {
+            tokio::spawn(crate::gateway::serve_handovers(Arc::downgrade(&state)));
+        }
         jobs.attach(&state);
         if let Some(cluster) = &cluster {
             cluster.attach(&state, external.clone());

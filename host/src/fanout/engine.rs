@@ -67,6 +67,10 @@ pub trait FanoutEngine: Send + Sync + 'static {
     /// Subscriptions held by `session`.
     fn session_subscriptions(&self, session: u64) -> usize;
 
+    /// The subscriptions of `session`: each one's request id and room (to
+    /// hand a parked session to another host).
+    fn session_rooms(&self, session: u64) -> Vec<(Arc<str>, Room)>;
+
     /// Delivers `data` to every subscription matching any of `rooms`, once
     /// per subscription.
     fn publish(&self, rooms: &[Room], data: &RawValue) -> Delivery;
@@ -94,6 +98,13 @@ pub trait FanoutEngine: Send + Sync + 'static {
     /// The cluster connection's state for `/health`; `None` on a host
     /// that runs alone.
     fn cluster(&self) -> Option<serde_json::Value> {
+        None
+    }
+
+    /// The cluster's NATS connection and subject prefix, for what else
+    /// goes between hosts (a session's handover); `None` on a host that
+    /// runs alone.
+    fn nats(&self) -> Option<(async_nats::Client, &str)> {
         None
     }
 }

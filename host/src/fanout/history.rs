@@ -1,8 +1,9 @@
 //! The [`History`] contract: what an engine that keeps room history does,
-//! beside [`FanoutEngine`](super::FanoutEngine)'s delivery. Today's
-//! implementation is [`Streams`](super::Streams), in memory; one backed by
-//! NATS JetStream keeps the same shape (a stream per room, `u64` offsets,
-//! an epoch per stream).
+//! beside [`FanoutEngine`](super::FanoutEngine)'s delivery. A host alone
+//! keeps [`Streams`](super::Streams), in memory, which numbers
+//! publications itself; a host in a cluster keeps a mirror of a JetStream
+//! stream (`nats::mirror`), numbered by the stream's sequence, so every
+//! host gives the same publication the same offset.
 //!
 //! Two kinds of position exist:
 //! - a room's own: `offset` counts that room's publications from 1, and
@@ -121,6 +122,30 @@ pub trait History: Send + 'static {
     /// missed (the cluster link was down), so no position from before may
     /// be recovered as complete. Clients coming back get `complete:false`.
     fn forget(&mut self);
+
+    /// Records a publication someone else numbered: `seq`, the position
+    /// every host agrees on (a JetStream stream sequence). `None` when
+    /// `seq` was already applied, so a redelivery is not delivered twice.
+    /// A history that numbers its own publications records as
+    /// [`History::append`] does.
+    fn append_at(
+        &mut self,
+        rooms: &[Room],
+        data: &RawValue,
+        seq: u64,
+        now_ms: u64,
+    ) -> Option<Stamps> {
+        let _ = seq;
+        Some(self.append(rooms, data, now_ms))
+    }
+
+    /// The shared stream is (again) `epoch`, its last sequence `last`:
+    /// returns the sequence to read it from. A history that numbers its
+    /// own publications has nothing to read (`None`).
+    fn resync(&mut self, epoch: &str, last: u64) -> Option<u64> {
+        let _ = (epoch, last);
+        None
+    }
 }
 
 /// Why the history could not be saved or read back.

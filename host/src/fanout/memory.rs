@@ -86,6 +86,45 @@ impl MemoryEngine {
         }
     }
 
+    /// Whether this engine keeps room history.
+    pub(crate) fn has_history(&self) -> bool {
+        self.history.is_some()
+    }
+
+    /// The first of `rooms` the history covers (publishes to it are
+    /// numbered).
+    pub(crate) fn history_covered(&self, rooms: &[Room]) -> Option<usize> {
+        let history = lock(self.history.as_ref()?);
+        rooms.iter().position(|r| history.covers(r))
+    }
+
+    /// See [`History::resync`]; `None` without a history.
+    pub(crate) fn resync_history(&self, epoch: &str, last: u64) -> Option<u64> {
+        self.history
+            .as_ref()
+            .and_then(|h| lock(h).resync(epoch, last))
+    }
+
+    /// Delivers a publication numbered `seq` by the shared stream, as
+    /// [`FanoutEngine::publish`] does (same locks, same order); nothing
+    /// when `seq` was already delivered.
+    pub(crate) fn publish_numbered(&self, rooms: &[Room], data: &RawValue, seq: u64) -> Delivery {
+        let Some(history) = &self.history else {
+            return self.publish_plain(rooms, data);
+        };
+        let mut history = lock(history);
+        let Some(stamps) = history.append_at(rooms, data, seq, now_ms()) else {
+            return Delivery::default();
+        };
+        if stamps.is_empty() {
+            drop(history);
+            return self.publish_plain(rooms, data);
+        }
+        let delivery = self.publish_stamped(rooms, data, &stamps);
+        drop(history);
+        delivery
+    }
+
     fn read(&self) -> std::sync::RwLockReadGuard<'_, RoomIndex<Subscriber>> {
         read(&self.index)
     }
@@ -259,6 +298,10 @@ impl FanoutEngine for MemoryEngine {
     /// Subscriptions held by `session`.
     fn session_subscriptions(&self, session: u64) -> usize {
         self.read().session_subscriptions(session)
+    }
+
+    fn session_rooms(&self, session: u64) -> Vec<(Arc<str>, Room)> {
+        self.read().session_rooms(session)
     }
 
     /// Delivers `data` to every subscription matching any of `rooms`, once

@@ -12,8 +12,11 @@
 //! - `writer`: drains a session's outbox into the socket (polled by the
 //!   session's own task)
 //! - `close`: close codes, and the code for each read error
+//! - `handover`: resume on another host of a cluster: resume tokens name
+//!   their host, which hands the parked session over NATS
 
 mod close;
+mod handover;
 mod origin;
 mod revoke;
 mod session;
@@ -24,6 +27,7 @@ mod writer;
 mod tests;
 
 pub use close::{CLOSE_GOING_AWAY, CLOSE_IDLE, DISCONNECTED_REASON, SHUTDOWN_REASON};
+pub use handover::{HANDOVER_WAIT, serve as serve_handovers};
 pub use revoke::{Rechecked, recheck_account_user};
 pub use session::{Connection, Slot, run};
 pub use upgrade::{echo, upgrade};

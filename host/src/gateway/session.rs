@@ -32,14 +32,14 @@ use crate::{
     rooms::Room,
     sessions::{
         CLOSE_TOO_SLOW, MAX_PARKED_PER_USER, Outbox, OutboxReceiver, OutboxState, Parked,
-        ResumeRefused,
+        ResumeRefused, handover::Moved,
     },
     state::AppState,
 };
 
 use super::{
     close::{CLOSE_GOING_AWAY, CLOSE_IDLE, DISCONNECTED_REASON, read_error_close},
-    revoke,
+    handover, revoke,
     writer::{Stop, WriterBack, drive, write_loop},
 };
 
@@ -108,6 +108,9 @@ pub(super) struct Opened {
     /// The resume token, for a dialect that resumes.
     token: Option<String>,
     resumed: bool,
+    /// The session is already in the host's table (resumed from this
+    /// host's parked ones).
+    listed: bool,
 }
 
 /// Serves one connection over `sink` (to the client) and `stream` (from
@@ -141,20 +144,35 @@ where
         Box::pin(refuse(&mut sink, dialect)).await;
         return;
     };
+    // A token another host of the cluster issued: that host is asked for
+    // the session (boxed: only a resume that moves waits here).
+    let resume = resume.filter(|_| dialect.resumes());
+    let moved = match resume.as_deref() {
+        Some(token) => Box::pin(handover::from_elsewhere(&state, token, &principal)).await,
+        None => None,
+    };
     let Opened {
         mut session,
         rx,
         preamble,
         token,
         resumed,
-    } = open(&state, principal, allowed, resume.as_deref(), dialect);
+        listed,
+    } = open(
+        &state,
+        principal,
+        allowed,
+        resume.as_deref(),
+        dialect,
+        moved,
+    );
     let (stop_tx, stop_rx) = oneshot::channel::<Stop>();
     // The writer runs in this task, beside the reader, not in a task of
     // its own: an idle connection then costs one task, not two (issue 13).
     // It is polled whenever the task wakes, so it drains the outbox while
     // the reader waits for a frame, paces replies, or is finishing.
     let mut writer = std::pin::pin!(maybe_done(write_loop(sink, preamble, rx, stop_rx)));
-    if !resumed {
+    if !listed {
         let user = &session.principal.user;
         let outbox = session.outbox.clone();
         state
@@ -221,19 +239,25 @@ pub(super) async fn authenticate(
 
 /// Resumes the parked session named by `resume`, or starts a new one, and
 /// says what goes out before anything queued: the greeting, the offer, and
-/// how the resume went.
+/// how the resume went. `moved` is the answer of the host of the cluster
+/// that parked it, when another one did (`None` inside: refused).
 pub(super) fn open(
     state: &Arc<AppState>,
     principal: Principal,
     allowed: Arc<[Room]>,
     resume: Option<&str>,
     dialect: &'static dyn Dialect,
+    moved: Option<Option<Moved>>,
 ) -> Opened {
     let mut parked: Option<(Parked, bool)> = None;
-    let mut refused: Option<ResumeRefused> = None;
+    let (moved, mut refused) = match moved {
+        Some(Some(moved)) => (Some(moved), None),
+        Some(None) => (None, Some(ResumeRefused::Unknown)),
+        None => (None, None),
+    };
     // A dialect without resume never handed out a token to come back with.
     let resume = resume.filter(|_| dialect.resumes());
-    if let Some(token) = resume {
+    if let Some(token) = resume.filter(|_| moved.is_none() && refused.is_none()) {
         match state.sessions.parked.take(token, &principal) {
             Ok(p) => {
                 let lost = p.outbox.state().unpark();
@@ -247,7 +271,8 @@ pub(super) fn open(
             }
         }
     }
-    let complete = parked.as_ref().map(|(_, complete)| *complete);
+    let listed = parked.is_some();
+    let mut complete = parked.as_ref().map(|(_, complete)| *complete);
     let (id, outbox, rx, calls) = match parked {
         Some((p, _)) => (p.id, p.outbox, p.rx, Some(p.calls)),
         None => {
@@ -268,8 +293,12 @@ pub(super) fn open(
     // An anonymous client's name is new on every connection, so no later
     // connection could resume its session: it gets no token and is never
     // parked.
-    let token = (dialect.resumes() && session.principal.resumable()).then(resume_token);
+    let token =
+        (dialect.resumes() && session.principal.resumable()).then(|| handover::resume_token(state));
     let mut preamble = session.hello(token.as_deref());
+    if let Some(moved) = moved {
+        complete = Some(handover::take_over(&mut session, moved));
+    }
     // The rooms as JSON were for the greeting; `session.allowed` stands
     // for them from now on. A copy per session (a map node per pattern,
     // ~600 bytes) was the largest of an idle session's small allocations
@@ -289,6 +318,7 @@ pub(super) fn open(
         preamble,
         token,
         resumed: complete.is_some(),
+        listed,
     }
 }
 
@@ -552,16 +582,6 @@ fn forget(state: &AppState, session: &Session) {
     state.fanout.remove_session(session.id);
     state.sessions.remove(session.id);
     tracing::debug!(session = %session.name, "websocket session closed");
-}
-
-/// A new, unguessable resume token.
-fn resume_token() -> String {
-    let mut bytes = [0u8; 16];
-    if getrandom::fill(&mut bytes).is_err() {
-        // Without randomness a token could be guessed: make it unusable.
-        return String::new();
-    }
-    hex::encode(bytes)
 }
 
 /// The refusal frame and the dialect's close (4001, or high-templar's

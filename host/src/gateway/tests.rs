@@ -459,7 +459,7 @@ async fn an_open_session_keeps_its_rooms_parsed_only() {
         .iter()
         .map(|r| Room::parse(r).unwrap())
         .collect();
-    let opened = super::session::open(state, principal, allowed, None, &Extended);
+    let opened = super::session::open(state, principal, allowed, None, &Extended, None);
     assert!(opened.session.principal.allowed_rooms.is_empty());
     assert_eq!(opened.session.allowed.len(), 1);
     let hello: Value = serde_json::from_str(&opened.preamble[0]).unwrap();

@@ -279,6 +279,16 @@ impl<S> RoomIndex<S> {
         self.sessions.get(&session).map_or(0, HashMap::len)
     }
 
+    /// The request id and room of each subscription of `session`.
+    pub fn session_rooms(&self, session: u64) -> Vec<(Arc<str>, Room)> {
+        self.sessions.get(&session).map_or_else(Vec::new, |by_id| {
+            by_id
+                .iter()
+                .map(|(id, slot)| (id.clone(), slot.room.clone()))
+                .collect()
+        })
+    }
+
     /// Removes the subscriptions of `session` whose room `keep` refuses
     /// (the user's rights shrank); returns their request ids. Costs that
     /// session's subscriptions.

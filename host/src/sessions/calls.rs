@@ -127,6 +127,55 @@ impl SessionCalls {
         }
     }
 
+    /// What a session hands to another host (`handover`): its finished
+    /// calls oldest first, each with its final frame or `None` once
+    /// evicted, then its running calls as `None` (their reply goes to
+    /// this host, which no longer has the session, so a repeat is refused
+    /// rather than run twice).
+    pub fn export(&self) -> Vec<(String, Option<String>)> {
+        let log = self.lock();
+        let done = log
+            .done_order
+            .iter()
+            .filter_map(|id| match log.records.get(id) {
+                Some(Some(frame)) => Some((id.to_string(), frame.clone())),
+                _ => None,
+            });
+        let running = log
+            .records
+            .iter()
+            .filter(|(_, record)| record.is_none())
+            .map(|(id, _)| (id.to_string(), None));
+        done.chain(running).collect()
+    }
+
+    /// Remembers calls `export`ed by another host, in order, within this
+    /// log's bounds (an older one past them is forgotten as any would be).
+    pub fn import(&self, calls: Vec<(String, Option<String>)>) {
+        for (id, frame) in calls {
+            let id: Arc<str> = id.into();
+            match frame {
+                Some(frame) => self.remember(&id, frame),
+                None => self.remember_evicted(&id),
+            }
+        }
+    }
+
+    /// Records `request_id` as done with its frame already dropped.
+    fn remember_evicted(&self, request_id: &Arc<str>) {
+        let mut log = self.lock();
+        log.records.insert(request_id.clone(), Some(None));
+        log.done_order.push_back(request_id.clone());
+        while log.done_order.len() > REMEMBERED_CALLS {
+            if let Some(old) = log.done_order.pop_front()
+                && let Some(Some(Some(frame))) = log.records.remove(&old)
+            {
+                log.kept_bytes -= frame.len();
+                log.kept_order.pop_front();
+            }
+        }
+    }
+
     /// Calls started and not yet finished.
     pub fn in_flight(&self) -> usize {
         self.in_flight.load(Ordering::Acquire)
@@ -183,6 +232,23 @@ mod tests {
         calls.remember(&Arc::from("huge"), "y".repeat(REMEMBERED_REPLY_BYTES + 1));
         assert_eq!(calls.state("huge"), CallState::Evicted);
         assert!(matches!(calls.state("2"), CallState::Done(_)));
+    }
+
+    #[test]
+    fn an_exported_log_imported_elsewhere_answers_the_same_repeats() {
+        let calls = SessionCalls::default();
+        for id in ["done", "gone", "running"] {
+            calls.start(&Arc::from(id));
+        }
+        calls.finish(&Arc::from("gone"), "y".repeat(REMEMBERED_REPLY_BYTES + 1));
+        calls.finish(&Arc::from("done"), "final".into());
+        let moved = SessionCalls::default();
+        moved.import(calls.export());
+        assert_eq!(moved.state("done"), CallState::Done("final".into()));
+        assert_eq!(moved.state("gone"), CallState::Evicted);
+        assert_eq!(moved.state("running"), CallState::Evicted);
+        assert_eq!(moved.state("never"), CallState::New);
+        assert_eq!(moved.in_flight(), 0);
     }
 
     #[test]

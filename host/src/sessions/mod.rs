@@ -10,8 +10,11 @@
 //! - `parked`: sessions whose client dropped, kept for `?resume=<token>`
 //!   (at most 16 per user)
 //! - `table`: open sessions by id and user, parked ones, traffic counters
+//! - `handover`: a parked session as it goes to another host of a cluster
+//!   (who asks, what is carried, its bounds)
 
 mod calls;
+pub mod handover;
 mod outbox;
 mod parked;
 mod table;

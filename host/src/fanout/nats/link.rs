@@ -86,6 +86,11 @@ impl Status {
         }
     }
 
+    /// Whether the link is up now.
+    pub(super) fn connected(&self) -> bool {
+        self.0.connected.load(Ordering::Relaxed)
+    }
+
     /// `/health`'s `cluster` object.
     pub(super) fn report(&self, name: &str) -> serde_json::Value {
         serde_json::json!({
@@ -96,7 +101,7 @@ impl Status {
         })
     }
 
-    fn dropped(&self) {
+    pub(super) fn dropped(&self) {
         self.0.dropped.fetch_add(1, Ordering::Relaxed);
         if !self.0.dropping.swap(true, Ordering::Relaxed) {
             tracing::warn!(
@@ -108,6 +113,8 @@ impl Status {
 
 /// The engine's handle on the two tasks.
 pub(super) struct Link {
+    /// The connection, for the history stream's tasks.
+    pub(super) client: Client,
     publish: mpsc::Sender<(String, Bytes)>,
     control: mpsc::UnboundedSender<Control>,
     status: Status,
@@ -141,8 +148,9 @@ impl Link {
         let (publish, to_send) = mpsc::channel(SEND_QUEUE);
         let (control, controls) = mpsc::unbounded_channel();
         tokio::spawn(publisher(client.clone(), to_send));
-        tokio::spawn(listener(client, controls, shared));
+        tokio::spawn(listener(client.clone(), controls, shared));
         Ok(Self {
+            client,
             publish,
             control,
             status,
@@ -194,7 +202,7 @@ pub async fn connect_options(config: &ClusterConfig) -> Result<ConnectOptions, C
 }
 
 /// 100 ms, doubled per attempt, at most 5 s.
-fn backoff(attempts: usize) -> Duration {
+pub(super) fn backoff(attempts: usize) -> Duration {
     let shift = u32::try_from(attempts.min(16)).unwrap_or(16);
     BACKOFF_MIN.saturating_mul(1 << shift).min(BACKOFF_MAX)
 }
