@@ -26,6 +26,9 @@
 #                                 publish on the same host vs on the other
 #                                 one, alternately, and NATS's message
 #                                 counts per publish (from /varz)
+#   bench/run.sh cluster-history  the same paced fan-out with a history room
+#                                 on every host (lone: in-memory history;
+#                                 cross: the JetStream stream)
 #   bench/run.sh cluster-calls    module calls across hosts (issue 19): a
 #                                 lone host with echo, and two [cluster]
 #                                 hosts where only the other one has echo;
@@ -338,7 +341,11 @@ nats_counts() {
   curl -sf "http://127.0.0.1:$1/varz" | python3 -c 'import json,sys; v=json.load(sys.stdin); print(v["in_msgs"], v["out_msgs"])'
 }
 
+# $1: config every host gets beside its own (cluster-history: a history
+# room, so the cross-host path is the JetStream stream); $2: "burst" to
+# measure a burst after the paced run.
 cluster_bench() {
+  local extra=$1 burst=$2
   local lone_port=${CLUSTER_LONE_PORT:-18085} sub_port=${CLUSTER_SUB_PORT:-18086} pub_port=${CLUSTER_PUB_PORT:-18087}
   local nats_port=${NATS_PORT:-14222} nats_mon=${NATS_MON_PORT:-18222} lone cross before after s p
   local publishes=2000 rounds=5
@@ -350,9 +357,9 @@ cluster_bench() {
   echo $! >"$DIR/nats.pid"
   for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$nats_mon/varz" >/dev/null && break; sleep 0.1; done
   local cluster=$'[cluster]\nnats_url = "nats://127.0.0.1:'"$nats_port"$'"\nname = '
-  history_host cluster-lone "$lone_port" ""
-  history_host cluster-sub "$sub_port" "$cluster\"sub\""
-  history_host cluster-pub "$pub_port" "$cluster\"pub\""
+  history_host cluster-lone "$lone_port" "$extra"
+  history_host cluster-sub "$sub_port" "$extra"$'\n'"$cluster\"sub\""
+  history_host cluster-pub "$pub_port" "$extra"$'\n'"$cluster\"pub\""
   lone="--target=lone=127.0.0.1:$lone_port/$(pid_of cluster-lone)"
   cross="--target=cross=127.0.0.1:$sub_port/$(pid_of cluster-sub)@127.0.0.1:$pub_port"
   # Latency at a steady pace (1,000 publishes/s), then a burst.
@@ -360,7 +367,7 @@ cluster_bench() {
   load "$lone" "$cross" --rounds "$rounds" fanout --conns 100 --rooms 1 --publishes "$publishes" --rate 1000
   after=$(nats_counts "$nats_mon")
   echo "# nats /varz in_msgs out_msgs before: $before after: $after ($((rounds * publishes)) cross-host publishes)" >&2
-  load "$lone" "$cross" --rounds "$rounds" fanout --conns 100 --rooms 1 --publishes 20000 --publishers 4
+  [ "$burst" != burst ] || load "$lone" "$cross" --rounds "$rounds" fanout --conns 100 --rooms 1 --publishes 20000 --publishers 4
   for s in cluster-lone cluster-sub cluster-pub nats; do
     p=$(pid_of $s)
     [ -z "$p" ] || stop_pid "$p"
@@ -456,7 +463,8 @@ case "$cmd" in
   messidge) messidge_load "$@" ;;
   suite) suite ;;
   history) history_bench ;;
-  cluster) cluster_bench ;;
+  cluster) cluster_bench "" burst ;;
+  cluster-history) cluster_bench $'[[history.rooms]]\nroom = { target = "bench", room = "*" }\nsize = 1000\nage_secs = 600' "" ;;
   cluster-calls) cluster_calls_bench ;;
-  *) sed -n '2,30p' "$0"; exit 2 ;;
+  *) sed -n '2,40p' "$0"; exit 2 ;;
 esac
