@@ -16,15 +16,7 @@ impl Post {
         detail: Option<&str>,
         back: &'static str,
     ) -> Response {
-        audit(
-            &self.state,
-            &self.session,
-            self.client,
-            action,
-            subject,
-            detail,
-        )
-        .await;
+        self.audit(action, subject, detail).await;
         html::redirect(back)
     }
 
@@ -42,19 +34,23 @@ impl Post {
             Ok(detail) => self.done(action, Some(subject), Some(&detail), back).await,
             Err((status, message)) => {
                 let failed = format!("failed: {message}");
-                let session = &self.session;
-                audit(
-                    &self.state,
-                    session,
-                    self.client,
-                    action,
-                    Some(subject),
-                    Some(&failed),
-                )
-                .await;
+                self.audit(action, Some(subject), Some(&failed)).await;
                 html::error(status, &message, back)
             }
         }
+    }
+
+    /// [`audit`] by this post's session, from its client.
+    async fn audit(&self, action: &'static str, subject: Option<&str>, detail: Option<&str>) {
+        audit(
+            &self.state,
+            &self.session,
+            self.client,
+            action,
+            subject,
+            detail,
+        )
+        .await;
     }
 }
 
