@@ -1,6 +1,7 @@
-//! Shared by the `jobs_*` tests: the test app (`fixtures/jobs/app.py`) as
-//! an `[apps.<name>]` table, polling a job's status, and a reaper that
-//! kills every process a test's jobs started, even when the test fails.
+//! Shared by the `jobs_*` tests and others that launch a job: the test app
+//! (`fixtures/jobs/app.py`) as an `[apps.<name>]` table, launching it for
+//! alice, polling a job's status, and a reaper that kills every process a
+//! test's jobs started, even when the test fails.
 
 use std::{
     path::{Path, PathBuf},
