@@ -197,10 +197,12 @@ stop_pid() {
   for _ in $(seq 1 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
 }
 
+# Stops the servers named (without names, all of $SERVERS) and forgets
+# their pids.
 stop_servers() {
-  for s in $SERVERS; do
-    local p
-    p=$(pid_of $s)
+  local s p
+  for s in ${*:-$SERVERS}; do
+    p=$(pid_of "$s")
     [ -z "$p" ] || stop_pid "$p"
     rm -f "$DIR/$s.pid"
   done
@@ -316,7 +318,7 @@ EOF
 }
 
 history_bench() {
-  local off_port=${HIST_OFF_PORT:-18083} on_port=${HIST_ON_PORT:-18084} off on s p
+  local off_port=${HIST_OFF_PORT:-18083} on_port=${HIST_ON_PORT:-18084} off on
   (cd "$ROOT" && cargo build --release -p modhost -p modhost-bench)
   mkdir -p "$DIR"
   history_host history-off "$off_port" ""
@@ -329,11 +331,17 @@ history_bench() {
   load "$off" "$on" --rounds 5 fanout --conns 10 --rooms 1 --publishes 20000 --publishers 4
   # A client back after 1,000 missed publications.
   load "$on" --rounds 5 recover --missed 1000
-  for s in history-off history-on; do
-    p=$(pid_of $s)
-    [ -z "$p" ] || stop_pid "$p"
-    rm -f "$DIR/$s.pid"
-  done
+  stop_servers history-off history-on
+}
+
+# A JetStream NATS server on port $1 (monitoring on $2), as server `nats`;
+# on the servers' core too, so a cluster's whole cost is measured.
+start_nats() {
+  mkdir -p "$DIR/nats"
+  taskset -c "$SERVER_CPU" nats-server -a 127.0.0.1 -p "$1" -m "$2" -js -sd "$DIR/nats/store" \
+    </dev/null >"$DIR/nats/nats.log" 2>&1 &
+  echo $! >"$DIR/nats.pid"
+  for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$2/varz" >/dev/null && break; sleep 0.1; done
 }
 
 # The NATS server's message counters: "in_msgs out_msgs".
@@ -347,15 +355,10 @@ nats_counts() {
 cluster_bench() {
   local extra=$1 burst=$2
   local lone_port=${CLUSTER_LONE_PORT:-18085} sub_port=${CLUSTER_SUB_PORT:-18086} pub_port=${CLUSTER_PUB_PORT:-18087}
-  local nats_port=${NATS_PORT:-14222} nats_mon=${NATS_MON_PORT:-18222} lone cross before after s p
+  local nats_port=${NATS_PORT:-14222} nats_mon=${NATS_MON_PORT:-18222} lone cross before after
   local publishes=2000 rounds=5
   (cd "$ROOT" && cargo build --release -p modhost -p modhost-bench)
-  mkdir -p "$DIR/nats"
-  # NATS on the servers' core too: the cluster's whole cost is measured.
-  taskset -c "$SERVER_CPU" nats-server -a 127.0.0.1 -p "$nats_port" -m "$nats_mon" -js -sd "$DIR/nats/store" \
-    </dev/null >"$DIR/nats/nats.log" 2>&1 &
-  echo $! >"$DIR/nats.pid"
-  for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$nats_mon/varz" >/dev/null && break; sleep 0.1; done
+  start_nats "$nats_port" "$nats_mon"
   local cluster=$'[cluster]\nnats_url = "nats://127.0.0.1:'"$nats_port"$'"\nname = '
   history_host cluster-lone "$lone_port" "$extra"
   history_host cluster-sub "$sub_port" "$extra"$'\n'"$cluster\"sub\""
@@ -368,11 +371,7 @@ cluster_bench() {
   after=$(nats_counts "$nats_mon")
   echo "# nats /varz in_msgs out_msgs before: $before after: $after ($((rounds * publishes)) cross-host publishes)" >&2
   [ "$burst" != burst ] || load "$lone" "$cross" --rounds "$rounds" fanout --conns 100 --rooms 1 --publishes 20000 --publishers 4
-  for s in cluster-lone cluster-sub cluster-pub nats; do
-    p=$(pid_of $s)
-    [ -z "$p" ] || stop_pid "$p"
-    rm -f "$DIR/$s.pid"
-  done
+  stop_servers cluster-lone cluster-sub cluster-pub nats
 }
 
 # Signs the release echo into the history_host folder named $1 (with the
@@ -416,13 +415,9 @@ PY
 
 cluster_calls_bench() {
   local lone_port=${CALLS_LONE_PORT:-18088} caller_port=${CALLS_CALLER_PORT:-18089} callee_port=${CALLS_CALLEE_PORT:-18090}
-  local nats_port=${NATS_PORT:-14222} nats_mon=${NATS_MON_PORT:-18222} lone cross s p rounds=5
+  local nats_port=${NATS_PORT:-14222} nats_mon=${NATS_MON_PORT:-18222} lone cross rounds=5
   (cd "$ROOT" && cargo build --release -p modhost -p modhost-echo -p modhost-bench)
-  mkdir -p "$DIR/nats"
-  taskset -c "$SERVER_CPU" nats-server -a 127.0.0.1 -p "$nats_port" -m "$nats_mon" -js -sd "$DIR/nats/store" \
-    </dev/null >"$DIR/nats/nats.log" 2>&1 &
-  echo $! >"$DIR/nats.pid"
-  for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$nats_mon/varz" >/dev/null && break; sleep 0.1; done
+  start_nats "$nats_port" "$nats_mon"
   local cluster=$'[cluster]\nnats_url = "nats://127.0.0.1:'"$nats_port"$'"\nname = '
   sign_echo_into calls-lone
   sign_echo_into calls-callee
@@ -444,11 +439,7 @@ cluster_calls_bench() {
   load "$lone" "$cross" --rounds "$rounds" rpc --conns 16 --depth 8 --secs 4
   echo "# nats messages per call (in out), echo.echo: $(nats_per_calls "$caller_port" echo '{}' 2000 "$nats_mon" 2)" >&2
   echo "# nats messages per call (in out), echo.count n=10: $(nats_per_calls "$caller_port" count '{"n":10}' 1000 "$nats_mon" 2)" >&2
-  for s in calls-lone calls-caller calls-callee nats; do
-    p=$(pid_of $s)
-    [ -z "$p" ] || stop_pid "$p"
-    rm -f "$DIR/$s.pid"
-  done
+  stop_servers calls-lone calls-caller calls-callee nats
 }
 
 case "$cmd" in

@@ -9,7 +9,7 @@ use serde_json::json;
 
 use crate::{
     harness::{ADMIN_TOKEN, Client, TestHost, VERSION, Workspace, eventually},
-    jobs_support::{Reaper, app_table, wait_status},
+    jobs_support::{Reaper, app_table, launch, wait_status},
 };
 
 /// A client that does not follow redirects (a login's cookie comes with
@@ -409,15 +409,7 @@ async fn a_job_is_stopped_from_the_page_and_audited() {
     let ws = workspace_with_accounts();
     let _reaper = Reaper(ws.path().to_owned());
     let host = TestHost::start(&ws, &format!("{ACCOUNTS}{}", app_table("web", &[], ""))).await;
-    let (status, body) = host
-        .call(
-            "jobs",
-            "launch",
-            json!({"app": "web", "password": "pw", "user": "alice"}),
-        )
-        .await;
-    assert_eq!(status, 200, "{body}");
-    let id = body["result"]["job_id"].as_str().unwrap().to_owned();
+    let id = launch(&host, "web").await;
     let api = host.url("/api/call");
     wait_status(&api, &id, "running").await;
 

@@ -58,8 +58,7 @@ async fn health(host: &TestHost) -> Value {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_publish_on_one_host_reaches_every_host_with_wildcards_on_both_sides() {
     let nats = Nats::start();
-    let a = Member::start(&nats, "a", "").await;
-    let b = Member::start(&nats, "b", "").await;
+    let (a, b) = Member::pair(&nats, "").await;
     // On b: a concrete room and a wildcard one; on a, the publisher's own
     // host, a concrete one (delivered there once, not again through NATS).
     let mut concrete = Client::authorized(&b.host, "bob-token").await;
@@ -102,8 +101,7 @@ async fn a_publish_on_one_host_reaches_every_host_with_wildcards_on_both_sides()
 #[tokio::test(flavor = "multi_thread")]
 async fn a_host_receives_only_the_rooms_its_clients_subscribed_to() {
     let nats = Nats::start();
-    let a = Member::start(&nats, "a", "").await;
-    let b = Member::start(&nats, "b", "").await;
+    let (a, b) = Member::pair(&nats, "").await;
     let c = Member::start(&nats, "c", "").await;
     let mut on_b = Client::authorized(&b.host, "bob-token").await;
     subscribe(&mut on_b, customer("2"), "s").await;
@@ -148,8 +146,7 @@ async fn a_host_receives_only_the_rooms_its_clients_subscribed_to() {
 #[tokio::test(flavor = "multi_thread")]
 async fn room_names_with_dots_stars_and_spaces_stay_apart() {
     let nats = Nats::start();
-    let a = Member::start(&nats, "a", "").await;
-    let b = Member::start(&nats, "b", "").await;
+    let (a, b) = Member::pair(&nats, "").await;
     let room = |t: &str, c: &str| json!({"target": t, "customer": c});
     let mut dotted = Client::authorized(&b.host, "admin-token").await;
     subscribe(&mut dotted, room("t.1", "a b"), "d").await;
@@ -179,8 +176,7 @@ async fn room_names_with_dots_stars_and_spaces_stay_apart() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_host_cut_off_from_nats_serves_its_own_clients_and_says_so() {
     let mut nats = Nats::start();
-    let a = Member::start(&nats, "a", "").await;
-    let b = Member::start(&nats, "b", "").await;
+    let (a, b) = Member::pair(&nats, "").await;
     let mut local = Client::authorized(&a.host, "bob-token").await;
     subscribe(&mut local, customer("2"), "l").await;
     let mut remote = Client::authorized(&b.host, "bob-token").await;
@@ -251,8 +247,7 @@ pub async fn wait_connected(host: &TestHost, up: bool) {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_client_back_after_an_outage_is_told_it_missed_publications() {
     let mut nats = Nats::start();
-    let a = Member::start(&nats, "a", &history_recovery::history(100)).await;
-    let b = Member::start(&nats, "b", &history_recovery::history(100)).await;
+    let (a, b) = Member::pair(&nats, &history_recovery::history(100)).await;
     // Connecting forgets the history (publications may have been missed
     // before): subscribe after it.
     wait_connected(&a.host, true).await;

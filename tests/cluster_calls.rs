@@ -59,6 +59,25 @@ async fn wait_unknown(url: &str, module: &str) -> Duration {
     start.elapsed()
 }
 
+/// Calls echo's `sleep` from `admin` (as `rid`), then `cut` what serves
+/// it once it is running: the call must be answered `module-unavailable`,
+/// its message saying `why`, within [`LEAVES_WITHIN`] of the cut.
+async fn cut_mid_call(admin: &mut Client, rid: &str, why: &str, cut: impl FnOnce()) {
+    admin
+        .send_json(json!({"type":"call","module":"echo","command":"sleep","params":{"ms": 50000},"requestId":rid}))
+        .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let cut_at = Instant::now();
+    cut();
+    let answer = admin.next().await;
+    assert_eq!(answer["code"], "module-unavailable", "{answer}");
+    assert!(
+        answer["message"].as_str().unwrap().contains(why),
+        "{answer}"
+    );
+    assert!(cut_at.elapsed() < LEAVES_WITHIN, "{:?}", cut_at.elapsed());
+}
+
 /// Sends a call and returns its first answer frame.
 async fn call(c: &mut Client, module: &str, command: &str, params: Value, rid: &str) -> Value {
     c.call(module, command, params, rid).await
@@ -194,22 +213,7 @@ async fn modules_that_leave_another_host_leave_the_directory_within_seconds() {
     let mut c = ProcessHost::start(&ws, &config);
     wait_known(&url, "echo").await;
     let mut admin = Client::authorized(&a.host, "admin-token").await;
-    admin
-        .send_json(json!({"type":"call","module":"echo","command":"sleep","params":{"ms": 50000},"requestId":"k"}))
-        .await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let killed = Instant::now();
-    c.kill9();
-    let answer = admin.next().await;
-    assert_eq!(answer["code"], "module-unavailable", "{answer}");
-    assert!(
-        answer["message"]
-            .as_str()
-            .unwrap()
-            .contains("left the cluster"),
-        "{answer}"
-    );
-    assert!(killed.elapsed() < LEAVES_WITHIN, "{:?}", killed.elapsed());
+    cut_mid_call(&mut admin, "k", "left the cluster", || c.kill9()).await;
     wait_unknown(&url, "echo").await;
 
     // The link lost mid-call: answered at once, not at the timeout.
@@ -221,23 +225,8 @@ async fn modules_that_leave_another_host_leave_the_directory_within_seconds() {
     )
     .await;
     wait_known(&url, "echo").await;
-    admin
-        .send_json(json!({"type":"call","module":"echo","command":"sleep","params":{"ms": 50000},"requestId":"l"}))
-        .await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let cut = Instant::now();
-    nats.kill();
-    let answer = admin.next().await;
-    assert_eq!(answer["code"], "module-unavailable", "{answer}");
     // The lost link answers it, before d's silence would.
-    assert!(
-        answer["message"]
-            .as_str()
-            .unwrap()
-            .contains("link was lost"),
-        "{answer}"
-    );
-    assert!(cut.elapsed() < LEAVES_WITHIN, "{:?}", cut.elapsed());
+    cut_mid_call(&mut admin, "l", "link was lost", || nats.kill()).await;
 
     a.host.stop().await;
     d.host.stop().await;

@@ -94,8 +94,7 @@ async fn stream_info(nats: &Nats) -> Value {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_client_gets_what_it_missed_on_another_host_numbered_the_same() {
     let nats = Nats::start();
-    let a = Member::start(&nats, "a", &history(100)).await;
-    let b = Member::start(&nats, "b", &history(100)).await;
+    let (a, b) = Member::pair(&nats, &history(100)).await;
     let mut watcher = Client::authorized(&b.host, "admin-token").await;
     subscribe(&mut watcher, customer("*"), "w", None).await;
     let mut client = Client::authorized(&a.host, "bob-token").await;
@@ -145,8 +144,7 @@ async fn a_client_gets_what_it_missed_on_another_host_numbered_the_same() {
 async fn the_stream_keeps_what_history_rooms_say_and_older_positions_are_incomplete() {
     let nats = Nats::start();
     let config = format!("{}\n[history]\nmax_bytes = 2000000\n", history(2));
-    let a = Member::start(&nats, "a", &config).await;
-    let b = Member::start(&nats, "b", &config).await;
+    let (a, b) = Member::pair(&nats, &config).await;
     let info = stream_info(&nats).await;
     let stream = &info["config"];
     assert_eq!(stream["max_msgs_per_subject"], 2, "{info:#}");
@@ -178,8 +176,7 @@ async fn the_stream_keeps_what_history_rooms_say_and_older_positions_are_incompl
 #[tokio::test(flavor = "multi_thread")]
 async fn nats_killed_and_back_mid_traffic_loses_nothing_twice_and_says_what_was_lost() {
     let mut nats = Nats::start();
-    let a = Member::start(&nats, "a", &history(100)).await;
-    let b = Member::start(&nats, "b", &history(100)).await;
+    let (a, b) = Member::pair(&nats, &history(100)).await;
     let mut on_a = Client::authorized(&a.host, "bob-token").await;
     subscribe(&mut on_a, customer("2"), "a", None).await;
     let mut on_b = Client::authorized(&b.host, "bob-token").await;

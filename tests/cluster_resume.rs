@@ -113,8 +113,7 @@ async fn a_session_resumed_on_another_host_keeps_its_rooms_what_it_missed_once_a
 #[tokio::test(flavor = "multi_thread")]
 async fn of_two_hosts_racing_for_one_token_exactly_one_gets_the_session() {
     let nats = Nats::start();
-    let a = Member::start(&nats, "a", "").await;
-    let b = Member::start(&nats, "b", "").await;
+    let (a, b) = Member::pair(&nats, "").await;
     let c = Member::start(&nats, "c", "").await;
     let token = parked_on(&a.host, "bob-token").await;
     let ((_on_b, on_b), (_on_c, on_c)) = tokio::join!(
@@ -134,8 +133,7 @@ async fn of_two_hosts_racing_for_one_token_exactly_one_gets_the_session() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_token_from_another_user_is_refused_and_its_owner_still_resumes() {
     let nats = Nats::start();
-    let a = Member::start(&nats, "a", "").await;
-    let b = Member::start(&nats, "b", "").await;
+    let (a, b) = Member::pair(&nats, "").await;
     let token = parked_on(&a.host, "bob-token").await;
     let (_, how) = resume_on(&b.host, "alice-token", &token).await;
     assert_eq!(
@@ -150,8 +148,7 @@ async fn a_token_from_another_user_is_refused_and_its_owner_still_resumes() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_token_whose_host_is_gone_is_refused_as_expired_and_since_recovers() {
     let nats = Nats::start();
-    let a = Member::start(&nats, "a", &history(100)).await;
-    let b = Member::start(&nats, "b", &history(100)).await;
+    let (a, b) = Member::pair(&nats, &history(100)).await;
     let mut watcher = Client::authorized(&b.host, "admin-token").await;
     subscribe(&mut watcher, customer("2"), "w", None).await;
     let (mut client, hello) = Client::hello(&a.host, "bob-token", "").await;

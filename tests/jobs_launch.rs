@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 
 use crate::{
     harness::{Client, TestHost, Workspace},
-    jobs_support::{CAROL, Reaper, app_table, https_get, wait_status},
+    jobs_support::{CAROL, Reaper, app_table, https_get, try_launch, wait_status},
 };
 
 /// Starts a host with `apps` and the carol token.
@@ -154,13 +154,7 @@ async fn launches_get_distinct_free_ports_and_argv_stays_literal() {
     let host = host_with(&ws, &app_table("web", &hostile, &extra)).await;
     let mut ports = Vec::new();
     for i in 0..2 {
-        let (status, body) = host
-            .call(
-                "jobs",
-                "launch",
-                json!({"app": "web", "password": "pw", "user": "alice"}),
-            )
-            .await;
+        let (status, body) = try_launch(&host, "web").await;
         assert_eq!(status, 200, "{body}");
         let job = &body["result"];
         let running = wait_status(
@@ -318,13 +312,7 @@ async fn apps_apply_live_to_new_launches_and_running_jobs_go_on() {
     // Apps alone make no store: a host that never launches leaves no file.
     let db = ws.path().join("state").join(modhost::accounts::DB_FILE);
     assert!(!db.exists(), "no store before the first launch");
-    let launch = |app: &'static str| {
-        let host = &host;
-        async move {
-            let params = json!({"app": app, "password": "pw", "user": "alice"});
-            host.call("jobs", "launch", params).await
-        }
-    };
+    let launch = |app: &'static str| try_launch(&host, app);
     let (_, first) = launch("web").await;
     let id = first["result"]["job_id"].as_str().unwrap().to_owned();
     wait_status(&api, &id, "running").await;

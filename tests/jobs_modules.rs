@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use crate::{
     external_client::{ModuleClient, external_config},
     harness::{Client, TestHost, Workspace},
-    jobs_support::{Reaper, app_table, https_get, wait_status},
+    jobs_support::{Reaper, app_table, https_get, try_launch, wait_status},
 };
 
 #[tokio::test]
@@ -145,13 +145,7 @@ async fn a_launch_whose_module_is_missing_fails_and_frees_its_port() {
     )
     .await;
     for _ in 0..2 {
-        let (status, body) = host
-            .call(
-                "jobs",
-                "launch",
-                json!({"app": "web", "password": "pw", "user": "alice"}),
-            )
-            .await;
+        let (status, body) = try_launch(&host, "web").await;
         assert_eq!(status, 422, "{body}");
         let message = body["error"]["message"].as_str().unwrap();
         assert!(

@@ -9,15 +9,8 @@ use serde_json::json;
 
 use crate::{
     harness::{TestHost, Workspace},
-    jobs_support::{Reaper, app_table, http_app_table, wait_job, wait_status},
+    jobs_support::{Reaper, app_table, http_app_table, launch, try_launch, wait_job, wait_status},
 };
-
-async fn launch(host: &TestHost, app: &str) -> String {
-    let params = json!({"app": app, "password": "pw", "user": "alice"});
-    let (status, body) = host.call("jobs", "launch", params).await;
-    assert_eq!(status, 200, "{body}");
-    body["result"]["job_id"].as_str().unwrap().to_owned()
-}
 
 #[tokio::test]
 async fn a_crash_is_failed_with_its_exit_code_and_restarted_as_the_policy_says() {
@@ -246,8 +239,7 @@ async fn a_job_waiting_to_restart_still_counts_towards_the_limit() {
         j["message"].to_string().contains("restarting in")
     })
     .await;
-    let params = json!({"app": "retry", "password": "pw", "user": "alice"});
-    let (status, body) = host.call("jobs", "launch", params).await;
+    let (status, body) = try_launch(&host, "retry").await;
     assert_eq!(status, 429, "{body}");
     // Stopped while it waits: it is not started again.
     let (status, body) = host.call("jobs", "stop", json!({"job_id": id})).await;

@@ -1,6 +1,7 @@
-//! Shared by the `jobs_*` tests: the test app (`fixtures/jobs/app.py`) as
-//! an `[apps.<name>]` table, polling a job's status, and a reaper that
-//! kills every process a test's jobs started, even when the test fails.
+//! Shared by the `jobs_*` tests and others that launch a job: the test app
+//! (`fixtures/jobs/app.py`) as an `[apps.<name>]` table, launching it for
+//! alice, polling a job's status, and a reaper that kills every process a
+//! test's jobs started, even when the test fails.
 
 use std::{
     path::{Path, PathBuf},
@@ -10,7 +11,7 @@ use std::{
 
 use serde_json::{Value, json};
 
-use crate::harness::admin_call;
+use crate::harness::{TestHost, admin_call};
 
 /// The real Python executable (not a shim: a job gets a bare environment).
 pub fn python() -> String {
@@ -71,6 +72,20 @@ pub async fn all_jobs(api: &str) -> Vec<Value> {
         .as_array()
         .cloned()
         .unwrap_or_default()
+}
+
+/// `jobs.launch` of `app` for alice (password `pw`), as the operator:
+/// (status, body).
+pub async fn try_launch(host: &TestHost, app: &str) -> (u16, Value) {
+    let params = json!({"app": app, "password": "pw", "user": "alice"});
+    host.call("jobs", "launch", params).await
+}
+
+/// [`try_launch`], which must succeed: the job's id.
+pub async fn launch(host: &TestHost, app: &str) -> String {
+    let (status, body) = try_launch(host, app).await;
+    assert_eq!(status, 200, "{body}");
+    body["result"]["job_id"].as_str().unwrap().to_owned()
 }
 
 /// Polls until job `id` satisfies `done`; returns it.

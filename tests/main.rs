@@ -42,8 +42,8 @@
 //! - `external_calls`: external modules as broker endpoints: calls, streams,
 //!   publishes, module-to-module, disconnects, grace, load (issue 14 item 4)
 //! - `external_python`: `examples/python-module` against a real host
-//! - `jobs_support`: the jobs tests' app tables, status polling, a reaper of
-//!   every process their jobs start
+//! - `jobs_support`: the jobs tests' app tables, launches, status polling,
+//!   a reaper of every process their jobs start
 //! - `jobs_launch`: `jobs.launch` of a real HTTPS app: password, ports, argv,
 //!   status in the owner's room, other users kept out, limits (issue 17)
 //! - `jobs_cli`: `modhost jobs launch|list|stop|logs` over the admin API

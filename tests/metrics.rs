@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 
 use crate::{
     harness::{ADMIN_TOKEN, Client, TRIGGER_TOKEN, TestHost, Workspace, http},
-    jobs_support::{Reaper, http_app_table, wait_status},
+    jobs_support::{Reaper, http_app_table, launch, wait_status},
 };
 
 const METRICS_TOKEN: &str = "metrics-scraper-token";
@@ -152,15 +152,7 @@ async fn every_family_is_present_and_moves_under_a_small_load() {
     ws.write_config(&format!("{extra}\n[gateway]\nstatus = \"admins\"\n"));
 
     // A job, started and stopped.
-    let (status, body) = host
-        .call(
-            "jobs",
-            "launch",
-            json!({"app": "web", "password": "pw", "user": "alice"}),
-        )
-        .await;
-    assert_eq!(status, 200, "{body}");
-    let job = body["result"]["job_id"].as_str().unwrap().to_owned();
+    let job = launch(&host, "web").await;
     wait_status(&host.url("/api/call"), &job, "running").await;
 
     // A client that never reads: dropped messages, then closed as slow.

@@ -174,6 +174,13 @@ impl Member {
         Self::start_in(Workspace::new(), nats, name, extra).await
     }
 
+    /// Hosts `a` then `b` on `nats`, both with `extra` config appended.
+    pub async fn pair(nats: &Nats, extra: &str) -> (Member, Member) {
+        let a = Self::start(nats, "a", extra).await;
+        let b = Self::start(nats, "b", extra).await;
+        (a, b)
+    }
+
     /// Like [`Member::start`], with the bundled `modules` installed.
     pub async fn with_modules(nats: &Nats, name: &str, extra: &str, modules: &[&str]) -> Member {
         let mut ws = Workspace::new();

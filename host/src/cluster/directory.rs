@@ -206,17 +206,17 @@ impl EndpointSource for Directory {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Mutex;
-
-    use modhost_plugin_api::{Caller, CallerKind, CommandSpec, Manifest};
+    use modhost_plugin_api::{CommandSpec, Manifest};
     use serde_json::json;
     use tokio::sync::mpsc::Receiver;
 
     use super::*;
     use crate::{
-        broker::{CommandInfo, StampedCall},
         cluster::{remote::Outgoing, stats::CallStats},
-        modules::{Admission, CallFailure, CallSink},
+        modules::{
+            Admission,
+            testing::{Record, operator_call},
+        },
     };
 
     fn manifest(name: &str) -> serde_json::Value {
@@ -236,17 +236,6 @@ mod tests {
         stats.set_connected(true);
         let (calls, to_send) = RemoteCalls::new("p", "a", 1 << 20, stats.clone());
         (Directory::new("a", calls), stats, to_send)
-    }
-
-    #[derive(Clone, Default)]
-    struct Record(Arc<Mutex<Vec<String>>>);
-
-    impl CallSink for Record {
-        fn item(&mut self, _result: &str) {}
-        fn finish(self: Box<Self>, outcome: Result<&str, CallFailure>) {
-            let line = outcome.map_or_else(|f| f.code.to_string(), str::to_owned);
-            self.0.lock().unwrap().push(line);
-        }
     }
 
     #[test]
@@ -303,31 +292,13 @@ mod tests {
         );
         let endpoint = dir.resolve("echo").unwrap();
         let record = Record::default();
-        let call = StampedCall {
-            id: 7,
-            module: "echo",
-            command: "x",
-            params: "{}",
-            caller: Caller {
-                kind: CallerKind::Operator,
-                user: "".into(),
-                session: "".into(),
-                roles: Default::default(),
-                module: "".into(),
-            },
-            user: None,
-            info: CommandInfo {
-                needs_reply: true,
-                streams: false,
-            },
-        };
         assert!(matches!(
-            endpoint.dispatch(call, Box::new(record.clone())),
+            endpoint.dispatch(operator_call(7), Box::new(record.clone())),
             Admission::Accepted
         ));
-        assert!(record.0.lock().unwrap().is_empty());
+        assert!(record.lines().is_empty());
         dir.receive(&announce("b", vec![], true), Instant::now());
-        assert_eq!(*record.0.lock().unwrap(), vec!["module-unavailable"]);
+        assert_eq!(record.lines(), vec!["failed module-unavailable"]);
         assert_eq!(stats.report(0, 0, (0, 0)).failed, 1);
     }
 }

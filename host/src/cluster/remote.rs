@@ -334,44 +334,8 @@ impl ModuleEndpoint for RemoteEndpoint {
 
 #[cfg(test)]
 mod tests {
-    use modhost_plugin_api::{Caller, CallerKind};
-
     use super::*;
-    use crate::broker::CommandInfo;
-
-    #[derive(Clone, Default)]
-    struct Record(Arc<Mutex<Vec<String>>>);
-
-    impl CallSink for Record {
-        fn item(&mut self, result: &str) {
-            self.0.lock().unwrap().push(format!("item {result}"));
-        }
-        fn finish(self: Box<Self>, outcome: Result<&str, CallFailure>) {
-            let line = outcome.map_or_else(|f| f.code.to_string(), |r| format!("done {r}"));
-            self.0.lock().unwrap().push(line);
-        }
-    }
-
-    fn call(id: u64) -> StampedCall<'static> {
-        StampedCall {
-            id,
-            module: "echo",
-            command: "echo",
-            params: "{}",
-            caller: Caller {
-                kind: CallerKind::Operator,
-                user: "".into(),
-                session: "".into(),
-                roles: Default::default(),
-                module: "".into(),
-            },
-            user: None,
-            info: CommandInfo {
-                needs_reply: true,
-                streams: true,
-            },
-        }
-    }
+    use crate::modules::testing::{Record, operator_call as call};
 
     fn calls(max_answer: usize) -> (Arc<RemoteCalls>, Arc<CallStats>, mpsc::Receiver<Outgoing>) {
         let stats = Arc::new(CallStats::default());
@@ -400,10 +364,7 @@ mod tests {
         calls.answer("7", br#"{"k":"item","r":{"i":1}}"#, false);
         calls.answer("7", br#"{"k":"ok","r":{"i":2}}"#, false);
         calls.answer("7", br#"{"k":"ok","r":{"i":3}}"#, false);
-        assert_eq!(
-            *record.0.lock().unwrap(),
-            vec![r#"item {"i":1}"#, r#"done {"i":2}"#]
-        );
+        assert_eq!(record.lines(), vec![r#"item {"i":1}"#, r#"done {"i":2}"#]);
         assert_eq!(calls.in_flight(), 0);
         assert_eq!(stats.report(0, 0, (0, 0)).sent, 1);
     }
@@ -423,16 +384,13 @@ mod tests {
         let big = format!(r#"{{"k":"ok","r":"{}"}}"#, "x".repeat(400));
         calls.answer("1", big.as_bytes(), false);
         calls.fail_all("lost");
-        let codes: Vec<Vec<String>> = records
-            .iter()
-            .map(|r| r.0.lock().unwrap().clone())
-            .collect();
+        let codes: Vec<Vec<String>> = records.iter().map(Record::lines).collect();
         assert_eq!(
             codes,
             vec![
-                vec!["module-unavailable"],
-                vec!["too-large"],
-                vec!["module-unavailable"]
+                vec!["failed module-unavailable"],
+                vec!["failed too-large"],
+                vec!["failed module-unavailable"]
             ]
         );
         assert_eq!(stats.report(0, 0, (0, 0)).failed, 2);
@@ -460,8 +418,8 @@ mod tests {
         assert!(failure.message.contains("busy"), "{failure}");
         calls.expire(Instant::now() + MARGIN + Duration::from_millis(1));
         assert_eq!(calls.in_flight(), 0);
-        let log = record.0.lock().unwrap();
+        let log = record.lines();
         assert_eq!(log.len(), MAX_IN_FLIGHT);
-        assert!(log.iter().all(|l| l == "module-timeout"));
+        assert!(log.iter().all(|l| l == "failed module-timeout"));
     }
 }

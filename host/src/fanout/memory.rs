@@ -109,11 +109,23 @@ impl MemoryEngine {
     /// [`FanoutEngine::publish`] does (same locks, same order); nothing
     /// when `seq` was already delivered.
     pub(crate) fn publish_numbered(&self, rooms: &[Room], data: &RawValue, seq: u64) -> Delivery {
+        self.publish_recorded(rooms, data, |h| h.append_at(rooms, data, seq, now_ms()))
+    }
+
+    /// A publish recorded in the history by `record`, called with the
+    /// history lock held (`None` from it: nothing is delivered), and
+    /// pushed with that lock still held: see the module docs.
+    fn publish_recorded(
+        &self,
+        rooms: &[Room],
+        data: &RawValue,
+        record: impl FnOnce(&mut dyn History) -> Option<Stamps>,
+    ) -> Delivery {
         let Some(history) = &self.history else {
             return self.publish_plain(rooms, data);
         };
         let mut history = lock(history);
-        let Some(stamps) = history.append_at(rooms, data, seq, now_ms()) else {
+        let Some(stamps) = record(&mut **history) else {
             return Delivery::default();
         };
         if stamps.is_empty() {
@@ -313,19 +325,7 @@ impl FanoutEngine for MemoryEngine {
     /// released, so a subscribe waits for the index walk alone. The list
     /// costs less than the queued frames it turns into.
     fn publish(&self, rooms: &[Room], data: &RawValue) -> Delivery {
-        let Some(history) = &self.history else {
-            return self.publish_plain(rooms, data);
-        };
-        let mut history = lock(history);
-        let stamps = history.append(rooms, data, now_ms());
-        if stamps.is_empty() {
-            drop(history);
-            return self.publish_plain(rooms, data);
-        }
-        // Pushed with the history lock held: see the module docs.
-        let delivery = self.publish_stamped(rooms, data, &stamps);
-        drop(history);
-        delivery
+        self.publish_recorded(rooms, data, |h| Some(h.append(rooms, data, now_ms())))
     }
 
     /// Number of rooms with at least one subscriber.

@@ -11,6 +11,8 @@
 //! - `memory`: [`MemoryEngine`], the room index of this host's sessions
 //! - `nats`: [`NatsEngine`], the memory engine plus fan-out across hosts
 //!   through NATS (`[cluster]`)
+//! - `retention`: which rooms keep history, and one room's publications
+//!   bounded by size and age (both histories')
 //! - `streams`: [`Streams`], room history in memory, bounded per room and
 //!   in total
 //! - `snapshot`: `[history] persist`, the history kept across a clean
@@ -20,6 +22,7 @@ mod engine;
 mod history;
 mod memory;
 mod nats;
+mod retention;
 mod snapshot;
 mod streams;
 
@@ -27,8 +30,9 @@ pub use engine::{Delivery, FanoutEngine, Subscription};
 pub use history::{History, HistoryPage, Recorded, Recovery, SnapshotError, Stamps, now_ms};
 pub use memory::MemoryEngine;
 pub use nats::{ClusterError, NatsEngine, connect_options};
+pub use retention::{ENTRY_OVERHEAD, STREAM_OVERHEAD};
 pub use snapshot::SNAPSHOT_FILE;
-pub use streams::{ENTRY_OVERHEAD, STREAM_OVERHEAD, Streams, new_epoch};
+pub use streams::{Streams, new_epoch};
 
 #[cfg(test)]
 mod tests;

@@ -18,10 +18,7 @@ use serde_json::{Value, value::RawValue};
 
 use crate::{protocol::PublishFrame, rooms::Room, util::fs::write_atomically};
 
-use super::{
-    history::SnapshotError,
-    streams::{Entry, Streams},
-};
+use super::{history::SnapshotError, retention::Entry, streams::Streams};
 
 /// The file in `state_dir`.
 pub const SNAPSHOT_FILE: &str = "history.json";
@@ -69,6 +66,7 @@ impl Streams {
                 trimmed_offset: s.trimmed_offset,
                 trimmed_seq: s.trimmed_seq,
                 entries: s
+                    .kept
                     .entries
                     .iter()
                     .filter_map(|e| {

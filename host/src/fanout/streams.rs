@@ -4,11 +4,8 @@
 //! its `age`, and all together stay under `max_bytes` by dropping whole
 //! rooms: those never published to first, then the least recently used (a
 //! dropped room's next stream has a new epoch, so its clients learn that
-//! its history is gone).
-//!
-//! Bytes are counted as each publication's shared frame plus a fixed
-//! bookkeeping cost per publication and per room, so many small rooms are
-//! bounded as well as a few large ones.
+//! its history is gone). What a room keeps, and the bytes it counts as,
+//! are `retention`'s, as in the cluster's mirror.
 
 use std::{
     collections::{BTreeMap, HashMap, VecDeque},
@@ -23,30 +20,10 @@ use crate::{
     rooms::Room,
 };
 
-use super::history::{History, HistoryPage, Recorded, Recovery, Stamps};
-
-/// Bookkeeping counted per publication: the entry, its `VecDeque` slot and
-/// the frame's `Arc` header.
-pub const ENTRY_OVERHEAD: usize = 64;
-/// Bookkeeping counted per room: its stream, map slots and epoch, plus
-/// the room's own text.
-pub const STREAM_OVERHEAD: usize = 256;
-
-/// A `[[history.rooms]]` entry, parsed.
-struct Rule {
-    room: Room,
-    size: usize,
-    age_ms: u64,
-}
-
-/// One recorded publication.
-#[derive(Clone)]
-pub(super) struct Entry {
-    pub(super) offset: u64,
-    pub(super) seq: u64,
-    pub(super) at_ms: u64,
-    pub(super) frame: PublishFrame,
-}
+use super::{
+    history::{History, HistoryPage, Recovery, Stamps},
+    retention::{self, Entry, Kept, Rules},
+};
 
 /// One room's history.
 pub(super) struct Stream {
@@ -58,17 +35,14 @@ pub(super) struct Stream {
     pub(super) trimmed_offset: u64,
     /// The host sequence of that publication.
     pub(super) trimmed_seq: u64,
-    pub(super) entries: VecDeque<Entry>,
-    size: usize,
-    age_ms: u64,
-    bytes: usize,
+    pub(super) kept: Kept,
     /// Its key in `Streams::recency` (or `unused` while `last` is 0).
     touched: u64,
 }
 
 /// Room history in memory, bounded per room and in total.
 pub struct Streams {
-    rules: Vec<Rule>,
+    rules: Rules,
     max_bytes: usize,
     bytes: usize,
     pub(super) streams: HashMap<Room, Stream>,
@@ -100,26 +74,10 @@ pub fn new_epoch() -> Arc<str> {
 }
 
 impl Streams {
-    /// Streams for `config`'s rooms; `None` when it names none. Patterns
-    /// that are not rooms are skipped with a warning (config validation
-    /// has already refused what it can).
+    /// Streams for `config`'s rooms; `None` when it names none (see
+    /// [`Rules::new`]).
     pub fn new(config: &HistoryConfig) -> Option<Streams> {
-        let rules: Vec<Rule> = config
-            .rooms
-            .iter()
-            .filter_map(|r| match Room::parse(&r.room) {
-                Ok(room) => Some(Rule {
-                    room,
-                    size: r.size.max(1),
-                    age_ms: u64::try_from(r.age.as_millis()).unwrap_or(u64::MAX),
-                }),
-                Err(e) => {
-                    tracing::warn!(room = %r.room, "history: not a room pattern, skipped: {e}");
-                    None
-                }
-            })
-            .collect();
-        (!rules.is_empty()).then(|| Streams {
+        Rules::new(config).map(|rules| Streams {
             rules,
             max_bytes: config.max_bytes,
             bytes: 0,
@@ -133,23 +91,16 @@ impl Streams {
         })
     }
 
-    fn rule(&self, room: &Room) -> Option<&Rule> {
-        self.rules.iter().find(|r| r.room.permits(room))
-    }
-
     /// The stream of concrete `room`, made if a rule covers it.
     fn stream(&mut self, room: &Room) -> Option<&mut Stream> {
         if !self.streams.contains_key(room) {
-            let rule = self.rule(room)?;
+            let rule = self.rules.rule(room)?;
             let stream = Stream {
                 epoch: new_epoch(),
                 last: 0,
                 trimmed_offset: 0,
                 trimmed_seq: 0,
-                entries: VecDeque::new(),
-                size: rule.size,
-                age_ms: rule.age_ms,
-                bytes: STREAM_OVERHEAD + room.to_string().len(),
+                kept: Kept::new(rule, room, VecDeque::new()),
                 touched: 0,
             };
             self.insert(room.clone(), stream);
@@ -162,7 +113,7 @@ impl Streams {
     pub(super) fn insert(&mut self, room: Room, mut stream: Stream) {
         self.clock += 1;
         stream.touched = self.clock;
-        self.bytes += stream.bytes;
+        self.bytes += stream.kept.bytes;
         let order = if stream.last == 0 {
             &mut self.unused
         } else {
@@ -183,7 +134,7 @@ impl Streams {
         entries: VecDeque<Entry>,
         now_ms: u64,
     ) -> bool {
-        let Some(rule) = self.rule(&room) else {
+        let Some(rule) = self.rules.rule(&room) else {
             return false;
         };
         let (last, trimmed_offset, trimmed_seq) = position;
@@ -192,16 +143,11 @@ impl Streams {
             last,
             trimmed_offset,
             trimmed_seq,
-            bytes: STREAM_OVERHEAD
-                + room.to_string().len()
-                + entries.iter().map(entry_bytes).sum::<usize>(),
-            entries,
-            size: rule.size,
-            age_ms: rule.age_ms,
+            kept: Kept::new(rule, &room, entries),
             touched: 0,
         };
         // Not yet counted in `self.bytes`: `insert` adds what is left.
-        let mut uncounted = stream.bytes;
+        let mut uncounted = stream.kept.bytes;
         Self::trim(&mut stream, &mut uncounted, now_ms);
         self.insert(room, stream);
         self.evict();
@@ -236,7 +182,7 @@ impl Streams {
                 },
             };
             if let Some(stream) = self.streams.remove(&room) {
-                self.bytes -= stream.bytes;
+                self.bytes -= stream.kept.bytes;
                 // A room that held no publication takes none from a
                 // wildcard subscription's history.
                 if published {
@@ -249,17 +195,9 @@ impl Streams {
 
     /// Publications of `stream` past its size or age, dropped.
     fn trim(stream: &mut Stream, bytes: &mut usize, now_ms: u64) {
-        let oldest_kept = now_ms.saturating_sub(stream.age_ms);
-        while let Some(front) = stream.entries.front() {
-            if stream.entries.len() <= stream.size && front.at_ms >= oldest_kept {
-                break;
-            }
-            let cost = entry_bytes(front);
-            stream.trimmed_offset = front.offset;
-            stream.trimmed_seq = front.seq;
-            stream.bytes -= cost;
-            *bytes -= cost;
-            stream.entries.pop_front();
+        if let Some(dropped) = stream.kept.trim(bytes, now_ms) {
+            stream.trimmed_offset = dropped.offset;
+            stream.trimmed_seq = dropped.seq;
         }
     }
 
@@ -300,10 +238,7 @@ impl Streams {
             at_ms: now_ms,
             frame: frame.clone(),
         };
-        let cost = entry_bytes(&entry);
-        stream.entries.push_back(entry);
-        stream.bytes += cost;
-        self.bytes += cost;
+        stream.kept.push(entry, &mut self.bytes);
         Self::trim(stream, &mut self.bytes, now_ms);
         Some(frame)
     }
@@ -338,6 +273,7 @@ impl Streams {
             return Recovery::incomplete();
         }
         let frames = stream
+            .kept
             .entries
             .iter()
             .filter(|e| e.offset > since.offset)
@@ -373,34 +309,17 @@ impl Streams {
             if since.offset < stream.trimmed_seq {
                 return Recovery::incomplete();
             }
-            missed.extend(stream.entries.iter().filter(|e| e.seq > since.offset));
+            missed.extend(stream.kept.entries.iter().filter(|e| e.seq > since.offset));
         }
-        // One host-wide sequence orders publications across rooms; a
-        // publish to several matching rooms is one publication.
-        missed.sort_by_key(|e| e.seq);
-        missed.dedup_by_key(|e| e.seq);
-        if missed.len() > max {
-            return Recovery::incomplete();
-        }
-        Recovery {
-            complete: true,
-            frames: missed.iter().map(|e| e.frame.at_offset(e.seq)).collect(),
-        }
+        // One host-wide sequence orders publications across rooms; each
+        // is framed at it, as the live ones to a wildcard are.
+        retention::recovery(missed, max, |e| e.frame.at_offset(e.seq))
     }
-}
-
-/// Bytes one publication is counted as.
-pub(super) fn entry_bytes(entry: &Entry) -> usize {
-    entry.frame.encoded_len() + ENTRY_OVERHEAD
 }
 
 impl History for Streams {
     fn covers(&self, room: &Room) -> bool {
-        if room.has_wildcard() {
-            self.rules.iter().any(|r| r.room.matches(room))
-        } else {
-            self.rule(room).is_some()
-        }
+        self.rules.covers(room)
     }
 
     fn position(&mut self, room: &Room, now_ms: u64) -> Option<StreamPosition> {
@@ -421,22 +340,9 @@ impl History for Streams {
     }
 
     fn append(&mut self, rooms: &[Room], data: &RawValue, now_ms: u64) -> Stamps {
-        let mut targets: Vec<Room> = Vec::new();
-        for room in rooms {
-            if room.has_wildcard() {
-                targets.extend(self.matching(room));
-            } else if self.rule(room).is_some() {
-                targets.push(room.clone());
-            }
-        }
+        let targets = self.rules.targets(rooms, &self.streams);
         if targets.is_empty() {
             return Stamps::default();
-        }
-        // A room reached twice (named, and matched by a wildcard) records
-        // the publication once.
-        if targets.len() > 1 {
-            let mut seen = std::collections::HashSet::with_capacity(targets.len());
-            targets.retain(|room| seen.insert(room.clone()));
         }
         self.seq += 1;
         let seq = self.seq;
@@ -470,23 +376,12 @@ impl History for Streams {
     fn page(&mut self, room: &Room, limit: usize, now_ms: u64) -> Option<HistoryPage> {
         self.trim_room(room, now_ms);
         let stream = self.streams.get(room)?;
-        let skip = stream.entries.len().saturating_sub(limit);
         Some(HistoryPage {
             position: StreamPosition {
                 offset: stream.last,
                 epoch: stream.epoch.clone(),
             },
-            publications: stream
-                .entries
-                .iter()
-                .skip(skip)
-                .map(|e| Recorded {
-                    offset: e.offset,
-                    seq: e.seq,
-                    at_ms: e.at_ms,
-                    frame: e.frame.clone(),
-                })
-                .collect(),
+            publications: stream.kept.page(limit),
         })
     }
 

@@ -15,11 +15,13 @@ use crate::{
     sessions::{Outbox, OutboxReceiver, Outgoing},
 };
 
-fn room(v: Value) -> Room {
+pub(super) fn room(v: Value) -> Room {
     Room::parse(&v).unwrap()
 }
 
-fn config(size: usize, age_secs: u64, max_bytes: usize) -> HistoryConfig {
+/// `{"chat": "*"}` rooms, each keeping `size` publications for
+/// `age_secs`, all within `max_bytes` (the mirror's tests share it).
+pub(super) fn config(size: usize, age_secs: u64, max_bytes: usize) -> HistoryConfig {
     HistoryConfig {
         max_bytes,
         persist: false,
@@ -31,7 +33,8 @@ fn config(size: usize, age_secs: u64, max_bytes: usize) -> HistoryConfig {
     }
 }
 
-fn data(n: u64) -> Box<RawValue> {
+/// A publication's data, `{"n": n}`.
+pub(super) fn data(n: u64) -> Box<RawValue> {
     serde_json::value::to_raw_value(&json!({"n": n})).unwrap()
 }
 
@@ -39,7 +42,8 @@ fn chat(n: u64) -> Room {
     room(json!({"chat": n}))
 }
 
-fn ns(recovery: &Recovery) -> Vec<u64> {
+/// Each recovered frame's `n` (see [`data`]).
+pub(super) fn ns(recovery: &Recovery) -> Vec<u64> {
     recovery
         .frames
         .iter()

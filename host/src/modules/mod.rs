@@ -15,6 +15,7 @@
 //! - `registry`: module name → running generation; refusals; swaps; reset;
 //!   config changes applied to modules
 //! - `watcher`: modules folder events → rescans → loads, swaps, removals
+//! - `testing` (tests only): a sink that writes its answers down, a call
 
 mod abi_error;
 mod context;
@@ -26,6 +27,8 @@ mod pending;
 mod registry;
 mod services;
 mod sink;
+#[cfg(test)]
+pub(crate) mod testing;
 mod watcher;
 
 pub use context::{CallContext, UserRights};

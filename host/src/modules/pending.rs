@@ -159,25 +159,8 @@ impl PendingCalls {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::{Arc, Mutex};
-
     use super::*;
-
-    #[derive(Clone, Default)]
-    struct Record(Arc<Mutex<Vec<String>>>);
-
-    impl CallSink for Record {
-        fn item(&mut self, result: &str) {
-            self.0.lock().unwrap().push(format!("item {result}"));
-        }
-        fn finish(self: Box<Self>, outcome: Result<&str, CallFailure>) {
-            let line = match outcome {
-                Ok(r) => format!("done {r}"),
-                Err(f) => format!("failed {}", f.code),
-            };
-            self.0.lock().unwrap().push(line);
-        }
-    }
+    use crate::modules::testing::Record;
 
     #[test]
     fn a_call_is_answered_exactly_once() {
@@ -191,7 +174,7 @@ mod tests {
             pending.expire(Instant::now() + Duration::from_secs(120), "m"),
             0
         );
-        assert_eq!(*record.0.lock().unwrap(), vec!["item 1", "done 2"]);
+        assert_eq!(record.lines(), vec!["item 1", "done 2"]);
     }
 
     #[test]
@@ -211,7 +194,7 @@ mod tests {
             1
         );
         assert_eq!(
-            *record.0.lock().unwrap(),
+            record.lines(),
             vec!["failed module-timeout", "failed module-unavailable"]
         );
     }

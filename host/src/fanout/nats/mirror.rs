@@ -34,6 +34,9 @@
 //!
 //! Anything else is `complete:false`; it may say so of a position that
 //! missed nothing (never the other way round).
+//!
+//! What a room keeps (its rule's size and age) and the bytes it counts as
+//! are `fanout::retention`'s, as on a host alone.
 
 use std::{
     collections::{BTreeMap, HashMap, VecDeque},
@@ -44,40 +47,26 @@ use serde_json::value::RawValue;
 
 use crate::{
     config::HistoryConfig,
-    fanout::history::{History, HistoryPage, Recorded, Recovery, SnapshotError, Stamps},
-    fanout::{ENTRY_OVERHEAD, STREAM_OVERHEAD, new_epoch},
+    fanout::history::{History, HistoryPage, Recovery, SnapshotError, Stamps},
+    fanout::new_epoch,
+    fanout::retention::{self, Entry, Kept, Rules},
     protocol::{PublishFrame, StreamPosition},
     rooms::Room,
 };
 
-/// A `[[history.rooms]]` entry, parsed.
-struct Rule {
-    room: Room,
-    size: usize,
-    age_ms: u64,
-}
-
-struct Entry {
-    seq: u64,
-    at_ms: u64,
-    frame: PublishFrame,
-}
-
-/// One room's publications, oldest first.
+/// One room's publications, oldest first (each one's offset is its
+/// sequence).
 struct Log {
-    entries: VecDeque<Entry>,
+    kept: Kept,
     /// See the module docs: nothing of the room after it is missing.
     need: u64,
-    size: usize,
-    age_ms: u64,
-    bytes: usize,
     /// Its key in `Mirror::recency`.
     touched: u64,
 }
 
 /// The cluster's history as this host holds it.
 pub(crate) struct Mirror {
-    rules: Vec<Rule>,
+    rules: Rules,
     max_bytes: usize,
     bytes: usize,
     rooms: HashMap<Room, Log>,
@@ -100,22 +89,7 @@ pub(crate) struct Mirror {
 impl Mirror {
     /// A mirror for `config`'s rooms; `None` when it names none.
     pub(crate) fn new(config: &HistoryConfig) -> Option<Mirror> {
-        let rules: Vec<Rule> = config
-            .rooms
-            .iter()
-            .filter_map(|r| match Room::parse(&r.room) {
-                Ok(room) => Some(Rule {
-                    room,
-                    size: r.size.max(1),
-                    age_ms: u64::try_from(r.age.as_millis()).unwrap_or(u64::MAX),
-                }),
-                Err(e) => {
-                    tracing::warn!(room = %r.room, "history: not a room pattern, skipped: {e}");
-                    None
-                }
-            })
-            .collect();
-        (!rules.is_empty()).then(|| Mirror {
+        Rules::new(config).map(|rules| Mirror {
             rules,
             max_bytes: config.max_bytes,
             bytes: 0,
@@ -129,10 +103,6 @@ impl Mirror {
         })
     }
 
-    fn rule(&self, room: &Room) -> Option<&Rule> {
-        self.rules.iter().find(|r| r.room.permits(room))
-    }
-
     fn clear(&mut self) {
         self.rooms.clear();
         self.recency.clear();
@@ -141,16 +111,8 @@ impl Mirror {
 
     /// Drops what is past a room's size or age.
     fn trim(log: &mut Log, bytes: &mut usize, now_ms: u64) {
-        let oldest_kept = now_ms.saturating_sub(log.age_ms);
-        while let Some(front) = log.entries.front() {
-            if log.entries.len() <= log.size && front.at_ms >= oldest_kept {
-                break;
-            }
-            let cost = front.frame.encoded_len() + ENTRY_OVERHEAD;
-            log.need = log.need.max(front.seq);
-            log.bytes -= cost;
-            *bytes -= cost;
-            log.entries.pop_front();
+        if let Some(dropped) = log.kept.trim(bytes, now_ms) {
+            log.need = log.need.max(dropped.seq);
         }
     }
 
@@ -164,7 +126,11 @@ impl Mirror {
         let empty: Vec<(u64, Room)> = self
             .recency
             .iter()
-            .filter(|(_, room)| self.rooms.get(*room).is_some_and(|l| l.entries.is_empty()))
+            .filter(|(_, room)| {
+                self.rooms
+                    .get(*room)
+                    .is_some_and(|l| l.kept.entries.is_empty())
+            })
             .map(|(k, room)| (*k, room.clone()))
             .collect();
         for (key, room) in empty {
@@ -173,7 +139,7 @@ impl Mirror {
             }
             self.recency.remove(&key);
             if let Some(log) = self.rooms.remove(&room) {
-                self.bytes -= log.bytes;
+                self.bytes -= log.kept.bytes;
                 // What it dropped before is all it may have missed.
                 self.absent_need = self.absent_need.max(log.need);
             }
@@ -183,7 +149,7 @@ impl Mirror {
                 break;
             };
             if let Some(log) = self.rooms.remove(&room) {
-                self.bytes -= log.bytes;
+                self.bytes -= log.kept.bytes;
                 self.absent_need = self.absent_need.max(self.applied);
             }
         }
@@ -193,16 +159,13 @@ impl Mirror {
     /// it, and marked as the most recently used.
     fn log(&mut self, room: &Room, need: u64) -> Option<&mut Log> {
         if !self.rooms.contains_key(room) {
-            let rule = self.rule(room)?;
+            let rule = self.rules.rule(room)?;
             let log = Log {
-                entries: VecDeque::new(),
+                kept: Kept::new(rule, room, VecDeque::new()),
                 need,
-                size: rule.size,
-                age_ms: rule.age_ms,
-                bytes: STREAM_OVERHEAD + room.to_string().len(),
                 touched: 0,
             };
-            self.bytes += log.bytes;
+            self.bytes += log.kept.bytes;
             self.rooms.insert(room.clone(), log);
         }
         self.clock += 1;
@@ -224,14 +187,13 @@ impl Mirror {
         let Some(log) = self.rooms.get_mut(room) else {
             return;
         };
-        let cost = frame.encoded_len() + ENTRY_OVERHEAD;
-        log.entries.push_back(Entry {
+        let entry = Entry {
+            offset: seq,
             seq,
             at_ms: now_ms,
             frame: frame.clone(),
-        });
-        log.bytes += cost;
-        self.bytes += cost;
+        };
+        log.kept.push(entry, &mut self.bytes);
         Self::trim(log, &mut self.bytes, now_ms);
     }
 
@@ -262,11 +224,7 @@ impl Mirror {
 
 impl History for Mirror {
     fn covers(&self, room: &Room) -> bool {
-        if room.has_wildcard() {
-            self.rules.iter().any(|r| r.room.matches(room))
-        } else {
-            self.rule(room).is_some()
-        }
+        self.rules.covers(room)
     }
 
     /// A concrete room gets its log now, so a publication to a room with
@@ -305,16 +263,7 @@ impl History for Mirror {
             return None;
         }
         self.applied = seq;
-        let mut targets: Vec<Room> = Vec::new();
-        for room in rooms {
-            if room.has_wildcard() {
-                targets.extend(self.rooms.keys().filter(|r| room.matches(r)).cloned());
-            } else if self.rule(room).is_some() {
-                targets.push(room.clone());
-            }
-        }
-        let mut seen = std::collections::HashSet::with_capacity(targets.len());
-        targets.retain(|room| seen.insert(room.clone()));
+        let targets = self.rules.targets(rooms, &self.rooms);
         let frame = PublishFrame::with_offset(data, seq);
         for room in &targets {
             self.record(room, &frame, seq, now_ms);
@@ -345,44 +294,25 @@ impl History for Mirror {
         {
             return Recovery::incomplete();
         }
-        let mut missed: Vec<&Entry> = self
+        let missed: Vec<&Entry> = self
             .rooms
             .iter()
             .filter(|(name, _)| room.matches(name))
-            .flat_map(|(_, log)| log.entries.iter().filter(|e| e.seq > since.offset))
+            .flat_map(|(_, log)| log.kept.entries.iter().filter(|e| e.seq > since.offset))
             .collect();
-        // A publication to several matching rooms is one publication.
-        missed.sort_by_key(|e| e.seq);
-        missed.dedup_by_key(|e| e.seq);
-        if missed.len() > max {
-            return Recovery::incomplete();
-        }
-        Recovery {
-            complete: true,
-            frames: missed.iter().map(|e| e.frame.clone()).collect(),
-        }
+        // Every frame is already at its sequence, in every room.
+        retention::recovery(missed, max, |e| e.frame.clone())
     }
 
     fn page(&mut self, room: &Room, limit: usize, now_ms: u64) -> Option<HistoryPage> {
         let log = self.rooms.get_mut(room)?;
         Self::trim(log, &mut self.bytes, now_ms);
-        let skip = log.entries.len().saturating_sub(limit);
         Some(HistoryPage {
             position: StreamPosition {
                 offset: self.applied,
                 epoch: self.epoch.clone(),
             },
-            publications: log
-                .entries
-                .iter()
-                .skip(skip)
-                .map(|e| Recorded {
-                    offset: e.seq,
-                    seq: e.seq,
-                    at_ms: e.at_ms,
-                    frame: e.frame.clone(),
-                })
-                .collect(),
+            publications: log.kept.page(limit),
         })
     }
 

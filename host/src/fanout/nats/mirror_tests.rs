@@ -1,44 +1,31 @@
 //! The mirror's numbering and when it calls a recovery complete.
 
-use std::{sync::Arc, time::Duration};
+use std::sync::Arc;
 
-use serde_json::{Value, json, value::RawValue};
+use serde_json::json;
 
 use super::Mirror;
 use crate::{
-    config::{HistoryConfig, HistoryRule},
-    fanout::History,
+    fanout::{
+        History,
+        tests::{config, data, ns, room},
+    },
     protocol::StreamPosition,
     rooms::Room,
 };
 
 const EPOCH: &str = "00000000000000aa";
 
-fn room(v: Value) -> Room {
-    Room::parse(&v).unwrap()
-}
-
 fn chat(c: &str) -> Room {
     room(json!({"chat": c}))
 }
 
-fn mirror(size: usize) -> Mirror {
-    let mut m = Mirror::new(&HistoryConfig {
-        max_bytes: 1 << 20,
-        persist: false,
-        rooms: vec![HistoryRule {
-            room: json!({"chat": "*"}),
-            size,
-            age: Duration::from_secs(3600),
-        }],
-    })
-    .unwrap();
+/// A mirror of `{"chat": "*"}` rooms, keeping `size` each for an hour
+/// within `max_bytes`, that has read the stream `EPOCH` from its start.
+fn mirror(size: usize, max_bytes: usize) -> Mirror {
+    let mut m = Mirror::new(&config(size, 3600, max_bytes)).unwrap();
     assert_eq!(m.resync(EPOCH, 0), Some(1));
     m
-}
-
-fn data(n: u64) -> Box<RawValue> {
-    RawValue::from_string(json!({"n": n}).to_string()).unwrap()
 }
 
 fn at(offset: u64) -> StreamPosition {
@@ -52,22 +39,12 @@ fn at(offset: u64) -> StreamPosition {
 /// tests make its sequence), or `None` when incomplete.
 fn recovered(m: &mut Mirror, r: &Room, since: u64) -> Option<Vec<u64>> {
     let recovery = m.recover(r, &at(since), 100, 0);
-    recovery.complete.then(|| {
-        recovery
-            .frames
-            .iter()
-            .map(|f| {
-                serde_json::from_str::<Value>(f.data()).unwrap()["n"]
-                    .as_u64()
-                    .unwrap()
-            })
-            .collect()
-    })
+    recovery.complete.then(|| ns(&recovery))
 }
 
 #[test]
 fn publications_are_numbered_by_the_stream_and_recovered_after_a_position() {
-    let mut m = mirror(10);
+    let mut m = mirror(10, 1 << 20);
     let a = chat("a");
     assert_eq!(m.position(&a, 0).unwrap().offset, 0);
     m.append_at(std::slice::from_ref(&a), &data(1), 1, 0)
@@ -88,7 +65,7 @@ fn publications_are_numbered_by_the_stream_and_recovered_after_a_position() {
 
 #[test]
 fn a_redelivered_sequence_is_not_applied_twice() {
-    let mut m = mirror(10);
+    let mut m = mirror(10, 1 << 20);
     m.append_at(&[chat("a")], &data(1), 1, 0).unwrap();
     assert!(m.append_at(&[chat("a")], &data(1), 1, 0).is_none());
     assert_eq!(recovered(&mut m, &chat("a"), 0), Some(vec![1]));
@@ -96,7 +73,7 @@ fn a_redelivered_sequence_is_not_applied_twice() {
 
 #[test]
 fn a_position_before_what_the_room_dropped_is_incomplete() {
-    let mut m = mirror(2);
+    let mut m = mirror(2, 1 << 20);
     for seq in 1..=3 {
         m.append_at(&[chat("a")], &data(seq), seq, 0).unwrap();
     }
@@ -113,7 +90,7 @@ fn a_position_before_what_the_room_dropped_is_incomplete() {
 
 #[test]
 fn what_the_stream_held_at_start_is_recovered_only_from_its_first_publication_per_room() {
-    let mut m = mirror(10);
+    let mut m = mirror(10, 1 << 20);
     // A new stream whose sequences 1..=4 were published before this host
     // read it: rooms' older publications may be gone.
     assert_eq!(m.resync("00000000000000bb", 4), Some(1));
@@ -132,7 +109,7 @@ fn what_the_stream_held_at_start_is_recovered_only_from_its_first_publication_pe
 
 #[test]
 fn an_outage_makes_earlier_positions_incomplete_and_later_ones_complete() {
-    let mut m = mirror(10);
+    let mut m = mirror(10, 1 << 20);
     m.append_at(&[chat("a")], &data(1), 1, 0).unwrap();
     let before = m.position(&chat("a"), 0).unwrap().offset;
     m.forget();
@@ -152,17 +129,7 @@ fn an_outage_makes_earlier_positions_incomplete_and_later_ones_complete() {
 
 #[test]
 fn rooms_dropped_to_stay_within_max_bytes_are_incomplete_from_before() {
-    let mut m = Mirror::new(&HistoryConfig {
-        max_bytes: 1500,
-        persist: false,
-        rooms: vec![HistoryRule {
-            room: json!({"chat": "*"}),
-            size: 100,
-            age: Duration::from_secs(3600),
-        }],
-    })
-    .unwrap();
-    m.resync(EPOCH, 0);
+    let mut m = mirror(100, 1500);
     for seq in 1..=20 {
         let name = if seq % 2 == 0 { "a" } else { "b" };
         m.append_at(&[chat(name)], &data(seq), seq, 0).unwrap();
@@ -173,7 +140,7 @@ fn rooms_dropped_to_stay_within_max_bytes_are_incomplete_from_before() {
 
 #[test]
 fn a_publication_to_every_room_is_recorded_for_the_rooms_subscribed_here_only() {
-    let mut m = mirror(10);
+    let mut m = mirror(10, 1 << 20);
     let since = m.position(&chat("a"), 0).unwrap().offset;
     let stamps = m.append_at(&[chat("*")], &data(1), 1, 0).unwrap();
     // Numbered for the room subscribed here, which recovers it.
@@ -187,17 +154,7 @@ fn a_publication_to_every_room_is_recorded_for_the_rooms_subscribed_here_only() 
 
 #[test]
 fn rooms_only_subscribed_to_are_dropped_before_any_history() {
-    let mut m = Mirror::new(&HistoryConfig {
-        max_bytes: 4000,
-        persist: false,
-        rooms: vec![HistoryRule {
-            room: json!({"chat": "*"}),
-            size: 100,
-            age: Duration::from_secs(3600),
-        }],
-    })
-    .unwrap();
-    m.resync(EPOCH, 0);
+    let mut m = mirror(100, 4000);
     m.append_at(&[chat("kept")], &data(1), 1, 0).unwrap();
     for i in 0..100 {
         m.position(&chat(&format!("empty{i}")), 0);

@@ -1,93 +1,41 @@
 //! The page's actions, each a form post answered with a redirect back to
 //! its view: reset, disable or enable a module, stop a job, disconnect a
 //! session. Each is
-//! checked (`form::checked`: session, same origin, CSRF token) before
+//! checked (`form::Post`: session, same origin, CSRF token) before
 //! anything is done, and written to the audit log (`audit`).
 
-use std::{net::SocketAddr, sync::Arc};
+use axum::{extract::Path, http::StatusCode, response::Response};
 
-use axum::{
-    Extension,
-    body::Body,
-    extract::{ConnectInfo, Path, State},
-    http::{HeaderMap, StatusCode},
-    response::Response,
-};
-
-use super::{AdminPages, audit::audit, form::checked, html};
+use super::{form::Post, html};
 use crate::{
     http::admin,
     modules::ToggleError,
     sessions::{session_id, session_name},
-    state::AppState,
 };
 
 /// `POST /admin/modules/{name}/reset`.
-pub(crate) async fn reset_module(
-    State(state): State<Arc<AppState>>,
-    Extension(pages): Extension<Arc<AdminPages>>,
-    ConnectInfo(client): ConnectInfo<SocketAddr>,
-    Path(name): Path<String>,
-    headers: HeaderMap,
-    body: Body,
-) -> Response {
-    let session = match checked(&state, &pages, &headers, body).await {
-        Ok(session) => session,
-        Err(response) => return response,
+pub(crate) async fn reset_module(Path(name): Path<String>, post: Post) -> Response {
+    let outcome = match admin::reset(&post.state, &name).await {
+        Ok(done) => Ok(format!("generation {}", done["generation"])),
+        Err(e) => Err((e.status(), e.message().to_owned())),
     };
-    let back = "/admin/modules";
-    match admin::reset(&state, &name).await {
-        Ok(done) => {
-            let detail = format!("generation {}", done["generation"]);
-            let ip = client.ip();
-            audit(
-                &state,
-                &session,
-                ip,
-                "module_reset",
-                Some(&name),
-                Some(&detail),
-            )
-            .await;
-            html::redirect(back)
-        }
-        Err(e) => {
-            let failed = format!("failed: {}", e.message());
-            audit(
-                &state,
-                &session,
-                client.ip(),
-                "module_reset",
-                Some(&name),
-                Some(&failed),
-            )
-            .await;
-            html::error(e.status(), e.message(), back)
-        }
-    }
+    post.answer("module_reset", &name, outcome, "/admin/modules")
+        .await
 }
 
 /// `POST /admin/modules/{name}/disable` and `/enable`: the module switched
 /// off or on at runtime (`Registry::disable`; kept across restarts).
 pub(crate) async fn toggle_module(
-    State(state): State<Arc<AppState>>,
-    Extension(pages): Extension<Arc<AdminPages>>,
-    ConnectInfo(client): ConnectInfo<SocketAddr>,
     Path((name, switch)): Path<(String, String)>,
-    headers: HeaderMap,
-    body: Body,
+    post: Post,
 ) -> Response {
-    let session = match checked(&state, &pages, &headers, body).await {
-        Ok(session) => session,
-        Err(response) => return response,
-    };
     let back = "/admin/modules";
     let enable = match switch.as_str() {
         "enable" => true,
         "disable" => false,
         _ => return html::error(StatusCode::NOT_FOUND, "no such action", back),
     };
-    let registry = state.registry.clone();
+    let registry = post.state.registry.clone();
     let module = name.clone();
     // Enabling loads a build, which blocks until its `on_load` returns.
     let done = tokio::task::spawn_blocking(move || {
@@ -103,13 +51,8 @@ pub(crate) async fn toggle_module(
     } else {
         "module_disable"
     };
-    let ip = client.ip();
-    match done {
-        Ok(Ok(detail)) => {
-            audit(&state, &session, ip, action, Some(&name), Some(&detail)).await;
-            html::redirect(back)
-        }
-        Ok(Err(e)) => {
+    let outcome = match done {
+        Ok(outcome) => outcome.map_err(|e| {
             let status = match e {
                 ToggleError::Unknown(_) => StatusCode::NOT_FOUND,
                 ToggleError::NotDisabled(_) | ToggleError::DisabledInConfig(_) => {
@@ -117,48 +60,30 @@ pub(crate) async fn toggle_module(
                 }
                 ToggleError::NotLoaded { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             };
-            let failed = format!("failed: {e}");
-            audit(&state, &session, ip, action, Some(&name), Some(&failed)).await;
-            html::error(status, &e.to_string(), back)
+            (status, e.to_string())
+        }),
+        Err(e) => {
+            return html::error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                &format!("the {switch} did not complete: {e}"),
+                back,
+            );
         }
-        Err(e) => html::error(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            &format!("the {switch} did not complete: {e}"),
-            back,
-        ),
-    }
+    };
+    post.answer(action, &name, outcome, back).await
 }
 
 /// `POST /admin/jobs/{id}/stop`: `jobs.stop` through the broker, as the
 /// operator (who may stop any job).
-pub(crate) async fn stop_job(
-    State(state): State<Arc<AppState>>,
-    Extension(pages): Extension<Arc<AdminPages>>,
-    ConnectInfo(client): ConnectInfo<SocketAddr>,
-    Path(job): Path<String>,
-    headers: HeaderMap,
-    body: Body,
-) -> Response {
-    let session = match checked(&state, &pages, &headers, body).await {
-        Ok(session) => session,
-        Err(response) => return response,
-    };
+pub(crate) async fn stop_job(Path(job): Path<String>, post: Post) -> Response {
     let params = serde_json::json!({ "job_id": job }).to_string();
-    let stopped = admin::operator_call(&state, crate::jobs::MODULE, "stop", Some(&params)).await;
+    let stopped =
+        admin::operator_call(&post.state, crate::jobs::MODULE, "stop", Some(&params)).await;
     let back = "/admin/jobs";
     match stopped {
         Ok(answer) => {
             let detail = format!("status {}", answer["result"]["status"]);
-            audit(
-                &state,
-                &session,
-                client.ip(),
-                "job_stop",
-                Some(&job),
-                Some(&detail),
-            )
-            .await;
-            html::redirect(back)
+            post.done("job_stop", Some(&job), Some(&detail), back).await
         }
         Err(e) => html::error(e.status(), e.message(), back),
     }
@@ -167,19 +92,9 @@ pub(crate) async fn stop_job(
 /// `POST /admin/sessions/{session}/disconnect`: an open session is closed
 /// with 4003 `disconnected by an operator`; a parked one is forgotten (it
 /// cannot be resumed).
-pub(crate) async fn disconnect(
-    State(state): State<Arc<AppState>>,
-    Extension(pages): Extension<Arc<AdminPages>>,
-    ConnectInfo(client): ConnectInfo<SocketAddr>,
-    Path(name): Path<String>,
-    headers: HeaderMap,
-    body: Body,
-) -> Response {
-    let session = match checked(&state, &pages, &headers, body).await {
-        Ok(session) => session,
-        Err(response) => return response,
-    };
+pub(crate) async fn disconnect(Path(name): Path<String>, post: Post) -> Response {
     let back = "/admin/connections";
+    let state = &post.state;
     let found = session_id(&name).and_then(|id| Some((id, state.sessions.disconnect(id)?)));
     let Some((id, user)) = found else {
         return html::error(
@@ -197,14 +112,6 @@ pub(crate) async fn disconnect(
     }
     let detail = format!("user {user}");
     let subject = session_name(id);
-    audit(
-        &state,
-        &session,
-        client.ip(),
-        "session_disconnect",
-        Some(&subject),
-        Some(&detail),
-    )
-    .await;
-    html::redirect(back)
+    post.done("session_disconnect", Some(&subject), Some(&detail), back)
+        .await
 }

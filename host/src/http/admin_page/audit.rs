@@ -1,7 +1,58 @@
-//! The audit of the page's logins, logouts and actions.
+//! The audit of the page's logins, logouts and actions, and the answer
+//! to an audited post.
 
-use super::sessions::PageSession;
+use axum::{http::StatusCode, response::Response};
+
+use super::{form::Post, html, sessions::PageSession};
 use crate::state::AppState;
+
+impl Post {
+    /// `action` on `subject` done: audited with `detail`, answered with a
+    /// redirect to `back`, its view.
+    pub(super) async fn done(
+        &self,
+        action: &'static str,
+        subject: Option<&str>,
+        detail: Option<&str>,
+        back: &'static str,
+    ) -> Response {
+        self.audit(action, subject, detail).await;
+        html::redirect(back)
+    }
+
+    /// `action` on `subject` done (`Ok`, its detail) or refused (`Err`,
+    /// with its status and message): either way audited, a refusal as
+    /// `failed: <message>` and answered with the error page.
+    pub(super) async fn answer(
+        &self,
+        action: &'static str,
+        subject: &str,
+        outcome: Result<String, (StatusCode, String)>,
+        back: &'static str,
+    ) -> Response {
+        match outcome {
+            Ok(detail) => self.done(action, Some(subject), Some(&detail), back).await,
+            Err((status, message)) => {
+                let failed = format!("failed: {message}");
+                self.audit(action, Some(subject), Some(&failed)).await;
+                html::error(status, &message, back)
+            }
+        }
+    }
+
+    /// [`audit`] by this post's session, from its client.
+    async fn audit(&self, action: &'static str, subject: Option<&str>, detail: Option<&str>) {
+        audit(
+            &self.state,
+            &self.session,
+            self.client,
+            action,
+            subject,
+            detail,
+        )
+        .await;
+    }
+}
 
 /// Records an admin page action: always a `tracing` line with target
 /// `modhost::audit`; when the host keeps accounts, also an entry in the

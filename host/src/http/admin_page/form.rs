@@ -1,13 +1,19 @@
 //! The bodies of the page's posts: urlencoded forms, bounded, read only
 //! after the cookie checked out; and the checks every state-changing
-//! request passes before anything is done.
+//! request passes before anything is done, as the extractor [`Post`].
 
-use std::collections::HashMap;
+use std::{
+    collections::HashMap,
+    net::{IpAddr, SocketAddr},
+    sync::Arc,
+};
 
 use axum::{
+    Extension,
     body::Body,
+    extract::{ConnectInfo, FromRequest, FromRequestParts, Request},
     http::{HeaderMap, StatusCode},
-    response::Response,
+    response::{IntoResponse, Response},
 };
 
 use super::{AdminPages, guard, html, sessions::PageSession};
@@ -37,11 +43,42 @@ pub(super) async fn read_form(
     Ok(fields)
 }
 
+/// A state-changing post that passed [`checked`]: what a handler needs
+/// to act and audit (`audit::Post::done`). Taken as a handler's last
+/// argument, after the path, so nothing is done with a request that
+/// fails a check.
+pub(crate) struct Post {
+    pub(super) state: Arc<AppState>,
+    pub(super) session: PageSession,
+    /// The client's address, for the audit log.
+    pub(super) client: IpAddr,
+}
+
+impl FromRequest<Arc<AppState>> for Post {
+    type Rejection = Response;
+
+    async fn from_request(req: Request, state: &Arc<AppState>) -> Result<Post, Response> {
+        let (mut parts, body) = req.into_parts();
+        let Extension(pages) = Extension::<Arc<AdminPages>>::from_request_parts(&mut parts, state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        let ConnectInfo(client) = ConnectInfo::<SocketAddr>::from_request_parts(&mut parts, state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        let session = checked(state, &pages, &parts.headers, body).await?;
+        Ok(Post {
+            state: state.clone(),
+            session,
+            client: client.ip(),
+        })
+    }
+}
+
 /// The session of a state-changing request, once it has passed every
 /// check: a live session (else 401), from this host (else 403), with the
 /// session's CSRF token in the form field `csrf` or the `X-CSRF-Token`
 /// header (else 403). The form is read only after the cookie checked out.
-pub(super) async fn checked(
+async fn checked(
     state: &AppState,
     pages: &AdminPages,
     headers: &HeaderMap,

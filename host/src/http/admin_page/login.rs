@@ -22,7 +22,7 @@ use axum::{
 use super::{
     AdminPages,
     audit::audit,
-    form::{checked, read_form},
+    form::{Post, read_form},
     guard::{self, COOKIE},
     html,
     sessions::{Login, PageSession, SESSION_TTL},
@@ -166,23 +166,16 @@ async fn account_login(
 }
 
 pub(crate) async fn logout(
-    State(state): State<Arc<AppState>>,
     Extension(pages): Extension<Arc<AdminPages>>,
-    ConnectInfo(client): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
-    body: Body,
+    post: Post,
 ) -> Response {
-    let session = match checked(&state, &pages, &headers, body).await {
-        Ok(session) => session,
-        Err(response) => return response,
-    };
     if let Some(cookie) = guard::cookie(&headers) {
         pages.sessions.end(cookie);
     }
-    end_account_session(&state, &session, client.ip()).await;
-    audit(&state, &session, client.ip(), "admin_logout", None, None).await;
-    let mut response = html::redirect("/admin/login");
-    set_cookie(&state, &mut response, "", 0);
+    end_account_session(&post.state, &post.session, post.client).await;
+    let mut response = post.done("admin_logout", None, None, "/admin/login").await;
+    set_cookie(&post.state, &mut response, "", 0);
     response
 }
 
