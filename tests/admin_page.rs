@@ -423,6 +423,20 @@ async fn a_job_is_stopped_from_the_page_and_audited() {
         stops[0].starts_with(&format!("admin-token job_stop {id}")),
         "{stops:?}"
     );
+    // A stop that fails is audited too, with why.
+    let (status, body) = page
+        .post(
+            "/admin/jobs/no-such-job/stop",
+            Some(&page.csrf),
+            Some(&page.base),
+        )
+        .await;
+    assert!(status >= 400, "{status}: {body}");
+    let stops = audited(&host, "job_stop");
+    assert!(
+        stops[0].starts_with("admin-token job_stop no-such-job failed: "),
+        "{stops:?}"
+    );
     host.stop().await;
 }
 

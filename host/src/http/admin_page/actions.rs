@@ -62,13 +62,10 @@ pub(crate) async fn toggle_module(
             };
             (status, e.to_string())
         }),
-        Err(e) => {
-            return html::error(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                &format!("the {switch} did not complete: {e}"),
-                back,
-            );
-        }
+        Err(e) => Err((
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("the {switch} did not complete: {e}"),
+        )),
     };
     post.answer(action, &name, outcome, back).await
 }
@@ -79,14 +76,10 @@ pub(crate) async fn stop_job(Path(job): Path<String>, post: Post) -> Response {
     let params = serde_json::json!({ "job_id": job }).to_string();
     let stopped =
         admin::operator_call(&post.state, crate::jobs::MODULE, "stop", Some(&params)).await;
-    let back = "/admin/jobs";
-    match stopped {
-        Ok(answer) => {
-            let detail = format!("status {}", answer["result"]["status"]);
-            post.done("job_stop", Some(&job), Some(&detail), back).await
-        }
-        Err(e) => html::error(e.status(), e.message(), back),
-    }
+    let outcome = stopped
+        .map(|answer| format!("status {}", answer["result"]["status"]))
+        .map_err(|e| (e.status(), e.message().to_owned()));
+    post.answer("job_stop", &job, outcome, "/admin/jobs").await
 }
 
 /// `POST /admin/sessions/{session}/disconnect`: an open session is closed
