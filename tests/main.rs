@@ -2,7 +2,10 @@
 //! websocket and HTTP clients.
 //!
 //! # Layout
-//! - `harness`: builds and signs the plugins, starts hosts, clients
+//! - `harness_build`: builds the plugins and the `modhost` binary once
+//! - `harness`: signs the plugins, workspaces and config, starts hosts
+//! - `harness_client`: HTTP, websocket and raw-frame websocket clients
+//! - `harness_process`: the `modhost` binary as a child process
 //! - `modules`: signed loading and every refusal; panics; the CLI
 //! - `browser_example`: `examples/browser/` from a static file server: the
 //!   page, its script, `node --check` (issue 16 item 7)
@@ -98,6 +101,9 @@
 #![allow(unreachable_pub)]
 
 mod harness;
+mod harness_build;
+mod harness_client;
+mod harness_process;
 mod nats_harness;
 mod rabbit;
 mod webdriver;
