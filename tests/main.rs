@@ -23,7 +23,12 @@
 //! - `bootstrap`: `[auth.bootstrap]` replies through the real binary
 //! - `calls`: the command broker over websockets
 //! - `reload`: hot reload of modules and config.toml; fault containment
-//! - `hostile`: hostile clients and modules: errors, closes, bounded memory
+//! - `hostile_frames`: hostile frames (bad UTF-8, framing, deep JSON); the
+//!   host and clients the other `hostile_*` files share
+//! - `hostile_floods`: one connection flooding subscribes, calls, frames
+//! - `hostile_connections`: clients that never read, connection storms
+//! - `hostile_modules`: modules flooding, allocating, never unloading
+//! - `hostile_inputs`: `/trigger/` bodies (property test), fuzz replays
 //! - `security_files`: world-writable config.toml, key folders others can
 //!   change, API tokens rotated in config.toml
 //! - `security_sessions`: what a session may hold, whose session or state a
@@ -130,7 +135,11 @@ mod external_python;
 mod gateway;
 mod history_recovery;
 mod history_restart;
-mod hostile;
+mod hostile_connections;
+mod hostile_floods;
+mod hostile_frames;
+mod hostile_inputs;
+mod hostile_modules;
 mod inline_calls;
 mod jobs_cli;
 mod jobs_durable;
