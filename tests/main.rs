@@ -22,7 +22,9 @@
 //! - `legacy`: high-templar 3.1's dialect, frame by frame
 //! - `bootstrap`: `[auth.bootstrap]` replies through the real binary
 //! - `calls`: the command broker over websockets
-//! - `reload`: hot reload of modules and config.toml; fault containment
+//! - `reload`: hot reload of modules while calls keep flowing
+//! - `reload_faults`: refused builds, panics and hung handlers contained
+//! - `reload_config`: config.toml edited live, keys added, restarts
 //! - `hostile_frames`: hostile frames (bad UTF-8, framing, deep JSON); the
 //!   host and clients the other `hostile_*` files share
 //! - `hostile_floods`: one connection flooding subscribes, calls, frames
@@ -157,6 +159,8 @@ mod oidc_https;
 mod oidc_issuer;
 mod operators;
 mod reload;
+mod reload_config;
+mod reload_faults;
 mod repository;
 mod revocation;
 mod security_fanout;
