@@ -18,7 +18,9 @@
 //! - `module_tools`: `verify` agrees with the host on every refusal,
 //!   `keygen`/`sign` read the config, every unloaded file is listed once
 //!   per module (issue 16 items 3 and 4)
-//! - `gateway`: websocket protocol, auth modes, rooms and fan-out, limits
+//! - `gateway`: websocket protocol, rooms and fan-out, triggers, metrics
+//! - `gateway_auth`: bootstrap URLs and JWTs as high-templar has them
+//! - `gateway_limits`: frame and publish sizes, slow and pipelining clients
 //! - `legacy`: high-templar 3.1's dialect, frame by frame
 //! - `bootstrap`: `[auth.bootstrap]` replies through the real binary
 //! - `calls`: the command broker over websockets
@@ -135,6 +137,8 @@ mod external_client;
 mod external_protocol;
 mod external_python;
 mod gateway;
+mod gateway_auth;
+mod gateway_limits;
 mod history_recovery;
 mod history_restart;
 mod hostile_connections;
