@@ -29,7 +29,7 @@ pub async fn trigger(host: &TestHost, rooms: Value, data: Value) -> u64 {
         .unwrap()
 }
 
-pub async fn num_rooms(host: &TestHost) -> usize {
+async fn num_rooms(host: &TestHost) -> usize {
     let resp = http()
         .get(host.url("/api/rooms"))
         .bearer_auth(ADMIN_TOKEN)

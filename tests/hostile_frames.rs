@@ -27,7 +27,7 @@ pub async fn host(extra: &str) -> (Workspace, TestHost) {
 }
 
 /// A raw client past the hello (authorized as alice).
-pub async fn raw_alice(host: &TestHost) -> RawWs {
+async fn raw_alice(host: &TestHost) -> RawWs {
     let mut raw = RawWs::connect(host.addr, "/ws/?token=alice-token")
         .await
         .expect("upgrade");
