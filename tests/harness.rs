@@ -16,7 +16,7 @@ use modhost::{config, server::Host, signing};
 use serde_json::Value;
 use tokio::{sync::oneshot, task::JoinHandle};
 
-pub use crate::harness_build::{built_lib, modhost_bin, plugins_built, target_dir};
+pub use crate::harness_build::{built_lib, cargo_build, modhost_bin, plugins_built, target_dir};
 pub use crate::harness_client::{Client, RawWs, SUBPROTOCOL, WAIT, http, op, request};
 pub use crate::harness_process::{ProcessHost, ProcessLimits, raise_nofile, rss_kib};
 
