@@ -2,7 +2,10 @@
 //! websocket and HTTP clients.
 //!
 //! # Layout
-//! - `harness`: builds and signs the plugins, starts hosts, clients
+//! - `harness_build`: builds the plugins and the `modhost` binary once
+//! - `harness`: signs the plugins, workspaces and config, starts hosts
+//! - `harness_client`: HTTP, websocket and raw-frame websocket clients
+//! - `harness_process`: the `modhost` binary as a child process
 //! - `modules`: signed loading and every refusal; panics; the CLI
 //! - `browser_example`: `examples/browser/` from a static file server: the
 //!   page, its script, `node --check` (issue 16 item 7)
@@ -15,12 +18,21 @@
 //! - `module_tools`: `verify` agrees with the host on every refusal,
 //!   `keygen`/`sign` read the config, every unloaded file is listed once
 //!   per module (issue 16 items 3 and 4)
-//! - `gateway`: websocket protocol, auth modes, rooms and fan-out, limits
+//! - `gateway`: websocket protocol, rooms and fan-out, triggers, metrics
+//! - `gateway_auth`: bootstrap URLs and JWTs as high-templar has them
+//! - `gateway_limits`: frame and publish sizes, slow and pipelining clients
 //! - `legacy`: high-templar 3.1's dialect, frame by frame
 //! - `bootstrap`: `[auth.bootstrap]` replies through the real binary
 //! - `calls`: the command broker over websockets
-//! - `reload`: hot reload of modules and config.toml; fault containment
-//! - `hostile`: hostile clients and modules: errors, closes, bounded memory
+//! - `reload`: hot reload of modules while calls keep flowing
+//! - `reload_faults`: refused builds, panics and hung handlers contained
+//! - `reload_config`: config.toml edited live, keys added, restarts
+//! - `hostile_frames`: hostile frames (bad UTF-8, framing, deep JSON); the
+//!   host and clients the other `hostile_*` files share
+//! - `hostile_floods`: one connection flooding subscribes, calls, frames
+//! - `hostile_connections`: clients that never read, connection storms
+//! - `hostile_modules`: modules flooding, allocating, never unloading
+//! - `hostile_inputs`: `/trigger/` bodies (property test), fuzz replays
 //! - `security_files`: world-writable config.toml, key folders others can
 //!   change, API tokens rotated in config.toml
 //! - `security_sessions`: what a session may hold, whose session or state a
@@ -98,6 +110,9 @@
 #![allow(unreachable_pub)]
 
 mod harness;
+mod harness_build;
+mod harness_client;
+mod harness_process;
 mod nats_harness;
 mod rabbit;
 mod webdriver;
@@ -122,9 +137,15 @@ mod external_client;
 mod external_protocol;
 mod external_python;
 mod gateway;
+mod gateway_auth;
+mod gateway_limits;
 mod history_recovery;
 mod history_restart;
-mod hostile;
+mod hostile_connections;
+mod hostile_floods;
+mod hostile_frames;
+mod hostile_inputs;
+mod hostile_modules;
 mod inline_calls;
 mod jobs_cli;
 mod jobs_durable;
@@ -142,6 +163,8 @@ mod oidc_https;
 mod oidc_issuer;
 mod operators;
 mod reload;
+mod reload_config;
+mod reload_faults;
 mod repository;
 mod revocation;
 mod security_fanout;

@@ -3,7 +3,9 @@
 
 use serde_json::json;
 
-use crate::harness::{TestHost, VERSION, Workspace, sig_path};
+use crate::harness::{
+    TestHost, VERSION, Workspace, built_lib, cargo_build, plugins_built, sig_path, target_dir,
+};
 
 /// The admin row of a refused file, by file name.
 async fn refusal(host: &TestHost, file: &str) -> String {
@@ -192,6 +194,35 @@ async fn each_bad_build_is_refused_with_its_own_reason() {
     }
     echo_answers(&host).await;
     host.stop().await;
+}
+
+/// The fixtures built with a test-only feature are files no plain build
+/// writes: a `cargo build --workspace` in the shared target folder while
+/// tests run (it builds them without the feature, under the same names)
+/// must not change what `abi_drift` and `pre_inline` load.
+#[test]
+fn a_plain_build_leaves_the_feature_built_fixtures_alone() {
+    let libs = ["abi_drift", "pre_inline"];
+    let before: Vec<Vec<u8>> = libs
+        .iter()
+        .map(|lib| std::fs::read(built_lib(lib)).expect("built fixture"))
+        .collect();
+    cargo_build(
+        &target_dir(),
+        &[
+            "-p",
+            "modhost-fixture-abi-drift",
+            "-p",
+            "modhost-fixture-pre-inline",
+        ],
+    );
+    for (lib, before) in libs.iter().zip(before) {
+        let plain = plugins_built().join(format!("lib{lib}.so"));
+        let plain = std::fs::read(&plain).expect("the plain build's library");
+        assert!(plain != before, "{lib}: the feature changes the build");
+        let after = std::fs::read(built_lib(lib)).expect("built fixture");
+        assert!(after == before, "{lib}: a plain build rewrote the fixture");
+    }
 }
 
 #[tokio::test]

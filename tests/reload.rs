@@ -1,6 +1,7 @@
 //! Hot reload against a running host: signed builds dropped into the
-//! watched folder, replaced, removed and refused while calls keep flowing;
-//! faults contained; config.toml edited live.
+//! watched folder, replaced and removed while calls keep flowing. Refused
+//! builds and faults are in `reload_faults`, config.toml edited live in
+//! `reload_config`; both use the helpers here.
 //!
 //! No test asserts how long anything takes: each one waits (generously)
 //! for the state it expects, polling the admin API.
@@ -15,9 +16,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use base64::Engine as _;
 use futures_util::{SinkExt, StreamExt};
-use modhost::signing;
 use serde_json::{Value, json};
 use tokio::sync::Semaphore;
 use tokio_tungstenite::tungstenite::Message;
@@ -26,20 +25,20 @@ use crate::harness::{Client, TestHost, VERSION, Workspace, sig_path, write_atomi
 
 /// Two distinct builds of one module: the built library, and the same bytes
 /// with padding (another SHA-512, so another build as far as signing goes).
-fn two_builds(lib: &str) -> [Vec<u8>; 2] {
+pub fn two_builds(lib: &str) -> [Vec<u8>; 2] {
     [
         Workspace::build_bytes(lib, 0),
         Workspace::build_bytes(lib, 4096),
     ]
 }
 
-async fn echo_answers(host: &TestHost) {
+pub async fn echo_answers(host: &TestHost) {
     let (status, body) = host.call("echo", "echo", json!({"x": 1})).await;
     assert_eq!((status, &body), (200, &json!({"result": {"x": 1}})));
 }
 
 /// `stamp`'s answer: the generation that gave it.
-async fn stamp_generation(host: &TestHost) -> u64 {
+pub async fn stamp_generation(host: &TestHost) -> u64 {
     let (status, body) = host.call("stamp", "stamp", json!({})).await;
     assert_eq!(status, 200, "{body}");
     body["result"]["generation"].as_u64().expect("a generation")
@@ -47,7 +46,7 @@ async fn stamp_generation(host: &TestHost) -> u64 {
 
 /// Waits until a refused (or disabled) row for `file` has an error
 /// containing `needle`; returns the error.
-async fn wait_refusal(host: &TestHost, file: &str, needle: &str) -> String {
+pub async fn wait_refusal(host: &TestHost, file: &str, needle: &str) -> String {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let rows = host.refusals().await;
@@ -68,7 +67,7 @@ async fn wait_refusal(host: &TestHost, file: &str, needle: &str) -> String {
 }
 
 /// Polls `probe` until it returns `Some`.
-async fn eventually<T, F: std::future::Future<Output = Option<T>>>(
+pub async fn eventually<T, F: std::future::Future<Output = Option<T>>>(
     what: &str,
     mut probe: impl FnMut() -> F,
 ) -> T {
@@ -400,345 +399,6 @@ async fn removing_a_module_deregisters_it_and_re_adding_loads_it() {
     std::fs::write(sig_path(&so), &sig).unwrap();
     host.wait_module("echo", "loaded again", |m| m["generation"] == 3)
         .await;
-    echo_answers(&host).await;
-    assert!(host.refusals().await.is_empty());
-    host.stop().await;
-}
-
-#[tokio::test]
-async fn refused_builds_leave_the_running_one_serving() {
-    let mut ws = Workspace::new();
-    let [a, b] = two_builds("echo");
-    ws.publish("echo.so", &a, "echo", 5);
-    let host = TestHost::start(&ws, "").await;
-    echo_answers(&host).await;
-
-    // Tampered after signing.
-    let sig = ws.sign_bytes(&b, "echo", VERSION, 6);
-    let mut tampered = b.clone();
-    let mid = tampered.len() / 2;
-    tampered[mid] ^= 0x01;
-    ws.publish_bytes("echo.so", &tampered, &sig);
-    wait_refusal(&host, "echo.so", "SHA-512").await;
-    let row = host.module("echo").await.unwrap();
-    assert_eq!(
-        (&row["generation"], &row["state"]),
-        (&json!(1), &json!("running"))
-    );
-    assert!(
-        row["last_error"].as_str().unwrap().contains("SHA-512"),
-        "{row}"
-    );
-    echo_answers(&host).await;
-
-    // A lower seq, and another build under the running seq: rollbacks.
-    ws.publish("echo.so", &b, "echo", 4);
-    wait_refusal(
-        &host,
-        "echo.so",
-        "seq 4 is not above the highest accepted seq 5",
-    )
-    .await;
-    ws.publish("echo.so", &b, "echo", 5);
-    wait_refusal(
-        &host,
-        "echo.so",
-        "a different build was already accepted at seq 5",
-    )
-    .await;
-    echo_answers(&host).await;
-
-    // The running build seen again (same bytes, same seq): nothing happens,
-    // and it is no rollback.
-    ws.publish("echo.so", &a, "echo", 5);
-    eventually("the refusal row cleared", || async {
-        host.refusals().await.is_empty().then_some(())
-    })
-    .await;
-    assert_eq!(host.module("echo").await.unwrap()["generation"], 1);
-
-    // The same bytes re-signed with a higher seq: a new generation.
-    ws.publish("echo.so", &a, "echo", 6);
-    let row = host
-        .wait_module("echo", "at generation 2", |m| m["generation"] == 2)
-        .await;
-    assert_eq!((&row["seq"], &row["last_error"]), (&json!(6), &Value::Null));
-    // And the other build with the next seq.
-    ws.publish("echo.so", &b, "echo", 7);
-    host.wait_module("echo", "at generation 3", |m| m["generation"] == 3)
-        .await;
-    echo_answers(&host).await;
-    host.stop().await;
-}
-
-#[tokio::test]
-async fn panics_in_a_handler_or_in_start_leave_the_module_serving() {
-    let mut ws = Workspace::new();
-    let [a, b] = two_builds("stamp");
-    ws.install("divide", "divide.so", "divide", VERSION, 1);
-    ws.publish("stamp.so", &a, "stamp", 1);
-    let marker = ws.path().join("stamp-must-panic");
-    let host = TestHost::start(
-        &ws,
-        &format!(
-            "[modules.stamp]\npanic_if_exists = {:?}",
-            marker.display().to_string()
-        ),
-    )
-    .await;
-
-    // In a handler: that call fails, the instance is rebuilt, the next works.
-    let (status, body) = host.call("divide", "boom", json!({})).await;
-    assert_eq!(
-        (status, &body["error"]["code"]),
-        (500, &json!("module-panicked"))
-    );
-    let (status, body) = host
-        .call("divide", "divide", json!({"dividend": 9, "divisor": 3}))
-        .await;
-    assert_eq!((status, body), (200, json!({"result": {"quotient": 3}})));
-    assert_eq!(host.module("divide").await.unwrap()["restarts"], 1);
-
-    // In start, for a new build: refused; the running build keeps serving.
-    std::fs::write(&marker, "").unwrap();
-    ws.publish("stamp.so", &b, "stamp", 2);
-    let reason = wait_refusal(&host, "stamp.so", "panicked").await;
-    assert!(reason.contains("on_load"), "{reason}");
-    let row = host.module("stamp").await.unwrap();
-    assert_eq!(
-        (&row["generation"], &row["state"]),
-        (&json!(1), &json!("running"))
-    );
-    assert!(
-        row["last_error"].as_str().unwrap().contains("panicked"),
-        "{row}"
-    );
-    assert_eq!(stamp_generation(&host).await, 1);
-
-    // Fixed: the next build starts.
-    std::fs::remove_file(&marker).unwrap();
-    ws.publish("stamp.so", &b, "stamp", 3);
-    host.wait_module("stamp", "at generation 2", |m| m["generation"] == 2)
-        .await;
-    assert_eq!(stamp_generation(&host).await, 2);
-    assert!(host.refusals().await.is_empty());
-    host.stop().await;
-}
-
-#[tokio::test]
-async fn a_hung_handler_times_out_then_degrades_until_reset() {
-    let mut ws = Workspace::new();
-    ws.install("echo", "echo.so", "echo", VERSION, 1);
-    ws.install("divide", "divide.so", "divide", VERSION, 1);
-    // A timeout a busy machine never reaches for an echo; the hung
-    // handler sleeps far past it.
-    let host = TestHost::start(&ws, "[modules.echo]\ncall_timeout_ms = 3000").await;
-    // An admin: echo's sleep is admin-only.
-    let mut client = Client::authorized(&host, "admin-token").await;
-
-    // A handler that does not return: it and the calls queued behind it
-    // time out.
-    for i in 1..=modhost::modules::DEGRADE_AFTER_TIMEOUTS {
-        client
-            .send_json(json!({"type": "call", "module": "echo", "command": "sleep",
-                "params": {"ms": 20_000}, "requestId": format!("h{i}")}))
-            .await;
-    }
-    for _ in 1..=modhost::modules::DEGRADE_AFTER_TIMEOUTS {
-        let reply = client.next().await;
-        assert_eq!(reply["code"], "module-timeout", "{reply}");
-    }
-    let row = host
-        .wait_module("echo", "degraded", |m| m["state"] == "degraded")
-        .await;
-    assert!(
-        row["last_error"].as_str().unwrap().contains("degraded"),
-        "{row}"
-    );
-
-    // Degraded: calls fail at once instead of queueing behind the stuck
-    // thread; other modules are unaffected.
-    let (status, body) = host.call("echo", "echo", json!({})).await;
-    assert_eq!(
-        (status, &body["error"]["code"]),
-        (503, &json!("module-unavailable"))
-    );
-    let reply = client.call("echo", "echo", json!({}), "after").await;
-    assert_eq!(reply["code"], "module-unavailable", "{reply}");
-    let (status, _) = host
-        .call("divide", "divide", json!({"dividend": 1, "divisor": 1}))
-        .await;
-    assert_eq!(status, 200);
-
-    // An operator reset starts a fresh instance from the same build, while
-    // the old thread is still asleep.
-    let (status, body) = host.reset("echo").await;
-    assert_eq!(status, 200, "{body}");
-    assert_eq!(
-        (&body["generation"], &body["state"]),
-        (&json!(2), &json!("running"))
-    );
-    echo_answers(&host).await;
-    let reply = client
-        .call("echo", "echo", json!({"ok": true}), "fresh")
-        .await;
-    assert_eq!(reply["result"], json!({"ok": true}), "{reply}");
-    let row = host.module("echo").await.unwrap();
-    assert_eq!((&row["state"], &row["seq"]), (&json!("running"), &json!(1)));
-    assert_eq!(row["last_error"], Value::Null);
-    assert_eq!(row["generations"], 1, "a reset maps no new library: {row}");
-    // The stuck thread misses its drain deadline and is counted.
-    host.wait_module("echo", "counting a stuck thread", |m| {
-        m["stuck_threads"] == 1
-    })
-    .await;
-    echo_answers(&host).await;
-
-    let (status, body) = host.reset("ghost").await;
-    assert_eq!(
-        (status, &body["error"]["code"]),
-        (404, &json!("unknown-module"))
-    );
-    host.stop().await;
-}
-
-#[tokio::test]
-async fn config_edits_apply_live_and_bad_ones_are_kept_out() {
-    let mut ws = Workspace::new();
-    ws.install("echo", "echo.so", "echo", VERSION, 1);
-    ws.install("divide", "divide.so", "divide", VERSION, 1);
-    let base = "[modules.echo]\ngreeting = \"hello\"";
-    let text = ws.write_config(base);
-    let host = TestHost::start_text(&ws, &text).await;
-    let echo_config = || async { host.call("echo", "config", json!({})).await.1["result"].clone() };
-    assert_eq!(echo_config().await, json!({"greeting": "hello"}));
-    let status = host.config_status().await;
-    assert_eq!(status["watching"], true, "{status}");
-
-    // A bad edit: one error with file and line; the running config stays.
-    ws.write_config(&format!("{base}\n[limits]\nsend_queue = \"lots\""));
-    let status = eventually("reporting the bad edit", || async {
-        let s = host.config_status().await;
-        (!s["last_error"].is_null()).then_some(s)
-    })
-    .await;
-    let error = status["last_error"].as_str().unwrap();
-    assert!(
-        error.contains("config.toml:") && error.contains("send_queue"),
-        "{error}"
-    );
-    assert!(status["last_error_line"].as_u64().is_some(), "{status}");
-    assert_eq!(status["applied"], 0);
-    assert_eq!(host.state.config.load().limits.send_queue, 1024);
-    assert_eq!(echo_config().await, json!({"greeting": "hello"}));
-    Client::authorized(&host, "alice-token").await;
-    assert_eq!(
-        host.ws("carol-token").await.next().await,
-        json!({"is_authorized": false})
-    );
-
-    // A good edit: module config delivered, a new token, a module switched
-    // off, a per-module timeout.
-    let good = "[modules.echo]\ngreeting = \"bonjour\"\ncall_timeout_ms = 2500\n\
-        [modules.divide]\nenabled = false\n\
-        [[auth.tokens]]\ntoken = \"carol-token\"\nuser = \"carol\"\nroles = [\"user\"]\n\
-        allowed_rooms = [{ target = \"message\", customer = \"3\" }]";
-    ws.write_config(good);
-    let status = eventually("applying the good edit", || async {
-        let s = host.config_status().await;
-        (s["applied"] == 1).then_some(s)
-    })
-    .await;
-    assert_eq!(status["last_error"], Value::Null, "{status}");
-    eventually("echo seeing its new config", || async {
-        (echo_config().await == json!({"greeting": "bonjour"})).then_some(())
-    })
-    .await;
-    Client::authorized(&host, "carol-token").await;
-    Client::authorized(&host, "alice-token").await;
-    host.wait_module("divide", "deregistered", Value::is_null)
-        .await;
-    let (_, body) = host
-        .call("divide", "divide", json!({"dividend": 1, "divisor": 1}))
-        .await;
-    assert_eq!(body["error"]["code"], "unknown-module");
-    let disabled = wait_refusal(&host, "divide.so", "disabled").await;
-    assert!(disabled.contains("enabled = false"), "{disabled}");
-    let echo = host.state.registry.get("echo").unwrap();
-    assert_eq!(echo.call_timeout_ms(), 2500);
-    assert_eq!(
-        echo.generation, 1,
-        "a config change is delivered, not a reload"
-    );
-
-    // Switched on again: its file is loaded.
-    ws.write_config("[modules.echo]\ngreeting = \"bonjour\"");
-    host.wait_module("divide", "loaded again", |m| m["state"] == "running")
-        .await;
-    let (status, _) = host
-        .call("divide", "divide", json!({"dividend": 1, "divisor": 1}))
-        .await;
-    assert_eq!(status, 200);
-
-    // A change that needs a restart: warned, and the host keeps its socket.
-    let moved = ws
-        .config_text("[modules.echo]\ngreeting = \"bonjour\"")
-        .replace("listen = \"127.0.0.1:0\"", "listen = \"127.0.0.1:9\"");
-    write_atomic(&ws.path().join("config.toml"), moved.as_bytes());
-    let status = eventually("warning about server.listen", || async {
-        let s = host.config_status().await;
-        (s["restart_pending"] == json!(["server.listen"])).then_some(s)
-    })
-    .await;
-    assert_eq!(status["last_error"], Value::Null, "{status}");
-    assert_eq!(host.state.config.load().server.listen.port(), 0);
-    echo_answers(&host).await;
-    host.stop().await;
-}
-
-#[tokio::test]
-async fn a_key_added_at_runtime_lets_a_refused_build_load() {
-    let mut ws = Workspace::new();
-    ws.install("echo", "echo.so", "echo", VERSION, 1);
-    let host = TestHost::start(&ws, "").await;
-
-    // Signed with a key the host does not trust yet.
-    let key = ed25519_dalek::SigningKey::from_bytes(&[7; 32]);
-    let bytes = Workspace::build_bytes("stamp", 0);
-    let sig = signing::sign(
-        &bytes,
-        &key,
-        "stamp",
-        VERSION,
-        1,
-        modhost_plugin_api::abi::ABI,
-    );
-    ws.publish_bytes("stamp.so", &bytes, &sig.to_toml());
-    wait_refusal(&host, "stamp.so", "no verify key").await;
-
-    let public = base64::engine::general_purpose::STANDARD.encode(key.verifying_key().to_bytes());
-    write_atomic(
-        &ws.path().join("verify").join("stamp.pub"),
-        format!("{public}\n").as_bytes(),
-    );
-    host.wait_module("stamp", "loaded", |m| m["generation"] == 1)
-        .await;
-    assert_eq!(stamp_generation(&host).await, 1);
-    assert!(host.refusals().await.is_empty());
-    host.stop().await;
-}
-
-#[tokio::test]
-async fn a_restart_loads_the_same_builds_again() {
-    let mut ws = Workspace::new();
-    ws.install("echo", "echo.so", "echo", VERSION, 3);
-    let host = TestHost::start(&ws, "").await;
-    echo_answers(&host).await;
-    host.stop().await;
-
-    // Same files, same state folder: the build at the rollback mark is the
-    // accepted one, not a rollback.
-    let host = TestHost::start(&ws, "").await;
     echo_answers(&host).await;
     assert!(host.refusals().await.is_empty());
     host.stop().await;
