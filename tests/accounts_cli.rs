@@ -330,7 +330,7 @@ async fn many_logins_leave_the_host_small() {
     let ws = Workspace::new();
     let store = modhost::accounts::Store::open_in(&ws.path().join("state")).unwrap();
     modhost::accounts::admin::add(&store, "alice", None, &[], Some(PASSWORD)).unwrap();
-    let host = crate::harness::ProcessHost::start(&ws, "[auth.accounts]\nenabled = true\n");
+    let host = crate::harness_process::ProcessHost::start(&ws, "[auth.accounts]\nenabled = true\n");
     let before = host.rss_kib();
     let url = host.url("/auth/login");
     let started = Instant::now();

@@ -7,9 +7,10 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
+use crate::harness_process::ProcessHost;
 use crate::{
     admin_page::{Page, page_client, post_login},
-    harness::{ADMIN_TOKEN, Client, ProcessHost, TestHost, VERSION, Workspace},
+    harness::{ADMIN_TOKEN, Client, TestHost, VERSION, Workspace},
 };
 
 /// Logins made in a burst: far past the 64 sessions the page keeps.

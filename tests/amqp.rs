@@ -16,8 +16,9 @@ use lapin::{
 };
 use serde_json::{Value, json};
 
+use crate::harness_process::ProcessHost;
 use crate::{
-    harness::{Client, ProcessHost, Workspace, http},
+    harness::{Client, Workspace, http},
     rabbit,
 };
 

@@ -11,7 +11,8 @@ use std::{net::SocketAddr, time::Duration};
 use axum::{Json, Router, http::HeaderMap, http::StatusCode, routing::get};
 use serde_json::{Value, json};
 
-use crate::harness::{Client, ProcessHost, Workspace, api_connections};
+use crate::harness::{Client, Workspace, api_connections};
+use crate::harness_process::ProcessHost;
 
 /// The backend's answer to each `?token=` (forwarded as `Token <t>`).
 async fn bootstrap(headers: HeaderMap) -> (StatusCode, Json<Value>) {

@@ -13,8 +13,9 @@ use std::time::{Duration, Instant};
 use prometheus_parse::Scrape;
 use serde_json::{Value, json};
 
+use crate::harness_process::ProcessHost;
 use crate::{
-    harness::{Client, ProcessHost, VERSION, Workspace, admin_call},
+    harness::{Client, VERSION, Workspace, admin_call},
     metrics::{scrape, series, total},
     nats_harness::{Member, Nats, cluster_config},
 };

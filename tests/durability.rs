@@ -18,7 +18,8 @@ use std::{
 use modhost::signing::SeqStore;
 use serde_json::json;
 
-use crate::harness::{ProcessHost, VERSION, Workspace};
+use crate::harness::{VERSION, Workspace};
+use crate::harness_process::ProcessHost;
 
 const MODULES: [&str; 4] = ["divide", "echo", "notes", "relay"];
 

@@ -18,7 +18,6 @@ use tokio::{sync::oneshot, task::JoinHandle};
 
 pub use crate::harness_build::{built_lib, cargo_build, modhost_bin, plugins_built, target_dir};
 pub use crate::harness_client::{Client, RawWs, SUBPROTOCOL, WAIT, http, op, request};
-pub use crate::harness_process::{ProcessHost, ProcessLimits, raise_nofile, rss_kib};
 
 pub const ADMIN_TOKEN: &str = "admin-api-token";
 pub const TRIGGER_TOKEN: &str = "trigger-token";

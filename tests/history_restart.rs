@@ -7,8 +7,9 @@ use std::time::Instant;
 
 use serde_json::json;
 
+use crate::harness_process::ProcessHost;
 use crate::{
-    harness::{Client, ProcessHost, TRIGGER_TOKEN, TestHost, Workspace},
+    harness::{Client, TRIGGER_TOKEN, TestHost, Workspace},
     history_recovery::{customer, history, live, publish, recovered, subscribe},
 };
 

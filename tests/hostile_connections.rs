@@ -14,7 +14,8 @@ use futures_util::StreamExt;
 use serde_json::json;
 use tokio_tungstenite::tungstenite::{self, Message};
 
-use crate::harness::{Client, ProcessHost, ProcessLimits, Workspace, raise_nofile};
+use crate::harness::{Client, Workspace};
+use crate::harness_process::{ProcessHost, ProcessLimits, raise_nofile};
 use crate::hostile_frames::still_serves;
 
 /// Open websocket connections, from the admin API (the asking connection

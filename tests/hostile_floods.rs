@@ -8,7 +8,8 @@ use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::harness::{Client, ProcessHost, TRIGGER_TOKEN, Workspace};
+use crate::harness::{Client, TRIGGER_TOKEN, Workspace};
+use crate::harness_process::ProcessHost;
 use crate::hostile_frames::{host, still_serves};
 
 /// What a pipelining client got back.

@@ -6,7 +6,7 @@
 //!
 //! Protocol-level abuse runs against a host in this process. Everything
 //! that measures memory runs the real `modhost` binary as a child
-//! ([`ProcessHost`](crate::harness::ProcessHost)), so its RSS is the host's
+//! ([`ProcessHost`](crate::harness_process::ProcessHost)), so its RSS is the host's
 //! alone, not this test process's (whose other tests run in parallel).
 //!
 //! This file: malformed UTF-8, oversized and broken framing, deep JSON,

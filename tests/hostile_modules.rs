@@ -8,7 +8,8 @@ use futures_util::StreamExt;
 use serde_json::json;
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::harness::{Client, ProcessHost, ProcessLimits, TestHost, VERSION, Workspace};
+use crate::harness::{Client, TestHost, VERSION, Workspace};
+use crate::harness_process::{ProcessHost, ProcessLimits};
 use crate::hostile_connections::mib;
 use crate::hostile_frames::still_serves;
 

@@ -8,8 +8,9 @@ use std::{
 
 use serde_json::Value;
 
+use crate::harness_process::ProcessHost;
 use crate::{
-    harness::{ProcessHost, Workspace, modhost_bin},
+    harness::{Workspace, modhost_bin},
     jobs_support::{Reaper, app_table, wait_status},
 };
 

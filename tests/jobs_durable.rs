@@ -7,8 +7,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
+use crate::harness_process::ProcessHost;
 use crate::{
-    harness::{ProcessHost, Workspace},
+    harness::Workspace,
     jobs_support::{Reaper, all_jobs, app_table, https_get, processes_under, wait_status},
 };
 

@@ -14,7 +14,8 @@ use std::{
 
 use serde_json::{Value, json};
 
-use crate::harness::{ProcessHost, Workspace, modhost_bin, target_dir};
+use crate::harness::{Workspace, modhost_bin, target_dir};
+use crate::harness_process::ProcessHost;
 
 /// Runs `program args…` in `dir` with the shared target folder; panics with
 /// its output unless it succeeds. Returns how long it took.

@@ -11,8 +11,9 @@ use std::{
 
 use serde_json::{Value, json};
 
+use crate::harness_process::ProcessHost;
 use crate::{
-    harness::{Client, ProcessHost, TestHost, VERSION, Workspace, built_lib, modhost_bin},
+    harness::{Client, TestHost, VERSION, Workspace, built_lib, modhost_bin},
     modules::cli,
 };
 

@@ -14,7 +14,8 @@ use std::{
 
 use serde_json::{Value, json};
 
-use crate::harness::{Client, ProcessHost, TRIGGER_TOKEN, Workspace};
+use crate::harness::{Client, TRIGGER_TOKEN, Workspace};
+use crate::harness_process::ProcessHost;
 
 /// Subscribing connections, and rooms each subscribes to: 20,000 rooms,
 /// each with one subscription, all reached by one wildcard room.
@@ -169,7 +170,7 @@ async fn a_publish_naming_a_room_many_times_is_bounded_and_stalls_nobody() {
         let (peak, sampling, pid) = (peak.clone(), sampling.clone(), host.pid());
         std::thread::spawn(move || {
             while sampling.load(Ordering::Relaxed) {
-                peak.fetch_max(crate::harness::rss_kib(pid), Ordering::Relaxed);
+                peak.fetch_max(crate::harness_process::rss_kib(pid), Ordering::Relaxed);
                 std::thread::sleep(Duration::from_millis(10));
             }
         })

@@ -4,7 +4,8 @@
 
 use std::os::unix::fs::PermissionsExt as _;
 
-use crate::harness::{ProcessHost, TRIGGER_TOKEN, TestHost, WAIT, Workspace, write_atomic};
+use crate::harness::{TRIGGER_TOKEN, TestHost, WAIT, Workspace, write_atomic};
+use crate::harness_process::ProcessHost;
 
 fn chmod(path: &std::path::Path, mode: u32) {
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();

@@ -21,9 +21,9 @@ use tokio::{
 use tokio_tungstenite::tungstenite::{self, client::IntoClientRequest};
 
 use crate::harness::{
-    ADMIN_TOKEN, Client, ProcessHost, ProcessLimits, SUBPROTOCOL, TRIGGER_TOKEN, TestHost,
-    Workspace, modhost_bin, raise_nofile,
+    ADMIN_TOKEN, Client, SUBPROTOCOL, TRIGGER_TOKEN, TestHost, Workspace, modhost_bin,
 };
+use crate::harness_process::{ProcessHost, ProcessLimits, raise_nofile};
 
 /// `[server] header_timeout_secs`'s default, which the process tests run on.
 const HEADER_TIMEOUT: Duration = Duration::from_secs(10);

@@ -12,7 +12,8 @@ use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use tokio_tungstenite::{MaybeTlsStream, tungstenite::Message};
 
-use crate::harness::{Client, ProcessHost, TestHost, WAIT, Workspace, write_atomic};
+use crate::harness::{Client, TestHost, WAIT, Workspace, write_atomic};
+use crate::harness_process::ProcessHost;
 
 async fn host(extra: &str) -> (Workspace, TestHost) {
     let mut ws = Workspace::new();
