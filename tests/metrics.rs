@@ -35,23 +35,11 @@ pub(crate) async fn scrape(url: &str, token: Option<&str>) -> (u16, Option<Scrap
 /// The sum over every series of `family`: counters (`<family>_total`) and
 /// gauges by value, histograms by their observation count (`+Inf`).
 pub(crate) fn total(scrape: &Scrape, family: &str) -> f64 {
-    let counter = format!("{family}_total");
-    scrape
-        .samples
-        .iter()
-        .filter(|s| s.metric == family || s.metric == counter)
-        .map(|s| match &s.value {
-            Sample::Counter(v) | Sample::Gauge(v) | Sample::Untyped(v) => *v,
-            Sample::Histogram(buckets) => buckets
-                .iter()
-                .find(|b| b.less_than.is_infinite())
-                .map_or(0.0, |b| b.count),
-            Sample::Summary(_) => 0.0,
-        })
-        .sum()
+    series(scrape, family, &[])
 }
 
-/// The value of the `family` series whose labels include `labels`.
+/// The sum of the `family` series whose labels include `labels` (every
+/// series for none), read as [`total`] says.
 pub(crate) fn series(scrape: &Scrape, family: &str, labels: &[(&str, &str)]) -> f64 {
     let counter = format!("{family}_total");
     scrape
